@@ -205,10 +205,12 @@ const BAD_ID: &str = "container or image ID not allowed: it must match \
 
 fn parse_target(target: &str) -> Result<Route, &'static str> {
     if target.len() > MAX_TARGET_LEN {
-        return Err("request target too long");
+        return Err("request target longer than 2048 bytes not allowed");
     }
     if !target.starts_with('/') {
-        return Err("only origin-form request targets (starting with '/') are allowed");
+        return Err(
+            "request target not allowed: only origin-form targets (starting with '/') are served",
+        );
     }
     if !target.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("request target contains characters that are not allowed");
@@ -320,7 +322,7 @@ fn percent_decode(s: &str) -> Result<Vec<u8>, &'static str> {
             let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
             match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
                 (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
-                _ => return Err("malformed percent-encoding"),
+                _ => return Err("malformed percent-encoding not allowed"),
             }
             i += 3;
         } else {
@@ -467,7 +469,12 @@ mod tests {
         ];
         for target in refused {
             match get(target) {
-                Decision::Refuse { status: 403, .. } => {}
+                Decision::Refuse {
+                    status: 403,
+                    message,
+                } => {
+                    assert!(message.contains("not allowed"), "{target:?}: {message}")
+                }
                 other => panic!("{target:?} gave {other:?}"),
             }
         }
