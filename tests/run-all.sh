@@ -30,7 +30,7 @@ for suite in tests/suites/*.sh; do
 done
 
 echo
-echo "test groups: $passed passed, ${#failed[@]} failed"
+echo "groups: $passed passed, ${#failed[@]} failed"
 if [ ${#failed[@]} -gt 0 ]; then
     printf 'failed: %s\n' "${failed[@]}"
     exit 1
