@@ -24,7 +24,13 @@ fn node(name: &str) -> cluster_insight::model::Node {
     .unwrap()
 }
 
-fn pod(ns: &str, name: &str, node: Option<&str>, labels: serde_json::Value, container_ids: &[&str]) -> cluster_insight::model::Pod {
+fn pod(
+    ns: &str,
+    name: &str,
+    node: Option<&str>,
+    labels: serde_json::Value,
+    container_ids: &[&str],
+) -> cluster_insight::model::Pod {
     let statuses: Vec<_> = container_ids
         .iter()
         .map(|id| json!({"name": "c", "containerID": format!("docker://{id}")}))
@@ -38,20 +44,38 @@ fn pod(ns: &str, name: &str, node: Option<&str>, labels: serde_json::Value, cont
     .unwrap()
 }
 
-fn service(ns: &str, name: &str, selector: Option<serde_json::Value>) -> cluster_insight::model::Selecting {
+fn service(
+    ns: &str,
+    name: &str,
+    selector: Option<serde_json::Value>,
+) -> cluster_insight::model::Selecting {
     let mut spec = json!({"ports": [{"port": 80}]});
     if let Some(s) = selector {
         spec["selector"] = s;
     }
-    parse_service(&raw(json!({"metadata": {"namespace": ns, "name": name}, "spec": spec}))).unwrap()
+    parse_service(&raw(
+        json!({"metadata": {"namespace": ns, "name": name}, "spec": spec}),
+    ))
+    .unwrap()
 }
 
-fn controller(ns: &str, name: &str, selector: serde_json::Value) -> cluster_insight::model::Selecting {
+fn controller(
+    ns: &str,
+    name: &str,
+    selector: serde_json::Value,
+) -> cluster_insight::model::Selecting {
     parse_controller(&raw(json!({"metadata": {"namespace": ns, "name": name},
-        "spec": {"replicas": 2, "selector": selector}}))).unwrap()
+        "spec": {"replicas": 2, "selector": selector}})))
+    .unwrap()
 }
 
-fn container(id: &str, name: &str, labels: serde_json::Value, image: &str, pids: &[&str]) -> ObservedContainer {
+fn container(
+    id: &str,
+    name: &str,
+    labels: serde_json::Value,
+    image: &str,
+    pids: &[&str],
+) -> ObservedContainer {
     let inspect = json!({"Id": id, "Name": format!("/{name}"), "Image": image,
         "State": {"Running": true, "StartedAt": "2026-11-24T12:00:00Z"},
         "Config": {"Image": "busybox:1.36", "Labels": labels, "Env": ["SECRET=s3cr3t"]}});
@@ -80,11 +104,18 @@ fn relations(graph: &Graph) -> BTreeSet<String> {
 }
 
 fn ids(graph: &Graph, kind: ResourceType) -> BTreeSet<String> {
-    graph.resources.iter().filter(|r| r.kind == kind).map(|r| r.id.clone()).collect()
+    graph
+        .resources
+        .iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| r.id.clone())
+        .collect()
 }
 
 fn options() -> BuildOptions {
-    BuildOptions { cluster_name: "test".into() }
+    BuildOptions {
+        cluster_name: "test".into(),
+    }
 }
 
 /// Every relation's two ends are resources, and no relation or resource is listed twice.
@@ -92,10 +123,22 @@ fn check_invariants(graph: &Graph) {
     let all: BTreeSet<&str> = graph.resources.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(all.len(), graph.resources.len(), "duplicate resource IDs");
     for r in &graph.relations {
-        assert!(all.contains(r.source.as_str()), "dangling source {}", r.source);
-        assert!(all.contains(r.target.as_str()), "dangling target {}", r.target);
+        assert!(
+            all.contains(r.source.as_str()),
+            "dangling source {}",
+            r.source
+        );
+        assert!(
+            all.contains(r.target.as_str()),
+            "dangling target {}",
+            r.target
+        );
     }
-    assert_eq!(relations(graph).len(), graph.relations.len(), "duplicate relations");
+    assert_eq!(
+        relations(graph).len(),
+        graph.relations.len(),
+        "duplicate relations"
+    );
 }
 
 /// A cluster with one of everything the rules distinguish.
@@ -106,14 +149,36 @@ fn cluster() -> Collected {
     let mut collected = Collected::default();
     collected.kube.nodes = vec![node("n1"), node("n2")];
     collected.kube.pods = vec![
-        pod("default", "web-1", Some("n1"), json!({"app": "web", "tier": "front"}), &[]),
-        pod("default", "web-2", Some("n2"), json!({"app": "web", "tier": "front"}), &[&b]),
+        pod(
+            "default",
+            "web-1",
+            Some("n1"),
+            json!({"app": "web", "tier": "front"}),
+            &[],
+        ),
+        pod(
+            "default",
+            "web-2",
+            Some("n2"),
+            json!({"app": "web", "tier": "front"}),
+            &[&b],
+        ),
         pod("other", "web-1", Some("n2"), json!({"app": "web"}), &[]),
-        pod("default", "pending", None, json!({"app": "web", "tier": "back"}), &[]),
+        pod(
+            "default",
+            "pending",
+            None,
+            json!({"app": "web", "tier": "back"}),
+            &[],
+        ),
         pod("default", "lonely", Some("gone-node"), json!({}), &[]),
     ];
     collected.kube.services = vec![
-        service("default", "web", Some(json!({"app": "web", "tier": "front"}))),
+        service(
+            "default",
+            "web",
+            Some(json!({"app": "web", "tier": "front"})),
+        ),
         service("default", "headless", None),
         service("default", "nothing", Some(json!({"app": "nope"}))),
         service("other", "web", Some(json!({"app": "web"}))),
@@ -124,8 +189,13 @@ fn cluster() -> Collected {
             node_name: "n1".into(),
             containers: vec![
                 // By the kubelet's labels.
-                container(&a, "k8s_app_web-1_default_uid-default-web-1_0",
-                    json!({"io.kubernetes.pod.uid": "uid-default-web-1", "io.kubernetes.container.name": "app"}), &img, &["1", "7"]),
+                container(
+                    &a,
+                    "k8s_app_web-1_default_uid-default-web-1_0",
+                    json!({"io.kubernetes.pod.uid": "uid-default-web-1", "io.kubernetes.container.name": "app"}),
+                    &img,
+                    &["1", "7"],
+                ),
                 // Standalone: no pod.
                 container(&d, "registry", json!({}), &missing_img, &[]),
             ],
@@ -137,9 +207,21 @@ fn cluster() -> Collected {
                 // By the pod's containerStatuses only.
                 container(&b, "some-name", json!({}), &img, &["1"]),
                 // By the kubelet name only (namespace `other`).
-                container(&c, "k8s_side.abc123_web-1_other_uid-zzz_2", json!({}), &img, &[]),
+                container(
+                    &c,
+                    "k8s_side.abc123_web-1_other_uid-zzz_2",
+                    json!({}),
+                    &img,
+                    &[],
+                ),
                 // 2015 kubelet name form.
-                container(&e, "k8s_side.1234_web-1.other.api_uid-old_5d3f", json!({}), &img, &[]),
+                container(
+                    &e,
+                    "k8s_side.1234_web-1.other.api_uid-old_5d3f",
+                    json!({}),
+                    &img,
+                    &[],
+                ),
             ],
             images: vec![image(&img, "busybox:1.36")],
         },
@@ -188,12 +270,18 @@ fn every_relation_rule() {
     let got = relations(&graph);
     let missing: Vec<_> = expected.difference(&got).collect();
     let extra: Vec<_> = got.difference(&expected).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:#?}\nextra {extra:#?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:#?}\nextra {extra:#?}"
+    );
 
     // Every pod is a resource, scheduled or not, and pods of a node that is gone too.
     assert_eq!(ids(&graph, ResourceType::Pod).len(), 5);
     // One image across both nodes; the image that was not found is not a resource.
-    assert_eq!(ids(&graph, ResourceType::Image), [format!("Image:{img}")].into_iter().collect());
+    assert_eq!(
+        ids(&graph, ResourceType::Image),
+        [format!("Image:{img}")].into_iter().collect()
+    );
     assert_eq!(graph.count(ResourceType::Cluster), 1);
     assert_eq!(graph.count(ResourceType::Container), 5);
     assert_eq!(graph.count(ResourceType::Process), 3);
@@ -203,16 +291,34 @@ fn every_relation_rule() {
 fn labels_follow_the_spec() {
     let (graph, _) = build(&cluster(), &options(), 1_000, &History::default());
     let label = |id: &str| {
-        graph.resources.iter().find(|r| r.id == id).map(|r| r.label.clone()).unwrap_or_default()
+        graph
+            .resources
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.label.clone())
+            .unwrap_or_default()
     };
     assert_eq!(label("Node:n1"), "n1.local");
     assert_eq!(label("Pod:other/web-1"), "web-1");
-    assert_eq!(label(&format!("Container:{}", hex('a'))), "app/aaaaaaaaaaaa");
-    assert_eq!(label(&format!("Container:{}", hex('c'))), "side/cccccccccccc");
-    assert_eq!(label(&format!("Container:{}", hex('d'))), "registry/dddddddddddd");
+    assert_eq!(
+        label(&format!("Container:{}", hex('a'))),
+        "app/aaaaaaaaaaaa"
+    );
+    assert_eq!(
+        label(&format!("Container:{}", hex('c'))),
+        "side/cccccccccccc"
+    );
+    assert_eq!(
+        label(&format!("Container:{}", hex('d'))),
+        "registry/dddddddddddd"
+    );
     assert_eq!(label(&format!("Image:sha256:{}", hex('1'))), "111111111111");
     assert_eq!(label("Process:aaaaaaaaaaaa/7"), "7");
-    let image = graph.resources.iter().find(|r| r.kind == ResourceType::Image).unwrap();
+    let image = graph
+        .resources
+        .iter()
+        .find(|r| r.kind == ResourceType::Image)
+        .unwrap();
     assert_eq!(image.alternate_label.as_deref(), Some("busybox:1.36"));
     // Resources come grouped by type, in the SPEC's order.
     let kinds: Vec<ResourceType> = graph.resources.iter().map(|r| r.kind).collect();
@@ -229,7 +335,11 @@ fn properties_are_the_observed_objects_with_env_redacted() {
         assert!(value.is_object(), "{}", r.id);
         assert!(!r.properties.contains("s3cr3t"), "{}", r.id);
     }
-    let web = graph.resources.iter().find(|r| r.id == "Pod:default/web-2").unwrap();
+    let web = graph
+        .resources
+        .iter()
+        .find(|r| r.id == "Pod:default/web-2")
+        .unwrap();
     let value: serde_json::Value = serde_json::from_str(&web.properties).unwrap();
     assert_eq!(value["metadata"]["labels"]["tier"], "front");
 }
@@ -245,13 +355,32 @@ fn timestamps_stay_while_nothing_changes() {
     second.kube.nodes[0] = parse_node(&raw(json!({"kind": "Node", "metadata": {"name": "n1", "uid": "uid-n1", "resourceVersion": "99"},
         "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": "n1.local"}]}}))).unwrap();
     // And a pod really changed: a new label.
-    second.kube.pods[2] = pod("other", "web-1", Some("n2"), json!({"app": "web", "new": "yes"}), &[]);
+    second.kube.pods[2] = pod(
+        "other",
+        "web-1",
+        Some("n2"),
+        json!({"app": "web", "new": "yes"}),
+        &[],
+    );
     let (g2, h2) = build(&second, &options(), 2_000, &h1);
-    let ts = |g: &Graph, id: &str| g.resources.iter().find(|r| r.id == id).unwrap().timestamp_ms;
-    assert_eq!(ts(&g2, "Node:n1"), 1_000, "resourceVersion alone is no change");
+    let ts = |g: &Graph, id: &str| {
+        g.resources
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap()
+            .timestamp_ms
+    };
+    assert_eq!(
+        ts(&g2, "Node:n1"),
+        1_000,
+        "resourceVersion alone is no change"
+    );
     assert_eq!(ts(&g2, "Pod:other/web-1"), 2_000);
     assert_eq!(ts(&g2, "Pod:default/web-2"), 1_000);
-    assert!(g2.relations.iter().all(|r| r.timestamp_ms == 1_000), "relations kept their time");
+    assert!(
+        g2.relations.iter().all(|r| r.timestamp_ms == 1_000),
+        "relations kept their time"
+    );
 
     // A relation that disappears and comes back is new again.
     let mut third = cluster();
@@ -271,7 +400,9 @@ fn duplicates_and_empty_inputs() {
     let mut c = cluster();
     let dup = c.docker[0].containers[0].clone();
     c.docker[1].containers.push(dup);
-    c.kube.pods.push(pod("default", "web-1", Some("n1"), json!({}), &[]));
+    c.kube
+        .pods
+        .push(pod("default", "web-1", Some("n1"), json!({}), &[]));
     let (graph, _) = build(&c, &options(), 1, &History::default());
     check_invariants(&graph);
     assert_eq!(graph.count(ResourceType::Container), 5);
@@ -287,7 +418,10 @@ fn selectors_matching_nothing_or_absent_select_nothing() {
     let (graph, _) = build(&cluster(), &options(), 1, &History::default());
     for svc in ["Service:default/headless", "Service:default/nothing"] {
         assert!(
-            !graph.relations.iter().any(|r| r.source == svc && r.kind.as_str() == "loadBalances"),
+            !graph
+                .relations
+                .iter()
+                .any(|r| r.source == svc && r.kind.as_str() == "loadBalances"),
             "{svc}"
         );
     }
@@ -296,9 +430,18 @@ fn selectors_matching_nothing_or_absent_select_nothing() {
 #[test]
 fn kubelet_names() {
     for (name, expect) in [
-        ("k8s_app_web-1_default_0123_0", Some(("app", "web-1", "default", "0123"))),
-        ("/k8s_POD.d8dbe16c_web-1_default_0123_1", Some(("POD", "web-1", "default", "0123"))),
-        ("k8s_redis.2bf1_redis-master.default.api_a1b2_7c3e", Some(("redis", "redis-master", "default", "a1b2"))),
+        (
+            "k8s_app_web-1_default_0123_0",
+            Some(("app", "web-1", "default", "0123")),
+        ),
+        (
+            "/k8s_POD.d8dbe16c_web-1_default_0123_1",
+            Some(("POD", "web-1", "default", "0123")),
+        ),
+        (
+            "k8s_redis.2bf1_redis-master.default.api_a1b2_7c3e",
+            Some(("redis", "redis-master", "default", "a1b2")),
+        ),
         ("k8s_app_web-1", None),
         ("nginx", None),
         ("k8s_app__default_0123_0", None),

@@ -20,25 +20,71 @@ impl Pki {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let run = |args: &[&str]| {
-            let out = Command::new("openssl").args(args).current_dir(&dir).output().expect("openssl runs");
-            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         };
         for ca in ["ca", "other-ca"] {
             run(&[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN={ca}"),
-                "-keyout", &format!("{ca}.key"), "-out", &format!("{ca}.crt"),
-                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.crt"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ]);
         }
-        run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=apiserver", "-keyout", "server.key", "-out", "server.csr"]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=apiserver",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
         std::fs::write(
             dir.join("server.ext"),
             "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();
         run(&[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-out", "server.crt", "-extfile", "server.ext",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.crt",
+            "-extfile",
+            "server.ext",
         ]);
         std::fs::write(dir.join("token"), "s3cret-token\n").unwrap();
         std::fs::write(dir.join("wrong-token"), "not-the-token\n").unwrap();
@@ -75,7 +121,9 @@ impl ApiServer {
             .spawn()
             .expect("python3 runs");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let port = line.trim().parse().expect("the server prints its port");
         ApiServer { child, port }
     }
@@ -124,7 +172,10 @@ fn https_refuses_a_server_it_cannot_verify() {
     config.ca_file = Some(pki.path("other-ca.crt"));
     let err = list_pods(&config).unwrap_err();
     assert!(matches!(err, KubeError::Transport(_)), "{err}");
-    assert!(!err.to_string().contains("s3cret"), "the token never shows: {err}");
+    assert!(
+        !err.to_string().contains("s3cret"),
+        "the token never shows: {err}"
+    );
 
     // Unless verification is switched off.
     config.ca_file = None;
@@ -140,11 +191,16 @@ fn a_wrong_token_reads_the_status_object() {
     config.ca_file = Some(pki.path("ca.crt"));
     config.token_file = Some(pki.path("wrong-token"));
     match list_pods(&config) {
-        Err(KubeError::Status { code: 401, reason, .. }) => assert_eq!(reason, "Unauthorized"),
+        Err(KubeError::Status {
+            code: 401, reason, ..
+        }) => assert_eq!(reason, "Unauthorized"),
         other => panic!("expected a 401 Status, got {other:?}"),
     }
     config.token_file = None;
-    assert!(matches!(list_pods(&config), Err(KubeError::Status { code: 401, .. })));
+    assert!(matches!(
+        list_pods(&config),
+        Err(KubeError::Status { code: 401, .. })
+    ));
 }
 
 #[test]
