@@ -431,7 +431,7 @@ vm_path() {
         say "$what the Cluster Insight master on $mname"
         remote_install master "$mname" "$mzone" || true
     fi
-    for i in "${nodes[@]}"; do
+    for i in ${nodes[@]+"${nodes[@]}"}; do
         say "$what the Cluster Insight minion on ${names[i]}"
         remote_install minion "${names[i]}" "${zones[i]}" || true
     done
@@ -553,7 +553,8 @@ gke_path() {
         note "warning: not every node runs a ready minion yet; nodes without /var/run/docker.sock cannot (see kubectl -n $NAMESPACE describe daemonset cluster-insight-minion)"
     fi
 
-    local attempt=1 path="/api/v1/namespaces/$NAMESPACE/services/cluster-insight:$MASTER_PORT/proxy/healthz"
+    # The Service port is named in controller.json; the API server proxies to it by that name.
+    local attempt=1 path="/api/v1/namespaces/$NAMESPACE/services/cluster-insight:http/proxy/healthz"
     while :; do
         say "Checking the master: kubectl get --raw $path (attempt $attempt of $healthz_attempts)"
         if "${kc[@]}" get --raw "$path"; then

@@ -91,7 +91,7 @@ setup() {
         export STUB_LOG=$run/log STUB_STATE=$run/state STUB_FIXTURES=$fixtures/$fixture
         export STUB_FAIL=${STUB_FAIL:-} STUB_INSTALL_FAIL=${STUB_INSTALL_FAIL:-} STUB_INSTALL_MUTE=${STUB_INSTALL_MUTE:-}
         export STUB_HEALTHZ_FAILURES=${STUB_HEALTHZ_FAILURES:-0} STUB_MINIONS_READY=${STUB_MINIONS_READY:-2/2}
-        export PATH=${SETUP_PATH:-$stubs:$minbin} TMPDIR=$run
+        export PATH=${SETUP_PATH:-$stubs:$minbin} TMPDIR=${SETUP_TMPDIR:-$run}
         exec bash "$script" "$@"
     ) >"$run/out" 2>&1 </dev/null
     rc=$?
@@ -104,6 +104,7 @@ out_has() { grep -qF -- "$1" "$run/out"; }
 out_has_re() { grep -qE -- "$1" "$run/out"; }
 out_lacks_re() { ! grep -qE -- "$1" "$run/out"; }
 out_count_re() { [[ $(grep -cE -- "$2" "$run/out") == "$1" ]]; }
+fails_with_prefix() { [[ $rc == "$1" && $(tail -n 1 "$run/out") == "$2"* ]]; }
 ends_with() { [[ $rc == "$1" && $(tail -n 1 "$run/out") == "$2" ]]; }
 log_has_re() { grep -qE -- "$1" "$run/log"; }
 log_lacks_re() { ! grep -qE -- "$1" "$run/log"; }
@@ -289,6 +290,11 @@ STUB_FAIL="instances list" setup vm-cluster demo-project-123
 check "instance listing fails: SCRIPT FAILED, exit status 1" \
     ends_with 1 "SCRIPT FAILED: could not list the VM instances of project demo-project-123 (see the gcloud error above)"
 
+new_run
+SETUP_TMPDIR=$run/no-such-dir setup vm-cluster demo-project-123
+check "an unforeseen error (no temporary directory) still ends with SCRIPT FAILED, exit status 1" \
+    fails_with_prefix 1 "SCRIPT FAILED: unexpected error (exit status 1) at line "
+
 say "# choosing among clusters"
 new_run
 setup two-clusters demo-project-123 ${installer_args[@]+"${installer_args[@]}"}
@@ -369,7 +375,7 @@ check "GKE: controller.json applied with kubectl apply -f, through the private k
 check "GKE: what was applied is controller.json itself" cmp -s "$run/state/applied-1.json" "$root/controller.json"
 check "GKE: waits for the master deployment" log_has "-n cluster-insight rollout status deployment/cluster-insight-master"
 check "GKE: asks the master's /healthz through the API server" \
-    log_has "get --raw /api/v1/namespaces/cluster-insight/services/cluster-insight:5555/proxy/healthz"
+    log_has "get --raw /api/v1/namespaces/cluster-insight/services/cluster-insight:http/proxy/healthz"
 check "GKE: no ssh and no firewall rule" log_lacks_re "compute ssh|firewall-rules"
 
 new_run
@@ -390,7 +396,7 @@ check "GKE: kubectl apply fails: SCRIPT FAILED, exit status 1" \
 new_run
 STUB_HEALTHZ_FAILURES=all setup gke demo-project-123 --healthz-attempts 1
 check "GKE: master never healthy: SCRIPT FAILED" \
-    last_line_is "SCRIPT FAILED: the master did not answer on /api/v1/namespaces/cluster-insight/services/cluster-insight:5555/proxy/healthz after 1 attempt(s)"
+    last_line_is "SCRIPT FAILED: the master did not answer on /api/v1/namespaces/cluster-insight/services/cluster-insight:http/proxy/healthz after 1 attempt(s)"
 
 new_run
 STUB_FAIL="get-credentials" setup gke demo-project-123
