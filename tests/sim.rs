@@ -763,7 +763,20 @@ fn kubectl_reads_the_simulated_cluster() {
             "{ns}/{name} missing from:\n{pods}"
         );
     }
+    // The API server prints tables for kubectl: the usual columns and values.
+    let header = pods.lines().next().unwrap_or("");
+    for column in ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"] {
+        assert!(header.contains(column), "{column} missing from:\n{pods}");
+    }
+    assert!(
+        pods.contains("Running") && pods.contains("Pending"),
+        "{pods}"
+    );
     let nodes = run(&["get", "nodes"]);
+    assert!(
+        nodes.contains("Ready") && nodes.contains("control-plane"),
+        "{nodes}"
+    );
     for name in sim.node_names() {
         assert!(nodes.contains(&name), "{name} missing from:\n{nodes}");
     }
@@ -771,7 +784,15 @@ fn kubectl_reads_the_simulated_cluster() {
     let one = run(&["get", "pod", "-n", &ns, &name, "-o", "json"]);
     let one: Value = serde_json::from_str(&one).expect("JSON from kubectl");
     assert_eq!(one["metadata"]["name"], name.as_str());
-    let services = run(&["get", "services", "-A"]);
-    assert!(services.contains("orphaned"));
+    let services = run(&["get", "services", "-A", "-o", "wide"]);
+    assert!(
+        services.contains("orphaned") && services.contains("app=no-such-app"),
+        "{services}"
+    );
+    let controllers = run(&["get", "rc", "-A"]);
+    assert!(
+        controllers.contains("DESIRED") && controllers.contains("frontend"),
+        "{controllers}"
+    );
     let _ = std::fs::remove_dir_all(&home);
 }

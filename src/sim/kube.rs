@@ -718,6 +718,13 @@ fn list(
             json!({}),
         );
     }
+    for selector in ["labelSelector", "fieldSelector"] {
+        if req.param(selector).is_some_and(|v| !v.is_empty()) {
+            return bad_request(&format!(
+                "{selector} is not supported by the cluster simulator"
+            ));
+        }
+    }
     let limit = match req.param("limit") {
         None | Some("") => 0usize,
         Some(text) => match text.parse::<i64>() {
@@ -749,6 +756,22 @@ fn list(
         (start + limit).min(scoped.len())
     };
     let page = &scoped[start..end];
+    if super::table::wants_table(req.header("accept")) {
+        let mut metadata = json!({ "resourceVersion": rv.to_string() });
+        if end < scoped.len() {
+            if let Some(last) = page.last() {
+                metadata["continue"] = json!(encode_continue(rv, last));
+                metadata["remainingItemCount"] = json!(scoped.len() - end);
+            }
+        }
+        let table = super::table::table(
+            kind,
+            page.iter().map(|o| o.json.as_str()),
+            metadata,
+            state.cluster.now,
+        );
+        return Response::json(200, table.to_string());
+    }
     let mut metadata = format!("{{\"resourceVersion\":\"{rv}\"");
     if end < scoped.len() {
         if let Some(last) = page.last() {
@@ -776,9 +799,25 @@ fn list(
     Response::json(200, body)
 }
 
-fn get(state: &super::server::State, kind: Kind, namespace: &str, name: &str) -> Response {
+fn get(
+    state: &super::server::State,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    req: &Request,
+) -> Response {
     let list = &state.kube.lists[kind.index()];
     match list.binary_search_by(|o| o.key().cmp(&(namespace, name))) {
+        Ok(i) if super::table::wants_table(req.header("accept")) => {
+            let metadata = json!({ "resourceVersion": state.cluster.rv.to_string() });
+            let table = super::table::table(
+                kind,
+                std::iter::once(list[i].json.as_str()),
+                metadata,
+                state.cluster.now,
+            );
+            Response::json(200, table.to_string())
+        }
         Ok(i) => {
             let json = &list[i].json;
             let body = format!(
@@ -867,9 +906,9 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
             Some(kind) => list(&state, kind, None, req),
             None => not_found_path(),
         },
-        ["api", "v1", "namespaces", ns] => get(&state, Kind::Namespace, "", ns),
+        ["api", "v1", "namespaces", ns] => get(&state, Kind::Namespace, "", ns, req),
         ["api", "v1", plural, name] => match Kind::from_plural(plural) {
-            Some(kind) if !kind.namespaced() => get(&state, kind, "", name),
+            Some(kind) if !kind.namespaced() => get(&state, kind, "", name, req),
             _ => not_found_path(),
         },
         ["api", "v1", "namespaces", ns, plural] => match Kind::from_plural(plural) {
@@ -877,7 +916,7 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
             _ => not_found_path(),
         },
         ["api", "v1", "namespaces", ns, plural, name] => match Kind::from_plural(plural) {
-            Some(kind) if kind.namespaced() => get(&state, kind, ns, name),
+            Some(kind) if kind.namespaced() => get(&state, kind, ns, name, req),
             _ => not_found_path(),
         },
         _ => not_found_path(),

@@ -21,6 +21,7 @@ mod docker;
 mod kube;
 mod model;
 mod server;
+mod table;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -533,6 +534,17 @@ impl Simulator {
     /// Stops every listener and connection thread.
     pub fn shutdown(mut self) {
         self.stop();
+    }
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("kube_url", &self.kube_url())
+            .field("docker_port", &self.docker_port)
+            .field("nodes", &self.spec.nodes)
+            .field("pods", &self.spec.total_pods())
+            .finish()
     }
 }
 

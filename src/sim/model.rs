@@ -280,7 +280,8 @@ fn pod_suffix(index: usize, seed: u64) -> String {
     let n = ALPHABET.len() as u64; // 33
     let space = n.pow(5);
     // 16,777,619 is prime and not a factor of 33^5, so this is a bijection on 0..33^5.
-    let mut x = ((index as u64 % space) * 16_777_619 + seed % space) % space;
+    let offset = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) % space;
+    let mut x = ((index as u64 % space) * 16_777_619 + offset) % space;
     let mut out = [0u8; 5];
     for slot in out.iter_mut() {
         *slot = ALPHABET[(x % n) as usize];
