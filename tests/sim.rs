@@ -675,11 +675,27 @@ fn mutations_show_in_both_apis_and_in_expected() {
     let (pods, _) = list_all(&sim, "/api/v1/pods", 3);
     assert_eq!(pods.len(), sim.expected().resources["Pod"]);
 
+    let id = sim.container_ids(0)[1].clone();
+    let before = get(node0, &format!("/containers/{id}/json")).json()["ExecIDs"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(sim.add_exec_ids(0, 1, 50), Some(before + 50));
+    let after = get(node0, &format!("/containers/{id}/json")).json();
+    assert_eq!(after["ExecIDs"].as_array().unwrap().len(), before + 50);
+
+    // A heartbeat changes the nodes' heartbeat times and resource versions, nothing else.
+    let top_before = get(node0, &format!("/containers/{id}/top?ps_args=aux")).body;
+    let pods_before = get(kube, "/api/v1/pods").json()["items"].clone();
     let rv_before =
         get(kube, "/api/v1/nodes").json()["items"][0]["metadata"]["resourceVersion"].clone();
     sim.heartbeat();
     let node = &get(kube, "/api/v1/nodes").json()["items"][0];
     assert_ne!(node["metadata"]["resourceVersion"], rv_before);
+    assert_eq!(
+        get(node0, &format!("/containers/{id}/top?ps_args=aux")).body,
+        top_before
+    );
+    assert_eq!(get(kube, "/api/v1/pods").json()["items"], pods_before);
 }
 
 #[test]
@@ -795,4 +811,24 @@ fn kubectl_reads_the_simulated_cluster() {
         "{controllers}"
     );
     let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn handles_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Simulator>();
+    send_sync::<cluster_insight::sim::Faults>();
+    let sim = Simulator::start(SimSpec {
+        nodes: 1,
+        ..SimSpec::default()
+    })
+    .expect("start");
+    let faults = sim.faults();
+    let url = std::thread::spawn(move || {
+        faults.set_node(0, Fault::Status(503));
+        sim.kube_url()
+    })
+    .join()
+    .unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"));
 }

@@ -502,6 +502,18 @@ impl Simulator {
         true
     }
 
+    /// Runs `count` more exec probes in container `index` of node `node`: its inspect's
+    /// `ExecIDs` grows by `count` entries (as it does without bound on real nodes). Returns
+    /// the new length, or `None` if there is no such container.
+    pub fn add_exec_ids(&mut self, node: usize, index: usize, count: usize) -> Option<usize> {
+        let mut guard = self.shared.state.write();
+        let cluster = &mut guard.cluster;
+        let ids: Vec<String> = (0..count).map(|_| cluster.rng.hex(64)).collect();
+        let c = cluster.nodes.get_mut(node)?.containers.get_mut(index)?;
+        c.exec_ids.extend(ids);
+        Some(c.exec_ids.len())
+    }
+
     /// Advances every node's condition heartbeat (and so its `resourceVersion`) and nothing
     /// else, as the kubelets do every few seconds.
     pub fn heartbeat(&mut self) {

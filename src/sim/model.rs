@@ -488,7 +488,8 @@ impl Cluster {
                         }
                         Matching::StatusId => format!("{}-{}-{}", pod.name, pc.name, rng.hex(6)),
                     };
-                    let exec_ids = (0..rng.below(4)).map(|_| rng.hex(64)).collect();
+                    // Exec probes leave exec IDs behind; standalone and pause containers have none (null).
+                    let exec_ids = (0..1 + rng.below(3)).map(|_| rng.hex(64)).collect();
                     let container = Container {
                         id: pc.id.clone(),
                         name,
