@@ -118,11 +118,7 @@ fn snapshot_body(
         )
         .with_header("Content-Encoding", "gzip")
     } else {
-        Response::new(
-            200,
-            rendered.content_type,
-            Body::Shared(Arc::clone(&rendered.body)),
-        )
+        Response::new(200, rendered.content_type, rendered.body.clone())
     };
     with_common(response)
         .with_header("ETag", &etag)
@@ -327,9 +323,7 @@ mod tests {
         assert_eq!(handle(&s, &Request::get("/healthz")).status, 200);
         assert_eq!(handle(&s, &Request::get("/status")).status, 200);
         let home = handle(&s, &Request::get("/"));
-        assert!(
-            String::from_utf8_lossy(home.body.as_bytes()).contains("Cluster Insight: &lt;c&gt;")
-        );
+        assert!(String::from_utf8_lossy(&home.body.to_vec()).contains("Cluster Insight: &lt;c&gt;"));
     }
 
     #[test]
@@ -337,7 +331,7 @@ mod tests {
         let s = state();
         let r = handle(&s, &Request::get("/cluster/resources/widgets"));
         assert_eq!(r.status, 404);
-        assert!(String::from_utf8_lossy(r.body.as_bytes()).contains("rcontrollers"));
+        assert!(String::from_utf8_lossy(&r.body.to_vec()).contains("rcontrollers"));
         let mut post = Request::get("/cluster");
         post.method = Method::Other("POST".into());
         let r = handle(&s, &post);

@@ -36,6 +36,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// `ANSWER_DEADLINE`.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
+/// How long a worker waits for a client to take more of an answer before leaving the rest
+/// to the I/O thread.
+const WORKER_WRITE_PATIENCE: Duration = Duration::from_millis(200);
 /// Open connections beyond this get a 503 and are closed at once.
 pub const MAX_CONNECTIONS: usize = 4096;
 
@@ -104,28 +107,176 @@ impl Request {
     }
 }
 
-/// A response body. Snapshot bodies are shared, so that answering a request costs one
+/// A response body. Snapshot bodies are shared, so that answering a request costs a
 /// reference count and the copy into the socket, never a serialization.
 #[derive(Debug, Clone)]
 pub enum Body {
     Empty,
     Owned(Vec<u8>),
     Shared(Arc<[u8]>),
+    /// Pieces of shared buffers, written back to back (see [`Composed`]).
+    Composed(Arc<Composed>),
 }
 
 impl Body {
-    pub fn as_bytes(&self) -> &[u8] {
+    pub fn len(&self) -> usize {
         match self {
-            Body::Empty => &[],
-            Body::Owned(bytes) => bytes,
-            Body::Shared(bytes) => bytes,
+            Body::Empty => 0,
+            Body::Owned(bytes) => bytes.len(),
+            Body::Shared(bytes) => bytes.len(),
+            Body::Composed(c) => c.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole body in one buffer (a copy for composed bodies; for tests and small bodies).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        self.for_each_piece(|piece| out.extend_from_slice(piece));
+        out
+    }
+
+    /// Calls `f` with each piece of the body in order.
+    pub fn for_each_piece(&self, mut f: impl FnMut(&[u8])) {
+        match self {
+            Body::Empty => {}
+            Body::Owned(bytes) => f(bytes),
+            Body::Shared(bytes) => f(bytes),
+            Body::Composed(c) => c.pieces.iter().for_each(|p| f(p.bytes())),
+        }
+    }
+
+    /// The pieces from byte `offset` on, at most `max` of them, into `out`. `hint` remembers
+    /// where the previous call ended, so that writing a body in order costs no search.
+    fn pieces_from<'a>(
+        &'a self,
+        offset: usize,
+        hint: &mut usize,
+        max: usize,
+        out: &mut Vec<&'a [u8]>,
+    ) {
+        match self {
+            Body::Empty => {}
+            Body::Owned(bytes) => out.extend(bytes.get(offset..).filter(|b| !b.is_empty())),
+            Body::Shared(bytes) => out.extend(bytes.get(offset..).filter(|b| !b.is_empty())),
+            Body::Composed(c) => c.pieces_from(offset, hint, max, out),
         }
     }
 }
 
-impl AsRef<[u8]> for Body {
-    fn as_ref(&self) -> &[u8] {
-        self.as_bytes()
+/// A body made of ranges of shared buffers: the snapshot's resources keep their observed
+/// JSON text once, and every endpoint that shows them refers to that text instead of
+/// holding a copy of its own.
+#[derive(Debug, Default)]
+pub struct Composed {
+    pieces: Vec<Piece>,
+    /// `starts[i]`: the body offset where piece `i` begins.
+    starts: Vec<usize>,
+    len: usize,
+}
+
+/// Part of a shared buffer.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    owner: Owner,
+    start: usize,
+    end: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Owner {
+    Bytes(Arc<[u8]>),
+    Text(Arc<str>),
+}
+
+impl Piece {
+    /// `range` of `bytes`; clamped to the buffer.
+    pub fn bytes_range(bytes: &Arc<[u8]>, range: std::ops::Range<usize>) -> Piece {
+        let end = range.end.min(bytes.len());
+        Piece {
+            owner: Owner::Bytes(Arc::clone(bytes)),
+            start: range.start.min(end),
+            end,
+        }
+    }
+
+    /// All of `text`.
+    pub fn text(text: &Arc<str>) -> Piece {
+        Piece {
+            owner: Owner::Text(Arc::clone(text)),
+            start: 0,
+            end: text.len(),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        let all = match &self.owner {
+            Owner::Bytes(b) => &b[..],
+            Owner::Text(t) => t.as_bytes(),
+        };
+        &all[self.start..self.end]
+    }
+
+    fn same_buffer_follows(&self, next: &Piece) -> bool {
+        match (&self.owner, &next.owner) {
+            (Owner::Bytes(a), Owner::Bytes(b)) => Arc::ptr_eq(a, b) && self.end == next.start,
+            _ => false,
+        }
+    }
+}
+
+impl Composed {
+    /// Appends a piece, merging it with the last one when it continues the same buffer.
+    pub fn push(&mut self, piece: Piece) {
+        if piece.start == piece.end {
+            return;
+        }
+        self.len += piece.end - piece.start;
+        if let Some(last) = self.pieces.last_mut() {
+            if last.same_buffer_follows(&piece) {
+                last.end = piece.end;
+                return;
+            }
+        }
+        self.starts.push(self.len - (piece.end - piece.start));
+        self.pieces.push(piece);
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn pieces_from<'a>(
+        &'a self,
+        offset: usize,
+        hint: &mut usize,
+        max: usize,
+        out: &mut Vec<&'a [u8]>,
+    ) {
+        if offset >= self.len {
+            return;
+        }
+        // Sequential writing: the piece is the hinted one or a later one, most often.
+        let mut i = *hint;
+        if i >= self.pieces.len() || self.starts[i] > offset {
+            i = self.starts.partition_point(|&s| s <= offset) - 1;
+        }
+        while i + 1 < self.pieces.len() && self.starts[i + 1] <= offset {
+            i += 1;
+        }
+        *hint = i;
+        let first = &self.pieces[i].bytes()[offset - self.starts[i]..];
+        out.push(first);
+        for piece in self.pieces[i + 1..].iter().take(max.saturating_sub(1)) {
+            out.push(piece.bytes());
+        }
     }
 }
 
@@ -288,27 +439,38 @@ struct Outgoing {
     body: Body,
     /// Bytes of head and body written so far.
     written: usize,
+    /// Where in the body's pieces the last write ended.
+    piece_hint: usize,
     keep_alive: bool,
     started: Instant,
     last_progress: Instant,
 }
 
+/// Pieces handed to one vectored write.
+const IOVECS_PER_WRITE: usize = 64;
+
 impl Outgoing {
     fn total(&self) -> usize {
-        self.head.len() + self.body.as_bytes().len()
+        self.head.len() + self.body.len()
     }
 
     /// Writes until done or the socket is full. `Ok(true)`: all written.
     fn write_some(&mut self) -> io::Result<bool> {
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(IOVECS_PER_WRITE);
         while self.written < self.total() {
-            let piece = if self.written < self.head.len() {
-                &self.head[self.written..]
+            slices.clear();
+            let body_offset = if self.written < self.head.len() {
+                slices.push(&self.head[self.written..]);
+                0
             } else {
-                let body = self.body.as_bytes();
-                let from = self.written - self.head.len();
-                &body[from..body.len().min(from + (1 << 20))]
+                self.written - self.head.len()
             };
-            match self.conn.stream.write(piece) {
+            let room = IOVECS_PER_WRITE - slices.len();
+            self.body
+                .pieces_from(body_offset, &mut self.piece_hint, room, &mut slices);
+            let io_slices: Vec<io::IoSlice<'_>> =
+                slices.iter().map(|s| io::IoSlice::new(s)).collect();
+            match self.conn.stream.write_vectored(&io_slices) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.written += n;
@@ -686,9 +848,24 @@ fn worker(work: &Receiver<(Conn, Request)>, events: &Sender<Event>, handler: &Ha
         };
         let head_only = request.method == Method::Head;
         let mut out = outgoing(conn, &response, head_only, keep_alive, http10);
-        // Most answers fit into the socket at once; the rest are finished by the I/O
-        // thread, so a client that reads slowly never holds a worker.
-        match out.write_some() {
+        // Write at full speed while the client keeps reading (a blocking write wakes as soon
+        // as the socket drains); a client that stalls for WORKER_WRITE_PATIENCE is handed
+        // to the I/O thread, so a client that reads slowly never holds a worker for long.
+        let blocking = out.conn.stream.set_nonblocking(false).is_ok()
+            && out
+                .conn
+                .stream
+                .set_write_timeout(Some(WORKER_WRITE_PATIENCE))
+                .is_ok();
+        let written = if blocking {
+            out.write_some()
+        } else {
+            Err(io::Error::other("cannot switch the socket to blocking"))
+        };
+        if out.conn.stream.set_nonblocking(true).is_err() {
+            continue;
+        }
+        match written {
             Ok(true) => {
                 if let Some(conn) = out.finish() {
                     let _ = events.send(Event::Conn(conn));
@@ -731,10 +908,7 @@ fn outgoing(
         head.push_str("\r\n");
     }
     if response.status != 304 && response.status != 204 {
-        head.push_str(&format!(
-            "Content-Length: {}\r\n",
-            response.body.as_bytes().len()
-        ));
+        head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
     }
     head.push_str(if keep_alive {
         "Connection: keep-alive\r\n\r\n"
@@ -751,6 +925,7 @@ fn outgoing(
             response.body.clone()
         },
         written: 0,
+        piece_hint: 0,
         keep_alive,
         started: now,
         last_progress: now,
@@ -809,6 +984,38 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    #[test]
+    fn composed_bodies_read_back_from_any_offset() {
+        let glue: Arc<[u8]> = b"0123456789".to_vec().into();
+        let text: Arc<str> = Arc::from("abcdef");
+        let mut c = Composed::default();
+        c.push(Piece::bytes_range(&glue, 0..3));
+        c.push(Piece::bytes_range(&glue, 3..5)); // merges with the previous piece
+        c.push(Piece::text(&text));
+        c.push(Piece::bytes_range(&glue, 7..7)); // empty: dropped
+        c.push(Piece::bytes_range(&glue, 7..10));
+        assert_eq!(c.pieces.len(), 3);
+        let body = Body::Composed(Arc::new(c));
+        let all = body.to_vec();
+        assert_eq!(all, b"01234abcdef789");
+        assert_eq!(body.len(), all.len());
+        for offset in 0..=all.len() {
+            for start_hint in [0, 1, 2, 7] {
+                let mut hint = start_hint;
+                let mut out = Vec::new();
+                body.pieces_from(offset, &mut hint, 64, &mut out);
+                assert_eq!(
+                    out.concat(),
+                    &all[offset..],
+                    "offset {offset} hint {start_hint}"
+                );
+                let mut limited = Vec::new();
+                body.pieces_from(offset, &mut hint, 1, &mut limited);
+                assert!(limited.len() <= 1);
+            }
         }
     }
 

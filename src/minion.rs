@@ -521,7 +521,7 @@ mod tests {
         let response = handle(&client, &Request::get("/containers/create"));
         assert_eq!(response.status, 403);
         assert_eq!(response.header("Content-Type"), Some("application/json"));
-        let body: serde_json::Value = serde_json::from_slice(response.body.as_bytes()).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&response.body.to_vec()).unwrap();
         assert_eq!(body["success"], false);
         assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
         assert!(body["error_message"]
@@ -538,7 +538,7 @@ mod tests {
         // An allowed request with no daemon behind the socket.
         let response = handle(&client, &Request::get("/version"));
         assert_eq!(response.status, 502);
-        let body: serde_json::Value = serde_json::from_slice(response.body.as_bytes()).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&response.body.to_vec()).unwrap();
         assert_eq!(body["success"], false);
     }
 

@@ -6,35 +6,41 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::ops::Range;
 use std::sync::Arc;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use crate::graph::{Graph, ResourceType};
+use crate::http_server::{Body, Composed, Piece};
 use crate::timefmt::rfc3339_millis;
 
 /// One endpoint's body, in both encodings, with its entity tag.
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub content_type: &'static str,
-    pub body: Arc<[u8]>,
+    /// Plain: shares the observed objects' text with the graph instead of copying it.
+    pub body: Body,
     pub gzip: Arc<[u8]>,
     /// Strong tag of the plain body; the gzip body's tag adds `-gzip` inside the quotes.
     pub etag: String,
 }
 
 impl Rendered {
-    fn new(content_type: &'static str, body: Vec<u8>, etag_base: &str) -> Rendered {
+    fn new(content_type: &'static str, body: Body, etag_base: &str) -> Rendered {
         let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 8), Compression::fast());
+        let mut failed = false;
+        body.for_each_piece(|piece| failed |= encoder.write_all(piece).is_err());
         // Writing into a Vec cannot fail.
-        let gzip = encoder
-            .write_all(&body)
-            .and_then(|_| encoder.finish())
-            .unwrap_or_default();
+        let gzip = if failed {
+            Vec::new()
+        } else {
+            encoder.finish().unwrap_or_default()
+        };
         Rendered {
             content_type,
-            body: body.into(),
+            body,
             gzip: gzip.into(),
             etag: format!("\"{etag_base}\""),
         }
@@ -64,98 +70,127 @@ pub struct Snapshot {
     pub counts: Counts,
 }
 
+/// Where one resource's JSON lies: `prefix` in the glue, its properties text, `suffix` in
+/// the glue, followed there by a comma.
+struct Laid {
+    prefix: Range<usize>,
+    suffix: Range<usize>,
+}
+
 /// Serializes `graph` into every body. `created_by` is the `/version` string.
+///
+/// Every byte we generate (IDs, timestamps, annotations, relations) goes into one glue
+/// buffer, written once; each resource's observed object stays where the collector put it.
+/// The bodies are lists of pieces of those two.
 pub fn render(graph: &Graph, created_by: &str, sequence: u64) -> Snapshot {
     let tag = format!("{sequence:x}-{:x}", graph.timestamp_ms);
     let timestamp = rfc3339_millis(graph.timestamp_ms);
     let created_by_json = json_string(created_by);
 
-    // Each resource is serialized once; the bodies are assembled from these pieces.
-    let pieces: Vec<Vec<u8>> = graph
+    let mut glue: Vec<u8> =
+        Vec::with_capacity(graph.resources.len() * 300 + graph.relations.len() * 200 + 256);
+    let head = push_range(&mut glue, |g| {
+        g.extend_from_slice(b"{\"success\":true,\"timestamp\":\"");
+        g.extend_from_slice(timestamp.as_bytes());
+        g.extend_from_slice(b"\",\"resources\":[");
+    });
+    let close_list = push_range(&mut glue, |g| g.extend_from_slice(b"]}"));
+    let relations = push_range(&mut glue, |g| {
+        g.extend_from_slice(b"],\"relations\":[");
+        for (i, rel) in graph.relations.iter().enumerate() {
+            if i > 0 {
+                g.push(b',');
+            }
+            g.extend_from_slice(b"{\"type\":\"");
+            g.extend_from_slice(rel.kind.as_str().as_bytes());
+            g.extend_from_slice(b"\",\"timestamp\":\"");
+            g.extend_from_slice(rfc3339_millis(rel.timestamp_ms).as_bytes());
+            g.extend_from_slice(b"\",\"source\":");
+            write_json_string(g, &rel.source);
+            g.extend_from_slice(b",\"target\":");
+            write_json_string(g, &rel.target);
+            g.extend_from_slice(b",\"annotations\":{\"label\":\"");
+            g.extend_from_slice(rel.kind.as_str().as_bytes());
+            g.extend_from_slice(b"\",\"createdBy\":");
+            g.extend_from_slice(created_by_json.as_bytes());
+            g.extend_from_slice(b"}}");
+        }
+        g.extend_from_slice(b"]}");
+    });
+    let laid: Vec<Laid> = graph
         .resources
         .iter()
         .map(|r| {
-            let mut out = Vec::with_capacity(r.properties.len() + 256);
-            out.extend_from_slice(b"{\"id\":");
-            write_json_string(&mut out, &r.id);
-            out.extend_from_slice(b",\"type\":\"");
-            out.extend_from_slice(r.kind.as_str().as_bytes());
-            out.extend_from_slice(b"\",\"timestamp\":\"");
-            out.extend_from_slice(rfc3339_millis(r.timestamp_ms).as_bytes());
-            out.extend_from_slice(b"\",\"properties\":");
-            out.extend_from_slice(r.properties.as_bytes());
-            out.extend_from_slice(b",\"annotations\":{\"label\":");
-            write_json_string(&mut out, &r.label);
-            if let Some(alt) = &r.alternate_label {
-                out.extend_from_slice(b",\"alternateLabel\":");
-                write_json_string(&mut out, alt);
-            }
-            out.extend_from_slice(b",\"createdBy\":");
-            out.extend_from_slice(created_by_json.as_bytes());
-            out.extend_from_slice(b"}}");
-            out
+            let prefix = push_range(&mut glue, |g| {
+                g.extend_from_slice(b"{\"id\":");
+                write_json_string(g, &r.id);
+                g.extend_from_slice(b",\"type\":\"");
+                g.extend_from_slice(r.kind.as_str().as_bytes());
+                g.extend_from_slice(b"\",\"timestamp\":\"");
+                g.extend_from_slice(rfc3339_millis(r.timestamp_ms).as_bytes());
+                g.extend_from_slice(b"\",\"properties\":");
+            });
+            let suffix = push_range(&mut glue, |g| {
+                g.extend_from_slice(b",\"annotations\":{\"label\":");
+                write_json_string(g, &r.label);
+                if let Some(alt) = &r.alternate_label {
+                    g.extend_from_slice(b",\"alternateLabel\":");
+                    write_json_string(g, alt);
+                }
+                g.extend_from_slice(b",\"createdBy\":");
+                g.extend_from_slice(created_by_json.as_bytes());
+                g.extend_from_slice(b"}}");
+            });
+            // The separator sits right after the suffix, so that "suffix, comma, next
+            // prefix" is one contiguous range of the glue.
+            glue.push(b',');
+            Laid { prefix, suffix }
         })
         .collect();
-    let resources_len: usize = pieces.iter().map(|p| p.len() + 1).sum();
+    let glue: Arc<[u8]> = glue.into();
 
-    let head = |out: &mut Vec<u8>| {
-        out.extend_from_slice(b"{\"success\":true,\"timestamp\":\"");
-        out.extend_from_slice(timestamp.as_bytes());
-        out.extend_from_slice(b"\",\"resources\":[");
-    };
-    let list = |out: &mut Vec<u8>, filter: Option<ResourceType>| {
-        let mut first = true;
-        for (piece, resource) in pieces.iter().zip(&graph.resources) {
+    let piece = |range: &Range<usize>| Piece::bytes_range(&glue, range.clone());
+    let list = |body: &mut Composed, filter: Option<ResourceType>| {
+        let mut previous: Option<&Laid> = None;
+        for (laid, resource) in laid.iter().zip(&graph.resources) {
             if filter.is_some_and(|t| t != resource.kind) {
                 continue;
             }
-            if !first {
-                out.push(b',');
+            if let Some(previous) = previous {
+                // The comma that follows the previous suffix in the glue.
+                let comma = previous.suffix.end;
+                body.push(Piece::bytes_range(&glue, comma..comma + 1));
             }
-            first = false;
-            out.extend_from_slice(piece);
+            previous = Some(laid);
+            body.push(piece(&laid.prefix));
+            body.push(Piece::text(&resource.properties));
+            body.push(piece(&laid.suffix));
         }
-        out.push(b']');
     };
 
-    let mut cluster = Vec::with_capacity(resources_len + graph.relations.len() * 160 + 128);
-    head(&mut cluster);
+    let mut cluster = Composed::default();
+    cluster.push(piece(&head));
     list(&mut cluster, None);
-    cluster.extend_from_slice(b",\"relations\":[");
-    for (i, rel) in graph.relations.iter().enumerate() {
-        if i > 0 {
-            cluster.push(b',');
-        }
-        cluster.extend_from_slice(b"{\"type\":\"");
-        cluster.extend_from_slice(rel.kind.as_str().as_bytes());
-        cluster.extend_from_slice(b"\",\"timestamp\":\"");
-        cluster.extend_from_slice(rfc3339_millis(rel.timestamp_ms).as_bytes());
-        cluster.extend_from_slice(b"\",\"source\":");
-        write_json_string(&mut cluster, &rel.source);
-        cluster.extend_from_slice(b",\"target\":");
-        write_json_string(&mut cluster, &rel.target);
-        cluster.extend_from_slice(b",\"annotations\":{\"label\":\"");
-        cluster.extend_from_slice(rel.kind.as_str().as_bytes());
-        cluster.extend_from_slice(b"\",\"createdBy\":");
-        cluster.extend_from_slice(created_by_json.as_bytes());
-        cluster.extend_from_slice(b"}}");
-    }
-    cluster.extend_from_slice(b"]}");
+    cluster.push(piece(&relations));
 
-    let mut resources = Vec::with_capacity(resources_len + 128);
-    head(&mut resources);
+    let mut resources = Composed::default();
+    resources.push(piece(&head));
     list(&mut resources, None);
-    resources.push(b'}');
+    resources.push(piece(&close_list));
 
     let mut by_type = BTreeMap::new();
     for kind in ResourceType::ALL {
-        let mut body = Vec::new();
-        head(&mut body);
+        let mut body = Composed::default();
+        body.push(piece(&head));
         list(&mut body, Some(kind));
-        body.push(b'}');
+        body.push(piece(&close_list));
         by_type.insert(
             kind,
-            Rendered::new("application/json", body, &format!("{tag}-{kind}")),
+            Rendered::new(
+                JSON,
+                Body::Composed(Arc::new(body)),
+                &format!("{tag}-{kind}"),
+            ),
         );
     }
 
@@ -170,16 +205,33 @@ pub fn render(graph: &Graph, created_by: &str, sequence: u64) -> Snapshot {
     Snapshot {
         sequence,
         timestamp_ms: graph.timestamp_ms,
-        cluster: Rendered::new("application/json", cluster, &format!("{tag}-cluster")),
-        resources: Rendered::new("application/json", resources, &format!("{tag}-resources")),
+        cluster: Rendered::new(
+            JSON,
+            Body::Composed(Arc::new(cluster)),
+            &format!("{tag}-cluster"),
+        ),
+        resources: Rendered::new(
+            JSON,
+            Body::Composed(Arc::new(resources)),
+            &format!("{tag}-resources"),
+        ),
         by_type,
         debug: Rendered::new(
             "text/vnd.graphviz; charset=utf-8",
-            render_dot(graph).into_bytes(),
+            Body::Shared(render_dot(graph).into_bytes().into()),
             &format!("{tag}-debug"),
         ),
         counts,
     }
+}
+
+const JSON: &str = "application/json";
+
+/// Appends what `write` writes to `glue` and returns where it went.
+fn push_range(glue: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> Range<usize> {
+    let start = glue.len();
+    write(glue);
+    start..glue.len()
 }
 
 /// The graph in Graphviz DOT: one node per resource labelled `Type: label`, one edge per
