@@ -1,1 +1,418 @@
-//! TODO
+//! The command line: flags are read and checked into plain structs, with no I/O at all.
+//! Resolving them into a running configuration (reading files, building clients) is
+//! `config`'s job, so `--help` and `--version` answer before anything else happens.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const USAGE: &str = "\
+cluster-insight: a context graph of a Kubernetes cluster, served over REST
+
+USAGE:
+    cluster-insight [--mode master|minion] [OPTIONS]
+    cluster-insight demo [--port N] [--size SIZE] [--refresh-interval SECS]
+    cluster-insight simulate [--size SIZE | --kube-objects FILE] [--port N]
+
+The mode comes from --mode, else from CLUSTER_INSIGHT_MODE, else master.
+
+MASTER (serves the context graph, default port 5555):
+    --kubernetes-url URL          API server (default: in-cluster settings when
+                                  KUBERNETES_SERVICE_HOST is set, else http://127.0.0.1:8001,
+                                  a `kubectl proxy`)
+    --token-file FILE             bearer token for the API server (re-read every minute)
+    --ca-file FILE                CA certificate(s), PEM, to verify the API server
+    --insecure-skip-tls-verify    do not verify the API server's certificate
+    --docker-port N               port of every node's minion (default 4243)
+    --docker-socket PATH          read containers from this local Docker socket instead
+                                  of the minions (a single-node cluster)
+    --no-docker                   Kubernetes objects only: no containers, images, processes
+    --cluster-name NAME           the Cluster resource's name (default: cluster)
+    --refresh-interval SECS       seconds between refreshes (default 10)
+    --node-parallelism N          nodes read at once (default 16)
+    --show-env                    show container environment values (redacted by default:
+                                  they hold secrets)
+
+MINION (read-only proxy to the local Docker daemon, default port 4243):
+    --docker-socket PATH          the daemon's socket (default /var/run/docker.sock)
+
+COMMON:
+    --port N                      listening port
+    --bind ADDRESS                listening address (default 0.0.0.0)
+    --workers N                   HTTP worker threads (default 8)
+    -d, --debug                   debug logging (only logging: it opens nothing)
+    -h, --help                    this text
+    -V, --version                 the version and build date
+
+DEMO AND SIMULATE:
+    demo                          starts a simulated cluster in this process and a master
+                                  against it: open http://localhost:5555
+    simulate                      serves a simulated Kubernetes API (and Docker APIs on
+                                  127.0.x.y) until stopped, and prints where
+    --size SIZE                   e.g. nodes=10,pods-per-node=30,docker=false
+    --kube-objects FILE           (simulate) serve these objects (a v1 List JSON) instead
+
+EXIT CODES: 0 done, 1 failure while running, 2 bad command line, 3 bad configuration
+(unreadable token or CA, bad URL), 4 cannot listen on the port.
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Master,
+    Minion,
+}
+
+impl Mode {
+    fn parse(s: &str) -> Result<Mode, CliError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "master" => Ok(Mode::Master),
+            "minion" => Ok(Mode::Minion),
+            other => Err(CliError(format!(
+                "unknown mode {other:?}: use master or minion"
+            ))),
+        }
+    }
+}
+
+/// Flags shared by master and minion (and demo, which runs a master).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub mode: Mode,
+    pub port: Option<u16>,
+    pub bind: IpAddr,
+    pub workers: usize,
+    pub debug: bool,
+    pub kubernetes_url: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_tls_verify: bool,
+    pub docker_port: u16,
+    pub docker_socket: Option<PathBuf>,
+    pub no_docker: bool,
+    pub cluster_name: String,
+    pub refresh_interval: Duration,
+    pub node_parallelism: usize,
+    pub show_env: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: Mode::Master,
+            port: None,
+            bind: IpAddr::from([0, 0, 0, 0]),
+            workers: 8,
+            debug: false,
+            kubernetes_url: None,
+            token_file: None,
+            ca_file: None,
+            insecure_skip_tls_verify: false,
+            docker_port: 4243,
+            docker_socket: None,
+            no_docker: false,
+            cluster_name: "cluster".to_string(),
+            refresh_interval: Duration::from_secs(10),
+            node_parallelism: 16,
+            show_env: false,
+        }
+    }
+}
+
+impl Options {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.mode {
+            Mode::Master => 5555,
+            Mode::Minion => 4243,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Run(Options),
+    /// A simulated cluster and a master against it; `size` as `SimSpec::parse_size` reads it.
+    Demo { options: Options, size: Option<String> },
+    Simulate {
+        size: Option<String>,
+        kube_objects: Option<PathBuf>,
+        port: u16,
+        bind: IpAddr,
+        debug: bool,
+    },
+    Help,
+    Version,
+}
+
+/// A bad command line: one line of text, exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<lexopt::Error> for CliError {
+    fn from(e: lexopt::Error) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+/// Parses the arguments (without the program name). `env_mode` is the value of
+/// `CLUSTER_INSIGHT_MODE`, if set.
+pub fn parse(
+    args: impl IntoIterator<Item = OsString>,
+    env_mode: Option<&str>,
+) -> Result<Command, CliError> {
+    use lexopt::prelude::*;
+
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut options = Options::default();
+    let mut mode: Option<Mode> = None;
+    let mut subcommand: Option<String> = None;
+    let mut size: Option<String> = None;
+    let mut kube_objects: Option<PathBuf> = None;
+
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Short('d') | Long("debug") => options.debug = true,
+            Long("mode") => mode = Some(Mode::parse(&string(&mut parser, "--mode")?)?),
+            Long("port") => options.port = Some(port(&mut parser, "--port")?),
+            Long("bind") => {
+                let text = string(&mut parser, "--bind")?;
+                options.bind = text
+                    .parse()
+                    .map_err(|_| CliError(format!("--bind: {text:?} is not an IP address")))?;
+            }
+            Long("workers") => options.workers = count(&mut parser, "--workers", 1, 1024)?,
+            Long("kubernetes-url") => {
+                options.kubernetes_url = Some(string(&mut parser, "--kubernetes-url")?)
+            }
+            Long("token-file") => options.token_file = Some(path(&mut parser, "--token-file")?),
+            Long("ca-file") => options.ca_file = Some(path(&mut parser, "--ca-file")?),
+            Long("insecure-skip-tls-verify") => options.insecure_skip_tls_verify = true,
+            Long("docker-port") => options.docker_port = port(&mut parser, "--docker-port")?,
+            Long("docker-socket") => {
+                options.docker_socket = Some(path(&mut parser, "--docker-socket")?)
+            }
+            Long("no-docker") => options.no_docker = true,
+            Long("cluster-name") => {
+                let name = string(&mut parser, "--cluster-name")?;
+                if name.is_empty() || name.len() > 253 || name.chars().any(char::is_control) {
+                    return Err(CliError(format!(
+                        "--cluster-name: {name:?} must be 1 to 253 printable characters"
+                    )));
+                }
+                options.cluster_name = name;
+            }
+            Long("refresh-interval") => {
+                let text = string(&mut parser, "--refresh-interval")?;
+                let secs: f64 = text.parse().map_err(|_| {
+                    CliError(format!("--refresh-interval: {text:?} is not a number of seconds"))
+                })?;
+                if !(0.1..=86_400.0).contains(&secs) {
+                    return Err(CliError(format!(
+                        "--refresh-interval: {text} is out of range (0.1 to 86400 seconds)"
+                    )));
+                }
+                options.refresh_interval = Duration::from_secs_f64(secs);
+            }
+            Long("node-parallelism") => {
+                options.node_parallelism = count(&mut parser, "--node-parallelism", 1, 1024)?
+            }
+            Long("show-env") => options.show_env = true,
+            Long("size") => size = Some(string(&mut parser, "--size")?),
+            Long("kube-objects") => kube_objects = Some(path(&mut parser, "--kube-objects")?),
+            Value(value) if subcommand.is_none() => {
+                let value = value
+                    .into_string()
+                    .map_err(|v| CliError(format!("unexpected argument {v:?}")))?;
+                match value.as_str() {
+                    "demo" | "simulate" | "master" | "minion" => subcommand = Some(value),
+                    other => {
+                        return Err(CliError(format!(
+                            "unexpected argument {other:?} (see --help)"
+                        )))
+                    }
+                }
+            }
+            other => return Err(other.unexpected().into()),
+        }
+    }
+
+    let sub = subcommand.as_deref();
+    if !matches!(sub, Some("demo") | Some("simulate")) && (size.is_some() || kube_objects.is_some())
+    {
+        return Err(CliError(
+            "--size and --kube-objects go with `demo` or `simulate`".to_string(),
+        ));
+    }
+    match sub {
+        Some("demo") => {
+            if kube_objects.is_some() {
+                return Err(CliError("--kube-objects goes with `simulate`".to_string()));
+            }
+            options.mode = Mode::Master;
+            Ok(Command::Demo { options, size })
+        }
+        Some("simulate") => {
+            if size.is_some() && kube_objects.is_some() {
+                return Err(CliError(
+                    "give --size or --kube-objects, not both".to_string(),
+                ));
+            }
+            Ok(Command::Simulate {
+                size,
+                kube_objects,
+                port: options.port.unwrap_or(0),
+                bind: IpAddr::from([127, 0, 0, 1]),
+                debug: options.debug,
+            })
+        }
+        Some(word) => {
+            // `cluster-insight master` reads as naturally as `--mode master`.
+            let word_mode = Mode::parse(word)?;
+            if mode.is_some_and(|m| m != word_mode) {
+                return Err(CliError(format!("{word} contradicts --mode")));
+            }
+            options.mode = word_mode;
+            Ok(Command::Run(options))
+        }
+        None => {
+            options.mode = match (mode, env_mode) {
+                (Some(m), _) => m,
+                (None, Some(env)) if !env.trim().is_empty() => Mode::parse(env)
+                    .map_err(|CliError(e)| CliError(format!("CLUSTER_INSIGHT_MODE: {e}")))?,
+                _ => Mode::Master,
+            };
+            Ok(Command::Run(options))
+        }
+    }
+}
+
+fn string(parser: &mut lexopt::Parser, flag: &str) -> Result<String, CliError> {
+    parser
+        .value()?
+        .into_string()
+        .map_err(|v| CliError(format!("{flag}: {v:?} is not valid UTF-8")))
+}
+
+fn path(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, CliError> {
+    let value = parser.value()?;
+    if value.is_empty() {
+        return Err(CliError(format!("{flag}: the path is empty")));
+    }
+    Ok(PathBuf::from(value))
+}
+
+fn port(parser: &mut lexopt::Parser, flag: &str) -> Result<u16, CliError> {
+    let text = string(parser, flag)?;
+    text.parse::<u16>()
+        .map_err(|_| CliError(format!("{flag}: {text:?} is not a port number (0 to 65535)")))
+}
+
+fn count(parser: &mut lexopt::Parser, flag: &str, min: usize, max: usize) -> Result<usize, CliError> {
+    let text = string(parser, flag)?;
+    match text.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(CliError(format!("{flag}: {text:?} must be a whole number from {min} to {max}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str], env: Option<&str>) -> Result<Command, CliError> {
+        parse(args.iter().map(OsString::from), env)
+    }
+
+    fn options(args: &[&str], env: Option<&str>) -> Options {
+        match run(args, env) {
+            Ok(Command::Run(o)) => o,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn mode_from_flag_then_environment_then_master() {
+        assert_eq!(options(&["--mode", "minion"], Some("master")).mode, Mode::Minion);
+        assert_eq!(options(&[], Some("minion")).mode, Mode::Minion);
+        assert_eq!(options(&[], Some("MASTER")).mode, Mode::Master);
+        assert_eq!(options(&[], None).mode, Mode::Master);
+        assert_eq!(options(&["minion"], None).mode, Mode::Minion);
+        assert_eq!(options(&[], Some("minion")).port(), 4243);
+        assert_eq!(options(&[], None).port(), 5555);
+    }
+
+    #[test]
+    fn bad_values_are_one_line_errors() {
+        for (args, env, expect) in [
+            (&["--mode", "worker"][..], None, "unknown mode"),
+            (&[][..], Some("worker"), "CLUSTER_INSIGHT_MODE"),
+            (&["--port", "70000"][..], None, "--port"),
+            (&["--port"][..], None, "--port"),
+            (&["--refresh-interval", "0"][..], None, "out of range"),
+            (&["--refresh-interval", "ten"][..], None, "not a number"),
+            (&["--workers", "0"][..], None, "--workers"),
+            (&["--bind", "localhost"][..], None, "--bind"),
+            (&["--frobnicate"][..], None, "frobnicate"),
+            (&["extra"][..], None, "unexpected argument"),
+            (&["--size", "nodes=1"][..], None, "demo"),
+            (&["minion", "--mode", "master"][..], None, "contradicts"),
+            (&["simulate", "--size", "x", "--kube-objects", "f"][..], None, "not both"),
+        ] {
+            let err = run(args, env).unwrap_err().to_string();
+            assert!(err.contains(expect), "{args:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn help_and_version_win() {
+        assert_eq!(run(&["--port", "1", "--help"], None), Ok(Command::Help));
+        assert_eq!(run(&["-V"], Some("bogus")), Ok(Command::Version));
+    }
+
+    #[test]
+    fn every_flag_is_read() {
+        let o = options(
+            &[
+                "--kubernetes-url", "https://10.0.0.1:6443", "--token-file", "/t", "--ca-file", "/c",
+                "--insecure-skip-tls-verify", "--docker-port", "14243", "--cluster-name", "prod",
+                "--refresh-interval", "2.5", "--workers", "3", "--debug", "--show-env",
+                "--node-parallelism", "4", "--port", "8080", "--bind", "127.0.0.1",
+            ],
+            None,
+        );
+        assert_eq!(o.kubernetes_url.as_deref(), Some("https://10.0.0.1:6443"));
+        assert_eq!(o.token_file, Some(PathBuf::from("/t")));
+        assert!(o.insecure_skip_tls_verify && o.debug && o.show_env);
+        assert_eq!((o.docker_port, o.workers, o.node_parallelism, o.port()), (14243, 3, 4, 8080));
+        assert_eq!(o.refresh_interval, Duration::from_millis(2500));
+        assert_eq!(o.cluster_name, "prod");
+    }
+
+    #[test]
+    fn demo_and_simulate() {
+        match run(&["demo", "--size", "nodes=2", "--port", "5556"], None).unwrap() {
+            Command::Demo { options, size } => {
+                assert_eq!((options.port(), size.as_deref()), (5556, Some("nodes=2")))
+            }
+            other => panic!("{other:?}"),
+        }
+        match run(&["simulate", "--kube-objects", "f.json"], None).unwrap() {
+            Command::Simulate { kube_objects, port, .. } => {
+                assert_eq!((kube_objects, port), (Some(PathBuf::from("f.json")), 0))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

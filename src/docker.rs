@@ -1,1 +1,417 @@
-//! TODO
+//! The Docker Engine API as the master uses it: four read-only calls, through a node's
+//! minion (TCP) or a local daemon socket, and the parsers of their answers.
+//!
+//! Container inspects are redacted here, at the edge, before anything else sees them:
+//! `Config.Env` values are replaced (they hold secrets) unless the operator asked for them,
+//! and `ExecIDs` becomes its length (exec probes grow it without bound).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::fingerprint;
+use crate::http1;
+use crate::model::{Container, Image, ParseError, Process};
+
+/// A failed Docker API call, by what went wrong.
+#[derive(Debug)]
+pub enum DockerError {
+    /// Could not talk to the endpoint at all, or it did not speak HTTP.
+    Transport(http1::Error),
+    /// The daemon (or the minion) answered with an error status.
+    Status { code: u16, message: String },
+    /// It answered 2xx with something we could not read.
+    Parse(ParseError),
+}
+
+impl fmt::Display for DockerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DockerError::Transport(e) => write!(f, "{e}"),
+            DockerError::Status { code, message } => write!(f, "HTTP {code}: {message}"),
+            DockerError::Parse(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for DockerError {}
+
+impl From<ParseError> for DockerError {
+    fn from(e: ParseError) -> Self {
+        DockerError::Parse(e)
+    }
+}
+
+/// A client for one node's Docker API.
+pub struct DockerApi {
+    client: http1::Client,
+}
+
+impl DockerApi {
+    pub fn new(client: http1::Client) -> DockerApi {
+        DockerApi { client }
+    }
+
+    pub fn endpoint(&self) -> &http1::Endpoint {
+        self.client.endpoint()
+    }
+
+    fn get_text(&self, path: &str) -> Result<String, DockerError> {
+        let response = self.client.get(path).map_err(DockerError::Transport)?;
+        let text = String::from_utf8(response.body).map_err(|_| {
+            DockerError::Parse(ParseError::new(path.to_string(), "body is not UTF-8"))
+        })?;
+        if (200..300).contains(&response.status) {
+            Ok(text)
+        } else {
+            Err(DockerError::Status {
+                code: response.status,
+                message: error_message(&text),
+            })
+        }
+    }
+
+    pub fn list_containers(&self) -> Result<Vec<ListedContainer>, DockerError> {
+        let text = self.get_text("/containers/json")?;
+        Ok(parse_container_list(&text)?)
+    }
+
+    pub fn inspect_container(&self, id: &str, show_env: bool) -> Result<Container, DockerError> {
+        let text = self.get_text(&format!("/containers/{}/json", encode_id(id)))?;
+        Ok(parse_container_inspect(&text, show_env)?)
+    }
+
+    pub fn top(&self, container_id: &str) -> Result<Vec<Process>, DockerError> {
+        let text = self.get_text(&format!(
+            "/containers/{}/top?ps_args=aux",
+            encode_id(container_id)
+        ))?;
+        Ok(parse_top(&text)?)
+    }
+
+    pub fn inspect_image(&self, id: &str) -> Result<Image, DockerError> {
+        let text = self.get_text(&format!("/images/{}/json", encode_id(id)))?;
+        Ok(parse_image(&text)?)
+    }
+}
+
+/// IDs come from the daemon, but we still never let one change the shape of the path.
+fn encode_id(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Docker's error bodies are `{"message": "..."}`; anything else is quoted, shortened.
+fn error_message(body: &str) -> String {
+    #[derive(Deserialize)]
+    struct DockerMessage {
+        message: String,
+    }
+    match serde_json::from_str::<DockerMessage>(body) {
+        Ok(m) => m.message,
+        Err(_) => body.chars().take(200).collect(),
+    }
+}
+
+/// One entry of `/containers/json`: only what decides whether a cached inspect is current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedContainer {
+    pub id: String,
+    /// `running`, `exited`, … (absent in old daemons: empty).
+    pub state: String,
+    /// `Up 2 hours`, `Exited (0) 5 minutes ago`, …
+    pub status: String,
+}
+
+pub fn parse_container_list(text: &str) -> Result<Vec<ListedContainer>, ParseError> {
+    #[derive(Deserialize)]
+    struct Entry {
+        #[serde(rename = "Id")]
+        id: String,
+        #[serde(rename = "State", default)]
+        state: Option<String>,
+        #[serde(rename = "Status", default)]
+        status: Option<String>,
+    }
+    let entries: Option<Vec<Entry>> =
+        serde_json::from_str(text).map_err(|e| ParseError::new("container list", e))?;
+    let mut seen = std::collections::HashSet::new();
+    Ok(entries
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| !e.id.is_empty() && seen.insert(e.id.clone()))
+        .map(|e| ListedContainer {
+            id: e.id,
+            state: e.state.unwrap_or_default(),
+            status: e.status.unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Parses a container inspect and redacts it (see the module comment).
+pub fn parse_container_inspect(text: &str, show_env: bool) -> Result<Container, ParseError> {
+    let mut value: Value =
+        serde_json::from_str(text).map_err(|e| ParseError::new("container inspect", e))?;
+    redact_inspect(&mut value, show_env);
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ParseError::new("container inspect", "not a JSON object"))?;
+    let str_at = |path: &[&str]| -> String {
+        let mut v = Some(&value);
+        for key in path {
+            v = v.and_then(|x| x.get(key));
+        }
+        v.and_then(Value::as_str).unwrap_or_default().to_string()
+    };
+    let id = str_at(&["Id"]);
+    if id.is_empty() {
+        return Err(ParseError::new("container inspect", "no Id"));
+    }
+    let labels = obj
+        .get("Config")
+        .and_then(|c| c.get("Labels"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect::<BTreeMap<_, _>>()
+        })
+        .unwrap_or_default();
+    let running = value
+        .get("State")
+        .and_then(|s| s.get("Running"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let raw = serde_json::to_string(&value).map_err(|e| ParseError::new("container inspect", e))?;
+    let fingerprint =
+        fingerprint::container(&raw).map_err(|e| ParseError::new("container inspect", e))?;
+    Ok(Container {
+        name: str_at(&["Name"]).trim_start_matches('/').to_string(),
+        image_id: str_at(&["Image"]),
+        image_name: str_at(&["Config", "Image"]),
+        started_at: str_at(&["State", "StartedAt"]),
+        id,
+        labels,
+        running,
+        raw: Arc::from(raw),
+        fingerprint,
+    })
+}
+
+/// `Config.Env` values become `NAME=<redacted>` unless `show_env`; `ExecIDs` becomes its
+/// length. Everything else is left as it was.
+pub fn redact_inspect(value: &mut Value, show_env: bool) {
+    if !show_env {
+        if let Some(env) = value
+            .get_mut("Config")
+            .and_then(|c| c.get_mut("Env"))
+            .and_then(Value::as_array_mut)
+        {
+            for entry in env.iter_mut() {
+                let redacted = match entry.as_str() {
+                    Some(text) => match text.split_once('=') {
+                        Some((name, _)) => format!("{name}=<redacted>"),
+                        None => text.to_string(),
+                    },
+                    None => "<redacted>".to_string(),
+                };
+                *entry = Value::String(redacted);
+            }
+        }
+    }
+    if let Some(exec_ids) = value.get_mut("ExecIDs") {
+        let count = exec_ids.as_array().map_or(0, Vec::len);
+        *exec_ids = Value::from(count);
+    }
+}
+
+/// `{"Titles": [...], "Processes": [[...], ...]}` → one map of title to value per row.
+/// Rows whose width differs from the titles are kept as far as they go; a row without a
+/// PID is dropped, since a process has no identity without one.
+pub fn parse_top(text: &str) -> Result<Vec<Process>, ParseError> {
+    #[derive(Deserialize)]
+    struct Top {
+        #[serde(rename = "Titles", default)]
+        titles: Option<Vec<String>>,
+        #[serde(rename = "Processes", default)]
+        processes: Option<Vec<Vec<Value>>>,
+    }
+    let top: Top = serde_json::from_str(text).map_err(|e| ParseError::new("top", e))?;
+    let titles = top.titles.unwrap_or_default();
+    let pid_column = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| ParseError::new("top", "no PID column"))?;
+    let mut out = Vec::new();
+    for row in top.processes.unwrap_or_default() {
+        let pid = match row.get(pid_column) {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => continue,
+        };
+        let map: serde_json::Map<String, Value> = titles.iter().cloned().zip(row).collect();
+        let raw = Value::Object(map).to_string();
+        let fingerprint = fingerprint::process_row(&raw).map_err(|e| ParseError::new("top", e))?;
+        out.push(Process {
+            pid,
+            raw: Arc::from(raw),
+            fingerprint,
+        });
+    }
+    Ok(out)
+}
+
+pub fn parse_image(text: &str) -> Result<Image, ParseError> {
+    #[derive(Deserialize)]
+    struct Fields {
+        #[serde(rename = "Id", alias = "id", default)]
+        id: Option<String>,
+        #[serde(rename = "RepoTags", default)]
+        repo_tags: Option<Vec<String>>,
+        #[serde(rename = "RepoDigests", default)]
+        repo_digests: Option<Vec<String>>,
+    }
+    let fields: Fields =
+        serde_json::from_str(text).map_err(|e| ParseError::new("image inspect", e))?;
+    let id = fields
+        .id
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| ParseError::new("image inspect", "no Id"))?;
+    let name = fields
+        .repo_tags
+        .unwrap_or_default()
+        .into_iter()
+        .find(|t| t != "<none>:<none>")
+        .or_else(|| {
+            fields
+                .repo_digests
+                .unwrap_or_default()
+                .into_iter()
+                .next()
+                .map(|d| d.split('@').next().unwrap_or_default().to_string())
+        })
+        .unwrap_or_default();
+    let fingerprint = fingerprint::plain(text).map_err(|e| ParseError::new("image inspect", e))?;
+    Ok(Image {
+        id,
+        name,
+        raw: Arc::from(text.trim()),
+        fingerprint,
+    })
+}
+
+/// How long a container has been up at most, read from the list's `Status` (`Up 2 hours`),
+/// rounded the way Docker rounds it. `None` when the status says nothing usable.
+pub fn uptime_upper_bound_secs(status: &str) -> Option<u64> {
+    let rest = status.strip_prefix("Up ")?;
+    // Drop suffixes such as "(healthy)" or "(Paused)".
+    let rest = rest.split(" (").next().unwrap_or(rest).trim();
+    if rest.eq_ignore_ascii_case("less than a second") {
+        return Some(1);
+    }
+    let (count, unit) = rest.split_once(' ')?;
+    let count: u64 = match count {
+        "About" | "about" | "an" | "a" => 1,
+        n => n.parse().ok()?,
+    };
+    let unit = unit.trim_start_matches("an ").trim_start_matches("a ");
+    let unit_secs: u64 = match unit.trim_end_matches('s') {
+        "second" => 1,
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        "week" => 7 * 86_400,
+        "month" => 31 * 86_400,
+        "year" => 366 * 86_400,
+        _ => return None,
+    };
+    // Docker prints "About a minute" up to two minutes and floors everything else.
+    Some((count + 1) * unit_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inspect_is_redacted_and_exec_ids_counted() {
+        let text = r#"{"Id":"abc","Name":"/k8s_app_p_ns_uid_0","Image":"sha256:1",
+            "State":{"Running":true,"StartedAt":"2026-01-01T00:00:00Z"},
+            "Config":{"Image":"nginx:1.27","Env":["PASSWORD=hunter2","PATH=/bin","WEIRD"],
+            "Labels":{"a":"b"}},"ExecIDs":["e1","e2","e3"]}"#;
+        let c = parse_container_inspect(text, false).unwrap();
+        assert!(!c.raw.contains("hunter2"));
+        assert!(c.raw.contains(r#""PASSWORD=<redacted>""#));
+        assert!(c.raw.contains(r#""WEIRD""#));
+        assert!(c.raw.contains(r#""ExecIDs":3"#));
+        assert_eq!(c.name, "k8s_app_p_ns_uid_0");
+        assert_eq!((c.image_id.as_str(), c.image_name.as_str()), ("sha256:1", "nginx:1.27"));
+        assert!(c.running);
+        let shown = parse_container_inspect(text, true).unwrap();
+        assert!(shown.raw.contains("PASSWORD=hunter2"));
+    }
+
+    #[test]
+    fn exec_probes_do_not_change_the_fingerprint() {
+        let a = parse_container_inspect(r#"{"Id":"x","ExecIDs":["1"]}"#, false).unwrap();
+        let b = parse_container_inspect(r#"{"Id":"x","ExecIDs":["1","2"]}"#, false).unwrap();
+        let c = parse_container_inspect(r#"{"Id":"x","ExecIDs":null,"State":{}}"#, false).unwrap();
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.fingerprint, c.fingerprint);
+    }
+
+    #[test]
+    fn top_rows_become_maps() {
+        let text = r#"{"Titles":["USER","PID","%CPU","COMMAND"],
+            "Processes":[["root","1","0.5","sleep 1"],["root","","0","x"],["root","7"]]}"#;
+        let rows = parse_top(text).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].pid, "1");
+        assert_eq!(&*rows[0].raw, r#"{"%CPU":"0.5","COMMAND":"sleep 1","PID":"1","USER":"root"}"#);
+        assert_eq!(&*rows[1].raw, r#"{"PID":"7","USER":"root"}"#);
+        assert!(parse_top(r#"{"Titles":["USER"],"Processes":[["x"]]}"#).is_err());
+        assert!(parse_top(r#"{"Titles":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn list_drops_duplicates_and_accepts_null() {
+        let l = parse_container_list(r#"[{"Id":"a","State":"running","Status":"Up 1 second"},{"Id":"a"},{"Id":"b"}]"#).unwrap();
+        assert_eq!(l.len(), 2);
+        assert!(parse_container_list("null").unwrap().is_empty());
+        assert!(parse_container_list(r#"{"Id":"a"}"#).is_err());
+    }
+
+    #[test]
+    fn image_name_skips_untagged() {
+        let i = parse_image(r#"{"Id":"sha256:ab","RepoTags":["<none>:<none>"],"RepoDigests":["busybox@sha256:cd"]}"#).unwrap();
+        assert_eq!(i.name, "busybox");
+        assert!(parse_image(r#"{"RepoTags":[]}"#).is_err());
+    }
+
+    #[test]
+    fn uptime_bounds_follow_docker_rounding() {
+        assert_eq!(uptime_upper_bound_secs("Up Less than a second"), Some(1));
+        assert_eq!(uptime_upper_bound_secs("Up 5 seconds"), Some(6));
+        assert_eq!(uptime_upper_bound_secs("Up About a minute"), Some(120));
+        assert_eq!(uptime_upper_bound_secs("Up 2 hours (healthy)"), Some(3 * 3600));
+        assert_eq!(uptime_upper_bound_secs("Up About an hour"), Some(7200));
+        assert_eq!(uptime_upper_bound_secs("Exited (0) 2 hours ago"), None);
+        assert_eq!(uptime_upper_bound_secs("Up forever"), None);
+    }
+
+    #[test]
+    fn ids_cannot_reshape_paths() {
+        assert_eq!(encode_id("sha256:ab"), "sha256:ab");
+        assert_eq!(encode_id("../x?y"), "..%2Fx%3Fy");
+    }
+}

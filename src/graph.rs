@@ -1,1 +1,541 @@
-//! TODO
+//! The graph builder: a pure function from what was collected to the context graph.
+//!
+//! No I/O happens here, and nothing here knows where the data came from; the collector
+//! calls [`build`] with the inputs of one refresh and the [`History`] of the previous one,
+//! and gets back the graph and the history to keep. The rules are SPEC §3: resource IDs
+//! and labels, the relations table, and the three ways a container is matched to its pod.
+//!
+//! Label selectors go through an index of pods by (namespace, label, value), so the cost of
+//! `loadBalances` and `monitors` grows with the pods a selector matches, not with
+//! services × pods.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use crate::model::{Collected, KubeObject, Pod, RawJson, Selecting};
+
+/// Resource types, in the order the graph lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceType {
+    Cluster,
+    Node,
+    Pod,
+    Service,
+    ReplicationController,
+    Container,
+    Image,
+    Process,
+}
+
+impl ResourceType {
+    pub const ALL: [ResourceType; 8] = [
+        ResourceType::Cluster,
+        ResourceType::Node,
+        ResourceType::Pod,
+        ResourceType::Service,
+        ResourceType::ReplicationController,
+        ResourceType::Container,
+        ResourceType::Image,
+        ResourceType::Process,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::Cluster => "Cluster",
+            ResourceType::Node => "Node",
+            ResourceType::Pod => "Pod",
+            ResourceType::Service => "Service",
+            ResourceType::ReplicationController => "ReplicationController",
+            ResourceType::Container => "Container",
+            ResourceType::Image => "Image",
+            ResourceType::Process => "Process",
+        }
+    }
+
+    /// The names `/cluster/resources/TYPE` accepts: the type (any case) or a plural alias.
+    pub fn from_path_segment(segment: &str) -> Option<ResourceType> {
+        let lower = segment.to_ascii_lowercase();
+        let found = match lower.as_str() {
+            "nodes" => ResourceType::Node,
+            "pods" => ResourceType::Pod,
+            "services" => ResourceType::Service,
+            "rcontrollers" | "replicationcontrollers" => ResourceType::ReplicationController,
+            "containers" => ResourceType::Container,
+            "images" => ResourceType::Image,
+            "processes" => ResourceType::Process,
+            _ => {
+                return ResourceType::ALL
+                    .into_iter()
+                    .find(|t| t != &ResourceType::Cluster && t.as_str().eq_ignore_ascii_case(&lower))
+            }
+        };
+        Some(found)
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RelationType {
+    Contains,
+    Runs,
+    Monitors,
+    LoadBalances,
+    CreatedFrom,
+}
+
+impl RelationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelationType::Contains => "contains",
+            RelationType::Runs => "runs",
+            RelationType::Monitors => "monitors",
+            RelationType::LoadBalances => "loadBalances",
+            RelationType::CreatedFrom => "createdFrom",
+        }
+    }
+}
+
+/// A resource of the graph. `properties` is the observed JSON text, never re-serialized.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub id: String,
+    pub kind: ResourceType,
+    pub timestamp_ms: i64,
+    pub properties: RawJson,
+    pub label: String,
+    /// Images only: the image's name.
+    pub alternate_label: Option<String>,
+}
+
+/// A relation between two resources that both exist in the same graph.
+#[derive(Debug, Clone)]
+pub struct Relation {
+    pub kind: RelationType,
+    pub source: String,
+    pub target: String,
+    pub timestamp_ms: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    pub timestamp_ms: i64,
+    pub resources: Vec<Resource>,
+    pub relations: Vec<Relation>,
+}
+
+impl Graph {
+    pub fn count(&self, kind: ResourceType) -> usize {
+        self.resources.iter().filter(|r| r.kind == kind).count()
+    }
+}
+
+/// What the builder remembers from one graph to the next, so that timestamps mean "first
+/// observed in this state": the fingerprint and timestamp of every resource, and the
+/// timestamp of every relation.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    resources: HashMap<String, (u64, i64)>,
+    relations: HashMap<(RelationType, String, String), i64>,
+}
+
+impl History {
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+}
+
+/// Settings of the builder that do not come from the cluster.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub cluster_name: String,
+}
+
+/// Builds the graph of `collected` at time `now_ms`. Pure: same inputs, same graph.
+pub fn build(
+    collected: &Collected,
+    options: &BuildOptions,
+    now_ms: i64,
+    previous: &History,
+) -> (Graph, History) {
+    let mut b = Builder {
+        previous,
+        now_ms,
+        graph: Graph {
+            timestamp_ms: now_ms,
+            ..Graph::default()
+        },
+        history: History::default(),
+        ids: HashSet::new(),
+    };
+    b.build(collected, options);
+    (b.graph, b.history)
+}
+
+struct Builder<'p> {
+    previous: &'p History,
+    now_ms: i64,
+    graph: Graph,
+    history: History,
+    ids: HashSet<String>,
+}
+
+impl Builder<'_> {
+    /// Adds a resource unless its ID is taken (duplicates in the input keep the first).
+    fn resource(
+        &mut self,
+        kind: ResourceType,
+        id: String,
+        properties: RawJson,
+        fingerprint: u64,
+        label: String,
+        alternate_label: Option<String>,
+    ) -> bool {
+        if !self.ids.insert(id.clone()) {
+            return false;
+        }
+        let timestamp_ms = match self.previous.resources.get(&id) {
+            Some(&(fp, ts)) if fp == fingerprint => ts,
+            _ => self.now_ms,
+        };
+        self.history
+            .resources
+            .insert(id.clone(), (fingerprint, timestamp_ms));
+        self.graph.resources.push(Resource {
+            id,
+            kind,
+            timestamp_ms,
+            properties,
+            label,
+            alternate_label,
+        });
+        true
+    }
+
+    fn relation(&mut self, kind: RelationType, source: &str, target: &str) {
+        let key = (kind, source.to_string(), target.to_string());
+        if self.history.relations.contains_key(&key) {
+            return;
+        }
+        let timestamp_ms = self
+            .previous
+            .relations
+            .get(&key)
+            .copied()
+            .unwrap_or(self.now_ms);
+        self.history.relations.insert(key, timestamp_ms);
+        self.graph.relations.push(Relation {
+            kind,
+            source: source.to_string(),
+            target: target.to_string(),
+            timestamp_ms,
+        });
+    }
+
+    fn build(&mut self, collected: &Collected, options: &BuildOptions) {
+        let kube = &collected.kube;
+        let cluster_id = format!("Cluster:{}", options.cluster_name);
+        let cluster_props = serde_json::json!({ "name": options.cluster_name }).to_string();
+        let cluster_fp = crate::fingerprint::plain(&cluster_props).unwrap_or(0);
+        self.resource(
+            ResourceType::Cluster,
+            cluster_id.clone(),
+            cluster_props.into(),
+            cluster_fp,
+            options.cluster_name.clone(),
+            None,
+        );
+
+        let mut node_ids: HashMap<&str, String> = HashMap::new();
+        for node in &kube.nodes {
+            let id = format!("Node:{}", node.object.meta.name);
+            if self.object(ResourceType::Node, id.clone(), &node.object, node.hostname.clone()) {
+                self.relation(RelationType::Contains, &cluster_id, &id);
+                node_ids.insert(&node.object.meta.name, id);
+            }
+        }
+
+        // Pods: the index of pods kept in the graph, by uid and by (namespace, name).
+        let mut pod_ids: Vec<Option<String>> = Vec::with_capacity(kube.pods.len());
+        let mut pods_by_uid: HashMap<&str, usize> = HashMap::new();
+        let mut pods_by_name: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut pods_by_container: HashMap<&str, usize> = HashMap::new();
+        for (i, pod) in kube.pods.iter().enumerate() {
+            let meta = &pod.object.meta;
+            let id = format!("Pod:{}/{}", meta.namespace, meta.name);
+            if !self.object(ResourceType::Pod, id.clone(), &pod.object, meta.name.clone()) {
+                pod_ids.push(None);
+                continue;
+            }
+            if let Some(node_id) = pod.node_name.as_deref().and_then(|n| node_ids.get(n)) {
+                self.relation(RelationType::Runs, node_id, &id);
+            }
+            if !meta.uid.is_empty() {
+                pods_by_uid.entry(&meta.uid).or_insert(i);
+            }
+            pods_by_name.entry((&meta.namespace, &meta.name)).or_insert(i);
+            for cid in &pod.container_ids {
+                pods_by_container.entry(cid).or_insert(i);
+            }
+            pod_ids.push(Some(id));
+        }
+
+        let index = SelectorIndex::new(&kube.pods, &pod_ids);
+        for (kind, rel, list) in [
+            (ResourceType::Service, RelationType::LoadBalances, &kube.services),
+            (
+                ResourceType::ReplicationController,
+                RelationType::Monitors,
+                &kube.controllers,
+            ),
+        ] {
+            for selecting in list.iter() {
+                self.selecting(kind, rel, selecting, &cluster_id, &index, &pod_ids);
+            }
+        }
+
+        // Containers, their processes and images, node by node.
+        let pods = PodLookup {
+            pods: &kube.pods,
+            ids: &pod_ids,
+            by_uid: &pods_by_uid,
+            by_name: &pods_by_name,
+            by_container: &pods_by_container,
+        };
+        let mut image_ids: HashMap<&str, String> = HashMap::new();
+        for node_docker in &collected.docker {
+            for image in &node_docker.images {
+                let id = format!("Image:{}", image.id);
+                self.resource(
+                    ResourceType::Image,
+                    id.clone(),
+                    image.raw.clone(),
+                    image.fingerprint,
+                    hex12(&image.id).to_string(),
+                    Some(image.name.clone()),
+                );
+                image_ids.entry(&image.id).or_insert(id);
+            }
+        }
+        for node_docker in &collected.docker {
+            let node_id = node_ids.get(node_docker.node_name.as_str());
+            for observed in &node_docker.containers {
+                let c = &observed.container;
+                let pod = pods.find(c);
+                let short_name = pod
+                    .and_then(|_| short_container_name(c))
+                    .unwrap_or_else(|| c.name.clone());
+                let id = format!("Container:{}", c.id);
+                let label = format!("{short_name}/{}", hex12(&c.id));
+                if !self.resource(
+                    ResourceType::Container,
+                    id.clone(),
+                    c.raw.clone(),
+                    c.fingerprint,
+                    label,
+                    None,
+                ) {
+                    continue;
+                }
+                match pod {
+                    Some(pod_id) => self.relation(RelationType::Contains, pod_id, &id),
+                    None => {
+                        if let Some(node_id) = node_id {
+                            self.relation(RelationType::Runs, node_id, &id);
+                        }
+                    }
+                }
+                if let Some(image_id) = image_ids.get(c.image_id.as_str()) {
+                    self.relation(RelationType::CreatedFrom, &id, image_id);
+                }
+                for process in &observed.processes {
+                    let pid = format!("Process:{}/{}", hex12(&c.id), process.pid);
+                    if self.resource(
+                        ResourceType::Process,
+                        pid.clone(),
+                        process.raw.clone(),
+                        process.fingerprint,
+                        process.pid.clone(),
+                        None,
+                    ) {
+                        self.relation(RelationType::Contains, &id, &pid);
+                    }
+                }
+            }
+        }
+        // Resources are listed by type; within a type, in the order they were observed.
+        self.graph.resources.sort_by_key(|r| r.kind);
+    }
+
+    fn object(&mut self, kind: ResourceType, id: String, object: &KubeObject, label: String) -> bool {
+        self.resource(kind, id, object.raw.clone(), object.fingerprint, label, None)
+    }
+
+    fn selecting(
+        &mut self,
+        kind: ResourceType,
+        relation: RelationType,
+        selecting: &Selecting,
+        cluster_id: &str,
+        index: &SelectorIndex,
+        pod_ids: &[Option<String>],
+    ) {
+        let meta = &selecting.object.meta;
+        let id = format!("{}:{}/{}", kind.as_str(), meta.namespace, meta.name);
+        if !self.object(kind, id.clone(), &selecting.object, meta.name.clone()) {
+            return;
+        }
+        self.relation(RelationType::Contains, cluster_id, &id);
+        if let Some(selector) = &selecting.selector {
+            for pod in index.select(&meta.namespace, selector) {
+                if let Some(pod_id) = &pod_ids[pod] {
+                    self.relation(relation, &id, pod_id);
+                }
+            }
+        }
+    }
+}
+
+/// Pods by namespace, label and value: a selector is answered from its rarest label.
+struct SelectorIndex<'a> {
+    postings: HashMap<(&'a str, &'a str, &'a str), Vec<usize>>,
+    pods: &'a [Pod],
+}
+
+impl<'a> SelectorIndex<'a> {
+    fn new(pods: &'a [Pod], ids: &[Option<String>]) -> SelectorIndex<'a> {
+        let mut postings: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
+        for (i, pod) in pods.iter().enumerate() {
+            if ids[i].is_none() {
+                continue;
+            }
+            let meta = &pod.object.meta;
+            for (k, v) in &meta.labels {
+                postings
+                    .entry((meta.namespace.as_str(), k.as_str(), v.as_str()))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        SelectorIndex { postings, pods }
+    }
+
+    /// Pods of `namespace` whose labels include every pair of a non-empty `selector`.
+    fn select(&self, namespace: &str, selector: &BTreeMap<String, String>) -> Vec<usize> {
+        let mut rarest: Option<&Vec<usize>> = None;
+        for (k, v) in selector {
+            match self.postings.get(&(namespace, k.as_str(), v.as_str())) {
+                None => return Vec::new(),
+                Some(list) if rarest.is_none_or(|r| list.len() < r.len()) => rarest = Some(list),
+                Some(_) => {}
+            }
+        }
+        let Some(candidates) = rarest else {
+            return Vec::new();
+        };
+        candidates
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let labels = &self.pods[i].object.meta.labels;
+                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .collect()
+    }
+}
+
+struct PodLookup<'a> {
+    pods: &'a [Pod],
+    ids: &'a [Option<String>],
+    by_uid: &'a HashMap<&'a str, usize>,
+    by_name: &'a HashMap<(&'a str, &'a str), usize>,
+    by_container: &'a HashMap<&'a str, usize>,
+}
+
+impl<'a> PodLookup<'a> {
+    /// The graph ID of the pod a container belongs to, by the first rule of SPEC §3 that
+    /// applies: the kubelet's labels, the pod's container statuses, the kubelet's name.
+    fn find(&self, c: &crate::model::Container) -> Option<&'a str> {
+        let by_labels = || {
+            let uid = c.labels.get("io.kubernetes.pod.uid");
+            if let Some(&i) = uid.and_then(|u| self.by_uid.get(u.as_str())) {
+                return Some(i);
+            }
+            let ns = c.labels.get("io.kubernetes.pod.namespace")?;
+            let name = c.labels.get("io.kubernetes.pod.name")?;
+            self.by_name.get(&(ns.as_str(), name.as_str())).copied()
+        };
+        let by_status = || self.by_container.get(c.id.as_str()).copied();
+        let by_name = || {
+            let k = KubeletName::parse(&c.name)?;
+            if let Some(&i) = self.by_uid.get(k.uid) {
+                return Some(i);
+            }
+            self.by_name.get(&(k.namespace, k.pod)).copied()
+        };
+        let index = by_labels().or_else(by_status).or_else(by_name)?;
+        debug_assert!(index < self.pods.len());
+        self.ids[index].as_deref()
+    }
+}
+
+/// The parts of a kubelet container name: `k8s_CONTAINER[.HASH]_POD_NAMESPACE_UID_ATTEMPT`,
+/// or the 2015 form `k8s_CONTAINER.HASH_POD.NAMESPACE.api_UID_RANDOM`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct KubeletName<'a> {
+    pub container: &'a str,
+    pub pod: &'a str,
+    pub namespace: &'a str,
+    pub uid: &'a str,
+}
+
+impl<'a> KubeletName<'a> {
+    pub fn parse(name: &'a str) -> Option<KubeletName<'a>> {
+        let name = name.strip_prefix('/').unwrap_or(name);
+        let parts: Vec<&str> = name.split('_').collect();
+        let container = |p: &'a str| p.split('.').next().unwrap_or(p);
+        match parts.as_slice() {
+            ["k8s", c, pod, ns, uid, _attempt] if !pod.is_empty() && !ns.is_empty() => {
+                Some(KubeletName {
+                    container: container(c),
+                    pod,
+                    namespace: ns,
+                    uid,
+                })
+            }
+            ["k8s", c, pod_ns, uid, _random] => {
+                let pod_ns = pod_ns.strip_suffix(".api").unwrap_or(pod_ns);
+                // Namespaces cannot hold a dot, pod names can: split at the last one.
+                let (pod, ns) = pod_ns.rsplit_once('.')?;
+                Some(KubeletName {
+                    container: container(c),
+                    pod,
+                    namespace: ns,
+                    uid,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The pod's name for a container: the kubelet's label, else the kubelet name's part.
+fn short_container_name(c: &crate::model::Container) -> Option<String> {
+    if let Some(name) = c.labels.get("io.kubernetes.container.name") {
+        return Some(name.clone());
+    }
+    KubeletName::parse(&c.name).map(|k| k.container.to_string())
+}
+
+/// The first 12 hex digits of an ID, after any `sha256:` prefix.
+pub fn hex12(id: &str) -> &str {
+    let hex = id.split_once(':').map_or(id, |(_, h)| h);
+    match hex.char_indices().nth(12) {
+        Some((end, _)) => &hex[..end],
+        None => hex,
+    }
+}
