@@ -20,11 +20,16 @@ fail() {
     printf 'FAIL: %s\n' "$*"
 }
 
-# check DESCRIPTION COMMAND...: one test, passed when COMMAND succeeds.
+# check DESCRIPTION COMMAND...: one test, passed when COMMAND succeeds; returns its result.
 check() {
     local what=$1
     shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
+    if "$@"; then
+        pass "$what"
+    else
+        fail "$what"
+        return 1
+    fi
 }
 
 # Adds the PASS/FAIL lines of a checker (one per line) to the counts, echoing them.
@@ -117,11 +122,11 @@ wait_http() {
     return 1
 }
 
-# HTTP status code of a request: http_code METHOD URL [curl args...]
+# http_code METHOD URL BODY_FILE [curl args...]: prints the status code, the body in BODY_FILE.
 http_code() {
-    local method=$1 url=$2
-    shift 2
-    curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -X "$method" "$@" "$url" 2>/dev/null
+    local method=$1 url=$2 out=$3
+    shift 3
+    curl -sS --max-time 10 -o "$out" -w '%{http_code}' -X "$method" "$@" "$url" 2>/dev/null
 }
 
 # Builds the static binary and the scratch image IMAGE on the current DOCKER_HOST.
