@@ -24,11 +24,21 @@ const JSON: &str = "application/json";
 /// Answers one request.
 pub fn handle(state: &ApiState, request: &Request) -> Response {
     if !matches!(request.method, Method::Get | Method::Head) {
-        return error(405, &format!("method {} is not allowed; use GET or HEAD", request.method.as_str()))
-            .with_header("Allow", "GET, HEAD");
+        return error(
+            405,
+            &format!(
+                "method {} is not allowed; use GET or HEAD",
+                request.method.as_str()
+            ),
+        )
+        .with_header("Allow", "GET, HEAD");
     }
     let path = request.path();
-    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
     let now = now_ms();
     match path {
         "/" => home_page(state),
@@ -86,7 +96,11 @@ fn snapshot_body(
         return error(404, "not in this snapshot");
     };
     let gzip = accepts_gzip(request.header("Accept-Encoding"));
-    let etag = if gzip { rendered.gzip_etag() } else { rendered.etag.clone() };
+    let etag = if gzip {
+        rendered.gzip_etag()
+    } else {
+        rendered.etag.clone()
+    };
     let not_modified = request
         .header("If-None-Match")
         .is_some_and(|tags| etag_matches(tags, &etag));
@@ -97,10 +111,18 @@ fn snapshot_body(
             body: Body::Empty,
         }
     } else if gzip {
-        Response::new(200, rendered.content_type, Body::Shared(Arc::clone(&rendered.gzip)))
-            .with_header("Content-Encoding", "gzip")
+        Response::new(
+            200,
+            rendered.content_type,
+            Body::Shared(Arc::clone(&rendered.gzip)),
+        )
+        .with_header("Content-Encoding", "gzip")
     } else {
-        Response::new(200, rendered.content_type, Body::Shared(Arc::clone(&rendered.body)))
+        Response::new(
+            200,
+            rendered.content_type,
+            Body::Shared(Arc::clone(&rendered.body)),
+        )
     };
     with_common(response)
         .with_header("ETag", &etag)
@@ -110,9 +132,10 @@ fn snapshot_body(
 
 /// `If-None-Match: "a", W/"b"` or `*`. Weak comparison, as RFC 9110 asks for this header.
 fn etag_matches(header: &str, etag: &str) -> bool {
-    header.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
-    })
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 /// Whether `Accept-Encoding` allows gzip (`gzip`, `x-gzip` or `*`, with a non-zero q).
@@ -144,7 +167,11 @@ fn with_common(response: Response) -> Response {
 }
 
 fn json(status: u16, value: serde_json::Value) -> Response {
-    with_common(Response::new(status, JSON, Body::Owned(value.to_string().into_bytes())))
+    with_common(Response::new(
+        status,
+        JSON,
+        Body::Owned(value.to_string().into_bytes()),
+    ))
 }
 
 /// The error body of SPEC §2.
@@ -194,23 +221,34 @@ fn home_page(state: &ApiState) -> Response {
         None => "The first snapshot is still being collected.".to_string(),
     };
     let endpoints = [
-        ("/cluster", "the whole context graph: resources and relations (JSON)"),
+        (
+            "/cluster",
+            "the whole context graph: resources and relations (JSON)",
+        ),
         ("/cluster/resources", "all resources, without relations"),
         ("/cluster/resources/nodes", "nodes"),
         ("/cluster/resources/pods", "pods"),
         ("/cluster/resources/services", "services"),
         ("/cluster/resources/rcontrollers", "replication controllers"),
-        ("/cluster/resources/containers", "containers (Docker inspect)"),
+        (
+            "/cluster/resources/containers",
+            "containers (Docker inspect)",
+        ),
         ("/cluster/resources/images", "images (Docker image inspect)"),
         ("/cluster/resources/processes", "processes (rows of ps aux)"),
         ("/debug", "the graph in Graphviz DOT"),
-        ("/status", "the collector: last refresh, counts, health of every source"),
+        (
+            "/status",
+            "the collector: last refresh, counts, health of every source",
+        ),
         ("/version", "the running image and build"),
         ("/healthz", "liveness"),
     ];
     let rows: String = endpoints
         .iter()
-        .map(|(path, what)| format!("<tr><td><a href=\"{path}\">{path}</a></td><td>{what}</td></tr>\n"))
+        .map(|(path, what)| {
+            format!("<tr><td><a href=\"{path}\">{path}</a></td><td>{what}</td></tr>\n")
+        })
         .collect();
     let body = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -228,7 +266,11 @@ latest snapshot.</p>\n<p>{summary}</p>\n<table>\n{rows}</table>\n\
         name = html_escape(&state.cluster_name),
         version = html_escape(&state.version),
     );
-    with_common(Response::new(200, "text/html; charset=utf-8", Body::Owned(body.into_bytes())))
+    with_common(Response::new(
+        200,
+        "text/html; charset=utf-8",
+        Body::Owned(body.into_bytes()),
+    ))
 }
 
 fn html_escape(s: &str) -> String {
@@ -272,7 +314,12 @@ mod tests {
     #[test]
     fn before_the_first_snapshot_graph_endpoints_say_503() {
         let s = state();
-        for path in ["/cluster", "/cluster/resources", "/cluster/resources/pods", "/debug"] {
+        for path in [
+            "/cluster",
+            "/cluster/resources",
+            "/cluster/resources/pods",
+            "/debug",
+        ] {
             let r = handle(&s, &Request::get(path));
             assert_eq!(r.status, 503, "{path}");
             assert_eq!(r.header("Retry-After"), Some("2"));
@@ -280,7 +327,9 @@ mod tests {
         assert_eq!(handle(&s, &Request::get("/healthz")).status, 200);
         assert_eq!(handle(&s, &Request::get("/status")).status, 200);
         let home = handle(&s, &Request::get("/"));
-        assert!(String::from_utf8_lossy(home.body.as_bytes()).contains("Cluster Insight: &lt;c&gt;"));
+        assert!(
+            String::from_utf8_lossy(home.body.as_bytes()).contains("Cluster Insight: &lt;c&gt;")
+        );
     }
 
     #[test]

@@ -133,7 +133,10 @@ impl Options {
 pub enum Command {
     Run(Options),
     /// A simulated cluster and a master against it; `size` as `SimSpec::parse_size` reads it.
-    Demo { options: Options, size: Option<String> },
+    Demo {
+        options: Options,
+        size: Option<String>,
+    },
     Simulate {
         size: Option<String>,
         kube_objects: Option<PathBuf>,
@@ -215,7 +218,9 @@ pub fn parse(
             Long("refresh-interval") => {
                 let text = string(&mut parser, "--refresh-interval")?;
                 let secs: f64 = text.parse().map_err(|_| {
-                    CliError(format!("--refresh-interval: {text:?} is not a number of seconds"))
+                    CliError(format!(
+                        "--refresh-interval: {text:?} is not a number of seconds"
+                    ))
                 })?;
                 if !(0.1..=86_400.0).contains(&secs) {
                     return Err(CliError(format!(
@@ -314,15 +319,25 @@ fn path(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, CliError> {
 
 fn port(parser: &mut lexopt::Parser, flag: &str) -> Result<u16, CliError> {
     let text = string(parser, flag)?;
-    text.parse::<u16>()
-        .map_err(|_| CliError(format!("{flag}: {text:?} is not a port number (0 to 65535)")))
+    text.parse::<u16>().map_err(|_| {
+        CliError(format!(
+            "{flag}: {text:?} is not a port number (0 to 65535)"
+        ))
+    })
 }
 
-fn count(parser: &mut lexopt::Parser, flag: &str, min: usize, max: usize) -> Result<usize, CliError> {
+fn count(
+    parser: &mut lexopt::Parser,
+    flag: &str,
+    min: usize,
+    max: usize,
+) -> Result<usize, CliError> {
     let text = string(parser, flag)?;
     match text.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(CliError(format!("{flag}: {text:?} must be a whole number from {min} to {max}"))),
+        _ => Err(CliError(format!(
+            "{flag}: {text:?} must be a whole number from {min} to {max}"
+        ))),
     }
 }
 
@@ -343,7 +358,10 @@ mod tests {
 
     #[test]
     fn mode_from_flag_then_environment_then_master() {
-        assert_eq!(options(&["--mode", "minion"], Some("master")).mode, Mode::Minion);
+        assert_eq!(
+            options(&["--mode", "minion"], Some("master")).mode,
+            Mode::Minion
+        );
         assert_eq!(options(&[], Some("minion")).mode, Mode::Minion);
         assert_eq!(options(&[], Some("MASTER")).mode, Mode::Master);
         assert_eq!(options(&[], None).mode, Mode::Master);
@@ -367,7 +385,11 @@ mod tests {
             (&["extra"][..], None, "unexpected argument"),
             (&["--size", "nodes=1"][..], None, "demo"),
             (&["minion", "--mode", "master"][..], None, "contradicts"),
-            (&["simulate", "--size", "x", "--kube-objects", "f"][..], None, "not both"),
+            (
+                &["simulate", "--size", "x", "--kube-objects", "f"][..],
+                None,
+                "not both",
+            ),
         ] {
             let err = run(args, env).unwrap_err().to_string();
             assert!(err.contains(expect), "{args:?}: {err}");
@@ -385,17 +407,39 @@ mod tests {
     fn every_flag_is_read() {
         let o = options(
             &[
-                "--kubernetes-url", "https://10.0.0.1:6443", "--token-file", "/t", "--ca-file", "/c",
-                "--insecure-skip-tls-verify", "--docker-port", "14243", "--cluster-name", "prod",
-                "--refresh-interval", "2.5", "--workers", "3", "--debug", "--show-env",
-                "--node-parallelism", "4", "--port", "8080", "--bind", "127.0.0.1",
+                "--kubernetes-url",
+                "https://10.0.0.1:6443",
+                "--token-file",
+                "/t",
+                "--ca-file",
+                "/c",
+                "--insecure-skip-tls-verify",
+                "--docker-port",
+                "14243",
+                "--cluster-name",
+                "prod",
+                "--refresh-interval",
+                "2.5",
+                "--workers",
+                "3",
+                "--debug",
+                "--show-env",
+                "--node-parallelism",
+                "4",
+                "--port",
+                "8080",
+                "--bind",
+                "127.0.0.1",
             ],
             None,
         );
         assert_eq!(o.kubernetes_url.as_deref(), Some("https://10.0.0.1:6443"));
         assert_eq!(o.token_file, Some(PathBuf::from("/t")));
         assert!(o.insecure_skip_tls_verify && o.debug && o.show_env);
-        assert_eq!((o.docker_port, o.workers, o.node_parallelism, o.port()), (14243, 3, 4, 8080));
+        assert_eq!(
+            (o.docker_port, o.workers, o.node_parallelism, o.port()),
+            (14243, 3, 4, 8080)
+        );
         assert_eq!(o.refresh_interval, Duration::from_millis(2500));
         assert_eq!(o.cluster_name, "prod");
     }
@@ -409,7 +453,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match run(&["simulate", "--kube-objects", "f.json"], None).unwrap() {
-            Command::Simulate { kube_objects, port, .. } => {
+            Command::Simulate {
+                kube_objects, port, ..
+            } => {
                 assert_eq!((kube_objects, port), (Some(PathBuf::from("f.json")), 0))
             }
             other => panic!("{other:?}"),

@@ -257,7 +257,14 @@ impl Collector {
             status.kubernetes = kube_status;
             status.nodes = node_status;
         }
-        let failed_nodes = self.shared.status.read().nodes.values().filter(|s| !s.ok).count();
+        let failed_nodes = self
+            .shared
+            .status
+            .read()
+            .nodes
+            .values()
+            .filter(|s| !s.ok)
+            .count();
         log::info!(
             "refresh {} took {} ms: {} resources, {} relations, {} Kubernetes pages, {} Docker calls{}",
             self.refresh,
@@ -287,8 +294,7 @@ impl Collector {
         let (nodes, pods, services, controllers) = std::thread::scope(|s| {
             let nodes = s.spawn(|| fetch_list(client, "/api/v1/nodes", model::parse_node));
             let pods = s.spawn(|| fetch_list(client, "/api/v1/pods", model::parse_pod));
-            let services =
-                s.spawn(|| fetch_list(client, "/api/v1/services", model::parse_service));
+            let services = s.spawn(|| fetch_list(client, "/api/v1/services", model::parse_service));
             let controllers = fetch_list(
                 client,
                 "/api/v1/replicationcontrollers",
@@ -392,7 +398,11 @@ impl Collector {
             status.entry(result.name.clone()).or_default().record(
                 now,
                 result.endpoint,
-                result.outcome.as_ref().map(|d| d.containers.len()).map_err(Clone::clone),
+                result
+                    .outcome
+                    .as_ref()
+                    .map(|d| d.containers.len())
+                    .map_err(Clone::clone),
             );
             if let Err(e) = &result.outcome {
                 log::warn!("node {}: {e}", result.name);
@@ -633,7 +643,9 @@ fn collect_node_containers(
             calls.docker_top += 1;
             match api.top(&container.id) {
                 Ok(rows) => rows,
-                Err(DockerError::Status { code: 404 | 409, .. }) => Vec::new(),
+                Err(DockerError::Status {
+                    code: 404 | 409, ..
+                }) => Vec::new(),
                 Err(e) => {
                     log::debug!("node {node}: top of container {}: {e}", container.id);
                     Vec::new()
@@ -682,16 +694,21 @@ fn collect_node_containers(
 /// Whether a cached inspect still describes the listed container: same state, not
 /// restarted since (the list's "Up N units" must fit the start time we know), and not
 /// older than the maximum age.
-fn still_current(cached: &CachedContainer, listed: &ListedContainer, context: &NodeContext) -> bool {
+fn still_current(
+    cached: &CachedContainer,
+    listed: &ListedContainer,
+    context: &NodeContext,
+) -> bool {
     if cached.listed_state != listed.state
         || context.refresh.saturating_sub(cached.inspected_in_refresh) >= INSPECT_MAX_AGE_REFRESHES
     {
         return false;
     }
     if listed.state == "running" || listed.status.starts_with("Up ") {
-        let (Some(bound), Some(started)) =
-            (uptime_upper_bound_secs(&listed.status), cached.started_at_ms)
-        else {
+        let (Some(bound), Some(started)) = (
+            uptime_upper_bound_secs(&listed.status),
+            cached.started_at_ms,
+        ) else {
             return false;
         };
         let up_ms = context.now_ms - started;
@@ -793,13 +810,33 @@ mod tests {
         let hour = 3_600_000;
         let now = 100 * hour;
         let c = cached(now - 2 * hour, "running", 1);
-        assert!(still_current(&c, &listed("running", "Up 2 hours"), &context(now, 2)));
+        assert!(still_current(
+            &c,
+            &listed("running", "Up 2 hours"),
+            &context(now, 2)
+        ));
         // Restarted 5 seconds ago: the list says so, the cache does not.
-        assert!(!still_current(&c, &listed("running", "Up 5 seconds"), &context(now, 2)));
-        assert!(!still_current(&c, &listed("exited", "Exited (0) 1 second ago"), &context(now, 2)));
-        assert!(!still_current(&c, &listed("running", "Up 2 hours"), &context(now, 31)));
+        assert!(!still_current(
+            &c,
+            &listed("running", "Up 5 seconds"),
+            &context(now, 2)
+        ));
+        assert!(!still_current(
+            &c,
+            &listed("exited", "Exited (0) 1 second ago"),
+            &context(now, 2)
+        ));
+        assert!(!still_current(
+            &c,
+            &listed("running", "Up 2 hours"),
+            &context(now, 31)
+        ));
         let e = cached(0, "exited", 1);
-        assert!(still_current(&e, &listed("exited", "Exited (1) 3 days ago"), &context(now, 2)));
+        assert!(still_current(
+            &e,
+            &listed("exited", "Exited (1) 3 days ago"),
+            &context(now, 2)
+        ));
     }
 
     #[test]

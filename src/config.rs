@@ -160,7 +160,10 @@ mod tests {
         assert_eq!(a.config.base_url, "http://127.0.0.1:8001");
         options.kubernetes_url = Some("http://127.0.0.1:9/".into());
         let a = kube_access(&options, env, &dir);
-        assert_eq!((a.config.base_url.as_str(), a.how), ("http://127.0.0.1:9", "--kubernetes-url"));
+        assert_eq!(
+            (a.config.base_url.as_str(), a.how),
+            ("http://127.0.0.1:9", "--kubernetes-url")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -355,7 +355,10 @@ mod tests {
         assert!(c.raw.contains(r#""WEIRD""#));
         assert!(c.raw.contains(r#""ExecIDs":3"#));
         assert_eq!(c.name, "k8s_app_p_ns_uid_0");
-        assert_eq!((c.image_id.as_str(), c.image_name.as_str()), ("sha256:1", "nginx:1.27"));
+        assert_eq!(
+            (c.image_id.as_str(), c.image_name.as_str()),
+            ("sha256:1", "nginx:1.27")
+        );
         assert!(c.running);
         let shown = parse_container_inspect(text, true).unwrap();
         assert!(shown.raw.contains("PASSWORD=hunter2"));
@@ -377,7 +380,10 @@ mod tests {
         let rows = parse_top(text).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].pid, "1");
-        assert_eq!(&*rows[0].raw, r#"{"%CPU":"0.5","COMMAND":"sleep 1","PID":"1","USER":"root"}"#);
+        assert_eq!(
+            &*rows[0].raw,
+            r#"{"%CPU":"0.5","COMMAND":"sleep 1","PID":"1","USER":"root"}"#
+        );
         assert_eq!(&*rows[1].raw, r#"{"PID":"7","USER":"root"}"#);
         assert!(parse_top(r#"{"Titles":["USER"],"Processes":[["x"]]}"#).is_err());
         assert!(parse_top(r#"{"Titles":"x"}"#).is_err());
@@ -385,7 +391,10 @@ mod tests {
 
     #[test]
     fn list_drops_duplicates_and_accepts_null() {
-        let l = parse_container_list(r#"[{"Id":"a","State":"running","Status":"Up 1 second"},{"Id":"a"},{"Id":"b"}]"#).unwrap();
+        let l = parse_container_list(
+            r#"[{"Id":"a","State":"running","Status":"Up 1 second"},{"Id":"a"},{"Id":"b"}]"#,
+        )
+        .unwrap();
         assert_eq!(l.len(), 2);
         assert!(parse_container_list("null").unwrap().is_empty());
         assert!(parse_container_list(r#"{"Id":"a"}"#).is_err());
@@ -403,7 +412,10 @@ mod tests {
         assert_eq!(uptime_upper_bound_secs("Up Less than a second"), Some(1));
         assert_eq!(uptime_upper_bound_secs("Up 5 seconds"), Some(6));
         assert_eq!(uptime_upper_bound_secs("Up About a minute"), Some(120));
-        assert_eq!(uptime_upper_bound_secs("Up 2 hours (healthy)"), Some(3 * 3600));
+        assert_eq!(
+            uptime_upper_bound_secs("Up 2 hours (healthy)"),
+            Some(3 * 3600)
+        );
         assert_eq!(uptime_upper_bound_secs("Up About an hour"), Some(7200));
         assert_eq!(uptime_upper_bound_secs("Exited (0) 2 hours ago"), None);
         assert_eq!(uptime_upper_bound_secs("Up forever"), None);

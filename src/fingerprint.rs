@@ -103,22 +103,22 @@ impl<'de> Visitor<'de> for HashSeed<'_, '_> {
         Ok(())
     }
     fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.hasher.write(&[b'i']);
+        self.hasher.write(b"i");
         self.hasher.write(&v.to_le_bytes());
         Ok(())
     }
     fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.hasher.write(&[b'u']);
+        self.hasher.write(b"u");
         self.hasher.write(&v.to_le_bytes());
         Ok(())
     }
     fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.hasher.write(&[b'f']);
+        self.hasher.write(b"f");
         self.hasher.write(&v.to_bits().to_le_bytes());
         Ok(())
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.hasher.write(&[b's']);
+        self.hasher.write(b"s");
         self.hasher.write(&(v.len() as u64).to_le_bytes());
         self.hasher.write(v.as_bytes());
         Ok(())
@@ -150,7 +150,7 @@ impl<'de> Visitor<'de> for HashSeed<'_, '_> {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            self.hasher.write(&[b'k']);
+            self.hasher.write(b"k");
             self.hasher.write(&(key.len() as u64).to_le_bytes());
             self.hasher.write(key.as_bytes());
             map.next_value_seed(HashSeed {
@@ -200,7 +200,10 @@ mod tests {
 
     #[test]
     fn escapes_are_hashed_by_meaning() {
-        assert_eq!(plain(r#"{"a":"\u0041"}"#).unwrap(), plain(r#"{"a":"A"}"#).unwrap());
+        assert_eq!(
+            plain(r#"{"a":"\u0041"}"#).unwrap(),
+            plain(r#"{"a":"A"}"#).unwrap()
+        );
     }
 
     #[test]

@@ -64,9 +64,9 @@ impl ResourceType {
             "images" => ResourceType::Image,
             "processes" => ResourceType::Process,
             _ => {
-                return ResourceType::ALL
-                    .into_iter()
-                    .find(|t| t != &ResourceType::Cluster && t.as_str().eq_ignore_ascii_case(&lower))
+                return ResourceType::ALL.into_iter().find(|t| {
+                    t != &ResourceType::Cluster && t.as_str().eq_ignore_ascii_case(&lower)
+                })
             }
         };
         Some(found)
@@ -253,7 +253,12 @@ impl Builder<'_> {
         let mut node_ids: HashMap<&str, String> = HashMap::new();
         for node in &kube.nodes {
             let id = format!("Node:{}", node.object.meta.name);
-            if self.object(ResourceType::Node, id.clone(), &node.object, node.hostname.clone()) {
+            if self.object(
+                ResourceType::Node,
+                id.clone(),
+                &node.object,
+                node.hostname.clone(),
+            ) {
                 self.relation(RelationType::Contains, &cluster_id, &id);
                 node_ids.insert(&node.object.meta.name, id);
             }
@@ -267,7 +272,12 @@ impl Builder<'_> {
         for (i, pod) in kube.pods.iter().enumerate() {
             let meta = &pod.object.meta;
             let id = format!("Pod:{}/{}", meta.namespace, meta.name);
-            if !self.object(ResourceType::Pod, id.clone(), &pod.object, meta.name.clone()) {
+            if !self.object(
+                ResourceType::Pod,
+                id.clone(),
+                &pod.object,
+                meta.name.clone(),
+            ) {
                 pod_ids.push(None);
                 continue;
             }
@@ -277,7 +287,9 @@ impl Builder<'_> {
             if !meta.uid.is_empty() {
                 pods_by_uid.entry(&meta.uid).or_insert(i);
             }
-            pods_by_name.entry((&meta.namespace, &meta.name)).or_insert(i);
+            pods_by_name
+                .entry((&meta.namespace, &meta.name))
+                .or_insert(i);
             for cid in &pod.container_ids {
                 pods_by_container.entry(cid).or_insert(i);
             }
@@ -286,7 +298,11 @@ impl Builder<'_> {
 
         let index = SelectorIndex::new(&kube.pods, &pod_ids);
         for (kind, rel, list) in [
-            (ResourceType::Service, RelationType::LoadBalances, &kube.services),
+            (
+                ResourceType::Service,
+                RelationType::LoadBalances,
+                &kube.services,
+            ),
             (
                 ResourceType::ReplicationController,
                 RelationType::Monitors,
@@ -371,8 +387,21 @@ impl Builder<'_> {
         self.graph.resources.sort_by_key(|r| r.kind);
     }
 
-    fn object(&mut self, kind: ResourceType, id: String, object: &KubeObject, label: String) -> bool {
-        self.resource(kind, id, object.raw.clone(), object.fingerprint, label, None)
+    fn object(
+        &mut self,
+        kind: ResourceType,
+        id: String,
+        object: &KubeObject,
+        label: String,
+    ) -> bool {
+        self.resource(
+            kind,
+            id,
+            object.raw.clone(),
+            object.fingerprint,
+            label,
+            None,
+        )
     }
 
     fn selecting(

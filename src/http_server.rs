@@ -242,7 +242,12 @@ fn convert_request(raw: &tiny_http::Request) -> Request {
     let headers = raw
         .headers()
         .iter()
-        .map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string()))
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_string(),
+                h.value.as_str().to_string(),
+            )
+        })
         .collect();
     Request {
         method,

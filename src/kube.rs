@@ -78,8 +78,14 @@ impl std::error::Error for KubeError {}
 /// Errors that stop the client from being built at all (start-up errors).
 #[derive(Debug)]
 pub enum KubeSetupError {
-    ReadFile { path: PathBuf, error: std::io::Error },
-    BadCa { path: PathBuf, detail: String },
+    ReadFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    BadCa {
+        path: PathBuf,
+        detail: String,
+    },
     BadUrl(String),
 }
 
@@ -90,10 +96,17 @@ impl fmt::Display for KubeSetupError {
                 write!(f, "cannot read {}: {error}", path.display())
             }
             KubeSetupError::BadCa { path, detail } => {
-                write!(f, "no usable CA certificate in {}: {detail}", path.display())
+                write!(
+                    f,
+                    "no usable CA certificate in {}: {detail}",
+                    path.display()
+                )
             }
             KubeSetupError::BadUrl(url) => {
-                write!(f, "Kubernetes URL must start with http:// or https://: {url:?}")
+                write!(
+                    f,
+                    "Kubernetes URL must start with http:// or https://: {url:?}"
+                )
             }
         }
     }

@@ -4,11 +4,11 @@
 
 #![forbid(unsafe_code)]
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::ExitCode;
 use cluster_insight::cli::{self, Command, Mode, Options};
 use cluster_insight::master::Master;
 use cluster_insight::{config, demo, http_server, minion, sim, version};
+use std::net::{SocketAddr, TcpListener};
+use std::process::ExitCode;
 
 /// Why the process ends early, by phase; each phase has its exit code.
 enum Failure {
@@ -55,8 +55,12 @@ fn main() -> ExitCode {
             debug,
         } => {
             init_logging(debug);
-            sim::run_cli(size.as_deref(), kube_objects.as_deref(), SocketAddr::new(bind, port))
-                .map_err(Failure::Runtime)
+            sim::run_cli(
+                size.as_deref(),
+                kube_objects.as_deref(),
+                SocketAddr::new(bind, port),
+            )
+            .map_err(Failure::Runtime)
         }
     };
     match result {
@@ -103,7 +107,9 @@ fn run_master(options: &Options) -> Result<(), Failure> {
     let listener = bind(options)?;
     log::info!(
         "master on http://{} reading Kubernetes at {} ({}), refreshing every {:?}; version {}",
-        listener.local_addr().map_or_else(|_| "?".to_string(), |a| a.to_string()),
+        listener
+            .local_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string()),
         master.access.config.base_url,
         master.access.how,
         options.refresh_interval,
@@ -123,7 +129,9 @@ fn run_minion(options: &Options) -> Result<(), Failure> {
     let listener = bind(options)?;
     log::info!(
         "minion on http://{} forwarding read-only Docker API calls to {}",
-        listener.local_addr().map_or_else(|_| "?".to_string(), |a| a.to_string()),
+        listener
+            .local_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string()),
         socket.display()
     );
     if !version::socket_exists(&socket) {

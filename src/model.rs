@@ -321,7 +321,11 @@ pub fn parse_controller(raw: &RawValue) -> Result<Selecting, ParseError> {
     let selector = spec
         .selector
         .filter(|s| !s.is_empty())
-        .or_else(|| spec.template.and_then(|t| t.metadata).and_then(|m| m.labels))
+        .or_else(|| {
+            spec.template
+                .and_then(|t| t.metadata)
+                .and_then(|m| m.labels)
+        })
         .filter(|s| !s.is_empty());
     Ok(Selecting { object, selector })
 }
@@ -428,15 +432,25 @@ mod tests {
         let rc = parse_controller(&raw(r#"{"metadata":{"name":"rc"},
             "spec":{"template":{"metadata":{"labels":{"app":"web"}}}}}"#))
         .unwrap();
-        assert_eq!(rc.selector.unwrap().get("app").map(String::as_str), Some("web"));
-        let svc = parse_service(&raw(r#"{"metadata":{"name":"s"},"spec":{"selector":{}}}"#)).unwrap();
+        assert_eq!(
+            rc.selector.unwrap().get("app").map(String::as_str),
+            Some("web")
+        );
+        let svc =
+            parse_service(&raw(r#"{"metadata":{"name":"s"},"spec":{"selector":{}}}"#)).unwrap();
         assert!(svc.selector.is_none());
     }
 
     #[test]
     fn list_pages_in_both_shapes() {
-        let page = parse_list_page(r#"{"kind":"PodList","metadata":{"continue":"abc"},"items":[{"a":1},{"b":2}]}"#).unwrap();
-        assert_eq!((page.items.len(), page.continue_token.as_deref()), (2, Some("abc")));
+        let page = parse_list_page(
+            r#"{"kind":"PodList","metadata":{"continue":"abc"},"items":[{"a":1},{"b":2}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (page.items.len(), page.continue_token.as_deref()),
+            (2, Some("abc"))
+        );
         let page = parse_list_page(r#" [{"a":1}]"#).unwrap();
         assert_eq!((page.items.len(), page.continue_token), (1, None));
         let page = parse_list_page(r#"{"metadata":{"continue":""},"items":[]}"#).unwrap();

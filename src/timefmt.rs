@@ -114,20 +114,39 @@ mod tests {
     fn formats_known_instants() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(rfc3339_millis(1_795_521_600_000), "2026-11-24T12:00:00.000Z");
+        assert_eq!(
+            rfc3339_millis(1_795_521_600_000),
+            "2026-11-24T12:00:00.000Z"
+        );
         assert_eq!(rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
     }
 
     #[test]
     fn parses_what_docker_and_kubernetes_write() {
-        assert_eq!(parse_rfc3339_millis("2026-11-24T12:00:00Z"), Some(1_795_521_600_000));
+        assert_eq!(
+            parse_rfc3339_millis("2026-11-24T12:00:00Z"),
+            Some(1_795_521_600_000)
+        );
         assert_eq!(
             parse_rfc3339_millis("2026-11-24T12:00:00.123456789Z"),
             Some(1_795_521_600_123)
         );
-        assert_eq!(parse_rfc3339_millis("2026-11-24T13:00:00+01:00"), Some(1_795_521_600_000));
-        assert_eq!(parse_rfc3339_millis("0001-01-01T00:00:00Z"), Some(-62_135_596_800_000));
-        for bad in ["", "2026-11-24", "2026-13-24T12:00:00Z", "2026-11-24T12:00:00", "x026-11-24T12:00:00Z", "2026-11-24T12:00:00.Z"] {
+        assert_eq!(
+            parse_rfc3339_millis("2026-11-24T13:00:00+01:00"),
+            Some(1_795_521_600_000)
+        );
+        assert_eq!(
+            parse_rfc3339_millis("0001-01-01T00:00:00Z"),
+            Some(-62_135_596_800_000)
+        );
+        for bad in [
+            "",
+            "2026-11-24",
+            "2026-13-24T12:00:00Z",
+            "2026-11-24T12:00:00",
+            "x026-11-24T12:00:00Z",
+            "2026-11-24T12:00:00.Z",
+        ] {
             assert_eq!(parse_rfc3339_millis(bad), None, "{bad}");
         }
     }

@@ -85,7 +85,10 @@ mod tests {
         let id = "a".repeat(64);
         let line = format!("612 590 254:1 /var/lib/docker/containers/{id}/hostname /etc/hostname rw,relatime - ext4 /dev/vda1 rw");
         assert_eq!(container_id_from_mountinfo(&line), Some(id));
-        assert_eq!(container_id_from_mountinfo("22 1 0:21 / /proc rw - proc proc rw"), None);
+        assert_eq!(
+            container_id_from_mountinfo("22 1 0:21 / /proc rw - proc proc rw"),
+            None
+        );
         let short = "612 590 254:1 /var/lib/docker/containers/abc/hostname /etc/hostname rw";
         assert_eq!(container_id_from_mountinfo(short), None);
     }

@@ -1,0 +1,452 @@
+//! The graph builder's rules (SPEC §3), without any I/O: objects in, graph out.
+//! Each test builds a small cluster from JSON the way the APIs send it and checks the
+//! exact set of resources and relations.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use cluster_insight::docker::{parse_container_inspect, parse_image, parse_top};
+use cluster_insight::graph::{build, BuildOptions, Graph, History, KubeletName, ResourceType};
+use cluster_insight::model::{
+    parse_controller, parse_node, parse_pod, parse_service, Collected, NodeDocker,
+    ObservedContainer,
+};
+use serde_json::json;
+use serde_json::value::RawValue;
+
+fn raw(value: serde_json::Value) -> Box<RawValue> {
+    RawValue::from_string(value.to_string()).unwrap()
+}
+
+fn node(name: &str) -> cluster_insight::model::Node {
+    parse_node(&raw(json!({"kind": "Node", "metadata": {"name": name, "uid": format!("uid-{name}"), "resourceVersion": "1"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": format!("{name}.local")}]}})))
+    .unwrap()
+}
+
+fn pod(
+    ns: &str,
+    name: &str,
+    node: Option<&str>,
+    labels: serde_json::Value,
+    container_ids: &[&str],
+) -> cluster_insight::model::Pod {
+    let statuses: Vec<_> = container_ids
+        .iter()
+        .map(|id| json!({"name": "c", "containerID": format!("docker://{id}")}))
+        .collect();
+    let mut spec = json!({"containers": [{"name": "c"}]});
+    if let Some(n) = node {
+        spec["nodeName"] = json!(n);
+    }
+    parse_pod(&raw(json!({"metadata": {"namespace": ns, "name": name, "uid": format!("uid-{ns}-{name}"), "labels": labels},
+        "spec": spec, "status": {"phase": "Running", "containerStatuses": statuses}})))
+    .unwrap()
+}
+
+fn service(
+    ns: &str,
+    name: &str,
+    selector: Option<serde_json::Value>,
+) -> cluster_insight::model::Selecting {
+    let mut spec = json!({"ports": [{"port": 80}]});
+    if let Some(s) = selector {
+        spec["selector"] = s;
+    }
+    parse_service(&raw(
+        json!({"metadata": {"namespace": ns, "name": name}, "spec": spec}),
+    ))
+    .unwrap()
+}
+
+fn controller(
+    ns: &str,
+    name: &str,
+    selector: serde_json::Value,
+) -> cluster_insight::model::Selecting {
+    parse_controller(&raw(json!({"metadata": {"namespace": ns, "name": name},
+        "spec": {"replicas": 2, "selector": selector}})))
+    .unwrap()
+}
+
+fn container(
+    id: &str,
+    name: &str,
+    labels: serde_json::Value,
+    image: &str,
+    pids: &[&str],
+) -> ObservedContainer {
+    let inspect = json!({"Id": id, "Name": format!("/{name}"), "Image": image,
+        "State": {"Running": true, "StartedAt": "2026-11-24T12:00:00Z"},
+        "Config": {"Image": "busybox:1.36", "Labels": labels, "Env": ["SECRET=s3cr3t"]}});
+    let top = json!({"Titles": ["USER", "PID", "COMMAND"],
+        "Processes": pids.iter().map(|p| json!(["root", p, "sleep"])).collect::<Vec<_>>()});
+    ObservedContainer {
+        container: Arc::new(parse_container_inspect(&inspect.to_string(), false).unwrap()),
+        processes: parse_top(&top.to_string()).unwrap(),
+    }
+}
+
+fn image(id: &str, tag: &str) -> Arc<cluster_insight::model::Image> {
+    Arc::new(parse_image(&json!({"Id": id, "RepoTags": [tag]}).to_string()).unwrap())
+}
+
+fn hex(c: char) -> String {
+    std::iter::repeat_n(c, 64).collect()
+}
+
+fn relations(graph: &Graph) -> BTreeSet<String> {
+    graph
+        .relations
+        .iter()
+        .map(|r| format!("{} {} -> {}", r.kind.as_str(), r.source, r.target))
+        .collect()
+}
+
+fn ids(graph: &Graph, kind: ResourceType) -> BTreeSet<String> {
+    graph
+        .resources
+        .iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| r.id.clone())
+        .collect()
+}
+
+fn options() -> BuildOptions {
+    BuildOptions {
+        cluster_name: "test".into(),
+    }
+}
+
+/// Every relation's two ends are resources, and no relation or resource is listed twice.
+fn check_invariants(graph: &Graph) {
+    let all: BTreeSet<&str> = graph.resources.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(all.len(), graph.resources.len(), "duplicate resource IDs");
+    for r in &graph.relations {
+        assert!(
+            all.contains(r.source.as_str()),
+            "dangling source {}",
+            r.source
+        );
+        assert!(
+            all.contains(r.target.as_str()),
+            "dangling target {}",
+            r.target
+        );
+    }
+    assert_eq!(
+        relations(graph).len(),
+        graph.relations.len(),
+        "duplicate relations"
+    );
+}
+
+/// A cluster with one of everything the rules distinguish.
+fn cluster() -> Collected {
+    let (a, b, c, d, e) = (hex('a'), hex('b'), hex('c'), hex('d'), hex('e'));
+    let img = format!("sha256:{}", hex('1'));
+    let missing_img = format!("sha256:{}", hex('2'));
+    let mut collected = Collected::default();
+    collected.kube.nodes = vec![node("n1"), node("n2")];
+    collected.kube.pods = vec![
+        pod(
+            "default",
+            "web-1",
+            Some("n1"),
+            json!({"app": "web", "tier": "front"}),
+            &[],
+        ),
+        pod(
+            "default",
+            "web-2",
+            Some("n2"),
+            json!({"app": "web", "tier": "front"}),
+            &[&b],
+        ),
+        pod("other", "web-1", Some("n2"), json!({"app": "web"}), &[]),
+        pod(
+            "default",
+            "pending",
+            None,
+            json!({"app": "web", "tier": "back"}),
+            &[],
+        ),
+        pod("default", "lonely", Some("gone-node"), json!({}), &[]),
+    ];
+    collected.kube.services = vec![
+        service(
+            "default",
+            "web",
+            Some(json!({"app": "web", "tier": "front"})),
+        ),
+        service("default", "headless", None),
+        service("default", "nothing", Some(json!({"app": "nope"}))),
+        service("other", "web", Some(json!({"app": "web"}))),
+    ];
+    collected.kube.controllers = vec![controller("default", "web-rc", json!({"app": "web"}))];
+    collected.docker = vec![
+        NodeDocker {
+            node_name: "n1".into(),
+            containers: vec![
+                // By the kubelet's labels.
+                container(
+                    &a,
+                    "k8s_app_web-1_default_uid-default-web-1_0",
+                    json!({"io.kubernetes.pod.uid": "uid-default-web-1", "io.kubernetes.container.name": "app"}),
+                    &img,
+                    &["1", "7"],
+                ),
+                // Standalone: no pod.
+                container(&d, "registry", json!({}), &missing_img, &[]),
+            ],
+            images: vec![image(&img, "busybox:1.36")],
+        },
+        NodeDocker {
+            node_name: "n2".into(),
+            containers: vec![
+                // By the pod's containerStatuses only.
+                container(&b, "some-name", json!({}), &img, &["1"]),
+                // By the kubelet name only (namespace `other`).
+                container(
+                    &c,
+                    "k8s_side.abc123_web-1_other_uid-zzz_2",
+                    json!({}),
+                    &img,
+                    &[],
+                ),
+                // 2015 kubelet name form.
+                container(
+                    &e,
+                    "k8s_side.1234_web-1.other.api_uid-old_5d3f",
+                    json!({}),
+                    &img,
+                    &[],
+                ),
+            ],
+            images: vec![image(&img, "busybox:1.36")],
+        },
+    ];
+    collected
+}
+
+#[test]
+fn every_relation_rule() {
+    let (a, b, c, d, e) = (hex('a'), hex('b'), hex('c'), hex('d'), hex('e'));
+    let img = format!("sha256:{}", hex('1'));
+    let (graph, _) = build(&cluster(), &options(), 1_000, &History::default());
+    check_invariants(&graph);
+    let expected: BTreeSet<String> = [
+        "contains Cluster:test -> Node:n1".to_string(),
+        "contains Cluster:test -> Node:n2".into(),
+        "runs Node:n1 -> Pod:default/web-1".into(),
+        "runs Node:n2 -> Pod:default/web-2".into(),
+        "runs Node:n2 -> Pod:other/web-1".into(),
+        "contains Cluster:test -> Service:default/web".into(),
+        "contains Cluster:test -> Service:default/headless".into(),
+        "contains Cluster:test -> Service:default/nothing".into(),
+        "contains Cluster:test -> Service:other/web".into(),
+        "contains Cluster:test -> ReplicationController:default/web-rc".into(),
+        "loadBalances Service:default/web -> Pod:default/web-1".into(),
+        "loadBalances Service:default/web -> Pod:default/web-2".into(),
+        "loadBalances Service:other/web -> Pod:other/web-1".into(),
+        "monitors ReplicationController:default/web-rc -> Pod:default/web-1".into(),
+        "monitors ReplicationController:default/web-rc -> Pod:default/web-2".into(),
+        "monitors ReplicationController:default/web-rc -> Pod:default/pending".into(),
+        format!("contains Pod:default/web-1 -> Container:{a}"),
+        format!("contains Pod:default/web-2 -> Container:{b}"),
+        format!("contains Pod:other/web-1 -> Container:{c}"),
+        format!("contains Pod:other/web-1 -> Container:{e}"),
+        format!("runs Node:n1 -> Container:{d}"),
+        format!("createdFrom Container:{a} -> Image:{img}"),
+        format!("createdFrom Container:{b} -> Image:{img}"),
+        format!("createdFrom Container:{c} -> Image:{img}"),
+        format!("createdFrom Container:{e} -> Image:{img}"),
+        format!("contains Container:{a} -> Process:aaaaaaaaaaaa/1"),
+        format!("contains Container:{a} -> Process:aaaaaaaaaaaa/7"),
+        format!("contains Container:{b} -> Process:bbbbbbbbbbbb/1"),
+    ]
+    .into_iter()
+    .collect();
+    let got = relations(&graph);
+    let missing: Vec<_> = expected.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:#?}\nextra {extra:#?}"
+    );
+
+    // Every pod is a resource, scheduled or not, and pods of a node that is gone too.
+    assert_eq!(ids(&graph, ResourceType::Pod).len(), 5);
+    // One image across both nodes; the image that was not found is not a resource.
+    assert_eq!(
+        ids(&graph, ResourceType::Image),
+        [format!("Image:{img}")].into_iter().collect()
+    );
+    assert_eq!(graph.count(ResourceType::Cluster), 1);
+    assert_eq!(graph.count(ResourceType::Container), 5);
+    assert_eq!(graph.count(ResourceType::Process), 3);
+}
+
+#[test]
+fn labels_follow_the_spec() {
+    let (graph, _) = build(&cluster(), &options(), 1_000, &History::default());
+    let label = |id: &str| {
+        graph
+            .resources
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.label.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(label("Node:n1"), "n1.local");
+    assert_eq!(label("Pod:other/web-1"), "web-1");
+    assert_eq!(
+        label(&format!("Container:{}", hex('a'))),
+        "app/aaaaaaaaaaaa"
+    );
+    assert_eq!(
+        label(&format!("Container:{}", hex('c'))),
+        "side/cccccccccccc"
+    );
+    assert_eq!(
+        label(&format!("Container:{}", hex('d'))),
+        "registry/dddddddddddd"
+    );
+    assert_eq!(label(&format!("Image:sha256:{}", hex('1'))), "111111111111");
+    assert_eq!(label("Process:aaaaaaaaaaaa/7"), "7");
+    let image = graph
+        .resources
+        .iter()
+        .find(|r| r.kind == ResourceType::Image)
+        .unwrap();
+    assert_eq!(image.alternate_label.as_deref(), Some("busybox:1.36"));
+    // Resources come grouped by type, in the SPEC's order.
+    let kinds: Vec<ResourceType> = graph.resources.iter().map(|r| r.kind).collect();
+    let mut sorted = kinds.clone();
+    sorted.sort();
+    assert_eq!(kinds, sorted);
+}
+
+#[test]
+fn properties_are_the_observed_objects_with_env_redacted() {
+    let (graph, _) = build(&cluster(), &options(), 1_000, &History::default());
+    for r in &graph.resources {
+        let value: serde_json::Value = serde_json::from_str(&r.properties).unwrap();
+        assert!(value.is_object(), "{}", r.id);
+        assert!(!r.properties.contains("s3cr3t"), "{}", r.id);
+    }
+    let web = graph
+        .resources
+        .iter()
+        .find(|r| r.id == "Pod:default/web-2")
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_str(&web.properties).unwrap();
+    assert_eq!(value["metadata"]["labels"]["tier"], "front");
+}
+
+#[test]
+fn timestamps_stay_while_nothing_changes() {
+    let first = cluster();
+    let (g1, h1) = build(&first, &options(), 1_000, &History::default());
+    assert!(g1.resources.iter().all(|r| r.timestamp_ms == 1_000));
+
+    // Same objects, but the API server bumped resourceVersion on one node.
+    let mut second = cluster();
+    second.kube.nodes[0] = parse_node(&raw(json!({"kind": "Node", "metadata": {"name": "n1", "uid": "uid-n1", "resourceVersion": "99"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": "n1.local"}]}}))).unwrap();
+    // And a pod really changed: a new label.
+    second.kube.pods[2] = pod(
+        "other",
+        "web-1",
+        Some("n2"),
+        json!({"app": "web", "new": "yes"}),
+        &[],
+    );
+    let (g2, h2) = build(&second, &options(), 2_000, &h1);
+    let ts = |g: &Graph, id: &str| {
+        g.resources
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap()
+            .timestamp_ms
+    };
+    assert_eq!(
+        ts(&g2, "Node:n1"),
+        1_000,
+        "resourceVersion alone is no change"
+    );
+    assert_eq!(ts(&g2, "Pod:other/web-1"), 2_000);
+    assert_eq!(ts(&g2, "Pod:default/web-2"), 1_000);
+    assert!(
+        g2.relations.iter().all(|r| r.timestamp_ms == 1_000),
+        "relations kept their time"
+    );
+
+    // A relation that disappears and comes back is new again.
+    let mut third = cluster();
+    third.kube.services.remove(0);
+    let (_, h3) = build(&third, &options(), 3_000, &h2);
+    let (g4, _) = build(&cluster(), &options(), 4_000, &h3);
+    let lb = g4
+        .relations
+        .iter()
+        .find(|r| r.source == "Service:default/web" && r.target == "Pod:default/web-1")
+        .unwrap();
+    assert_eq!(lb.timestamp_ms, 4_000);
+}
+
+#[test]
+fn duplicates_and_empty_inputs() {
+    let mut c = cluster();
+    let dup = c.docker[0].containers[0].clone();
+    c.docker[1].containers.push(dup);
+    c.kube
+        .pods
+        .push(pod("default", "web-1", Some("n1"), json!({}), &[]));
+    let (graph, _) = build(&c, &options(), 1, &History::default());
+    check_invariants(&graph);
+    assert_eq!(graph.count(ResourceType::Container), 5);
+    assert_eq!(graph.count(ResourceType::Pod), 5);
+
+    let (empty, _) = build(&Collected::default(), &options(), 1, &History::default());
+    assert_eq!(empty.resources.len(), 1);
+    assert!(empty.relations.is_empty());
+}
+
+#[test]
+fn selectors_matching_nothing_or_absent_select_nothing() {
+    let (graph, _) = build(&cluster(), &options(), 1, &History::default());
+    for svc in ["Service:default/headless", "Service:default/nothing"] {
+        assert!(
+            !graph
+                .relations
+                .iter()
+                .any(|r| r.source == svc && r.kind.as_str() == "loadBalances"),
+            "{svc}"
+        );
+    }
+}
+
+#[test]
+fn kubelet_names() {
+    for (name, expect) in [
+        (
+            "k8s_app_web-1_default_0123_0",
+            Some(("app", "web-1", "default", "0123")),
+        ),
+        (
+            "/k8s_POD.d8dbe16c_web-1_default_0123_1",
+            Some(("POD", "web-1", "default", "0123")),
+        ),
+        (
+            "k8s_redis.2bf1_redis-master.default.api_a1b2_7c3e",
+            Some(("redis", "redis-master", "default", "a1b2")),
+        ),
+        ("k8s_app_web-1", None),
+        ("nginx", None),
+        ("k8s_app__default_0123_0", None),
+    ] {
+        let got = KubeletName::parse(name).map(|k| (k.container, k.pod, k.namespace, k.uid));
+        assert_eq!(got, expect, "{name}");
+    }
+}

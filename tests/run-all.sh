@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test of the project: the Rust unit and integration tests, then every suite
+# under tests/suites/ (shell tests of the scripts, the image and a real Docker daemon).
+# Usage: tests/run-all.sh            (from anywhere; it works from the repository root)
+# Suites install what they need when run as root; under CI=true a suite that cannot run
+# fails instead of skipping.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+failed=()
+passed=0
+
+run() {
+    local name=$1; shift
+    echo "=== $name"
+    local start=$SECONDS
+    if "$@"; then
+        passed=$((passed + 1))
+        echo "=== $name: ok ($((SECONDS - start)) s)"
+    else
+        failed+=("$name")
+        echo "=== $name: FAILED ($((SECONDS - start)) s)"
+    fi
+}
+
+run "cargo test" cargo test --all-targets --locked
+for suite in tests/suites/*.sh; do
+    [ -e "$suite" ] || continue
+    run "$suite" bash "$suite"
+done
+
+echo
+echo "groups: $passed passed, ${#failed[@]} failed"
+if [ ${#failed[@]} -gt 0 ]; then
+    printf 'failed: %s\n' "${failed[@]}"
+    exit 1
+fi
