@@ -156,7 +156,18 @@ MASTER_PORT=$(free_port)
 "$BIN" simulate --kube-objects "$WORK/kube-objects.json" --port "$SIM_PORT" >"$WORK/sim.log" 2>&1 &
 SIM_PID=$!
 at_exit "kill $SIM_PID"
-check "the simulator serves the objects (/api/v1/pods)" wait_http "http://127.0.0.1:$SIM_PORT/api/v1/pods" 30
+dump_logs() {
+    echo "--- minion log"
+    docker logs cluster-insight-e2e-minion 2>&1 | tail -n 20
+    echo "--- master log"
+    tail -n 20 "$WORK/master.log" 2>/dev/null
+    echo "--- simulator log"
+    tail -n 20 "$WORK/sim.log"
+}
+if ! check "the simulator serves the objects (/api/v1/pods)" wait_http "http://127.0.0.1:$SIM_PORT/api/v1/pods" 30; then
+    dump_logs
+    summary_and_exit
+fi
 "$BIN" --mode master --bind 127.0.0.1 --port "$MASTER_PORT" --kubernetes-url "http://127.0.0.1:$SIM_PORT" \
     --docker-port "$MINION_PORT" --refresh-interval 1 >"$WORK/master.log" 2>&1 &
 MASTER_PID=$!
@@ -182,9 +193,5 @@ fi
 check "the master's /status answers JSON" bash -c \
     "curl -fsS '$MASTER/status' | python3 -c 'import json, sys; json.load(sys.stdin)'"
 
-if [ "$FAILED" -gt 0 ]; then
-    echo "--- minion log"; docker logs cluster-insight-e2e-minion 2>&1 | tail -n 20
-    echo "--- master log"; tail -n 20 "$WORK/master.log"
-    echo "--- simulator log"; tail -n 20 "$WORK/sim.log"
-fi
+[ "$FAILED" -eq 0 ] || dump_logs
 summary_and_exit

@@ -91,7 +91,7 @@ check "the minion still answers" minion_answers
 # --- master -------------------------------------------------------------------------------
 # Nothing serves the Kubernetes API here: the master must serve /healthz regardless.
 UNUSED_PORT=$(free_port)
-FLAGS="--kubernetes-url http://127.0.0.1:$UNUSED_PORT --docker-port $MINION_PORT --refresh-interval 1"
+FLAGS="--bind 127.0.0.1 --kubernetes-url http://127.0.0.1:$UNUSED_PORT --docker-port $MINION_PORT --refresh-interval 1"
 run_install master1 master --image-tar "$TAR" --port "$MASTER_PORT" --master-flags "$FLAGS"
 check "master install from the tarball ends with ALL DONE" all_done master1
 check "the master answers /healthz on port $MASTER_PORT" master_answers
