@@ -199,11 +199,23 @@ install() {
     remove_containers "$MODE" "$NAME"
     port_busy "$PORT" && fail "port $PORT on 127.0.0.1 is already in use by another program (choose another with --port)"
 
-    args=(run -d --name "$NAME" --restart unless-stopped --net=host
+    args=(--name "$NAME" --restart unless-stopped --net=host
         --label "$MODE_LABEL=$MODE" -e "CLUSTER_INSIGHT_MODE=$MODE")
     [ "$MODE" = minion ] && args+=(-v "$DOCKER_SOCKET:/var/run/docker.sock:ro")
     args+=("$IMAGE" --port "$PORT" "${flags[@]}")
-    cid=$(docker_quick "${args[@]}" 2>&1) || fail "docker run of $IMAGE as $NAME: $(printf '%s' "$cid" | tail -n 1)"
+    # --init: as PID 1 the binary would ignore SIGTERM, and every `docker stop` would wait
+    # out the grace period. A daemon without its init binary still gets a working install.
+    if ! cid=$(docker_quick run -d --init "${args[@]}" 2>&1); then
+        case $cid in
+            *docker-init*)
+                say "this Docker daemon has no init binary: running without --init"
+                docker_quick rm -f "$NAME" >/dev/null 2>&1
+                cid=$(docker_quick run -d "${args[@]}" 2>&1) || fail "docker run of $IMAGE as $NAME: $(printf '%s' "$cid" | tail -n 1)"
+                ;;
+            *) fail "docker run of $IMAGE as $NAME: $(printf '%s' "$cid" | tail -n 1)" ;;
+        esac
+    fi
+    cid=${cid##*$'\n'} # the ID is the last line, after any warnings
     say "started $NAME (${cid:0:12}) from $IMAGE ($(printf %.12s "${IMAGE_ID#sha256:}")), waiting for http://127.0.0.1:$PORT$path"
     wait_until_serving "$cid" "$path"
     say "Cluster Insight $MODE is serving on port $PORT (container $NAME)"

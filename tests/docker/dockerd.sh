@@ -14,6 +14,8 @@ START_TIMEOUT=${DOCKERD_START_TIMEOUT:-60}
 STOP_TIMEOUT=${DOCKERD_STOP_TIMEOUT:-30}
 # A Unix socket path holds at most 107 bytes; containerd's socket lives deepest.
 MAX_DIR_LEN=60
+# Marks a directory as one this script made, so that `stop` deletes nothing else.
+MARKER=.private-dockerd
 
 say() { printf 'dockerd.sh: %s\n' "$*" >&2; }
 
@@ -64,6 +66,11 @@ ensure_dockerd() {
 
 start() {
     mkdir -p "$DIR" || exit 1
+    # DIR is deleted at stop: take it only when empty or already ours.
+    if [ ! -e "$DIR/$MARKER" ]; then
+        [ -z "$(ls -A "$DIR")" ] || { say "$DIR is not empty and not a private dockerd directory"; exit 1; }
+        : >"$DIR/$MARKER"
+    fi
     if pid_alive "$(daemon_pid)" && answers; then
         say "already running for $DIR"
         printf 'DOCKER_HOST=unix://%s/docker.sock\n' "$DIR"
@@ -137,6 +144,7 @@ unmount_under() {
 
 stop() {
     [ -d "$DIR" ] || return 0
+    [ -e "$DIR/$MARKER" ] || { say "$DIR is not a private dockerd directory: left alone"; exit 1; }
     local pid
     pid=$(daemon_pid)
     if pid_alive "$pid"; then
@@ -171,8 +179,10 @@ stop() {
     rm -rf "$DIR" 2>/dev/null || { sleep 1; unmount_under; rm -rf "$DIR"; } || say "could not remove $DIR"
 }
 
-[ $# -eq 2 ] || usage
+{ [ $# -eq 2 ] && [ -n "$2" ]; } || usage
 DIR=$(absolute_dir "$2")
+# Everything under DIR is the daemon's and is deleted at stop: never the root or a home.
+case $DIR in / | "$HOME" | /tmp | /var | /var/lib | /root | /home) usage ;; esac
 case $1 in
     start) start ;;
     stop) stop ;;

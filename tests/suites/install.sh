@@ -77,8 +77,8 @@ check "exactly one minion container, running" one_running minion
 check "the minion container mounts the daemon's socket read-only" bash -c \
     "docker inspect -f '{{range .Mounts}}{{.Source}}:{{.Destination}}:{{.RW}} {{end}}' cluster-insight-minion |
      grep -qF '$DOCKER_SOCKET:/var/run/docker.sock:false'"
-check "the minion container uses the host network and restarts unless stopped" bash -c \
-    "[ \"\$(docker inspect -f '{{.HostConfig.NetworkMode}} {{.HostConfig.RestartPolicy.Name}}' cluster-insight-minion)\" = 'host unless-stopped' ]"
+check "the minion container uses the host network, restarts unless stopped, has an init" bash -c \
+    "[ \"\$(docker inspect -f '{{.HostConfig.NetworkMode}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.Init}}' cluster-insight-minion)\" = 'host unless-stopped true' ]"
 first_minion=$(docker inspect -f '{{.Id}}' cluster-insight-minion 2>/dev/null)
 
 run_install minion2 minion --image-tar "$TAR" --port "$MINION_PORT"
