@@ -21,6 +21,7 @@ pub mod master;
 pub mod minion;
 pub mod model;
 pub mod sim;
+pub mod simulate;
 pub mod snapshot;
 pub mod timefmt;
 pub mod version;

@@ -6,7 +6,7 @@
 
 use cluster_insight::cli::{self, Command, Mode, Options};
 use cluster_insight::master::Master;
-use cluster_insight::{config, demo, http_server, minion, sim, version};
+use cluster_insight::{config, demo, http_server, minion, simulate, version};
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             debug,
         } => {
             init_logging(debug);
-            sim::run_cli(
+            simulate::run(
                 size.as_deref(),
                 kube_objects.as_deref(),
                 SocketAddr::new(bind, port),

@@ -5,7 +5,7 @@
 # Suites install what they need when run as root; under CI=true a suite that cannot run
 # fails instead of skipping.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 failed=()
 passed=0
