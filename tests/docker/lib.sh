@@ -54,13 +54,13 @@ summary_and_exit() {
 # where a skipped suite would hide a broken pipeline.
 skip_suite() {
     if [ "${CI:-}" = true ]; then
-        printf 'FAIL: %s (CI=true: a skip counts as a failure)\n' "$*"
-        printf '0 passed, 1 failed\n'
-        exit 1
+        fail "$* (CI=true: a skip counts as a failure)"
+        summary_and_exit
     fi
     printf '\n*** SKIPPED: %s ***\n\n' "$*"
-    printf '0 passed, 0 failed, 1 skipped\n'
-    exit 0
+    printf '%s passed, %s failed, 1 skipped\n' "$PASSED" "$FAILED"
+    [ "$FAILED" -eq 0 ] && exit 0
+    exit 1
 }
 
 on_exit() {

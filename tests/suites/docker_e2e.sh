@@ -15,7 +15,9 @@ IMAGE=cluster-insight:e2e
 WORKLOAD_IMAGE=cluster-insight-e2e/busybox:1
 # A second image, so that each container's createdFrom must pick the right one.
 WORKLOAD_IMAGE2=cluster-insight-e2e/busybox-db:1
-BIN=$REPO/${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/release/cluster-insight
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+[[ $TARGET_DIR == /* ]] || TARGET_DIR=$REPO/$TARGET_DIR
+BIN=$TARGET_DIR/x86_64-unknown-linux-musl/release/cluster-insight
 NODE=e2e-node
 SECRET=e2e-secret-$RANDOM$RANDOM
 

@@ -12,6 +12,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/../docker/lib.sh"
 IMAGE=kubernetes/cluster-insight
 LABEL=cluster-insight.install.mode
 
+# The scripts a user runs, and these tests, are shellcheck-clean.
+if ! command -v shellcheck >/dev/null 2>&1 && [ "${CI:-}" = true ] && [ "$(id -u)" -eq 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; } >/dev/null 2>&1
+fi
+if command -v shellcheck >/dev/null 2>&1; then
+    check "shellcheck: install.sh, scripts/build-image.sh, tests/docker/*.sh, tests/suites/{install,docker_e2e}.sh" \
+        bash -c "cd '$REPO' && shellcheck -x install.sh scripts/build-image.sh tests/docker/*.sh tests/suites/install.sh tests/suites/docker_e2e.sh"
+else
+    printf '\n*** shellcheck not installed: scripts not linted ***\n\n'
+fi
+
 start_private_dockerd
 temp_dir WORK || { fail "cannot make a temporary directory"; summary_and_exit; }
 
@@ -159,6 +170,10 @@ check "no Cluster Insight container is left" bash -c "[ \"\$(docker ps -aq --fil
 ssh_setup() {
     [ "$(id -u)" -eq 0 ] || { SSH_WHY="not root"; return 1; }
     local tool
+    # On a CI machine, install sshd; elsewhere, installing it would start a system sshd.
+    if [ "${CI:-}" = true ] && [ ! -x /usr/sbin/sshd ] && command -v apt-get >/dev/null 2>&1; then
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client; } >/dev/null 2>&1
+    fi
     for tool in /usr/sbin/sshd ssh ssh-keygen; do
         command -v "$tool" >/dev/null 2>&1 || { SSH_WHY="$tool missing (apt-get install openssh-server)"; return 1; }
     done
