@@ -8,7 +8,8 @@
 # It checks that Docker runs, obtains the image (from --image-tar, else the local image, else
 # `docker pull`), replaces any earlier Cluster Insight container of the same mode, starts the
 # new one with --net=host and --restart unless-stopped, and waits until it answers on
-# 127.0.0.1. The last line is `ALL DONE`, or `FAILED: reason` with a non-zero exit code.
+# 127.0.0.1 (or the --bind address in --master-flags). The last line is `ALL DONE`, or
+# `FAILED: reason` with a non-zero exit code.
 # Running it twice leaves exactly one container per mode. DOCKER_HOST is honoured.
 
 usage() {
@@ -61,33 +62,37 @@ is_port() {
     [[ $1 =~ ^[0-9]{1,5}$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 65535 ]
 }
 
-# True when something answers HTTP 2xx on 127.0.0.1:PORT at PATH.
+# True when something answers HTTP 2xx on $PROBE_HOST:PORT at PATH.
 http_ok() {
     local port=$1 path=$2
     if have curl; then
-        curl -fsS --max-time 3 -o /dev/null "http://127.0.0.1:$port$path" 2>/dev/null
+        curl -fsS --max-time 3 -o /dev/null "http://$(url_host "$PROBE_HOST"):$port$path" 2>/dev/null
         return
     fi
     # No curl: bash's /dev/tcp, in a subshell under a time limit when `timeout` exists.
     # shellcheck disable=SC2016 # expanded by the inner bash, from its arguments
-    local probe='exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
-        printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$1" >&3
+    local probe='exec 3<>"/dev/tcp/$2/$0" || exit 1
+        printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$1" "$2" >&3
         IFS=" " read -r _ status _ <&3
         [[ $status == 2?? ]]'
     if have timeout; then
-        timeout 3 bash -c "$probe" "$port" "$path" 2>/dev/null
+        timeout 3 bash -c "$probe" "$port" "$path" "$PROBE_HOST" 2>/dev/null
     else
-        bash -c "$probe" "$port" "$path" 2>/dev/null
+        bash -c "$probe" "$port" "$path" "$PROBE_HOST" 2>/dev/null
     fi
 }
 
-# True when something accepts TCP connections on 127.0.0.1:PORT.
+url_host() {
+    case $1 in *:*) printf '[%s]' "$1" ;; *) printf '%s' "$1" ;; esac
+}
+
+# True when something accepts TCP connections on $PROBE_HOST:PORT.
 port_busy() {
     # shellcheck disable=SC2016 # expanded by the inner bash, from its arguments
     if have timeout; then
-        timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$1" 2>/dev/null
+        timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$0"' "$1" "$PROBE_HOST" 2>/dev/null
     else
-        bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$1" 2>/dev/null
+        bash -c 'exec 3<>"/dev/tcp/$1/$0"' "$1" "$PROBE_HOST" 2>/dev/null
     fi
 }
 
@@ -158,7 +163,7 @@ wait_until_serving() {
             fail_started "$cid" "container $NAME stopped (status $status, restarts $restarts)"
         fi
         http_ok "$PORT" "$path" && return 0
-        [ "$waited" -lt "$WAIT" ] || fail_started "$cid" "container $NAME did not answer http://127.0.0.1:$PORT$path within ${WAIT}s"
+        [ "$waited" -lt "$WAIT" ] || fail_started "$cid" "container $NAME did not answer http://$(url_host "$PROBE_HOST"):$PORT$path within ${WAIT}s"
         sleep 1
         waited=$((waited + 1))
     done
@@ -172,10 +177,16 @@ install() {
             : "${PORT:=5555}"
             path=/healthz
             read -r -a flags <<<"$MASTER_FLAGS"
-            local f
-            for f in "${flags[@]}"; do
-                case $f in --port | --port=* | --mode | --mode=*) usage_error "give the port with --port, not in --master-flags" ;; esac
+            local i
+            for ((i = 0; i < ${#flags[@]}; i++)); do
+                case ${flags[i]} in
+                    --port | --port=* | --mode | --mode=*) usage_error "give the port with --port and the mode as the argument, not in --master-flags" ;;
+                    # A master bound to one address is probed there.
+                    --bind) PROBE_HOST=${flags[i + 1]:-$PROBE_HOST} ;;
+                    --bind=*) PROBE_HOST=${flags[i]#--bind=} ;;
+                esac
             done
+            case $PROBE_HOST in 0.0.0.0) PROBE_HOST=127.0.0.1 ;; ::) PROBE_HOST=::1 ;; esac
             ;;
         minion)
             : "${PORT:=4243}"
@@ -197,7 +208,7 @@ install() {
 
     obtain_image
     remove_containers "$MODE" "$NAME"
-    port_busy "$PORT" && fail "port $PORT on 127.0.0.1 is already in use by another program (choose another with --port)"
+    port_busy "$PORT" && fail "port $PORT on $PROBE_HOST is already in use by another program (choose another with --port)"
 
     args=(--name "$NAME" --restart unless-stopped --net=host
         --label "$MODE_LABEL=$MODE" -e "CLUSTER_INSIGHT_MODE=$MODE")
@@ -216,7 +227,7 @@ install() {
         esac
     fi
     cid=${cid##*$'\n'} # the ID is the last line, after any warnings
-    say "started $NAME (${cid:0:12}) from $IMAGE ($(printf %.12s "${IMAGE_ID#sha256:}")), waiting for http://127.0.0.1:$PORT$path"
+    say "started $NAME (${cid:0:12}) from $IMAGE ($(printf %.12s "${IMAGE_ID#sha256:}")), waiting for http://$(url_host "$PROBE_HOST"):$PORT$path"
     wait_until_serving "$cid" "$path"
     say "Cluster Insight $MODE is serving on port $PORT (container $NAME)"
     echo "ALL DONE"
@@ -236,7 +247,7 @@ uninstall() {
 
 main() {
     IMAGE=kubernetes/cluster-insight IMAGE_GIVEN=0 IMAGE_TAR='' PORT='' DOCKER_SOCKET=''
-    MASTER_FLAGS='' NAME='' WAIT=60 UNINSTALL=0 MODE='' REMOVED=0 IMAGE_ID=''
+    MASTER_FLAGS='' NAME='' WAIT=60 UNINSTALL=0 MODE='' REMOVED=0 IMAGE_ID='' PROBE_HOST=127.0.0.1
     while [ $# -gt 0 ]; do
         case $1 in
             --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
