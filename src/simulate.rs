@@ -14,7 +14,11 @@ use crate::http_server::{self, Body, Method, Request, Response};
 use crate::sim::{SimSpec, Simulator};
 
 /// Runs until the process is stopped; errors are start-up errors.
-pub fn run(size: Option<&str>, kube_objects: Option<&Path>, addr: SocketAddr) -> Result<(), String> {
+pub fn run(
+    size: Option<&str>,
+    kube_objects: Option<&Path>,
+    addr: SocketAddr,
+) -> Result<(), String> {
     match kube_objects {
         Some(file) => serve_objects(file, addr),
         None => {
@@ -26,8 +30,13 @@ pub fn run(size: Option<&str>, kube_objects: Option<&Path>, addr: SocketAddr) ->
                 .map_err(|e| format!("cannot start the simulator: {e}"))?;
             println!("kubernetes {}", sim.kube_url());
             if sim.docker_port() != 0 {
-                let nodes: Vec<String> = sim.node_addresses().iter().map(|a| a.to_string()).collect();
-                println!("docker-port {} nodes {}", sim.docker_port(), nodes.join(","));
+                let nodes: Vec<String> =
+                    sim.node_addresses().iter().map(|a| a.to_string()).collect();
+                println!(
+                    "docker-port {} nodes {}",
+                    sim.docker_port(),
+                    nodes.join(",")
+                );
             }
             // Serve until killed: the simulator's threads do the work.
             loop {
@@ -54,12 +63,18 @@ fn lists_from_file(file: &Path) -> Result<BTreeMap<&'static str, String>, String
         ("Node", "/api/v1/nodes", "NodeList"),
         ("Pod", "/api/v1/pods", "PodList"),
         ("Service", "/api/v1/services", "ServiceList"),
-        ("ReplicationController", "/api/v1/replicationcontrollers", "ReplicationControllerList"),
+        (
+            "ReplicationController",
+            "/api/v1/replicationcontrollers",
+            "ReplicationControllerList",
+        ),
     ];
     let mut lists = BTreeMap::new();
     for (kind, path, list_kind) in kinds {
-        let of_kind: Vec<&serde_json::Value> =
-            items.iter().filter(|i| i.get("kind").and_then(|k| k.as_str()) == Some(kind)).collect();
+        let of_kind: Vec<&serde_json::Value> = items
+            .iter()
+            .filter(|i| i.get("kind").and_then(|k| k.as_str()) == Some(kind))
+            .collect();
         let body = serde_json::json!({
             "kind": list_kind,
             "apiVersion": "v1",
@@ -70,7 +85,11 @@ fn lists_from_file(file: &Path) -> Result<BTreeMap<&'static str, String>, String
     }
     let known: usize = items
         .iter()
-        .filter(|i| kinds.iter().any(|(k, _, _)| i.get("kind").and_then(|v| v.as_str()) == Some(*k)))
+        .filter(|i| {
+            kinds
+                .iter()
+                .any(|(k, _, _)| i.get("kind").and_then(|v| v.as_str()) == Some(*k))
+        })
         .count();
     if known < items.len() {
         return Err(format!(
@@ -99,13 +118,24 @@ fn answer(lists: &BTreeMap<&'static str, String>, request: &Request) -> Response
         return status(405, "MethodNotAllowed", "this API is read-only");
     }
     match lists.get(request.path()) {
-        Some(body) => Response::new(200, "application/json", Body::Owned(body.clone().into_bytes())),
+        Some(body) => Response::new(
+            200,
+            "application/json",
+            Body::Owned(body.clone().into_bytes()),
+        ),
         None if request.path() == "/version" => Response::new(
             200,
             "application/json",
-            Body::Owned(br#"{"major":"1","minor":"36","gitVersion":"v1.36.0-cluster-insight-simulate"}"#.to_vec()),
+            Body::Owned(
+                br#"{"major":"1","minor":"36","gitVersion":"v1.36.0-cluster-insight-simulate"}"#
+                    .to_vec(),
+            ),
         ),
-        None => status(404, "NotFound", &format!("the server could not find {}", request.path())),
+        None => status(
+            404,
+            "NotFound",
+            &format!("the server could not find {}", request.path()),
+        ),
     }
 }
 
@@ -114,7 +144,11 @@ fn status(code: u16, reason: &str, message: &str) -> Response {
         "kind": "Status", "apiVersion": "v1", "metadata": {},
         "status": "Failure", "message": message, "reason": reason, "code": code,
     });
-    Response::new(code, "application/json", Body::Owned(body.to_string().into_bytes()))
+    Response::new(
+        code,
+        "application/json",
+        Body::Owned(body.to_string().into_bytes()),
+    )
 }
 
 #[cfg(test)]
@@ -131,9 +165,13 @@ mod tests {
         let lists = lists_from_file(&file).unwrap();
         let pods: serde_json::Value = serde_json::from_str(&lists["/api/v1/pods"]).unwrap();
         assert_eq!(pods["items"][0]["metadata"]["name"], "p");
-        let rcs: serde_json::Value = serde_json::from_str(&lists["/api/v1/replicationcontrollers"]).unwrap();
+        let rcs: serde_json::Value =
+            serde_json::from_str(&lists["/api/v1/replicationcontrollers"]).unwrap();
         assert_eq!(rcs["items"].as_array().unwrap().len(), 0);
-        assert_eq!(answer(&lists, &Request::get("/api/v1/nodes?limit=500")).status, 200);
+        assert_eq!(
+            answer(&lists, &Request::get("/api/v1/nodes?limit=500")).status,
+            200
+        );
         assert_eq!(answer(&lists, &Request::get("/api/v1/secrets")).status, 404);
 
         std::fs::write(&file, r#"[{"kind":"Secret","metadata":{"name":"s"}}]"#).unwrap();

@@ -7,7 +7,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::model::{human_duration, Cluster, Container, Image, Node, PAUSE_IMAGE};
+use super::model::{
+    human_duration, wall_clock_millis, Cluster, Container, Image, Node, PAUSE_IMAGE,
+};
 use super::server::{percent_decode, Counters, Request, Response, Shared};
 use crate::timefmt::rfc3339_millis;
 
@@ -220,7 +222,8 @@ fn summary(cluster: &Cluster, c: &Container) -> Value {
         "Ports": [],
         "Labels": labels(c),
         "State": "running",
-        "Status": format!("Up {}", human_duration(cluster.now - c.started)),
+        // Docker computes the uptime when asked, from its own clock.
+        "Status": format!("Up {}", human_duration(wall_clock_millis().max(cluster.now) - c.started)),
         "HostConfig": {"NetworkMode": network_mode(c)},
         "NetworkSettings": {"Networks": if c.sandbox || c.pod.is_none() { json!({"bridge": bridge(c)}) } else { json!({}) }},
         "Mounts": mounts(c),

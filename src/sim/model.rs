@@ -12,9 +12,16 @@ use std::net::Ipv4Addr;
 
 use super::{Expected, SimSpec};
 
-/// The simulated "now" at start: 2026-11-24T12:00:00Z. Fixed so that generated objects are
-/// byte-for-byte reproducible; mutations advance it.
-pub(crate) const START_MILLIS: i64 = 1_795_521_600_000;
+/// The wall clock in milliseconds, to the second. The simulated cluster starts "now", like a
+/// real one: a client compares a container's `StartedAt` with its own clock and with the
+/// uptime Docker prints, so a fixed date would make every container look restarted. For a
+/// given seed everything but the times is reproducible.
+pub(crate) fn wall_clock_millis() -> i64 {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    millis - millis % 1000
+}
 
 /// splitmix64: tiny, fast, good enough for identifiers, and reproducible across platforms.
 #[derive(Debug, Clone)]
@@ -293,7 +300,7 @@ fn pod_suffix(index: usize, seed: u64) -> String {
 impl Cluster {
     pub(crate) fn generate(spec: &SimSpec) -> Cluster {
         let mut rng = Rng::new(spec.seed);
-        let now = START_MILLIS;
+        let now = wall_clock_millis();
         let mut rv: u64 = 1000;
         let mut next_rv = || {
             rv += 1;

@@ -1,0 +1,369 @@
+//! The benchmark: the real master binary against the cluster simulator at several sizes,
+//! all on loopback. For each size it reports the first and a steady refresh (wall and CPU
+//! time), the master's peak RSS, the calls one refresh makes to the Kubernetes API and to
+//! the minions, the size of `/cluster` (plain and gzip), and `/cluster` latency and
+//! throughput with 1, 16 and 64 concurrent clients.
+//!
+//! Run: `cargo build --release && cargo run --release --example bench -- [--sizes a,b] [--out DIR]`
+//! Sizes: `small` (10 nodes / 300 pods), `medium` (100 / 3,000), `large` (1,000 / 30,000),
+//! `kube-only` (5,000 / 150,000, no minions), or any `--size`-style spec such as
+//! `nodes=20,pods-per-node=10`. Results go to DIR/bench.json and DIR/bench.md (default
+//! `bench-results/`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cluster_insight::sim::{SimSpec, Simulator};
+use serde_json::{json, Value};
+
+const NAMED: &[(&str, &str)] = &[
+    ("small", "nodes=10,pods-per-node=30"),
+    ("medium", "nodes=100,pods-per-node=30"),
+    ("large", "nodes=1000,pods-per-node=30"),
+    ("kube-only", "nodes=5000,pods-per-node=30,docker=false"),
+];
+
+fn main() {
+    let mut sizes = vec!["small".to_string(), "medium".to_string()];
+    let mut out = PathBuf::from("bench-results");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--sizes" => {
+                sizes = args
+                    .next()
+                    .expect("--sizes LIST")
+                    .split(';')
+                    .flat_map(|s| s.split('|'))
+                    .map(String::from)
+                    .collect()
+            }
+            "--out" => out = PathBuf::from(args.next().expect("--out DIR")),
+            "-h" | "--help" => {
+                println!("bench [--sizes small|medium|large|kube-only|SPEC[;...]] [--out DIR]");
+                return;
+            }
+            other => panic!("unknown argument {other:?}"),
+        }
+    }
+    // Allow "small,medium" as a list of names when every part is a name.
+    if sizes.len() == 1
+        && sizes[0]
+            .split(',')
+            .all(|s| NAMED.iter().any(|(n, _)| *n == s))
+    {
+        sizes = sizes[0].split(',').map(String::from).collect();
+    }
+    let binary = master_binary();
+    std::fs::create_dir_all(&out).unwrap();
+    let mut results = Vec::new();
+    for size in &sizes {
+        let spec_text = NAMED
+            .iter()
+            .find(|(n, _)| n == size)
+            .map_or(size.as_str(), |(_, s)| s);
+        eprintln!("== {size}: {spec_text}");
+        let result = run_size(&binary, size, spec_text);
+        eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
+        results.push(result);
+        let doc = json!({"machine": machine(), "results": results});
+        std::fs::write(
+            out.join("bench.json"),
+            serde_json::to_string_pretty(&doc).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(out.join("bench.md"), markdown(&results)).unwrap();
+    }
+    println!("{}", markdown(&results));
+}
+
+/// target/release/cluster-insight beside this example's own binary.
+fn master_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let binary = dir.join("cluster-insight");
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build --release` first",
+        binary.display()
+    );
+    binary
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    json!({"cpu": cpu, "cores": std::thread::available_parallelism().map_or(0, |n| n.get()), "memory_gib": mem_kb / 1024 / 1024})
+}
+
+struct MasterProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for MasterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_size(binary: &Path, name: &str, spec_text: &str) -> Value {
+    let spec = SimSpec::parse_size(spec_text).expect("a size");
+    let started = Instant::now();
+    let sim = Simulator::start(spec.clone()).expect("the simulator starts");
+    let sim_start_s = started.elapsed().as_secs_f64();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(binary);
+    cmd.args([
+        "--mode",
+        "master",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+    ])
+    .args([
+        "--kubernetes-url",
+        &sim.kube_url(),
+        "--refresh-interval",
+        "2",
+        "--workers",
+        "64",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    if spec.with_docker {
+        cmd.args(["--docker-port", &sim.docker_port().to_string()]);
+    } else {
+        cmd.arg("--no-docker");
+    }
+    let master = MasterProcess {
+        child: cmd.spawn().expect("the master starts"),
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    };
+    let pid = master.child.id();
+
+    // First refresh.
+    let first = wait_for_refresh(&master, 1, Duration::from_secs(900));
+    let first_ms = first["refresh"]["lastDurationMs"].as_u64().unwrap_or(0);
+    let first_calls = first["refresh"]["calls"].clone();
+    // Steady refreshes: the CPU the process spends between two refreshes ends.
+    let n = first["refresh"]["count"].as_u64().unwrap();
+    let s1 = wait_for_refresh(&master, n + 1, Duration::from_secs(900));
+    let cpu1 = cpu_seconds(pid);
+    let t1 = Instant::now();
+    let s2 = wait_for_refresh(
+        &master,
+        s1["refresh"]["count"].as_u64().unwrap() + 1,
+        Duration::from_secs(900),
+    );
+    let cpu_per_cycle = cpu_seconds(pid) - cpu1;
+    let cycle_s = t1.elapsed().as_secs_f64();
+    let steady_ms = s2["refresh"]["lastDurationMs"].as_u64().unwrap_or(0);
+
+    let plain = fetch(master.addr, "/cluster", false);
+    let gzip = fetch(master.addr, "/cluster", true);
+    let mut latency = Vec::new();
+    for clients in [1usize, 16, 64] {
+        latency.push(load(master.addr, clients, Duration::from_secs(3)));
+    }
+    let rss_peak_mib = status_kb(pid, "VmHWM") as f64 / 1024.0;
+    let rss_now_mib = status_kb(pid, "VmRSS") as f64 / 1024.0;
+    json!({
+        "size": name,
+        "spec": spec_text,
+        "resources": s2["counts"]["resources"],
+        "simulator_start_s": round(sim_start_s),
+        "first_refresh_ms": first_ms,
+        "steady_refresh_ms": steady_ms,
+        "cpu_s_per_refresh_cycle": round(cpu_per_cycle),
+        "refresh_cycle_s": round(cycle_s),
+        "first_refresh_calls": first_calls,
+        "steady_refresh_calls": s2["refresh"]["calls"],
+        "rss_peak_mib": round(rss_peak_mib),
+        "rss_now_mib": round(rss_now_mib),
+        "cluster_bytes": plain,
+        "cluster_gzip_bytes": gzip,
+        "latency": latency,
+    })
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn wait_for_refresh(master: &MasterProcess, count: u64, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = try_get_json(master.addr, "/status") {
+            if status["refresh"]["count"].as_u64().unwrap_or(0) >= count {
+                return status;
+            }
+        }
+        assert!(Instant::now() < deadline, "refresh {count} did not come");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn try_get_json(addr: SocketAddr, path: &str) -> Option<Value> {
+    let (status, body) = get(addr, path, false).ok()?;
+    (status == 200)
+        .then(|| serde_json::from_slice(&body).ok())
+        .flatten()
+}
+
+fn get(addr: SocketAddr, path: &str, gzip: bool) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let enc = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\n{enc}Connection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or(std::io::ErrorKind::InvalidData)?;
+    let status = std::str::from_utf8(&raw[9..12])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, raw[end + 4..].to_vec()))
+}
+
+fn fetch(addr: SocketAddr, path: &str, gzip: bool) -> usize {
+    get(addr, path, gzip).map(|(_, b)| b.len()).unwrap_or(0)
+}
+
+/// `clients` threads each GET /cluster (plain, a new connection each) for `time`.
+fn load(addr: SocketAddr, clients: usize, time: Duration) -> Value {
+    let deadline = Instant::now() + time;
+    let started = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut samples = Vec::new();
+                let mut errors = 0usize;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    match get(addr, "/cluster", false) {
+                        Ok((200, _)) => samples.push(t.elapsed().as_secs_f64() * 1000.0),
+                        _ => errors += 1,
+                    }
+                }
+                (samples, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in threads {
+        let (s, e) = t.join().unwrap();
+        all.extend(s);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    json!({
+        "clients": clients,
+        "requests": all.len(),
+        "errors": errors,
+        "rps": round(all.len() as f64 / elapsed),
+        "p50_ms": round(pct(0.5)),
+        "p99_ms": round(pct(0.99)),
+    })
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn markdown(results: &[Value]) -> String {
+    let mut out = String::from(
+        "| size | pods | containers | first refresh | steady refresh | CPU / cycle | peak RSS | k8s pages / refresh | minion calls / refresh (steady) | /cluster | gzip | p50 / p99 (1 client) | p50 / p99 (16) | p50 / p99 (64) | req/s (1 / 16 / 64) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in results {
+        let lat = |i: usize| {
+            format!(
+                "{} / {} ms",
+                r["latency"][i]["p50_ms"], r["latency"][i]["p99_ms"]
+            )
+        };
+        let calls = &r["steady_refresh_calls"];
+        let minion = ["dockerList", "dockerInspect", "dockerTop", "dockerImage"]
+            .iter()
+            .map(|k| calls[k].as_u64().unwrap_or(0))
+            .sum::<u64>();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} ms | {} ms | {} s | {:.0} MiB | {} | {} | {:.1} MB | {:.1} MB | {} | {} | {} | {} / {} / {} |\n",
+            r["size"].as_str().unwrap_or(""),
+            r["resources"]["Pod"],
+            r["resources"]["Container"].as_u64().unwrap_or(0),
+            r["first_refresh_ms"],
+            r["steady_refresh_ms"],
+            r["cpu_s_per_refresh_cycle"],
+            r["rss_peak_mib"].as_f64().unwrap_or(0.0),
+            calls["kubernetesPages"],
+            minion,
+            r["cluster_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            r["cluster_gzip_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            lat(0),
+            lat(1),
+            lat(2),
+            r["latency"][0]["rps"],
+            r["latency"][1]["rps"],
+            r["latency"][2]["rps"],
+        ));
+    }
+    out
+}

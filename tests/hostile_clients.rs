@@ -1,0 +1,212 @@
+//! Slow and hostile HTTP clients against the real server layer: while they do their worst,
+//! a normal client must still be answered, and the process must not pile up threads or
+//! sockets. The time a normal client waited is printed for the record; the assertion is
+//! only that it was answered before its own generous read timeout.
+//!
+//! Each test serves a handler with a large body (like `/cluster`) from
+//! `http_server::serve` on loopback, with 4 workers as in the measurements of
+//! DEPENDENCIES.md.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cluster_insight::http_server::{self, Body, Request, Response, RunningServer};
+
+/// A body large enough that the kernel's socket buffers cannot hold it.
+const BIG: usize = 16 << 20;
+
+fn server() -> RunningServer {
+    let big: Arc<[u8]> = vec![b'x'; BIG].into();
+    let handler = Arc::new(move |request: &Request| match request.path() {
+        "/big" => Response::new(
+            200,
+            "application/octet-stream",
+            Body::Shared(Arc::clone(&big)),
+        ),
+        "/panic" => panic!("a handler bug"),
+        _ => Response::new(200, "text/plain", Body::Owned(b"ok".to_vec())),
+    });
+    http_server::serve("127.0.0.1:0".parse().unwrap(), 4, "test", handler).unwrap()
+}
+
+/// GETs /small with a 10 s read timeout; returns how long the answer took.
+fn normal_client(addr: SocketAddr) -> Duration {
+    let started = Instant::now();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply)
+        .expect("the normal client is answered");
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert!(reply.ends_with(b"ok"));
+    started.elapsed()
+}
+
+fn threads_and_fds() -> (usize, usize) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let threads = status
+        .lines()
+        .find(|l| l.starts_with("Threads:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    (threads, fds)
+}
+
+#[test]
+fn clients_that_never_read_a_large_body() {
+    let server = server();
+    let addr = server.local_addr();
+    let mut stuck = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        stuck.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let waited = normal_client(addr);
+    eprintln!("normal client answered in {waited:?} with 8 non-reading clients");
+    drop(stuck);
+    server.shutdown();
+}
+
+#[test]
+fn connections_that_send_nothing_or_dribble() {
+    let server = server();
+    let addr = server.local_addr();
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(TcpStream::connect(addr).unwrap());
+    }
+    let mut dribble = Vec::new();
+    for _ in 0..32 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /small HTTP/1.1\r\nHo").unwrap();
+        dribble.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for s in &mut dribble {
+        let _ = s.write_all(b"s");
+    }
+    let waited = normal_client(addr);
+    eprintln!("normal client answered in {waited:?} with 200 idle and 32 dribbling connections");
+    drop(idle);
+    drop(dribble);
+    server.shutdown();
+}
+
+#[test]
+fn oversized_request_heads_are_refused_without_hoarding_memory() {
+    let server = server();
+    let addr = server.local_addr();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(b"GET /");
+    let chunk = vec![b'a'; 64 << 10];
+    let mut sent = 0usize;
+    // Up to 64 MiB; the server should stop reading long before.
+    while sent < (64 << 20) {
+        if s.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    eprintln!(
+        "oversized head: {} KiB sent before the server stopped reading; reply {:?}",
+        sent >> 10,
+        String::from_utf8_lossy(&reply[..reply.len().min(40)])
+    );
+    assert!(sent < (64 << 20), "the server read a 64 MiB request line");
+    let waited = normal_client(addr);
+    eprintln!("normal client answered in {waited:?} after an oversized head");
+    server.shutdown();
+}
+
+#[test]
+fn requests_reset_before_the_answer_leave_nothing_behind() {
+    let server = server();
+    let addr = server.local_addr();
+    normal_client(addr);
+    let (threads_before, fds_before) = threads_and_fds();
+    for _ in 0..300 {
+        let s = TcpStream::connect(addr).unwrap();
+        let mut w = &s;
+        let _ = w.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+        // Closing with unread data makes the kernel send a reset.
+        std::thread::sleep(Duration::from_millis(2));
+        let _ = s.shutdown(Shutdown::Both);
+    }
+    let waited = normal_client(addr);
+    eprintln!("normal client answered in {waited:?} after 300 reset connections");
+    // Let the server notice the closed sockets.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (threads, fds) = threads_and_fds();
+        if threads <= threads_before + 2 && fds <= fds_before + 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "threads {threads_before} -> {threads}, fds {fds_before} -> {fds}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.shutdown();
+}
+
+#[test]
+fn a_panicking_handler_costs_one_500() {
+    let server = server();
+    let addr = server.local_addr();
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /panic HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).unwrap();
+        assert!(
+            reply.starts_with(b"HTTP/1.1 500"),
+            "{:?}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    normal_client(addr);
+    server.shutdown();
+}
+
+#[test]
+fn many_idle_connections_then_a_normal_client() {
+    let server = server();
+    let addr = server.local_addr();
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        match TcpStream::connect(addr) {
+            Ok(s) => idle.push(s),
+            Err(_) => break,
+        }
+    }
+    eprintln!("{} idle connections open", idle.len());
+    let waited = normal_client(addr);
+    eprintln!(
+        "normal client answered in {waited:?} with {} idle connections",
+        idle.len()
+    );
+    drop(idle);
+    // And the server still accepts afterwards.
+    normal_client(addr);
+    server.shutdown();
+}

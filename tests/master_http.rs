@@ -1,0 +1,605 @@
+//! The real `cluster-insight` binary in master mode against the cluster simulator, over
+//! HTTP on loopback: counts, endpoints, status codes, headers, caching and failures.
+
+#[path = "support/client.rs"]
+mod client;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use client::{get, request, Reply};
+use cluster_insight::sim::{Fault, SimSpec, Simulator};
+use serde_json::Value;
+
+/// The master binary, killed on drop. Its output goes to a file the test can read.
+struct MasterProcess {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl MasterProcess {
+    fn start(args: &[&str]) -> MasterProcess {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("ci-master-{}-{port}.log", std::process::id()));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cluster-insight"))
+            .args([
+                "--mode",
+                "master",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .args(args)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("the binary starts");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "master did not listen: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        MasterProcess { child, addr, log }
+    }
+
+    fn against(sim: &Simulator, extra: &[&str]) -> MasterProcess {
+        let url = sim.kube_url();
+        let port = sim.docker_port().to_string();
+        let mut args = vec![
+            "--kubernetes-url",
+            url.as_str(),
+            "--docker-port",
+            port.as_str(),
+            "--refresh-interval",
+            "0.5",
+        ];
+        args.extend_from_slice(extra);
+        MasterProcess::start(&args)
+    }
+
+    /// Waits for a snapshot whose refresh count is at least `refreshes`.
+    fn wait_for_refreshes(&self, refreshes: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = get(self.addr, "/status").json();
+            if status["refresh"]["count"].as_u64().unwrap_or(0) >= refreshes
+                && get(self.addr, "/cluster").status == 200
+            {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no refresh {refreshes}: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for MasterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn type_of(id: &str) -> &str {
+    id.split(':').next().unwrap()
+}
+
+/// Resource counts by type and relation counts by "type Source->Target", from a graph.
+fn counts(graph: &Value) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let mut resources = BTreeMap::new();
+    for r in graph["resources"].as_array().unwrap() {
+        *resources
+            .entry(r["type"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let mut relations = BTreeMap::new();
+    for r in graph["relations"].as_array().unwrap() {
+        let key = format!(
+            "{} {}->{}",
+            r["type"].as_str().unwrap(),
+            type_of(r["source"].as_str().unwrap()),
+            type_of(r["target"].as_str().unwrap())
+        );
+        *relations.entry(key).or_default() += 1;
+    }
+    (resources, relations)
+}
+
+#[test]
+fn the_graph_has_exactly_the_simulated_cluster() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &[]);
+    master.wait_for_refreshes(1);
+    let graph = get(master.addr, "/cluster").json();
+    assert_eq!(graph["success"], true);
+    let (resources, relations) = counts(&graph);
+    assert_eq!(resources, sim.expected().resources);
+    assert_eq!(relations, sim.expected().relations);
+
+    // Every relation's ends exist; every ID is unique.
+    let ids: std::collections::HashSet<&str> = graph["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), graph["resources"].as_array().unwrap().len());
+    for r in graph["relations"].as_array().unwrap() {
+        assert!(
+            ids.contains(r["source"].as_str().unwrap())
+                && ids.contains(r["target"].as_str().unwrap()),
+            "{r}"
+        );
+        assert_eq!(r["annotations"]["label"], r["type"]);
+    }
+    // Every resource carries its annotations, and env values are redacted.
+    for r in graph["resources"].as_array().unwrap() {
+        assert!(r["annotations"]["label"].is_string(), "{r}");
+        assert!(r["annotations"]["createdBy"]
+            .as_str()
+            .unwrap()
+            .starts_with("cluster-insight "));
+        assert!(r["timestamp"].as_str().unwrap().ends_with('Z'));
+        if r["type"] == "Container" {
+            for e in r["properties"]["Config"]["Env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                assert!(
+                    e.as_str().unwrap().ends_with("=<redacted>")
+                        || !e.as_str().unwrap().contains('='),
+                    "{e}"
+                );
+            }
+        }
+        if r["type"] == "Image" {
+            assert!(r["annotations"]["alternateLabel"].is_string(), "{r}");
+        }
+    }
+}
+
+#[test]
+fn endpoints_status_codes_and_headers() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &["--cluster-name", "sim"]);
+    master.wait_for_refreshes(1);
+    let addr = master.addr;
+
+    let home = get(addr, "/");
+    assert_eq!(home.status, 200);
+    assert!(home
+        .header("Content-Type")
+        .unwrap()
+        .starts_with("text/html"));
+    for link in [
+        "/cluster",
+        "/cluster/resources",
+        "/debug",
+        "/version",
+        "/healthz",
+        "/status",
+    ] {
+        assert!(home.text().contains(&format!("href=\"{link}\"")), "{link}");
+    }
+
+    for path in [
+        "/healthz",
+        "/version",
+        "/status",
+        "/cluster",
+        "/cluster/resources",
+    ] {
+        let r = get(addr, path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("Content-Type"), Some("application/json"), "{path}");
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"), "{path}");
+        assert_eq!(r.json()["success"], true, "{path}");
+    }
+    assert_eq!(get(addr, "/healthz").json()["health"], "OK");
+    assert!(get(addr, "/version").json()["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("cluster-insight "));
+    let resources = get(addr, "/cluster/resources").json();
+    assert!(resources.get("relations").is_none());
+    assert!(resources["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["id"] == "Cluster:sim"));
+
+    // Every type, by name in any case and by alias, gives exactly that type's resources.
+    let expected = &sim.expected().resources;
+    for (names, kind) in [
+        (&["Node", "node", "nodes"][..], "Node"),
+        (&["Pod", "POD", "pods"][..], "Pod"),
+        (&["Service", "services"][..], "Service"),
+        (
+            &[
+                "ReplicationController",
+                "rcontrollers",
+                "replicationcontrollers",
+            ][..],
+            "ReplicationController",
+        ),
+        (&["Container", "containers"][..], "Container"),
+        (&["Image", "images"][..], "Image"),
+        (&["Process", "processes"][..], "Process"),
+    ] {
+        for name in names {
+            let body = get(addr, &format!("/cluster/resources/{name}")).json();
+            let list = body["resources"].as_array().unwrap();
+            assert_eq!(list.len(), expected[kind], "{name}");
+            assert!(list.iter().all(|r| r["type"] == kind), "{name}");
+        }
+    }
+
+    let debug = get(addr, "/debug");
+    assert_eq!(debug.status, 200);
+    assert!(debug
+        .header("Content-Type")
+        .unwrap()
+        .starts_with("text/vnd.graphviz"));
+    assert!(debug.text().starts_with("digraph"));
+    assert!(debug.text().contains("\"Cluster:sim\""));
+
+    let unknown = get(addr, "/cluster/resources/widgets");
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["success"], false);
+    assert!(unknown.json()["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("rcontrollers"));
+    assert_eq!(get(addr, "/no/such/thing").status, 404);
+    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        let r = request(addr, method, "/cluster", &[("Content-Length", "0")]);
+        assert_eq!(r.status, 405, "{method}");
+        assert_eq!(r.header("Allow"), Some("GET, HEAD"));
+        assert_eq!(r.json()["success"], false);
+    }
+    let head = request(addr, "HEAD", "/cluster", &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+
+    let status = get(addr, "/status").json();
+    assert_eq!(status["sources"]["kubernetes"]["status"], "OK");
+    assert_eq!(
+        status["sources"]["nodes"].as_object().unwrap().len(),
+        sim.node_names().len()
+    );
+    assert_eq!(status["counts"]["resources"]["Pod"], expected["Pod"]);
+}
+
+#[test]
+fn etag_304_and_gzip() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    // A long interval: both requests see the same snapshot.
+    let url = sim.kube_url();
+    let port = sim.docker_port().to_string();
+    let master = MasterProcess::start(&[
+        "--kubernetes-url",
+        &url,
+        "--docker-port",
+        &port,
+        "--refresh-interval",
+        "3600",
+    ]);
+    master.wait_for_refreshes(1);
+    let addr = master.addr;
+
+    let plain = get(addr, "/cluster");
+    let etag = plain.header("ETag").expect("an ETag").to_string();
+    assert_eq!(plain.header("Vary"), Some("Accept-Encoding"));
+    let again = request(addr, "GET", "/cluster", &[("If-None-Match", &etag)]);
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    assert_eq!(again.header("ETag"), Some(etag.as_str()));
+    let other = request(
+        addr,
+        "GET",
+        "/cluster",
+        &[("If-None-Match", "\"something-else\"")],
+    );
+    assert_eq!(other.status, 200);
+
+    let zipped = request(
+        addr,
+        "GET",
+        "/cluster",
+        &[("Accept-Encoding", "gzip, deflate")],
+    );
+    assert_eq!(zipped.status, 200);
+    assert_eq!(zipped.header("Content-Encoding"), Some("gzip"));
+    assert_ne!(
+        zipped.header("ETag"),
+        Some(etag.as_str()),
+        "each encoding has its own tag"
+    );
+    assert!(
+        zipped.body.len() * 3 < plain.body.len(),
+        "{} vs {}",
+        zipped.body.len(),
+        plain.body.len()
+    );
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&zipped.body[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, plain.body);
+    let refused = request(addr, "GET", "/cluster", &[("Accept-Encoding", "gzip;q=0")]);
+    assert_eq!(refused.header("Content-Encoding"), None);
+}
+
+#[test]
+fn no_snapshot_yet_means_503() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    sim.faults().set_kube(Fault::Hang);
+    let master = MasterProcess::against(&sim, &[]);
+    for path in [
+        "/cluster",
+        "/cluster/resources",
+        "/cluster/resources/pods",
+        "/debug",
+    ] {
+        let r = get(master.addr, path);
+        assert_eq!(r.status, 503, "{path}");
+        assert!(r.header("Retry-After").is_some());
+        assert_eq!(r.json()["success"], false);
+    }
+    assert_eq!(get(master.addr, "/healthz").status, 200);
+    sim.faults().clear();
+}
+
+#[test]
+fn a_steady_cluster_is_served_from_the_caches() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &[]);
+    master.wait_for_refreshes(1);
+    let before = sim.request_counts();
+    let status = master.wait_for_refreshes(before.docker_list / sim.node_names().len() as u64 + 3);
+    let calls = &status["refresh"]["calls"];
+    assert_eq!(calls["dockerInspect"], 0, "{status}");
+    assert_eq!(calls["dockerImage"], 0, "{status}");
+    assert_eq!(calls["dockerList"], sim.node_names().len());
+    let after = sim.request_counts();
+    assert!(
+        after.docker_inspect - before.docker_inspect
+            <= sim.expected().resources["Container"] as u64
+    );
+
+    // A restarted container is inspected again and shows its new state.
+    let graph = get(master.addr, "/cluster").json();
+    let (resources, _) = counts(&graph);
+    assert_eq!(resources, sim.expected().resources);
+}
+
+#[test]
+fn a_failed_node_is_reported_and_the_rest_survives() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &[]);
+    let first = master.wait_for_refreshes(1);
+    let all_containers = sim.expected().resources["Container"];
+    let refreshes = first["refresh"]["count"].as_u64().unwrap();
+
+    sim.faults().set_node(0, Fault::Refuse);
+    let status = master.wait_for_refreshes(refreshes + 2);
+    let node0 = &sim.node_names()[0];
+    let nodes = &status["sources"]["nodes"];
+    assert_eq!(nodes[node0]["status"], "ERROR", "{status}");
+    assert!(
+        nodes[node0]["error"].as_str().unwrap().contains("connect"),
+        "{status}"
+    );
+    assert_eq!(status["sources"]["nodesFailed"], 1);
+    let graph = get(master.addr, "/cluster").json();
+    let (resources, _) = counts(&graph);
+    let left = resources.get("Container").copied().unwrap_or(0);
+    assert!(
+        left < all_containers && left > 0,
+        "{left} of {all_containers}"
+    );
+    assert_eq!(
+        resources["Pod"],
+        sim.expected().resources["Pod"],
+        "Kubernetes data stays whole"
+    );
+
+    sim.faults().clear();
+    let status = master.wait_for_refreshes(status["refresh"]["count"].as_u64().unwrap() + 2);
+    assert_eq!(status["sources"]["nodesFailed"], 0);
+    let (resources, relations) = counts(&get(master.addr, "/cluster").json());
+    assert_eq!(resources, sim.expected().resources);
+    assert_eq!(relations, sim.expected().relations);
+    assert!(
+        master.log_text().contains(node0.as_str()),
+        "the failure was logged"
+    );
+}
+
+#[test]
+fn a_failed_list_keeps_the_last_good_copy() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &[]);
+    let first = master.wait_for_refreshes(1);
+    sim.faults().set_kube_on("/pods", Fault::Status(500));
+    let status = master.wait_for_refreshes(first["refresh"]["count"].as_u64().unwrap() + 2);
+    assert_eq!(status["sources"]["kubernetes"]["status"], "ERROR");
+    assert_eq!(
+        status["sources"]["kubernetes"]["lists"]["pods"]["status"],
+        "ERROR"
+    );
+    assert_eq!(
+        status["sources"]["kubernetes"]["lists"]["nodes"]["status"],
+        "OK"
+    );
+    let (resources, _) = counts(&get(master.addr, "/cluster").json());
+    assert_eq!(resources["Pod"], sim.expected().resources["Pod"]);
+    sim.faults().clear();
+}
+
+#[test]
+fn show_env_reveals_what_is_redacted_by_default() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let shown = MasterProcess::against(&sim, &["--show-env"]);
+    shown.wait_for_refreshes(1);
+    let containers = get(shown.addr, "/cluster/resources/containers").json();
+    let values: Vec<String> = containers["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["properties"]["Config"]["Env"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect();
+    assert!(!values.is_empty());
+    assert!(values.iter().all(|v| !v.ends_with("=<redacted>")));
+
+    // An image's own environment (PATH and the like) is public and stays in the image.
+    let images = get(shown.addr, "/cluster/resources/images").json();
+    let image_env: Vec<String> = images["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["properties"]["Config"]["Env"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect();
+    let values: Vec<String> = values
+        .into_iter()
+        .filter(|v| !image_env.contains(v))
+        .collect();
+    assert!(
+        !values.is_empty(),
+        "the simulated containers carry secrets of their own"
+    );
+
+    let hidden = MasterProcess::against(&sim, &[]);
+    hidden.wait_for_refreshes(1);
+    for path in [
+        "/cluster",
+        "/cluster/resources",
+        "/cluster/resources/containers",
+        "/debug",
+    ] {
+        let text = get(hidden.addr, path).text();
+        for v in &values {
+            // The entry as Docker writes it; a pod spec may name the same value in its own
+            // form, and that is the Kubernetes object as observed.
+            assert!(!text.contains(&format!("\"{v}\"")), "{path} leaks {v}");
+        }
+        assert!(text.contains("=<redacted>") || path == "/debug", "{path}");
+    }
+}
+
+#[test]
+fn bad_command_lines_and_configuration_exit_with_their_codes() {
+    let bin = env!("CARGO_BIN_EXE_cluster-insight");
+    let run = |args: &[&str], env: Option<&str>| {
+        let mut cmd = Command::new(bin);
+        cmd.args(args).stdin(Stdio::null());
+        match env {
+            Some(mode) => cmd.env("CLUSTER_INSIGHT_MODE", mode),
+            None => cmd.env_remove("CLUSTER_INSIGHT_MODE"),
+        };
+        cmd.output().unwrap()
+    };
+    let out = run(&["--frobnicate"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
+    assert_eq!(run(&[], Some("worker")).status.code(), Some(2));
+    assert_eq!(run(&["--port", "x"], None).status.code(), Some(2));
+    let help = run(&["--help"], Some("worker"));
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--kubernetes-url"));
+    let version = run(&["--version"], None);
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("cluster-insight "));
+
+    let out = run(
+        &[
+            "--token-file",
+            "/nonexistent/token",
+            "--kubernetes-url",
+            "https://127.0.0.1:1",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/token"));
+
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run(
+        &[
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--kubernetes-url",
+            "http://127.0.0.1:1",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(4));
+}
+
+#[test]
+fn the_token_never_reaches_the_logs() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("ci-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, "tok-9f8e7d6c5b4a\n").unwrap();
+    let master =
+        MasterProcess::against(&sim, &["--token-file", token.to_str().unwrap(), "--debug"]);
+    master.wait_for_refreshes(2);
+    sim.faults().set_kube(Fault::Status(401));
+    let status = get(master.addr, "/status").json();
+    master.wait_for_refreshes(status["refresh"]["count"].as_u64().unwrap() + 1);
+    sim.faults().clear();
+    let reply: Reply = get(master.addr, "/status");
+    assert!(!reply.text().contains("tok-9f8e7d6c5b4a"));
+    assert!(!master.log_text().contains("tok-9f8e7d6c5b4a"));
+    assert!(
+        master.log_text().contains("refresh"),
+        "the debug log has content"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
