@@ -5,7 +5,8 @@ pod, a Service and a ReplicationController.
 
 usage: e2e_objects.py SPEC OUT
 SPEC is a JSON file: {"node": NAME, "pods": [{"namespace", "name", "uid", "labels",
-"containers": [{"name", "id", "image", "image_id"}]}], "pending": [{"namespace", "name", "uid"}],
+"containers": [{"name", "id", "image", "image_id", "in_status" (default true: listed in
+the pod's spec and containerStatuses)}]}], "pending": [{"namespace", "name", "uid"}],
 "services": [{"namespace", "name", "selector"}], "rcs": [{"namespace", "name", "selector"}]}.
 """
 
@@ -42,7 +43,7 @@ def node(name):
 
 
 def pod(spec, node_name):
-    containers = spec["containers"]
+    containers = [c for c in spec["containers"] if c.get("in_status", True)]
     return {
         "kind": "Pod",
         "apiVersion": "v1",

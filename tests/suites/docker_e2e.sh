@@ -80,10 +80,12 @@ SIDECAR=$(run_workload "k8s_sidecar_web-1_default_${WEB_UID}_0" "$WORKLOAD_IMAGE
     'exec sleep 3602' "${sidecar_labels[@]}")
 # No labels: it belongs to its pod through the pod's containerStatuses and its kubelet name.
 DB=$(run_workload "k8s_db_db-0_data_${DB_UID}_0" "$WORKLOAD_IMAGE2" 'exec sleep 3603')
+# No labels and not in the pod's status: it belongs to its pod through its kubelet name only.
+INIT=$(run_workload "k8s_init_web-1_default_${WEB_UID}_0" "$WORKLOAD_IMAGE" 'exec sleep 3605')
 # In no pod at all.
 LONER=$(run_workload e2e-standalone "$WORKLOAD_IMAGE" 'sleep 3604 & wait')
-check "the minion and four workload containers run" bash -c \
-    "[ \"\$(docker ps -q --filter label=cluster-insight.e2e | wc -l)\" -eq 5 ]"
+check "the minion and five workload containers run" bash -c \
+    "[ \"\$(docker ps -q --filter label=cluster-insight.e2e | wc -l)\" -eq 6 ]"
 
 image_of() { docker image inspect -f '{{.Id}}' "$1"; }
 python3 - "$WORK/spec.json" <<EOF
@@ -94,7 +96,9 @@ spec = {
         {"namespace": "default", "name": "web-1", "uid": "$WEB_UID", "labels": {"app": "web"},
          "containers": [
              {"name": "web", "id": "$WEB", "image": "$WORKLOAD_IMAGE", "image_id": "$(image_of "$WORKLOAD_IMAGE")"},
-             {"name": "sidecar", "id": "$SIDECAR", "image": "$WORKLOAD_IMAGE", "image_id": "$(image_of "$WORKLOAD_IMAGE")"}]},
+             {"name": "sidecar", "id": "$SIDECAR", "image": "$WORKLOAD_IMAGE", "image_id": "$(image_of "$WORKLOAD_IMAGE")"},
+             {"name": "init", "id": "$INIT", "image": "$WORKLOAD_IMAGE", "image_id": "$(image_of "$WORKLOAD_IMAGE")",
+              "in_status": False}]},
         {"namespace": "data", "name": "db-0", "uid": "$DB_UID", "labels": {"app": "db"},
          "containers": [
              {"name": "db", "id": "$DB", "image": "$WORKLOAD_IMAGE2", "image_id": "$(image_of "$WORKLOAD_IMAGE2")"}]},
