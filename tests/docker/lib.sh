@@ -89,8 +89,24 @@ temp_dir() {
     printf -v "$1" '%s' "$d"
 }
 
+# The suites drive HTTP with curl and read JSON with python3: installed when root (apt).
+need_tools() {
+    local missing=() tool
+    for tool in curl python3; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null 2>&1
+    fi
+    for tool in "${missing[@]}"; do
+        command -v "$tool" >/dev/null 2>&1 || skip_suite "$tool is not installed"
+    done
+}
+
 # Starts a private dockerd and exports DOCKER_HOST for it; stopped at exit.
 start_private_dockerd() {
+    need_tools
     DOCKERD_DIR=$(mktemp -d /tmp/ci-dockerd.XXXXXX) || skip_suite "cannot create a temporary directory"
     at_exit "bash '$TESTS_DOCKER/dockerd.sh' stop '$DOCKERD_DIR'"
     local rc=0
