@@ -32,6 +32,8 @@ MASTER (serves the context graph, default port 5555):
     --cluster-name NAME           the Cluster resource's name (default: cluster)
     --refresh-interval SECS       seconds between refreshes (default 10)
     --node-parallelism N          nodes read at once (default 16)
+    --kube-timeout SECS           bound on one Kubernetes API call (default 30)
+    --docker-timeout SECS         bound on one Docker API call (default 10)
     --show-env                    show container environment values (redacted by default:
                                   they hold secrets)
 
@@ -95,6 +97,10 @@ pub struct Options {
     pub refresh_interval: Duration,
     pub node_parallelism: usize,
     pub show_env: bool,
+    /// Bound on one Kubernetes API call (one page of a list).
+    pub kube_timeout: Duration,
+    /// Bound on one Docker API call through a minion or socket.
+    pub docker_timeout: Duration,
 }
 
 impl Default for Options {
@@ -116,6 +122,8 @@ impl Default for Options {
             refresh_interval: Duration::from_secs(10),
             node_parallelism: 16,
             show_env: false,
+            kube_timeout: Duration::from_secs(30),
+            docker_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -442,6 +450,10 @@ mod tests {
         );
         assert_eq!(o.refresh_interval, Duration::from_millis(2500));
         assert_eq!(o.cluster_name, "prod");
+        assert_eq!(
+            (o.kube_timeout, o.docker_timeout),
+            (Duration::from_secs(2), Duration::from_millis(500))
+        );
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub fn kube_access(
     service_account_dir: &Path,
 ) -> KubeAccess {
     let with_files = |mut config: KubeConfig| {
+        config.request_timeout = options.kube_timeout;
+        config.connect_timeout = options.kube_timeout.min(config.connect_timeout);
         config.token_file = options.token_file.clone();
         config.ca_file = options.ca_file.clone();
         config.insecure_skip_tls_verify = options.insecure_skip_tls_verify;
@@ -126,7 +128,7 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
         collector: CollectorConfig {
             kube,
             docker,
-            docker_client: http1::ClientConfig::default(),
+            docker_client: docker_client_config(options),
             node_parallelism: options.node_parallelism,
             show_env: options.show_env,
             refresh_interval: options.refresh_interval,
@@ -135,6 +137,17 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
         },
         access,
     })
+}
+
+/// Limits of one Docker call, from `--docker-timeout`.
+pub fn docker_client_config(options: &Options) -> http1::ClientConfig {
+    let defaults = http1::ClientConfig::default();
+    http1::ClientConfig {
+        connect_timeout: defaults.connect_timeout.min(options.docker_timeout),
+        io_timeout: defaults.io_timeout.min(options.docker_timeout),
+        request_timeout: options.docker_timeout,
+        max_body: defaults.max_body,
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ use std::net::{SocketAddr, TcpListener};
 
 use crate::cli::Options;
 use crate::collector::{CollectorConfig, DockerSource};
-use crate::http1;
 use crate::kube::{KubeClient, KubeConfig};
 use crate::master::Master;
 use crate::sim::{SimSpec, Simulator};
@@ -40,7 +39,7 @@ pub fn run(options: &Options, size: Option<&str>) -> Result<(), DemoError> {
         } else {
             DockerSource::Disabled
         },
-        docker_client: http1::ClientConfig::default(),
+        docker_client: crate::config::docker_client_config(options),
         node_parallelism: options.node_parallelism,
         show_env: options.show_env,
         refresh_interval: options.refresh_interval,
