@@ -438,6 +438,10 @@ mod tests {
                 "8080",
                 "--bind",
                 "127.0.0.1",
+                "--kube-timeout",
+                "2",
+                "--docker-timeout",
+                "0.5",
             ],
             None,
         );
