@@ -224,18 +224,14 @@ pub fn parse(
                 options.cluster_name = name;
             }
             Long("refresh-interval") => {
-                let text = string(&mut parser, "--refresh-interval")?;
-                let secs: f64 = text.parse().map_err(|_| {
-                    CliError(format!(
-                        "--refresh-interval: {text:?} is not a number of seconds"
-                    ))
-                })?;
-                if !(0.1..=86_400.0).contains(&secs) {
-                    return Err(CliError(format!(
-                        "--refresh-interval: {text} is out of range (0.1 to 86400 seconds)"
-                    )));
-                }
-                options.refresh_interval = Duration::from_secs_f64(secs);
+                options.refresh_interval =
+                    seconds(&mut parser, "--refresh-interval", 0.1, 86_400.0)?
+            }
+            Long("kube-timeout") => {
+                options.kube_timeout = seconds(&mut parser, "--kube-timeout", 0.1, 3600.0)?
+            }
+            Long("docker-timeout") => {
+                options.docker_timeout = seconds(&mut parser, "--docker-timeout", 0.1, 3600.0)?
             }
             Long("node-parallelism") => {
                 options.node_parallelism = count(&mut parser, "--node-parallelism", 1, 1024)?
