@@ -330,6 +330,24 @@ fn port(parser: &mut lexopt::Parser, flag: &str) -> Result<u16, CliError> {
     })
 }
 
+fn seconds(
+    parser: &mut lexopt::Parser,
+    flag: &str,
+    min: f64,
+    max: f64,
+) -> Result<Duration, CliError> {
+    let text = string(parser, flag)?;
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| CliError(format!("{flag}: {text:?} is not a number of seconds")))?;
+    if !(min..=max).contains(&secs) {
+        return Err(CliError(format!(
+            "{flag}: {text} is out of range ({min} to {max} seconds)"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 fn count(
     parser: &mut lexopt::Parser,
     flag: &str,
