@@ -277,7 +277,15 @@ impl Client {
             }
         };
         if let Err(e) = wire.write_all(head) {
-            return Err(classify(io_error(e), 0));
+            // A server that closes at once can make the write fail before the read would
+            // see the end: report both the same way.
+            let e = match e.kind() {
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
+                    closed(&format!("before the request was sent ({e})"))
+                }
+                _ => io_error(e),
+            };
+            return Err(classify(e, 0));
         }
         match read_response(&mut conn, is_head, self.config.max_body) {
             Ok((response, reusable)) => {
