@@ -60,7 +60,7 @@ pub fn handle(state: &ApiState, request: &Request) -> Response {
             snapshot_body(state, request, |s| match path {
                 "/cluster" => Some(&s.cluster),
                 "/cluster/resources" => Some(&s.resources),
-                _ => Some(&s.debug),
+                _ => Some(s.debug()),
             })
         }
         _ => match path.strip_prefix("/cluster/resources/") {
@@ -111,12 +111,8 @@ fn snapshot_body(
             body: Body::Empty,
         }
     } else if gzip {
-        Response::new(
-            200,
-            rendered.content_type,
-            Body::Shared(Arc::clone(&rendered.gzip)),
-        )
-        .with_header("Content-Encoding", "gzip")
+        Response::new(200, rendered.content_type, Body::Shared(rendered.gzip()))
+            .with_header("Content-Encoding", "gzip")
     } else {
         Response::new(200, rendered.content_type, rendered.body.clone())
     };

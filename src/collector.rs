@@ -238,11 +238,11 @@ impl Collector {
         self.history = history;
         self.sequence += 1;
         let snapshot = Arc::new(snapshot::render(
-            &graph,
+            graph,
             &self.config.created_by,
             self.sequence,
         ));
-        drop(graph);
+
         drop(collected);
 
         *self.shared.snapshot.write() = Some(Arc::clone(&snapshot));

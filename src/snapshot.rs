@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -16,34 +16,46 @@ use crate::graph::{Graph, ResourceType};
 use crate::http_server::{Body, Composed, Piece};
 use crate::timefmt::rfc3339_millis;
 
-/// One endpoint's body, in both encodings, with its entity tag.
-#[derive(Debug, Clone)]
+/// One endpoint's body, with its entity tag. The gzip form is made on the first request
+/// that asks for it, once per snapshot: compressing every body of a large cluster at every
+/// refresh cost more than the rest of the refresh together, for clients that mostly never
+/// ask.
+#[derive(Debug)]
 pub struct Rendered {
     pub content_type: &'static str,
     /// Plain: shares the observed objects' text with the graph instead of copying it.
     pub body: Body,
-    pub gzip: Arc<[u8]>,
+    gzip: OnceLock<Arc<[u8]>>,
     /// Strong tag of the plain body; the gzip body's tag adds `-gzip` inside the quotes.
     pub etag: String,
 }
 
 impl Rendered {
     fn new(content_type: &'static str, body: Body, etag_base: &str) -> Rendered {
-        let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 8), Compression::fast());
-        let mut failed = false;
-        body.for_each_piece(|piece| failed |= encoder.write_all(piece).is_err());
-        // Writing into a Vec cannot fail.
-        let gzip = if failed {
-            Vec::new()
-        } else {
-            encoder.finish().unwrap_or_default()
-        };
         Rendered {
             content_type,
             body,
-            gzip: gzip.into(),
+            gzip: OnceLock::new(),
             etag: format!("\"{etag_base}\""),
         }
+    }
+
+    /// The body gzipped; concurrent first callers wait for one compression.
+    pub fn gzip(&self) -> Arc<[u8]> {
+        Arc::clone(self.gzip.get_or_init(|| {
+            let mut encoder =
+                GzEncoder::new(Vec::with_capacity(self.body.len() / 8), Compression::fast());
+            let mut failed = false;
+            self.body
+                .for_each_piece(|piece| failed |= encoder.write_all(piece).is_err());
+            // Writing into a Vec cannot fail.
+            let gzip = if failed {
+                Vec::new()
+            } else {
+                encoder.finish().unwrap_or_default()
+            };
+            gzip.into()
+        }))
     }
 
     pub fn gzip_etag(&self) -> String {
@@ -66,7 +78,10 @@ pub struct Snapshot {
     pub cluster: Rendered,
     pub resources: Rendered,
     pub by_type: BTreeMap<ResourceType, Rendered>,
-    pub debug: Rendered,
+    /// The DOT rendering, made on the first request for `/debug` from `graph`.
+    debug: OnceLock<Rendered>,
+    debug_etag: String,
+    graph: Graph,
     pub counts: Counts,
 }
 
@@ -82,7 +97,7 @@ struct Laid {
 /// Every byte we generate (IDs, timestamps, annotations, relations) goes into one glue
 /// buffer, written once; each resource's observed object stays where the collector put it.
 /// The bodies are lists of pieces of those two.
-pub fn render(graph: &Graph, created_by: &str, sequence: u64) -> Snapshot {
+pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
     let tag = format!("{sequence:x}-{:x}", graph.timestamp_ms);
     let timestamp = rfc3339_millis(graph.timestamp_ms);
     let created_by_json = json_string(created_by);
@@ -216,12 +231,23 @@ pub fn render(graph: &Graph, created_by: &str, sequence: u64) -> Snapshot {
             &format!("{tag}-resources"),
         ),
         by_type,
-        debug: Rendered::new(
-            "text/vnd.graphviz; charset=utf-8",
-            Body::Shared(render_dot(graph).into_bytes().into()),
-            &format!("{tag}-debug"),
-        ),
+        debug: OnceLock::new(),
+        debug_etag: format!("{tag}-debug"),
         counts,
+        graph,
+    }
+}
+
+impl Snapshot {
+    /// `/debug`: the graph in DOT, rendered on first use.
+    pub fn debug(&self) -> &Rendered {
+        self.debug.get_or_init(|| {
+            Rendered::new(
+                "text/vnd.graphviz; charset=utf-8",
+                Body::Shared(render_dot(&self.graph).into_bytes().into()),
+                &self.debug_etag,
+            )
+        })
     }
 }
 
