@@ -109,6 +109,15 @@ impl CallCounts {
     }
 }
 
+/// Where the time of one refresh went, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    pub kubernetes_ms: u64,
+    pub docker_ms: u64,
+    pub build_ms: u64,
+    pub render_ms: u64,
+}
+
 /// What `/status` shows about the collector.
 #[derive(Debug, Clone, Default)]
 pub struct CollectorStatus {
@@ -117,6 +126,7 @@ pub struct CollectorStatus {
     pub last_refresh_duration: Duration,
     pub refresh_interval: Duration,
     pub calls: CallCounts,
+    pub phases: Phases,
     pub counts: Counts,
     /// By list: `nodes`, `pods`, `services`, `replicationcontrollers`.
     pub kubernetes: BTreeMap<String, SourceStatus>,
@@ -225,8 +235,16 @@ impl Collector {
         let mut kube_status = self.shared.status.read().kubernetes.clone();
         let mut node_status = self.shared.status.read().nodes.clone();
 
+        let mut phases = Phases::default();
+        let mut phase = Instant::now();
+        let mut lap = |into: &mut u64| {
+            *into = phase.elapsed().as_millis() as u64;
+            phase = Instant::now();
+        };
         let kube = self.collect_kube(start_ms, &mut kube_status, &mut calls);
+        lap(&mut phases.kubernetes_ms);
         let docker = self.collect_docker(&kube.nodes, start_ms, &mut node_status, &mut calls);
+        lap(&mut phases.docker_ms);
         // Nodes that left the cluster leave the status too.
         node_status.retain(|name, _| kube.nodes.iter().any(|n| &n.object.meta.name == name));
 
@@ -236,6 +254,7 @@ impl Collector {
         };
         let (graph, history) = graph::build(&collected, &options, now_ms(), &self.history);
         self.history = history;
+        lap(&mut phases.build_ms);
         self.sequence += 1;
         let snapshot = Arc::new(snapshot::render(
             graph,
@@ -244,6 +263,7 @@ impl Collector {
         ));
 
         drop(collected);
+        lap(&mut phases.render_ms);
 
         *self.shared.snapshot.write() = Some(Arc::clone(&snapshot));
         let duration = started.elapsed();
@@ -253,6 +273,7 @@ impl Collector {
             status.last_refresh_start_ms = Some(start_ms);
             status.last_refresh_duration = duration;
             status.calls = calls;
+            status.phases = phases;
             status.counts = snapshot.counts.clone();
             status.kubernetes = kube_status;
             status.nodes = node_status;
@@ -266,9 +287,13 @@ impl Collector {
             .filter(|s| !s.ok)
             .count();
         log::info!(
-            "refresh {} took {} ms: {} resources, {} relations, {} Kubernetes pages, {} Docker calls{}",
+            "refresh {} took {} ms (Kubernetes {} ms, Docker {} ms, graph {} ms, render {} ms): {} resources, {} relations, {} Kubernetes pages, {} Docker calls{}",
             self.refresh,
             duration.as_millis(),
+            phases.kubernetes_ms,
+            phases.docker_ms,
+            phases.build_ms,
+            phases.render_ms,
             snapshot.counts.resources.values().sum::<usize>(),
             snapshot.counts.relations.values().sum::<usize>(),
             calls.kube_pages,
@@ -745,6 +770,12 @@ pub fn status_json(status: &CollectorStatus, snapshot: Option<&Snapshot>, now: i
             "intervalSeconds": status.refresh_interval.as_secs_f64(),
             "lastStart": status.last_refresh_start_ms.map(rfc3339_millis),
             "lastDurationMs": status.last_refresh_duration.as_millis() as u64,
+            "phasesMs": {
+                "kubernetes": status.phases.kubernetes_ms,
+                "docker": status.phases.docker_ms,
+                "graph": status.phases.build_ms,
+                "render": status.phases.render_ms,
+            },
             "calls": {
                 "kubernetesPages": status.calls.kube_pages,
                 "dockerList": status.calls.docker_list,
