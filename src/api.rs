@@ -51,8 +51,8 @@ pub fn handle(state: &ApiState, request: &Request) -> Response {
             serde_json::json!({"success": true, "timestamp": rfc3339_millis(now), "version": state.version}),
         ),
         "/status" => {
-            let snapshot = state.shared.current();
-            let body = status_json(&state.shared.status.read(), snapshot.as_deref(), now);
+            let published = state.shared.published();
+            let body = status_json(&published.status, published.snapshot.as_deref(), now);
             with_common(Response::new(200, JSON, Body::Owned(body.into_bytes())))
                 .with_header("Cache-Control", "no-cache")
         }

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,7 +19,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use parking_lot::{Mutex, RwLock};
 use serde_json::value::RawValue;
 
-use crate::docker::{uptime_upper_bound_secs, DockerApi, DockerError, ListedContainer};
+use crate::docker::{split_status, DockerApi, DockerError, ListedContainer};
 use crate::graph::{self, BuildOptions, History};
 use crate::http1;
 use crate::kube::KubeClient;
@@ -66,6 +67,23 @@ pub struct SourceStatus {
 }
 
 impl SourceStatus {
+    /// A source that gave `objects` but may have failed part of the way (`error`).
+    fn record_partial(
+        &mut self,
+        now_ms: i64,
+        endpoint: String,
+        objects: usize,
+        error: Option<String>,
+    ) {
+        match error {
+            None => self.record(now_ms, endpoint, Ok(objects)),
+            Some(e) => {
+                self.record(now_ms, endpoint, Err(e));
+                self.objects = objects;
+            }
+        }
+    }
+
     fn record(&mut self, now_ms: i64, endpoint: String, outcome: Result<usize, String>) {
         self.last_attempt_ms = now_ms;
         self.endpoint = endpoint;
@@ -134,16 +152,31 @@ pub struct CollectorStatus {
     pub nodes: BTreeMap<String, SourceStatus>,
 }
 
-/// What the collector publishes and the API reads.
+/// What the collector publishes and the API reads: a snapshot and the status of the
+/// refresh that made it, swapped in together so that no reader sees one without the other.
 #[derive(Default)]
 pub struct Shared {
-    pub snapshot: RwLock<Option<Arc<Snapshot>>>,
-    pub status: RwLock<CollectorStatus>,
+    published: RwLock<Published>,
+}
+
+#[derive(Default, Clone)]
+pub struct Published {
+    pub snapshot: Option<Arc<Snapshot>>,
+    pub status: Arc<CollectorStatus>,
 }
 
 impl Shared {
     pub fn current(&self) -> Option<Arc<Snapshot>> {
-        self.snapshot.read().clone()
+        self.published.read().snapshot.clone()
+    }
+
+    /// The snapshot and its status, as one.
+    pub fn published(&self) -> Published {
+        self.published.read().clone()
+    }
+
+    fn status(&self) -> Arc<CollectorStatus> {
+        Arc::clone(&self.published.read().status)
     }
 }
 
@@ -151,12 +184,33 @@ impl Shared {
 struct CachedContainer {
     container: Arc<Container>,
     listed_state: String,
-    started_at_ms: Option<i64>,
+    /// The list's status with its duration left out (`Up (healthy)`, `Exited (0) ago`).
+    listed_shape: String,
+    /// When the container entered its listed state: `StartedAt` while it runs, else
+    /// `FinishedAt`.
+    since_ms: Option<i64>,
     inspected_in_refresh: u64,
 }
 
+impl CachedContainer {
+    fn new(container: Container, listed: &ListedContainer, refresh: u64) -> CachedContainer {
+        let since = if container.running {
+            &container.started_at
+        } else {
+            &container.finished_at
+        };
+        CachedContainer {
+            since_ms: parse_rfc3339_millis(since),
+            listed_shape: split_status(&listed.status).shape,
+            listed_state: listed.state.clone(),
+            container: Arc::new(container),
+            inspected_in_refresh: refresh,
+        }
+    }
+}
+
 /// Re-inspect every container at least this often, to catch changes the list cannot show
-/// (health status, for example).
+/// (labels of a running container cannot change, but its inspect has more than the list).
 const INSPECT_MAX_AGE_REFRESHES: u64 = 30;
 
 /// Per node, kept from one refresh to the next.
@@ -197,7 +251,8 @@ fn now_ms() -> i64 {
 
 impl Collector {
     pub fn new(config: CollectorConfig, shared: Arc<Shared>) -> Collector {
-        shared.status.write().refresh_interval = config.refresh_interval;
+        Arc::make_mut(&mut shared.published.write().status).refresh_interval =
+            config.refresh_interval;
         Collector {
             config,
             shared,
@@ -214,7 +269,15 @@ impl Collector {
     pub fn run(mut self, stop: Receiver<()>) {
         loop {
             let started = Instant::now();
-            self.refresh_once();
+            // A bug met while refreshing must not end the collector: the last snapshot
+            // stays published and the next refresh starts from scratch.
+            if catch_unwind(AssertUnwindSafe(|| self.refresh_once())).is_err() {
+                log::error!(
+                    "refresh {} failed with a panic; retrying at the next interval",
+                    self.refresh
+                );
+                self.node_caches.clear();
+            }
             let wait = self
                 .config
                 .refresh_interval
@@ -232,8 +295,9 @@ impl Collector {
         let started = Instant::now();
         let start_ms = now_ms();
         let mut calls = CallCounts::default();
-        let mut kube_status = self.shared.status.read().kubernetes.clone();
-        let mut node_status = self.shared.status.read().nodes.clone();
+        let previous = self.shared.status();
+        let mut kube_status = previous.kubernetes.clone();
+        let mut node_status = previous.nodes.clone();
 
         let mut phases = Phases::default();
         let mut phase = Instant::now();
@@ -248,7 +312,12 @@ impl Collector {
         // Nodes that left the cluster leave the status too.
         node_status.retain(|name, _| kube.nodes.iter().any(|n| &n.object.meta.name == name));
 
-        let collected = Collected { kube, docker };
+        let (docker, unread_nodes) = docker;
+        let collected = Collected {
+            kube,
+            docker,
+            unread_nodes,
+        };
         let options = BuildOptions {
             cluster_name: self.config.cluster_name.clone(),
         };
@@ -265,27 +334,23 @@ impl Collector {
         drop(collected);
         lap(&mut phases.render_ms);
 
-        *self.shared.snapshot.write() = Some(Arc::clone(&snapshot));
         let duration = started.elapsed();
-        {
-            let mut status = self.shared.status.write();
-            status.refreshes += 1;
-            status.last_refresh_start_ms = Some(start_ms);
-            status.last_refresh_duration = duration;
-            status.calls = calls;
-            status.phases = phases;
-            status.counts = snapshot.counts.clone();
-            status.kubernetes = kube_status;
-            status.nodes = node_status;
-        }
-        let failed_nodes = self
-            .shared
-            .status
-            .read()
-            .nodes
-            .values()
-            .filter(|s| !s.ok)
-            .count();
+        let failed_nodes = node_status.values().filter(|s| !s.ok).count();
+        let status = CollectorStatus {
+            refreshes: previous.refreshes + 1,
+            last_refresh_start_ms: Some(start_ms),
+            last_refresh_duration: duration,
+            refresh_interval: self.config.refresh_interval,
+            calls,
+            phases,
+            counts: snapshot.counts.clone(),
+            kubernetes: kube_status,
+            nodes: node_status,
+        };
+        *self.shared.published.write() = Published {
+            snapshot: Some(Arc::clone(&snapshot)),
+            status: Arc::new(status),
+        };
         log::info!(
             "refresh {} took {} ms (Kubernetes {} ms, Docker {} ms, graph {} ms, render {} ms): {} resources, {} relations, {} Kubernetes pages, {} Docker calls{}",
             self.refresh,
@@ -378,9 +443,9 @@ impl Collector {
         now: i64,
         status: &mut BTreeMap<String, SourceStatus>,
         calls: &mut CallCounts,
-    ) -> Vec<NodeDocker> {
+    ) -> (Vec<NodeDocker>, Vec<String>) {
         let jobs: Vec<NodeJob> = match &self.config.docker {
-            DockerSource::Disabled => return Vec::new(),
+            DockerSource::Disabled => return (Vec::new(), Vec::new()),
             DockerSource::Minions { port } => nodes
                 .iter()
                 .map(|node| {
@@ -388,7 +453,7 @@ impl Collector {
                     let host = node.address.clone().unwrap_or_else(|| name.clone());
                     let cache = self.node_caches.remove(&name).unwrap_or_default();
                     NodeJob {
-                        endpoint: resolve(&host, *port),
+                        target: NodeTarget::Host(host, *port),
                         name,
                         cache,
                     }
@@ -398,19 +463,28 @@ impl Collector {
                 let name = local_node_name(nodes);
                 let cache = self.node_caches.remove(&name).unwrap_or_default();
                 vec![NodeJob {
-                    endpoint: Ok(http1::Endpoint::Unix(path.clone())),
+                    target: NodeTarget::Socket(path.clone()),
                     name,
                     cache,
                 }]
             }
         };
         let refresh = self.refresh;
+        // A node gets the refresh interval, and at least two call timeouts, to answer; a
+        // node that takes longer keeps what it gave by then, and the rest of the cluster
+        // is not held up by it.
+        let node_budget = self
+            .config
+            .refresh_interval
+            .max(self.config.docker_client.request_timeout * 2);
         let context = NodeContext {
             client_config: self.config.docker_client.clone(),
             show_env: self.config.show_env,
             images: Arc::clone(&self.images),
             refresh,
             now_ms: now,
+            deadline: Instant::now() + node_budget,
+            node_budget,
         };
         let results = run_bounded(jobs, self.config.node_parallelism.max(1), |job| {
             collect_node(job, &context)
@@ -418,30 +492,29 @@ impl Collector {
 
         self.node_caches.clear();
         let mut out = Vec::with_capacity(results.len());
+        let mut unread = Vec::new();
         for result in results {
             calls.add(&result.calls);
-            status.entry(result.name.clone()).or_default().record(
-                now,
-                result.endpoint,
-                result
-                    .outcome
-                    .as_ref()
-                    .map(|d| d.containers.len())
-                    .map_err(Clone::clone),
-            );
-            if let Err(e) = &result.outcome {
+            let NodeOutcome { docker, error } = result.outcome;
+            let objects = docker.as_ref().map_or(0, |d| d.containers.len());
+            status
+                .entry(result.name.clone())
+                .or_default()
+                .record_partial(now, result.endpoint, objects, error.clone());
+            if let Some(e) = &error {
                 log::warn!("node {}: {e}", result.name);
             }
-            self.node_caches.insert(result.name.clone(), result.cache);
-            if let Ok(docker) = result.outcome {
-                out.push(docker);
+            if docker.is_none() {
+                unread.push(result.name.clone());
             }
+            self.node_caches.insert(result.name.clone(), result.cache);
+            out.extend(docker);
         }
         // Forget images no container has used for a while.
         self.images
             .lock()
             .retain(|_, (_, seen)| refresh.saturating_sub(*seen) < INSPECT_MAX_AGE_REFRESHES);
-        out
+        (out, unread)
     }
 }
 
@@ -533,8 +606,15 @@ fn local_node_name(nodes: &[Node]) -> String {
 
 struct NodeJob {
     name: String,
-    endpoint: Result<http1::Endpoint, String>,
+    target: NodeTarget,
     cache: NodeCache,
+}
+
+/// Where a node's Docker API is; names are resolved by the node's worker, so that a slow
+/// name lookup holds up that node only.
+enum NodeTarget {
+    Host(String, u16),
+    Socket(PathBuf),
 }
 
 struct NodeContext {
@@ -543,12 +623,15 @@ struct NodeContext {
     images: Arc<ImageCache>,
     refresh: u64,
     now_ms: i64,
+    /// No call is started after this.
+    deadline: Instant,
+    node_budget: Duration,
 }
 
 struct NodeResult {
     name: String,
     endpoint: String,
-    outcome: Result<NodeDocker, String>,
+    outcome: NodeOutcome,
     cache: NodeCache,
     calls: CallCounts,
 }
@@ -589,16 +672,23 @@ fn collect_node(job: NodeJob, context: &NodeContext) -> NodeResult {
     let mut calls = CallCounts::default();
     let NodeJob {
         name,
-        endpoint,
+        target,
         mut cache,
     } = job;
-    let endpoint = match endpoint {
+    let resolved = match target {
+        NodeTarget::Host(host, port) => resolve(&host, port),
+        NodeTarget::Socket(path) => Ok(http1::Endpoint::Unix(path)),
+    };
+    let endpoint = match resolved {
         Ok(endpoint) => endpoint,
         Err(e) => {
             return NodeResult {
                 name,
                 endpoint: String::new(),
-                outcome: Err(e),
+                outcome: NodeOutcome {
+                    docker: None,
+                    error: Some(e),
+                },
                 cache,
                 calls,
             }
@@ -623,48 +713,68 @@ fn collect_node(job: NodeJob, context: &NodeContext) -> NodeResult {
     }
 }
 
+/// What one node gave: its containers (possibly only some of them) and, when something
+/// went wrong, why.
+struct NodeOutcome {
+    docker: Option<NodeDocker>,
+    error: Option<String>,
+}
+
 fn collect_node_containers(
     node: &str,
     api: &DockerApi,
     cache: &mut NodeCache,
     context: &NodeContext,
     calls: &mut CallCounts,
-) -> Result<NodeDocker, String> {
+) -> NodeOutcome {
     calls.docker_list += 1;
-    let listed = api
-        .list_containers()
-        .map_err(|e| format!("GET /containers/json at {}: {e}", api.endpoint()))?;
+    let listed = match api.list_containers() {
+        Ok(listed) => listed,
+        Err(e) => {
+            return NodeOutcome {
+                docker: None,
+                error: Some(format!("GET /containers/json at {}: {e}", api.endpoint())),
+            }
+        }
+    };
     let mut containers = Vec::with_capacity(listed.len());
     let mut fresh_cache = HashMap::with_capacity(listed.len());
     let mut image_ids: Vec<String> = Vec::new();
+    let mut late = 0usize;
     for entry in &listed {
-        let cached = cache
-            .containers
-            .remove(&entry.id)
-            .filter(|c| still_current(c, entry, context));
-        let cached = match cached {
-            Some(c) => c,
-            None => {
+        let previous = cache.containers.remove(&entry.id);
+        let out_of_time = Instant::now() >= context.deadline;
+        let current = match previous {
+            Some(c) if still_current(&c, entry, context) => Some(c),
+            // Past the node's deadline, what we knew stands in for what we would ask.
+            Some(c) if out_of_time => Some(c),
+            _ if out_of_time => None,
+            previous => {
                 calls.docker_inspect += 1;
                 match api.inspect_container(&entry.id, context.show_env) {
-                    Ok(container) => CachedContainer {
-                        started_at_ms: parse_rfc3339_millis(&container.started_at),
-                        container: Arc::new(container),
-                        listed_state: entry.state.clone(),
-                        inspected_in_refresh: context.refresh,
-                    },
+                    Ok(container) => Some(CachedContainer::new(container, entry, context.refresh)),
                     // Gone between the list and the inspect: it is no longer there to show.
                     Err(DockerError::Status { code: 404, .. }) => continue,
                     Err(e) => {
                         log::warn!("node {node}: inspect of container {}: {e}", entry.id);
-                        continue;
+                        // Keep the last inspect we had rather than lose the container.
+                        previous
                     }
                 }
             }
         };
-        let container = Arc::clone(&cached.container);
-        fresh_cache.insert(entry.id.clone(), cached);
-        let processes = if container.running {
+        let Some(current) = current else {
+            late += 1;
+            continue;
+        };
+        let container = Arc::clone(&current.container);
+        fresh_cache.insert(entry.id.clone(), current);
+        let processes = if !container.running {
+            Vec::new()
+        } else if Instant::now() >= context.deadline {
+            late += 1;
+            Vec::new()
+        } else {
             calls.docker_top += 1;
             match api.top(&container.id) {
                 Ok(rows) => rows,
@@ -676,8 +786,6 @@ fn collect_node_containers(
                     Vec::new()
                 }
             }
-        } else {
-            Vec::new()
         };
         if !container.image_id.is_empty() && !image_ids.contains(&container.image_id) {
             image_ids.push(container.image_id.clone());
@@ -696,6 +804,10 @@ fn collect_node_containers(
             images.push(Arc::clone(image));
             continue;
         }
+        if Instant::now() >= context.deadline {
+            late += 1;
+            continue;
+        }
         calls.docker_image += 1;
         match api.inspect_image(&id) {
             Ok(image) => {
@@ -709,16 +821,27 @@ fn collect_node_containers(
             Err(e) => log::debug!("node {node}: inspect of image {id}: {e}"),
         }
     }
-    Ok(NodeDocker {
-        node_name: node.to_string(),
-        containers,
-        images,
-    })
+    let error = (late > 0).then(|| {
+        format!(
+            "{} did not finish within {:?}: {late} call(s) not made; what was read is shown",
+            api.endpoint(),
+            context.node_budget
+        )
+    });
+    NodeOutcome {
+        docker: Some(NodeDocker {
+            node_name: node.to_string(),
+            containers,
+            images,
+        }),
+        error,
+    }
 }
 
-/// Whether a cached inspect still describes the listed container: same state, not
-/// restarted since (the list's "Up N units" must fit the start time we know), and not
-/// older than the maximum age.
+/// Whether a cached inspect still describes the listed container: same state, same status
+/// apart from its duration (health, exit code), in that state since the time we know (the
+/// list's "Up 2 hours" or "Exited (0) 3 days ago" must fit it), and not older than the
+/// maximum age.
 fn still_current(
     cached: &CachedContainer,
     listed: &ListedContainer,
@@ -729,18 +852,23 @@ fn still_current(
     {
         return false;
     }
-    if listed.state == "running" || listed.status.starts_with("Up ") {
-        let (Some(bound), Some(started)) = (
-            uptime_upper_bound_secs(&listed.status),
-            cached.started_at_ms,
-        ) else {
-            return false;
-        };
-        let up_ms = context.now_ms - started;
-        // Two seconds of slack for clocks and the time between the list and now.
-        return up_ms <= (bound as i64) * 1000 + 2000;
+    let parts = split_status(&listed.status);
+    if parts.shape != cached.listed_shape {
+        return false;
     }
-    true
+    match (parts.age_upper_bound_secs, cached.since_ms) {
+        (Some(bound), Some(since)) => {
+            let age_ms = context.now_ms.saturating_sub(since);
+            // Two seconds of slack for clocks and the time between the list and now.
+            let bound_ms = i64::try_from(bound)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000);
+            age_ms <= bound_ms.saturating_add(2000)
+        }
+        // No duration to check (a created container, an old daemon): state and shape decide.
+        (None, _) => true,
+        (Some(_), None) => false,
+    }
 }
 
 /// The `/status` document.
@@ -811,15 +939,18 @@ mod tests {
             images: Arc::new(Mutex::new(HashMap::new())),
             refresh,
             now_ms,
+            deadline: Instant::now() + Duration::from_secs(60),
+            node_budget: Duration::from_secs(60),
         }
     }
 
-    fn cached(started_at_ms: i64, state: &str, refresh: u64) -> CachedContainer {
+    fn cached(since_ms: i64, state: &str, status: &str, refresh: u64) -> CachedContainer {
         let container = model_container();
         CachedContainer {
             container: Arc::new(container),
             listed_state: state.to_string(),
-            started_at_ms: Some(started_at_ms),
+            listed_shape: split_status(status).shape,
+            since_ms: Some(since_ms),
             inspected_in_refresh: refresh,
         }
     }
@@ -840,34 +971,26 @@ mod tests {
     fn a_restart_invalidates_the_cached_inspect() {
         let hour = 3_600_000;
         let now = 100 * hour;
-        let c = cached(now - 2 * hour, "running", 1);
-        assert!(still_current(
-            &c,
-            &listed("running", "Up 2 hours"),
-            &context(now, 2)
-        ));
+        let c = cached(now - 2 * hour, "running", "Up 2 hours", 1);
+        let current = |c: &CachedContainer, state: &str, status: &str, refresh: u64| {
+            still_current(c, &listed(state, status), &context(now, refresh))
+        };
+        assert!(current(&c, "running", "Up 2 hours", 2));
         // Restarted 5 seconds ago: the list says so, the cache does not.
-        assert!(!still_current(
-            &c,
-            &listed("running", "Up 5 seconds"),
-            &context(now, 2)
-        ));
-        assert!(!still_current(
-            &c,
-            &listed("exited", "Exited (0) 1 second ago"),
-            &context(now, 2)
-        ));
-        assert!(!still_current(
-            &c,
-            &listed("running", "Up 2 hours"),
-            &context(now, 31)
-        ));
-        let e = cached(0, "exited", 1);
-        assert!(still_current(
-            &e,
-            &listed("exited", "Exited (1) 3 days ago"),
-            &context(now, 2)
-        ));
+        assert!(!current(&c, "running", "Up 5 seconds", 2));
+        assert!(!current(&c, "exited", "Exited (0) 1 second ago", 2));
+        // Health changed: the shape differs.
+        assert!(!current(&c, "running", "Up 2 hours (unhealthy)", 2));
+        // Too old an inspect.
+        assert!(!current(&c, "running", "Up 2 hours", 31));
+        // An absurd uptime from the network neither panics nor matches nonsense.
+        assert!(current(&c, "running", "Up 18446744073709551615 years", 2));
+
+        let e = cached(now - 50 * hour, "exited", "Exited (1) 2 days ago", 1);
+        assert!(current(&e, "exited", "Exited (1) 2 days ago", 2));
+        // Run again and exited again since: the age went down.
+        assert!(!current(&e, "exited", "Exited (1) 5 seconds ago", 2));
+        assert!(!current(&e, "exited", "Exited (0) 2 days ago", 2));
     }
 
     #[test]

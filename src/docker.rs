@@ -200,6 +200,7 @@ pub fn parse_container_inspect(text: &str, show_env: bool) -> Result<Container, 
         image_id: str_at(&["Image"]),
         image_name: str_at(&["Config", "Image"]),
         started_at: str_at(&["State", "StartedAt"]),
+        finished_at: str_at(&["State", "FinishedAt"]),
         id,
         labels,
         running,
@@ -310,21 +311,52 @@ pub fn parse_image(text: &str) -> Result<Image, ParseError> {
     })
 }
 
-/// How long a container has been up at most, read from the list's `Status` (`Up 2 hours`),
-/// rounded the way Docker rounds it. `None` when the status says nothing usable.
-pub fn uptime_upper_bound_secs(status: &str) -> Option<u64> {
-    let rest = status.strip_prefix("Up ")?;
-    // Drop suffixes such as "(healthy)" or "(Paused)".
-    let rest = rest.split(" (").next().unwrap_or(rest).trim();
-    if rest.eq_ignore_ascii_case("less than a second") {
-        return Some(1);
+/// A container list entry's `Status` taken apart: its shape with the duration left out
+/// (`Up 2 hours (healthy)` → `Up (healthy)`, `Exited (0) 3 days ago` → `Exited (0) ago`)
+/// and the most that duration can be, in seconds, rounded the way Docker rounds it. Two
+/// refreshes of an unchanged container give the same shape and a consistent duration; a
+/// restart, an exit or a health change shows in one or the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusParts {
+    pub shape: String,
+    pub age_upper_bound_secs: Option<u64>,
+}
+
+pub fn split_status(status: &str) -> StatusParts {
+    let words: Vec<&str> = status.split_whitespace().collect();
+    for start in 0..words.len() {
+        if let Some((len, bound)) = duration_at(&words[start..]) {
+            let mut shape: Vec<&str> = words[..start].to_vec();
+            shape.extend_from_slice(&words[start + len..]);
+            return StatusParts {
+                shape: shape.join(" "),
+                age_upper_bound_secs: Some(bound),
+            };
+        }
     }
-    let (count, unit) = rest.split_once(' ')?;
-    let count: u64 = match count {
-        "About" | "about" | "an" | "a" => 1,
-        n => n.parse().ok()?,
+    StatusParts {
+        shape: words.join(" "),
+        age_upper_bound_secs: None,
+    }
+}
+
+/// A duration phrase at the start of `words` (`5 seconds`, `About a minute`, `Less than a
+/// second`, `2 hours`): how many words it takes and its upper bound in seconds.
+fn duration_at(words: &[&str]) -> Option<(usize, u64)> {
+    let lower: Vec<String> = words
+        .iter()
+        .take(4)
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    if lower.starts_with(&["less", "than", "a", "second"]) {
+        return Some((4, 1));
+    }
+    let (count, unit, len) = match lower.as_slice() {
+        ["about", "a" | "an", unit, ..] => (1u64, *unit, 3),
+        [n, unit, ..] => (n.parse::<u64>().ok()?, *unit, 2),
+        _ => return None,
     };
-    let unit = unit.trim_start_matches("an ").trim_start_matches("a ");
     let unit_secs: u64 = match unit.trim_end_matches('s') {
         "second" => 1,
         "minute" => 60,
@@ -335,8 +367,9 @@ pub fn uptime_upper_bound_secs(status: &str) -> Option<u64> {
         "year" => 366 * 86_400,
         _ => return None,
     };
-    // Docker prints "About a minute" up to two minutes and floors everything else.
-    Some((count + 1) * unit_secs)
+    // Docker prints "About a minute" up to two minutes and floors everything else. The
+    // count comes from the network: an absurd one saturates rather than overflows.
+    Some((len, count.saturating_add(1).saturating_mul(unit_secs)))
 }
 
 #[cfg(test)]
@@ -408,17 +441,37 @@ mod tests {
     }
 
     #[test]
-    fn uptime_bounds_follow_docker_rounding() {
-        assert_eq!(uptime_upper_bound_secs("Up Less than a second"), Some(1));
-        assert_eq!(uptime_upper_bound_secs("Up 5 seconds"), Some(6));
-        assert_eq!(uptime_upper_bound_secs("Up About a minute"), Some(120));
+    fn statuses_split_into_shape_and_age() {
+        let parts = |s: &str| {
+            let p = split_status(s);
+            (p.shape, p.age_upper_bound_secs)
+        };
+        assert_eq!(parts("Up Less than a second"), ("Up".into(), Some(1)));
+        assert_eq!(parts("Up 5 seconds"), ("Up".into(), Some(6)));
+        assert_eq!(parts("Up About a minute"), ("Up".into(), Some(120)));
         assert_eq!(
-            uptime_upper_bound_secs("Up 2 hours (healthy)"),
-            Some(3 * 3600)
+            parts("Up 2 hours (healthy)"),
+            ("Up (healthy)".into(), Some(3 * 3600))
         );
-        assert_eq!(uptime_upper_bound_secs("Up About an hour"), Some(7200));
-        assert_eq!(uptime_upper_bound_secs("Exited (0) 2 hours ago"), None);
-        assert_eq!(uptime_upper_bound_secs("Up forever"), None);
+        assert_eq!(
+            parts("Up About an hour (Paused)"),
+            ("Up (Paused)".into(), Some(7200))
+        );
+        assert_eq!(
+            parts("Exited (0) 2 hours ago"),
+            ("Exited (0) ago".into(), Some(3 * 3600))
+        );
+        assert_eq!(
+            parts("Restarting (1) 5 seconds ago"),
+            ("Restarting (1) ago".into(), Some(6))
+        );
+        assert_eq!(parts("Created"), ("Created".into(), None));
+        assert_eq!(parts("Up forever"), ("Up forever".into(), None));
+        assert_eq!(
+            parts("Up 18446744073709551615 years"),
+            ("Up".into(), Some(u64::MAX)),
+            "an absurd count saturates"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::model::{Collected, KubeObject, Pod, RawJson, Selecting};
 
@@ -136,16 +137,58 @@ impl Graph {
 
 /// What the builder remembers from one graph to the next, so that timestamps mean "first
 /// observed in this state": the fingerprint and timestamp of every resource, and the
-/// timestamp of every relation.
+/// timestamp of every relation, with the build that last saw each.
+///
+/// Entries that came from a node's Docker API outlive a refresh in which that node could
+/// not be read, for [`HISTORY_GRACE`] builds: a node whose minion was unreachable for a
+/// while comes back with the timestamps its unchanged containers had, instead of looking
+/// new. Everything else is forgotten as soon as it is not seen.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    resources: HashMap<String, (u64, i64)>,
-    relations: HashMap<(RelationType, String, String), i64>,
+    generation: u64,
+    resources: HashMap<String, Entry<(u64, i64)>>,
+    relations: HashMap<(RelationType, String, String), Entry<i64>>,
 }
+
+/// A remembered value, the build that last saw it, and the node it came from, if any.
+#[derive(Debug, Clone)]
+struct Entry<T> {
+    value: T,
+    seen: u64,
+    node: Option<Arc<str>>,
+}
+
+/// Builds an unseen entry is kept for.
+pub const HISTORY_GRACE: u64 = 30;
 
 impl History {
     pub fn is_empty(&self) -> bool {
         self.resources.is_empty()
+    }
+
+    /// Carries over from `previous` the entries of `unread_nodes` this build did not see,
+    /// while they are within the grace period.
+    fn carry_over(&mut self, previous: &History, unread_nodes: &[String]) {
+        if unread_nodes.is_empty() {
+            return;
+        }
+        let generation = self.generation;
+        let keep = |node: &Option<Arc<str>>, seen: u64| {
+            generation - seen < HISTORY_GRACE
+                && node
+                    .as_deref()
+                    .is_some_and(|n| unread_nodes.iter().any(|u| u == n))
+        };
+        for (id, entry) in &previous.resources {
+            if keep(&entry.node, entry.seen) && !self.resources.contains_key(id) {
+                self.resources.insert(id.clone(), entry.clone());
+            }
+        }
+        for (key, entry) in &previous.relations {
+            if keep(&entry.node, entry.seen) && !self.relations.contains_key(key) {
+                self.relations.insert(key.clone(), entry.clone());
+            }
+        }
     }
 }
 
@@ -169,10 +212,15 @@ pub fn build(
             timestamp_ms: now_ms,
             ..Graph::default()
         },
-        history: History::default(),
+        history: History {
+            generation: previous.generation + 1,
+            ..History::default()
+        },
         ids: HashSet::new(),
+        node: None,
     };
     b.build(collected, options);
+    b.history.carry_over(previous, &collected.unread_nodes);
     (b.graph, b.history)
 }
 
@@ -182,6 +230,8 @@ struct Builder<'p> {
     graph: Graph,
     history: History,
     ids: HashSet<String>,
+    /// The node whose Docker data is being added, while it is.
+    node: Option<Arc<str>>,
 }
 
 impl Builder<'_> {
@@ -199,12 +249,15 @@ impl Builder<'_> {
             return false;
         }
         let timestamp_ms = match self.previous.resources.get(&id) {
-            Some(&(fp, ts)) if fp == fingerprint => ts,
+            Some(e) if e.value.0 == fingerprint => e.value.1,
             _ => self.now_ms,
         };
-        self.history
-            .resources
-            .insert(id.clone(), (fingerprint, timestamp_ms));
+        let entry = Entry {
+            value: (fingerprint, timestamp_ms),
+            seen: self.history.generation,
+            node: self.node.clone(),
+        };
+        self.history.resources.insert(id.clone(), entry);
         self.graph.resources.push(Resource {
             id,
             kind,
@@ -225,9 +278,13 @@ impl Builder<'_> {
             .previous
             .relations
             .get(&key)
-            .copied()
-            .unwrap_or(self.now_ms);
-        self.history.relations.insert(key, timestamp_ms);
+            .map_or(self.now_ms, |e| e.value);
+        let entry = Entry {
+            value: timestamp_ms,
+            seen: self.history.generation,
+            node: self.node.clone(),
+        };
+        self.history.relations.insert(key, entry);
         self.graph.relations.push(Relation {
             kind,
             source: source.to_string(),
@@ -324,6 +381,7 @@ impl Builder<'_> {
         };
         let mut image_ids: HashMap<&str, String> = HashMap::new();
         for node_docker in &collected.docker {
+            self.node = Some(Arc::from(node_docker.node_name.as_str()));
             for image in &node_docker.images {
                 let id = format!("Image:{}", image.id);
                 self.resource(
@@ -338,6 +396,7 @@ impl Builder<'_> {
             }
         }
         for node_docker in &collected.docker {
+            self.node = Some(Arc::from(node_docker.node_name.as_str()));
             let node_id = node_ids.get(node_docker.node_name.as_str());
             for observed in &node_docker.containers {
                 let c = &observed.container;
@@ -383,6 +442,7 @@ impl Builder<'_> {
                 }
             }
         }
+        self.node = None;
         // Resources are listed by type; within a type, in the order they were observed.
         self.graph.resources.sort_by_key(|r| r.kind);
     }

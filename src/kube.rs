@@ -237,8 +237,16 @@ impl KubeClient {
     fn list_pages(&self, path: &str) -> Result<ListResult, KubeError> {
         let mut items = Vec::new();
         let mut continue_token: Option<String> = None;
+        // A server that hands out a token it gave before would have us loop for ever.
+        let mut seen_tokens = std::collections::HashSet::new();
         let mut pages = 0;
         loop {
+            if pages == MAX_PAGES {
+                return Err(KubeError::Parse(ParseError::new(
+                    "list",
+                    format!("more than {MAX_PAGES} pages"),
+                )));
+            }
             let mut url = format!("{}{path}?limit={}", self.base_url, self.page_size);
             if let Some(token) = &continue_token {
                 url.push_str("&continue=");
@@ -249,11 +257,11 @@ impl KubeClient {
             let page = parse_list_page(&text).map_err(KubeError::Parse)?;
             items.extend(page.items);
             match page.continue_token {
-                Some(next) if Some(&next) != continue_token.as_ref() => continue_token = Some(next),
+                Some(next) if seen_tokens.insert(next.clone()) => continue_token = Some(next),
                 Some(_) => {
                     return Err(KubeError::Parse(ParseError::new(
                         "list",
-                        "the server repeated the same continue token",
+                        "the server repeated a continue token",
                     )))
                 }
                 None => return Ok(ListResult { items, pages }),
@@ -285,6 +293,9 @@ impl KubeClient {
         }
     }
 }
+
+/// 10,000 pages of 500 objects: five million, far beyond any cluster.
+const MAX_PAGES: usize = 10_000;
 
 /// One page of 500 large pods stays far below this; a bigger answer is not an API server.
 const MAX_PAGE_BYTES: u64 = 512 << 20;

@@ -111,6 +111,8 @@ pub struct Container {
     pub image_name: String,
     pub labels: BTreeMap<String, String>,
     pub started_at: String,
+    /// `State.FinishedAt`: when it last stopped (Docker's zero time while it never has).
+    pub finished_at: String,
     pub running: bool,
     /// The inspect text after redaction (see [`crate::docker::redact_inspect`]).
     pub raw: RawJson,
@@ -154,6 +156,9 @@ pub struct NodeDocker {
 pub struct Collected {
     pub kube: KubeState,
     pub docker: Vec<NodeDocker>,
+    /// Nodes whose Docker API could not be read this time: what the graph knew of them is
+    /// missing, but remembered for when they answer again.
+    pub unread_nodes: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -396,6 +396,46 @@ fn timestamps_stay_while_nothing_changes() {
 }
 
 #[test]
+fn an_unread_node_keeps_its_timestamps_for_when_it_answers_again() {
+    let (_, h1) = build(&cluster(), &options(), 1_000, &History::default());
+    // Node n2's minion does not answer: its containers are missing from this graph...
+    let mut failed = cluster();
+    failed.docker.retain(|d| d.node_name != "n2");
+    failed.unread_nodes = vec!["n2".to_string()];
+    let (g2, h2) = build(&failed, &options(), 2_000, &h1);
+    let b = format!("Container:{}", hex('b'));
+    assert!(!g2.resources.iter().any(|r| r.id == b));
+    // ...and back unchanged, they have the timestamps they had.
+    let (g3, _) = build(&cluster(), &options(), 3_000, &h2);
+    let ts = |id: &str| {
+        g3.resources
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap()
+            .timestamp_ms
+    };
+    assert_eq!(ts(&b), 1_000);
+    let rel = g3.relations.iter().find(|r| r.target == b).unwrap();
+    assert_eq!(rel.timestamp_ms, 1_000);
+
+    // A container that is simply gone from a node that answered is forgotten at once.
+    let mut removed = cluster();
+    removed.docker[1]
+        .containers
+        .retain(|c| c.container.id != hex('b'));
+    let (_, h4) = build(&removed, &options(), 4_000, &h1);
+    let (g5, _) = build(&cluster(), &options(), 5_000, &h4);
+    assert_eq!(
+        g5.resources
+            .iter()
+            .find(|r| r.id == b)
+            .unwrap()
+            .timestamp_ms,
+        5_000
+    );
+}
+
+#[test]
 fn duplicates_and_empty_inputs() {
     let mut c = cluster();
     let dup = c.docker[0].containers[0].clone();
