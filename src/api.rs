@@ -33,7 +33,10 @@ pub fn handle(state: &ApiState, request: &Request) -> Response {
         )
         .with_header("Allow", "GET, HEAD");
     }
-    let path = request.path();
+    let Some(decoded) = percent_decode(request.path()) else {
+        return error(400, "the request path is not valid percent-encoded UTF-8");
+    };
+    let path = decoded.as_str();
     let path = if path.len() > 1 {
         path.trim_end_matches('/')
     } else {
@@ -178,6 +181,24 @@ pub fn error(status: u16, message: &str) -> Response {
     )
 }
 
+/// One level of percent-decoding; `None` for a malformed escape or a result that is not UTF-8.
+fn percent_decode(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = path.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn truncate(s: &str, max: usize) -> String {
     let mut out: String = s.chars().take(max).collect();
     if out.len() < s.len() {
@@ -285,6 +306,24 @@ mod tests {
         assert!(!accepts_gzip(Some("identity")));
         assert!(!accepts_gzip(Some("*, gzip;q=0")));
         assert!(!accepts_gzip(None));
+    }
+
+    #[test]
+    fn paths_are_percent_decoded_once() {
+        assert_eq!(
+            percent_decode("/cluster/resources/%50ods").as_deref(),
+            Some("/cluster/resources/Pods")
+        );
+        assert_eq!(percent_decode("/a%252e").as_deref(), Some("/a%2e"));
+        assert_eq!(percent_decode("/a%2"), None);
+        assert_eq!(percent_decode("/a%zz"), None);
+        assert_eq!(percent_decode("/a%ff"), None);
+        let s = state();
+        assert_eq!(
+            handle(&s, &Request::get("/cluster/resources/%50ods")).status,
+            503
+        );
+        assert_eq!(handle(&s, &Request::get("/%zz")).status, 400);
     }
 
     #[test]

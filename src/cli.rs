@@ -188,8 +188,13 @@ pub fn parse(
     let mut subcommand: Option<String> = None;
     let mut size: Option<String> = None;
     let mut kube_objects: Option<PathBuf> = None;
+    // Long flags as given, to refuse those that mean nothing in the mode chosen.
+    let mut given: Vec<String> = Vec::new();
 
     while let Some(arg) = parser.next()? {
+        if let Long(name) = &arg {
+            given.push(name.to_string());
+        }
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
@@ -263,11 +268,21 @@ pub fn parse(
             "--size and --kube-objects go with `demo` or `simulate`".to_string(),
         ));
     }
+    let refuse = |flags: &[&str], context: &str| -> Result<(), CliError> {
+        match given.iter().find(|g| flags.contains(&g.as_str())) {
+            Some(flag) => Err(CliError(format!("--{flag} has no meaning {context}"))),
+            None => Ok(()),
+        }
+    };
     match sub {
         Some("demo") => {
             if kube_objects.is_some() {
                 return Err(CliError("--kube-objects goes with `simulate`".to_string()));
             }
+            refuse(
+                &DEMO_REFUSES,
+                "with `demo` (it runs its own simulated cluster)",
+            )?;
             options.mode = Mode::Master;
             Ok(Command::Demo { options, size })
         }
@@ -277,6 +292,11 @@ pub fn parse(
                     "give --size or --kube-objects, not both".to_string(),
                 ));
             }
+            refuse(&MASTER_ONLY, "with `simulate`")?;
+            refuse(
+                &["bind", "docker-socket", "workers", "mode"],
+                "with `simulate` (it serves on loopback only)",
+            )?;
             Ok(Command::Simulate {
                 size,
                 kube_objects,
@@ -292,6 +312,9 @@ pub fn parse(
                 return Err(CliError(format!("{word} contradicts --mode")));
             }
             options.mode = word_mode;
+            if word_mode == Mode::Minion {
+                refuse(&MASTER_ONLY, "in minion mode")?;
+            }
             Ok(Command::Run(options))
         }
         None => {
@@ -301,10 +324,40 @@ pub fn parse(
                     .map_err(|CliError(e)| CliError(format!("CLUSTER_INSIGHT_MODE: {e}")))?,
                 _ => Mode::Master,
             };
+            if options.mode == Mode::Minion {
+                refuse(&MASTER_ONLY, "in minion mode")?;
+            }
             Ok(Command::Run(options))
         }
     }
 }
+
+/// Flags only the master reads.
+const MASTER_ONLY: [&str; 12] = [
+    "kubernetes-url",
+    "token-file",
+    "ca-file",
+    "insecure-skip-tls-verify",
+    "docker-port",
+    "no-docker",
+    "cluster-name",
+    "refresh-interval",
+    "node-parallelism",
+    "show-env",
+    "kube-timeout",
+    "docker-timeout",
+];
+
+/// Flags `demo` would have to ignore: it makes its own cluster.
+const DEMO_REFUSES: [&str; 7] = [
+    "kubernetes-url",
+    "token-file",
+    "ca-file",
+    "insecure-skip-tls-verify",
+    "docker-port",
+    "docker-socket",
+    "mode",
+];
 
 fn string(parser: &mut lexopt::Parser, flag: &str) -> Result<String, CliError> {
     parser

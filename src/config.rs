@@ -116,11 +116,21 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
             port: options.docker_port,
         }
     };
+    // Where to look up our own image for `/version`: the local daemon when we can reach
+    // its socket, else the minion on this host (the master runs with the host network in
+    // the documented installs, beside a minion, and mounts no socket).
     let version_source = match &docker {
         DockerSource::Socket(path) => Some(http1::Endpoint::Unix(path.clone())),
         _ => {
             let default = PathBuf::from("/var/run/docker.sock");
-            crate::version::socket_exists(&default).then_some(http1::Endpoint::Unix(default))
+            if crate::version::socket_exists(&default) {
+                Some(http1::Endpoint::Unix(default))
+            } else {
+                Some(http1::Endpoint::Tcp(std::net::SocketAddr::from((
+                    [127, 0, 0, 1],
+                    options.docker_port,
+                ))))
+            }
         }
     };
     let created_by = crate::version::version_string(version_source);

@@ -19,10 +19,13 @@ pub enum DemoError {
 
 /// Runs until the process is stopped.
 pub fn run(options: &Options, size: Option<&str>) -> Result<(), DemoError> {
-    let spec = match size {
+    let mut spec = match size {
         Some(text) => SimSpec::parse_size(text).map_err(DemoError::Size)?,
         None => SimSpec::default(),
     };
+    if options.no_docker {
+        spec.with_docker = false;
+    }
     let with_docker = spec.with_docker;
     let sim = Simulator::start(spec)
         .map_err(|e| DemoError::Start(format!("cannot start the simulated cluster: {e}")))?;
@@ -43,7 +46,12 @@ pub fn run(options: &Options, size: Option<&str>) -> Result<(), DemoError> {
         node_parallelism: options.node_parallelism,
         show_env: options.show_env,
         refresh_interval: options.refresh_interval,
-        cluster_name: "demo".to_string(),
+        // The default name says what this is; a name given on the command line wins.
+        cluster_name: if options.cluster_name == Options::default().cluster_name {
+            "demo".to_string()
+        } else {
+            options.cluster_name.clone()
+        },
         created_by: format!("{} (demo)", crate::version::binary_version()),
     };
     let master = Master::start(config, listener, options.workers)

@@ -280,8 +280,9 @@ impl Composed {
     }
 }
 
-/// A response as handlers build it. `Content-Length`, `Connection` and `Date` are added by
-/// the server; handlers set the rest.
+/// A response as handlers build it. `Content-Length` and `Connection` are the server's;
+/// handlers set the rest. (A handler answering HEAD may set `Content-Length` to the length
+/// the GET body would have; it is kept then.)
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
@@ -557,13 +558,18 @@ fn accept_loop(
 /// A best-effort 503 that never blocks the accept loop for long.
 fn refuse_overloaded(mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-    let body = br#"{"success": false, "error_message": "too many connections"}"#;
-    let head = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+    let response = error_response(503, "too many connections").with_header("Retry-After", "1");
+    let body = response.body.to_vec();
+    let mut head = String::from("HTTP/1.1 503 Service Unavailable\r\n");
+    for (name, value) in &response.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
+    ));
     let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body);
+    let _ = stream.write_all(&body);
     let _ = stream.shutdown(Shutdown::Both);
 }
 
@@ -802,9 +808,20 @@ fn is_token_byte(b: u8) -> bool {
 
 /// An error answer that closes the connection.
 fn rejection(conn: Conn, status: u16, message: &str) -> Outgoing {
-    let body = serde_json::json!({"success": false, "error_message": message}).to_string();
-    let response = Response::new(status, "application/json", Body::Owned(body.into_bytes()));
-    outgoing(conn, &response, false, false, false)
+    outgoing(conn, &error_response(status, message), false, false, false)
+}
+
+/// The JSON error every endpoint of the project answers with (SPEC §2), for the errors the
+/// server itself finds before any handler runs.
+fn error_response(status: u16, message: &str) -> Response {
+    let body = serde_json::json!({
+        "success": false,
+        "timestamp": crate::timefmt::rfc3339(std::time::SystemTime::now()),
+        "error_message": message,
+    })
+    .to_string();
+    Response::new(status, "application/json", Body::Owned(body.into_bytes()))
+        .with_header("Access-Control-Allow-Origin", "*")
 }
 
 fn worker(work: &Receiver<(Conn, Request)>, events: &Sender<Event>, handler: &Handler) {
@@ -837,13 +854,7 @@ fn worker(work: &Receiver<(Conn, Request)>, events: &Sender<Event>, handler: &Ha
                     request.method.as_str(),
                     request.target
                 );
-                Response::new(
-                    500,
-                    "application/json",
-                    Body::Owned(
-                        br#"{"success": false, "error_message": "internal error"}"#.to_vec(),
-                    ),
-                )
+                error_response(500, "internal error")
             }
         };
         let head_only = request.method == Method::Head;
@@ -908,7 +919,14 @@ fn outgoing(
         head.push_str("\r\n");
     }
     if response.status != 304 && response.status != 204 {
-        head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+        // HEAD: the length the GET body would have, when the handler knows it.
+        let declared = response
+            .header("Content-Length")
+            .filter(|v| head_only && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+        match declared {
+            Some(length) => head.push_str(&format!("Content-Length: {length}\r\n")),
+            None => head.push_str(&format!("Content-Length: {}\r\n", response.body.len())),
+        }
     }
     head.push_str(if keep_alive {
         "Connection: keep-alive\r\n\r\n"

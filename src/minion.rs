@@ -93,6 +93,12 @@ fn handle(client: &Client, request: &Request) -> Response {
                     response = response.with_header(name, value);
                 }
             }
+            if request.method == Method::Head {
+                // The daemon's answer to HEAD has no body, but says how long it would be.
+                if let Some(length) = answer.header("Content-Length") {
+                    response = response.with_header("Content-Length", length);
+                }
+            }
             response.body = Body::Owned(answer.body);
             response
         }

@@ -287,6 +287,17 @@ fn endpoints_status_codes_and_headers() {
         assert_eq!(r.header("Allow"), Some("GET, HEAD"));
         assert_eq!(r.json()["success"], false);
     }
+    // Errors the server finds before any handler runs have the same form.
+    let mut raw = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut raw, b"GARBAGE\r\n\r\n").unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut raw, &mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("Access-Control-Allow-Origin: *"), "{text}");
+    let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["success"], false);
+    assert!(body["timestamp"].is_string() && body["error_message"].is_string());
+
     let head = request(addr, "HEAD", "/cluster", &[]);
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
@@ -397,10 +408,40 @@ fn a_steady_cluster_is_served_from_the_caches() {
             <= sim.expected().resources["Container"] as u64
     );
 
-    // A restarted container is inspected again and shows its new state.
+    // A restarted container is inspected again: the old one is gone, the new one is there
+    // with its own start time, and nothing else was inspected.
+    let mut sim = sim;
+    let old_id = sim.container_ids(0)[0].clone();
+    let inspects_before = sim.request_counts().docker_inspect;
+    let new_id = sim.restart_container(0, 0).expect("a container to restart");
+    let refreshes = status["refresh"]["count"].as_u64().unwrap();
+    let status = master.wait_for_refreshes(refreshes + 2);
+    assert_eq!(status["refresh"]["calls"]["dockerInspect"], 0, "{status}");
+    assert_eq!(
+        sim.request_counts().docker_inspect,
+        inspects_before + 1,
+        "only the new container was inspected"
+    );
     let graph = get(master.addr, "/cluster").json();
-    let (resources, _) = counts(&graph);
+    let ids: Vec<&str> = graph["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains(&format!("Container:{old_id}").as_str()));
+    assert!(ids.contains(&format!("Container:{new_id}").as_str()));
+    let (resources, relations) = counts(&graph);
     assert_eq!(resources, sim.expected().resources);
+    assert_eq!(relations, sim.expected().relations);
+    let started = graph["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == format!("Container:{new_id}"))
+        .map(|r| r["properties"]["State"]["StartedAt"].clone())
+        .unwrap();
+    assert!(started.is_string());
 }
 
 #[test]
