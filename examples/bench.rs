@@ -181,6 +181,7 @@ fn run_size(binary: &Path, name: &str, spec_text: &str) -> Value {
     let cycle_s = t1.elapsed().as_secs_f64();
     let steady_ms = s2["refresh"]["lastDurationMs"].as_u64().unwrap_or(0);
 
+    let ttfb = time_to_first_byte(master.addr, "/cluster", 50);
     let plain = fetch(master.addr, "/cluster", false);
     let gzip = fetch(master.addr, "/cluster", true);
     let mut latency = Vec::new();
@@ -200,6 +201,9 @@ fn run_size(binary: &Path, name: &str, spec_text: &str) -> Value {
         "refresh_cycle_s": round(cycle_s),
         "first_refresh_calls": first_calls,
         "steady_refresh_calls": s2["refresh"]["calls"],
+        "steady_phases_ms": s2["refresh"]["phasesMs"],
+        "first_phases_ms": first["refresh"]["phasesMs"],
+        "time_to_first_byte_ms": ttfb,
         "rss_peak_mib": round(rss_peak_mib),
         "rss_now_mib": round(rss_now_mib),
         "cluster_bytes": plain,
@@ -255,6 +259,32 @@ fn get(addr: SocketAddr, path: &str, gzip: bool) -> std::io::Result<(u16, Vec<u8
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     Ok((status, raw[end + 4..].to_vec()))
+}
+
+/// p50 of the time from sending a request to the first byte of the answer: what the server
+/// does per request before the copy.
+fn time_to_first_byte(addr: SocketAddr, path: &str, samples: usize) -> f64 {
+    let mut times = Vec::new();
+    for _ in 0..samples {
+        let Ok(mut s) = TcpStream::connect(addr) else {
+            continue;
+        };
+        let t = Instant::now();
+        if write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+        )
+        .is_err()
+        {
+            continue;
+        }
+        let mut byte = [0u8; 1];
+        if s.read_exact(&mut byte).is_ok() {
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    round(times.get(times.len() / 2).copied().unwrap_or(0.0))
 }
 
 fn fetch(addr: SocketAddr, path: &str, gzip: bool) -> usize {
@@ -330,7 +360,7 @@ fn status_kb(pid: u32, key: &str) -> u64 {
 
 fn markdown(results: &[Value]) -> String {
     let mut out = String::from(
-        "| size | pods | containers | first refresh | steady refresh | CPU / cycle | peak RSS | k8s pages / refresh | minion calls / refresh (steady) | /cluster | gzip | p50 / p99 (1 client) | p50 / p99 (16) | p50 / p99 (64) | req/s (1 / 16 / 64) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| size | pods | containers | first refresh | steady refresh | CPU / cycle | peak RSS | k8s pages / refresh | minion calls / refresh (steady) | /cluster | gzip | first byte p50 | p50 / p99 (1 client) | p50 / p99 (16) | p50 / p99 (64) | req/s (1 / 16 / 64) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let lat = |i: usize| {
@@ -345,7 +375,7 @@ fn markdown(results: &[Value]) -> String {
             .map(|k| calls[k].as_u64().unwrap_or(0))
             .sum::<u64>();
         out.push_str(&format!(
-            "| {} | {} | {} | {} ms | {} ms | {} s | {:.0} MiB | {} | {} | {:.1} MB | {:.1} MB | {} | {} | {} | {} / {} / {} |\n",
+            "| {} | {} | {} | {} ms | {} ms | {} s | {:.0} MiB | {} | {} | {:.1} MB | {:.1} MB | {} ms | {} | {} | {} | {} / {} / {} |\n",
             r["size"].as_str().unwrap_or(""),
             r["resources"]["Pod"],
             r["resources"]["Container"].as_u64().unwrap_or(0),
@@ -357,6 +387,7 @@ fn markdown(results: &[Value]) -> String {
             minion,
             r["cluster_bytes"].as_f64().unwrap_or(0.0) / 1e6,
             r["cluster_gzip_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            r["time_to_first_byte_ms"],
             lat(0),
             lat(1),
             lat(2),

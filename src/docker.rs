@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::fingerprint;
@@ -238,14 +239,16 @@ pub fn redact_inspect(value: &mut Value, show_env: bool) {
 
 /// `{"Titles": [...], "Processes": [[...], ...]}` → one map of title to value per row.
 /// Rows whose width differs from the titles are kept as far as they go; a row without a
-/// PID is dropped, since a process has no identity without one.
+/// PID is dropped, since a process has no identity without one. Values are copied as the
+/// daemon wrote them, never parsed into trees: `top` is the one call made for every running
+/// container at every refresh.
 pub fn parse_top(text: &str) -> Result<Vec<Process>, ParseError> {
     #[derive(Deserialize)]
-    struct Top {
+    struct Top<'a> {
         #[serde(rename = "Titles", default)]
         titles: Option<Vec<String>>,
-        #[serde(rename = "Processes", default)]
-        processes: Option<Vec<Vec<Value>>>,
+        #[serde(rename = "Processes", default, borrow)]
+        processes: Option<Vec<Vec<&'a RawValue>>>,
     }
     let top: Top = serde_json::from_str(text).map_err(|e| ParseError::new("top", e))?;
     let titles = top.titles.unwrap_or_default();
@@ -253,23 +256,49 @@ pub fn parse_top(text: &str) -> Result<Vec<Process>, ParseError> {
         .iter()
         .position(|t| t == "PID")
         .ok_or_else(|| ParseError::new("top", "no PID column"))?;
+    let titles_json: Vec<String> = titles.iter().map(|t| json_string(t)).collect();
+    let volatile: Vec<bool> = titles
+        .iter()
+        .map(|t| fingerprint::PROCESS_VOLATILE.contains(&t.as_str()))
+        .collect();
     let mut out = Vec::new();
     for row in top.processes.unwrap_or_default() {
-        let pid = match row.get(pid_column) {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
+        let pid = match row.get(pid_column).map(|v| v.get()) {
+            Some(v) if v.starts_with('"') => match serde_json::from_str::<String>(v) {
+                Ok(p) if !p.is_empty() => p,
+                _ => continue,
+            },
+            Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => v.to_string(),
             _ => continue,
         };
-        let map: serde_json::Map<String, Value> = titles.iter().cloned().zip(row).collect();
-        let raw = Value::Object(map).to_string();
-        let fingerprint = fingerprint::process_row(&raw).map_err(|e| ParseError::new("top", e))?;
+        // Titles in the order Docker gave them, as JSON objects keep them.
+        let mut raw = String::with_capacity(row.iter().map(|v| v.get().len() + 12).sum());
+        let mut hash = fingerprint::Fnv64::default();
+        raw.push('{');
+        for (i, (title, value)) in titles_json.iter().zip(&row).enumerate() {
+            if i > 0 {
+                raw.push(',');
+            }
+            raw.push_str(title);
+            raw.push(':');
+            raw.push_str(value.get());
+            if !volatile[i] {
+                std::hash::Hasher::write(&mut hash, title.as_bytes());
+                std::hash::Hasher::write(&mut hash, value.get().as_bytes());
+            }
+        }
+        raw.push('}');
         out.push(Process {
             pid,
             raw: Arc::from(raw),
-            fingerprint,
+            fingerprint: std::hash::Hasher::finish(&hash),
         });
     }
     Ok(out)
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
 }
 
 pub fn parse_image(text: &str) -> Result<Image, ParseError> {
@@ -415,11 +444,29 @@ mod tests {
         assert_eq!(rows[0].pid, "1");
         assert_eq!(
             &*rows[0].raw,
-            r#"{"%CPU":"0.5","COMMAND":"sleep 1","PID":"1","USER":"root"}"#
+            r#"{"USER":"root","PID":"1","%CPU":"0.5","COMMAND":"sleep 1"}"#
         );
-        assert_eq!(&*rows[1].raw, r#"{"PID":"7","USER":"root"}"#);
+        assert_eq!(&*rows[1].raw, r#"{"USER":"root","PID":"7"}"#);
         assert!(parse_top(r#"{"Titles":["USER"],"Processes":[["x"]]}"#).is_err());
         assert!(parse_top(r#"{"Titles":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn process_readings_do_not_change_the_fingerprint() {
+        let row = |cpu: &str, cmd: &str| {
+            let text = format!(
+                r#"{{"Titles":["PID","%CPU","TIME","COMMAND"],"Processes":[["1","{cpu}","0:0{cpu}","{cmd}"]]}}"#
+            );
+            parse_top(&text).unwrap()[0].fingerprint
+        };
+        assert_eq!(row("1", "sleep"), row("2", "sleep"));
+        assert_ne!(row("1", "sleep"), row("1", "sh"));
+        // Numbers are rows' values too, and escapes survive as the daemon wrote them.
+        let rows = parse_top(r#"{"Titles":["PID","C"],"Processes":[[42,"a\"b"]]}"#).unwrap();
+        assert_eq!(
+            (rows[0].pid.as_str(), &*rows[0].raw),
+            ("42", r#"{"PID":42,"C":"a\"b"}"#)
+        );
     }
 
     #[test]

@@ -24,8 +24,9 @@ const KUBE_VOLATILE: &[&str] = &[
 /// health log rotates on every health check.
 const CONTAINER_VOLATILE: &[&str] = &["ExecIDs", "Log", "FailingStreak"];
 
-/// Columns of a `top` row that are readings rather than state.
-const PROCESS_VOLATILE: &[&str] = &["%CPU", "%MEM", "VSZ", "RSS", "TIME", "STAT", "C"];
+/// Columns of a `top` row that are readings rather than state (`docker::parse_top` hashes
+/// the rest as it copies them).
+pub const PROCESS_VOLATILE: &[&str] = &["%CPU", "%MEM", "VSZ", "RSS", "TIME", "STAT", "C"];
 
 pub fn kube_object(text: &str) -> Result<u64, serde_json::Error> {
     hash_json(text, KUBE_VOLATILE)
@@ -33,10 +34,6 @@ pub fn kube_object(text: &str) -> Result<u64, serde_json::Error> {
 
 pub fn container(text: &str) -> Result<u64, serde_json::Error> {
     hash_json(text, CONTAINER_VOLATILE)
-}
-
-pub fn process_row(text: &str) -> Result<u64, serde_json::Error> {
-    hash_json(text, PROCESS_VOLATILE)
 }
 
 /// Any JSON text, nothing ignored.
@@ -58,7 +55,7 @@ fn hash_json(text: &str, ignored: &[&str]) -> Result<u64, serde_json::Error> {
 
 /// FNV-1a: fast on short keys and values, and stable across runs and builds (the standard
 /// library's hasher promises neither), which keeps fingerprints comparable in tests.
-struct Fnv64(u64);
+pub struct Fnv64(u64);
 
 impl Default for Fnv64 {
     fn default() -> Self {

@@ -101,10 +101,14 @@ impl RelationType {
     }
 }
 
+/// A resource ID (`Pod:default/web-1`), shared by the resource, its relations and the
+/// history rather than copied into each.
+pub type Id = Arc<str>;
+
 /// A resource of the graph. `properties` is the observed JSON text, never re-serialized.
 #[derive(Debug, Clone)]
 pub struct Resource {
-    pub id: String,
+    pub id: Id,
     pub kind: ResourceType,
     pub timestamp_ms: i64,
     pub properties: RawJson,
@@ -117,8 +121,8 @@ pub struct Resource {
 #[derive(Debug, Clone)]
 pub struct Relation {
     pub kind: RelationType,
-    pub source: String,
-    pub target: String,
+    pub source: Id,
+    pub target: Id,
     pub timestamp_ms: i64,
 }
 
@@ -146,8 +150,8 @@ impl Graph {
 #[derive(Debug, Clone, Default)]
 pub struct History {
     generation: u64,
-    resources: HashMap<String, Entry<(u64, i64)>>,
-    relations: HashMap<(RelationType, String, String), Entry<i64>>,
+    resources: HashMap<Id, Entry<(u64, i64)>>,
+    relations: HashMap<(RelationType, Id, Id), Entry<i64>>,
 }
 
 /// A remembered value, the build that last saw it, and the node it came from, if any.
@@ -229,7 +233,7 @@ struct Builder<'p> {
     now_ms: i64,
     graph: Graph,
     history: History,
-    ids: HashSet<String>,
+    ids: HashSet<Id>,
     /// The node whose Docker data is being added, while it is.
     node: Option<Arc<str>>,
 }
@@ -239,13 +243,13 @@ impl Builder<'_> {
     fn resource(
         &mut self,
         kind: ResourceType,
-        id: String,
+        id: Id,
         properties: RawJson,
         fingerprint: u64,
         label: String,
         alternate_label: Option<String>,
     ) -> bool {
-        if !self.ids.insert(id.clone()) {
+        if !self.ids.insert(Arc::clone(&id)) {
             return false;
         }
         let timestamp_ms = match self.previous.resources.get(&id) {
@@ -257,7 +261,7 @@ impl Builder<'_> {
             seen: self.history.generation,
             node: self.node.clone(),
         };
-        self.history.resources.insert(id.clone(), entry);
+        self.history.resources.insert(Arc::clone(&id), entry);
         self.graph.resources.push(Resource {
             id,
             kind,
@@ -269,8 +273,8 @@ impl Builder<'_> {
         true
     }
 
-    fn relation(&mut self, kind: RelationType, source: &str, target: &str) {
-        let key = (kind, source.to_string(), target.to_string());
+    fn relation(&mut self, kind: RelationType, source: &Id, target: &Id) {
+        let key = (kind, Arc::clone(source), Arc::clone(target));
         if self.history.relations.contains_key(&key) {
             return;
         }
@@ -287,15 +291,15 @@ impl Builder<'_> {
         self.history.relations.insert(key, entry);
         self.graph.relations.push(Relation {
             kind,
-            source: source.to_string(),
-            target: target.to_string(),
+            source: Arc::clone(source),
+            target: Arc::clone(target),
             timestamp_ms,
         });
     }
 
     fn build(&mut self, collected: &Collected, options: &BuildOptions) {
         let kube = &collected.kube;
-        let cluster_id = format!("Cluster:{}", options.cluster_name);
+        let cluster_id: Id = format!("Cluster:{}", options.cluster_name).into();
         let cluster_props = serde_json::json!({ "name": options.cluster_name }).to_string();
         let cluster_fp = crate::fingerprint::plain(&cluster_props).unwrap_or(0);
         self.resource(
@@ -307,9 +311,9 @@ impl Builder<'_> {
             None,
         );
 
-        let mut node_ids: HashMap<&str, String> = HashMap::new();
+        let mut node_ids: HashMap<&str, Id> = HashMap::new();
         for node in &kube.nodes {
-            let id = format!("Node:{}", node.object.meta.name);
+            let id: Id = format!("Node:{}", node.object.meta.name).into();
             if self.object(
                 ResourceType::Node,
                 id.clone(),
@@ -322,13 +326,13 @@ impl Builder<'_> {
         }
 
         // Pods: the index of pods kept in the graph, by uid and by (namespace, name).
-        let mut pod_ids: Vec<Option<String>> = Vec::with_capacity(kube.pods.len());
+        let mut pod_ids: Vec<Option<Id>> = Vec::with_capacity(kube.pods.len());
         let mut pods_by_uid: HashMap<&str, usize> = HashMap::new();
         let mut pods_by_name: HashMap<(&str, &str), usize> = HashMap::new();
         let mut pods_by_container: HashMap<&str, usize> = HashMap::new();
         for (i, pod) in kube.pods.iter().enumerate() {
             let meta = &pod.object.meta;
-            let id = format!("Pod:{}/{}", meta.namespace, meta.name);
+            let id: Id = format!("Pod:{}/{}", meta.namespace, meta.name).into();
             if !self.object(
                 ResourceType::Pod,
                 id.clone(),
@@ -379,11 +383,11 @@ impl Builder<'_> {
             by_name: &pods_by_name,
             by_container: &pods_by_container,
         };
-        let mut image_ids: HashMap<&str, String> = HashMap::new();
+        let mut image_ids: HashMap<&str, Id> = HashMap::new();
         for node_docker in &collected.docker {
             self.node = Some(Arc::from(node_docker.node_name.as_str()));
             for image in &node_docker.images {
-                let id = format!("Image:{}", image.id);
+                let id: Id = format!("Image:{}", image.id).into();
                 self.resource(
                     ResourceType::Image,
                     id.clone(),
@@ -404,7 +408,7 @@ impl Builder<'_> {
                 let short_name = pod
                     .and_then(|_| short_container_name(c))
                     .unwrap_or_else(|| c.name.clone());
-                let id = format!("Container:{}", c.id);
+                let id: Id = format!("Container:{}", c.id).into();
                 let label = format!("{short_name}/{}", hex12(&c.id));
                 if !self.resource(
                     ResourceType::Container,
@@ -428,7 +432,7 @@ impl Builder<'_> {
                     self.relation(RelationType::CreatedFrom, &id, image_id);
                 }
                 for process in &observed.processes {
-                    let pid = format!("Process:{}/{}", hex12(&c.id), process.pid);
+                    let pid: Id = format!("Process:{}/{}", hex12(&c.id), process.pid).into();
                     if self.resource(
                         ResourceType::Process,
                         pid.clone(),
@@ -447,13 +451,7 @@ impl Builder<'_> {
         self.graph.resources.sort_by_key(|r| r.kind);
     }
 
-    fn object(
-        &mut self,
-        kind: ResourceType,
-        id: String,
-        object: &KubeObject,
-        label: String,
-    ) -> bool {
+    fn object(&mut self, kind: ResourceType, id: Id, object: &KubeObject, label: String) -> bool {
         self.resource(
             kind,
             id,
@@ -469,12 +467,12 @@ impl Builder<'_> {
         kind: ResourceType,
         relation: RelationType,
         selecting: &Selecting,
-        cluster_id: &str,
+        cluster_id: &Id,
         index: &SelectorIndex,
-        pod_ids: &[Option<String>],
+        pod_ids: &[Option<Id>],
     ) {
         let meta = &selecting.object.meta;
-        let id = format!("{}:{}/{}", kind.as_str(), meta.namespace, meta.name);
+        let id: Id = format!("{}:{}/{}", kind.as_str(), meta.namespace, meta.name).into();
         if !self.object(kind, id.clone(), &selecting.object, meta.name.clone()) {
             return;
         }
@@ -496,7 +494,7 @@ struct SelectorIndex<'a> {
 }
 
 impl<'a> SelectorIndex<'a> {
-    fn new(pods: &'a [Pod], ids: &[Option<String>]) -> SelectorIndex<'a> {
+    fn new(pods: &'a [Pod], ids: &[Option<Id>]) -> SelectorIndex<'a> {
         let mut postings: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
         for (i, pod) in pods.iter().enumerate() {
             if ids[i].is_none() {
@@ -539,7 +537,7 @@ impl<'a> SelectorIndex<'a> {
 
 struct PodLookup<'a> {
     pods: &'a [Pod],
-    ids: &'a [Option<String>],
+    ids: &'a [Option<Id>],
     by_uid: &'a HashMap<&'a str, usize>,
     by_name: &'a HashMap<(&'a str, &'a str), usize>,
     by_container: &'a HashMap<&'a str, usize>,
@@ -548,7 +546,7 @@ struct PodLookup<'a> {
 impl<'a> PodLookup<'a> {
     /// The graph ID of the pod a container belongs to, by the first rule of SPEC §3 that
     /// applies: the kubelet's labels, the pod's container statuses, the kubelet's name.
-    fn find(&self, c: &crate::model::Container) -> Option<&'a str> {
+    fn find(&self, c: &crate::model::Container) -> Option<&'a Id> {
         let by_labels = || {
             let uid = c.labels.get("io.kubernetes.pod.uid");
             if let Some(&i) = uid.and_then(|u| self.by_uid.get(u.as_str())) {
@@ -568,7 +566,7 @@ impl<'a> PodLookup<'a> {
         };
         let index = by_labels().or_else(by_status).or_else(by_name)?;
         debug_assert!(index < self.pods.len());
-        self.ids[index].as_deref()
+        self.ids[index].as_ref()
     }
 }
 

@@ -108,7 +108,7 @@ fn ids(graph: &Graph, kind: ResourceType) -> BTreeSet<String> {
         .resources
         .iter()
         .filter(|r| r.kind == kind)
-        .map(|r| r.id.clone())
+        .map(|r| r.id.to_string())
         .collect()
 }
 
@@ -120,19 +120,11 @@ fn options() -> BuildOptions {
 
 /// Every relation's two ends are resources, and no relation or resource is listed twice.
 fn check_invariants(graph: &Graph) {
-    let all: BTreeSet<&str> = graph.resources.iter().map(|r| r.id.as_str()).collect();
+    let all: BTreeSet<&str> = graph.resources.iter().map(|r| &*r.id).collect();
     assert_eq!(all.len(), graph.resources.len(), "duplicate resource IDs");
     for r in &graph.relations {
-        assert!(
-            all.contains(r.source.as_str()),
-            "dangling source {}",
-            r.source
-        );
-        assert!(
-            all.contains(r.target.as_str()),
-            "dangling target {}",
-            r.target
-        );
+        assert!(all.contains(&*r.source), "dangling source {}", r.source);
+        assert!(all.contains(&*r.target), "dangling target {}", r.target);
     }
     assert_eq!(
         relations(graph).len(),
@@ -294,7 +286,7 @@ fn labels_follow_the_spec() {
         graph
             .resources
             .iter()
-            .find(|r| r.id == id)
+            .find(|r| &*r.id == id)
             .map(|r| r.label.clone())
             .unwrap_or_default()
     };
@@ -338,7 +330,7 @@ fn properties_are_the_observed_objects_with_env_redacted() {
     let web = graph
         .resources
         .iter()
-        .find(|r| r.id == "Pod:default/web-2")
+        .find(|r| &*r.id == "Pod:default/web-2")
         .unwrap();
     let value: serde_json::Value = serde_json::from_str(&web.properties).unwrap();
     assert_eq!(value["metadata"]["labels"]["tier"], "front");
@@ -366,7 +358,7 @@ fn timestamps_stay_while_nothing_changes() {
     let ts = |g: &Graph, id: &str| {
         g.resources
             .iter()
-            .find(|r| r.id == id)
+            .find(|r| &*r.id == id)
             .unwrap()
             .timestamp_ms
     };
@@ -390,7 +382,7 @@ fn timestamps_stay_while_nothing_changes() {
     let lb = g4
         .relations
         .iter()
-        .find(|r| r.source == "Service:default/web" && r.target == "Pod:default/web-1")
+        .find(|r| &*r.source == "Service:default/web" && &*r.target == "Pod:default/web-1")
         .unwrap();
     assert_eq!(lb.timestamp_ms, 4_000);
 }
@@ -404,18 +396,18 @@ fn an_unread_node_keeps_its_timestamps_for_when_it_answers_again() {
     failed.unread_nodes = vec!["n2".to_string()];
     let (g2, h2) = build(&failed, &options(), 2_000, &h1);
     let b = format!("Container:{}", hex('b'));
-    assert!(!g2.resources.iter().any(|r| r.id == b));
+    assert!(!g2.resources.iter().any(|r| *r.id == *b));
     // ...and back unchanged, they have the timestamps they had.
     let (g3, _) = build(&cluster(), &options(), 3_000, &h2);
     let ts = |id: &str| {
         g3.resources
             .iter()
-            .find(|r| r.id == id)
+            .find(|r| &*r.id == id)
             .unwrap()
             .timestamp_ms
     };
     assert_eq!(ts(&b), 1_000);
-    let rel = g3.relations.iter().find(|r| r.target == b).unwrap();
+    let rel = g3.relations.iter().find(|r| *r.target == *b).unwrap();
     assert_eq!(rel.timestamp_ms, 1_000);
 
     // A container that is simply gone from a node that answered is forgotten at once.
@@ -428,7 +420,7 @@ fn an_unread_node_keeps_its_timestamps_for_when_it_answers_again() {
     assert_eq!(
         g5.resources
             .iter()
-            .find(|r| r.id == b)
+            .find(|r| *r.id == *b)
             .unwrap()
             .timestamp_ms,
         5_000
@@ -461,7 +453,7 @@ fn selectors_matching_nothing_or_absent_select_nothing() {
             !graph
                 .relations
                 .iter()
-                .any(|r| r.source == svc && r.kind.as_str() == "loadBalances"),
+                .any(|r| &*r.source == svc && r.kind.as_str() == "loadBalances"),
             "{svc}"
         );
     }
