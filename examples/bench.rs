@@ -146,7 +146,7 @@ fn run_size(binary: &Path, name: &str, spec_text: &str) -> Value {
         "--kubernetes-url",
         &sim.kube_url(),
         "--refresh-interval",
-        "2",
+        "10",
         "--workers",
         "64",
     ])
