@@ -287,8 +287,48 @@ fn time_to_first_byte(addr: SocketAddr, path: &str, samples: usize) -> f64 {
     round(times.get(times.len() / 2).copied().unwrap_or(0.0))
 }
 
+/// GETs `path` and counts the body's bytes without keeping them: 64 clients holding a
+/// 650 MB body each would measure the client's memory, not the server.
+fn get_counting(addr: SocketAddr, path: &str, gzip: bool) -> std::io::Result<(u16, usize)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let enc = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\n{enc}Connection: close\r\n\r\n"
+    )?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0usize;
+    let mut head: Vec<u8> = Vec::new();
+    let mut body_start: Option<usize> = None;
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if body_start.is_none() && head.len() < 65_536 {
+            head.extend_from_slice(&buf[..n]);
+            body_start = head
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|p| p + 4);
+        }
+        total += n;
+    }
+    let start = body_start.ok_or(std::io::ErrorKind::InvalidData)?;
+    let status = std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, total - start))
+}
+
 fn fetch(addr: SocketAddr, path: &str, gzip: bool) -> usize {
-    get(addr, path, gzip).map(|(_, b)| b.len()).unwrap_or(0)
+    get_counting(addr, path, gzip).map(|(_, n)| n).unwrap_or(0)
 }
 
 /// `clients` threads each GET /cluster (plain, a new connection each) for `time`.
@@ -302,7 +342,7 @@ fn load(addr: SocketAddr, clients: usize, time: Duration) -> Value {
                 let mut errors = 0usize;
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    match get(addr, "/cluster", false) {
+                    match get_counting(addr, "/cluster", false) {
                         Ok((200, _)) => samples.push(t.elapsed().as_secs_f64() * 1000.0),
                         _ => errors += 1,
                     }

@@ -9,9 +9,11 @@
 //! `loadBalances` and `monitors` grows with the pods a selector matches, not with
 //! services × pods.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
 use crate::model::{Collected, KubeObject, Pod, RawJson, Selecting};
 
@@ -101,9 +103,96 @@ impl RelationType {
     }
 }
 
-/// A resource ID (`Pod:default/web-1`), shared by the resource, its relations and the
-/// history rather than copied into each.
-pub type Id = Arc<str>;
+/// A resource ID (`Pod:default/web-1`): shared by the resource, its relations and the
+/// history rather than copied into each, and hashed once, when it is made. The hash is
+/// keyed with this process's random key, so IDs chosen by whoever names pods cannot be
+/// made to collide; maps keyed by IDs then only mix those hashes (see [`IdHasher`]).
+#[derive(Clone)]
+pub struct Id {
+    text: Arc<str>,
+    hash: u64,
+}
+
+impl Id {
+    pub fn new(text: String) -> Id {
+        static KEY: OnceLock<RandomState> = OnceLock::new();
+        let hash = KEY.get_or_init(RandomState::new).hash_one(text.as_str());
+        Id {
+            text: Arc::from(text),
+            hash,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl From<String> for Id {
+    fn from(text: String) -> Id {
+        Id::new(text)
+    }
+}
+
+impl std::ops::Deref for Id {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialEq for Id {
+    fn eq(&self, other: &Id) -> bool {
+        self.hash == other.hash && self.text == other.text
+    }
+}
+
+impl Eq for Id {}
+
+impl Hash for Id {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.text, f)
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Mixes values that are already keyed hashes (IDs) or small tags (relation kinds).
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(23) ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_u8(&mut self, x: u8) {
+        self.write_u64(u64::from(x));
+    }
+    fn write_isize(&mut self, x: isize) {
+        self.write_u64(x as u64);
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
 /// A resource of the graph. `properties` is the observed JSON text, never re-serialized.
 #[derive(Debug, Clone)]
@@ -150,8 +239,8 @@ impl Graph {
 #[derive(Debug, Clone, Default)]
 pub struct History {
     generation: u64,
-    resources: HashMap<Id, Entry<(u64, i64)>>,
-    relations: HashMap<(RelationType, Id, Id), Entry<i64>>,
+    resources: IdMap<Id, Entry<(u64, i64)>>,
+    relations: IdMap<(RelationType, Id, Id), Entry<i64>>,
 }
 
 /// A remembered value, the build that last saw it, and the node it came from, if any.
@@ -220,7 +309,7 @@ pub fn build(
             generation: previous.generation + 1,
             ..History::default()
         },
-        ids: HashSet::new(),
+        ids: IdSet::default(),
         node: None,
     };
     b.build(collected, options);
@@ -233,7 +322,7 @@ struct Builder<'p> {
     now_ms: i64,
     graph: Graph,
     history: History,
-    ids: HashSet<Id>,
+    ids: IdSet<Id>,
     /// The node whose Docker data is being added, while it is.
     node: Option<Arc<str>>,
 }
@@ -249,7 +338,7 @@ impl Builder<'_> {
         label: String,
         alternate_label: Option<String>,
     ) -> bool {
-        if !self.ids.insert(Arc::clone(&id)) {
+        if !self.ids.insert(id.clone()) {
             return false;
         }
         let timestamp_ms = match self.previous.resources.get(&id) {
@@ -261,7 +350,7 @@ impl Builder<'_> {
             seen: self.history.generation,
             node: self.node.clone(),
         };
-        self.history.resources.insert(Arc::clone(&id), entry);
+        self.history.resources.insert(id.clone(), entry);
         self.graph.resources.push(Resource {
             id,
             kind,
@@ -274,7 +363,7 @@ impl Builder<'_> {
     }
 
     fn relation(&mut self, kind: RelationType, source: &Id, target: &Id) {
-        let key = (kind, Arc::clone(source), Arc::clone(target));
+        let key = (kind, source.clone(), target.clone());
         if self.history.relations.contains_key(&key) {
             return;
         }
@@ -291,8 +380,8 @@ impl Builder<'_> {
         self.history.relations.insert(key, entry);
         self.graph.relations.push(Relation {
             kind,
-            source: Arc::clone(source),
-            target: Arc::clone(target),
+            source: source.clone(),
+            target: target.clone(),
             timestamp_ms,
         });
     }

@@ -100,6 +100,8 @@ struct Laid {
 pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
     let tag = format!("{sequence:x}-{:x}", graph.timestamp_ms);
     let timestamp = rfc3339_millis(graph.timestamp_ms);
+    // Most resources of a steady cluster share a handful of timestamps.
+    let mut stamps = Stamps::default();
     let created_by_json = json_string(created_by);
 
     let mut glue: Vec<u8> =
@@ -119,7 +121,7 @@ pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
             g.extend_from_slice(b"{\"type\":\"");
             g.extend_from_slice(rel.kind.as_str().as_bytes());
             g.extend_from_slice(b"\",\"timestamp\":\"");
-            g.extend_from_slice(rfc3339_millis(rel.timestamp_ms).as_bytes());
+            g.extend_from_slice(stamps.get(rel.timestamp_ms).as_bytes());
             g.extend_from_slice(b"\",\"source\":");
             write_json_string(g, &rel.source);
             g.extend_from_slice(b",\"target\":");
@@ -142,7 +144,7 @@ pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
                 g.extend_from_slice(b",\"type\":\"");
                 g.extend_from_slice(r.kind.as_str().as_bytes());
                 g.extend_from_slice(b"\",\"timestamp\":\"");
-                g.extend_from_slice(rfc3339_millis(r.timestamp_ms).as_bytes());
+                g.extend_from_slice(stamps.get(r.timestamp_ms).as_bytes());
                 g.extend_from_slice(b"\",\"properties\":");
             });
             let suffix = push_range(&mut glue, |g| {
@@ -252,6 +254,16 @@ impl Snapshot {
 }
 
 const JSON: &str = "application/json";
+
+/// RFC 3339 texts of the timestamps met so far.
+#[derive(Default)]
+struct Stamps(std::collections::HashMap<i64, String>);
+
+impl Stamps {
+    fn get(&mut self, ms: i64) -> &str {
+        self.0.entry(ms).or_insert_with(|| rfc3339_millis(ms))
+    }
+}
 
 /// Appends what `write` writes to `glue` and returns where it went.
 fn push_range(glue: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> Range<usize> {
