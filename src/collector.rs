@@ -331,7 +331,14 @@ impl Collector {
             self.sequence,
         ));
 
-        drop(collected);
+        // What was used is the last good copy of each list for the next refresh.
+        let Collected { kube, .. } = collected;
+        self.last_good = KubeLists {
+            nodes: Some(kube.nodes),
+            pods: Some(kube.pods),
+            services: Some(kube.services),
+            controllers: Some(kube.controllers),
+        };
         lap(&mut phases.render_ms);
 
         let duration = started.elapsed();
@@ -525,24 +532,19 @@ fn fetch_list<T>(
     path: &str,
     parse: fn(&RawValue) -> Result<T, ParseError>,
 ) -> Fetched<T> {
-    let list = client.list(path).map_err(|e| format!("GET {path}: {e}"))?;
-    let mut out = Vec::with_capacity(list.items.len());
-    let mut bad = 0usize;
-    for item in &list.items {
-        match parse(item) {
-            Ok(object) => out.push(object),
-            Err(e) => {
-                bad += 1;
-                if bad <= 3 {
-                    log::warn!("GET {path}: skipping an object: {e}");
-                }
-            }
-        }
+    let list = client
+        .list(path, parse)
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    for e in &list.malformed {
+        log::warn!("GET {path}: skipping an object: {e}");
     }
-    if bad > 3 {
-        log::warn!("GET {path}: skipped {bad} malformed objects in all");
+    if list.malformed_count > list.malformed.len() {
+        log::warn!(
+            "GET {path}: skipped {} malformed objects in all",
+            list.malformed_count
+        );
     }
-    Ok((out, list.pages))
+    Ok((list.items, list.pages))
 }
 
 fn join_list<T>(handle: std::thread::ScopedJoinHandle<'_, Fetched<T>>) -> Fetched<T> {
@@ -551,7 +553,9 @@ fn join_list<T>(handle: std::thread::ScopedJoinHandle<'_, Fetched<T>>) -> Fetche
         .unwrap_or_else(|_| Err("the list reader panicked".to_string()))
 }
 
-fn keep_last_good<T: Clone>(
+/// The list to use: the fresh one, or when it failed the last good one (moved out; the
+/// collector puts what it used back after the build, so nothing is ever copied).
+fn keep_last_good<T>(
     name: &str,
     fetched: Fetched<T>,
     last_good: &mut Option<Vec<T>>,
@@ -565,13 +569,12 @@ fn keep_last_good<T: Clone>(
         Ok((items, pages)) => {
             calls.kube_pages += pages;
             entry.record(now, endpoint.to_string(), Ok(items.len()));
-            *last_good = Some(items.clone());
             items
         }
         Err(e) => {
             log::warn!("Kubernetes API: {e}; keeping the last good list of {name}");
             entry.record(now, endpoint.to_string(), Err(e));
-            last_good.clone().unwrap_or_default()
+            last_good.take().unwrap_or_default()
         }
     }
 }

@@ -222,26 +222,40 @@ impl KubeClient {
         &self.base_url
     }
 
-    /// All items of a list across pages, e.g. `list("/api/v1/pods")`. An expired `continue`
-    /// token (410) restarts the list once, as the API conventions ask.
-    pub fn list(&self, path: &str) -> Result<ListResult, KubeError> {
-        match self.list_pages(path) {
+    /// All items of a list across pages, e.g. `list("/api/v1/pods", parse_pod)`, each
+    /// parsed as its page arrives so that no more than one page of text is held. Items that
+    /// do not parse are counted and skipped. An expired `continue` token (410) restarts the
+    /// list once, as the API conventions ask.
+    pub fn list<T>(
+        &self,
+        path: &str,
+        parse: fn(&RawValue) -> Result<T, ParseError>,
+    ) -> Result<ListResult<T>, KubeError> {
+        match self.list_pages(path, parse) {
             Err(KubeError::Status { code: 410, .. }) => {
                 log::info!("list of {path} expired while paging; starting it again");
-                self.list_pages(path)
+                self.list_pages(path, parse)
             }
             other => other,
         }
     }
 
-    fn list_pages(&self, path: &str) -> Result<ListResult, KubeError> {
-        let mut items = Vec::new();
+    fn list_pages<T>(
+        &self,
+        path: &str,
+        parse: fn(&RawValue) -> Result<T, ParseError>,
+    ) -> Result<ListResult<T>, KubeError> {
+        let mut result = ListResult {
+            items: Vec::new(),
+            pages: 0,
+            malformed: Vec::new(),
+            malformed_count: 0,
+        };
         let mut continue_token: Option<String> = None;
         // A server that hands out a token it gave before would have us loop for ever.
         let mut seen_tokens = std::collections::HashSet::new();
-        let mut pages = 0;
         loop {
-            if pages == MAX_PAGES {
+            if result.pages == MAX_PAGES {
                 return Err(KubeError::Parse(ParseError::new(
                     "list",
                     format!("more than {MAX_PAGES} pages"),
@@ -253,9 +267,19 @@ impl KubeClient {
                 url.push_str(&percent_encode(token));
             }
             let text = self.get(&url)?;
-            pages += 1;
+            result.pages += 1;
             let page = parse_list_page(&text).map_err(KubeError::Parse)?;
-            items.extend(page.items);
+            for item in page.items {
+                match parse(item) {
+                    Ok(object) => result.items.push(object),
+                    Err(e) => {
+                        result.malformed_count += 1;
+                        if result.malformed.len() < 3 {
+                            result.malformed.push(e);
+                        }
+                    }
+                }
+            }
             match page.continue_token {
                 Some(next) if seen_tokens.insert(next.clone()) => continue_token = Some(next),
                 Some(_) => {
@@ -264,7 +288,7 @@ impl KubeClient {
                         "the server repeated a continue token",
                     )))
                 }
-                None => return Ok(ListResult { items, pages }),
+                None => return Ok(result),
             }
         }
     }
@@ -300,11 +324,14 @@ const MAX_PAGES: usize = 10_000;
 /// One page of 500 large pods stays far below this; a bigger answer is not an API server.
 const MAX_PAGE_BYTES: u64 = 512 << 20;
 
-/// The items of a list and how many pages it took.
+/// The items of a list, how many pages it took, and the objects that could not be read.
 #[derive(Debug)]
-pub struct ListResult {
-    pub items: Vec<Box<RawValue>>,
+pub struct ListResult<T> {
+    pub items: Vec<T>,
     pub pages: usize,
+    /// The first few errors, for the log.
+    pub malformed: Vec<ParseError>,
+    pub malformed_count: usize,
 }
 
 fn describe_transport_error(e: &ureq::Error) -> String {

@@ -344,27 +344,28 @@ pub fn strip_runtime_prefix(id: &str) -> Option<&str> {
 
 /// A list response: a `…List` object's `items` and `metadata.continue`, or a bare array
 /// of objects (some tools store lists that way).
+/// The items borrow the page's text: each is copied once, into the object that keeps it.
 #[derive(Debug)]
-pub struct ListPage {
-    pub items: Vec<Box<RawValue>>,
+pub struct ListPage<'a> {
+    pub items: Vec<&'a RawValue>,
     pub continue_token: Option<String>,
 }
 
-pub fn parse_list_page(text: &str) -> Result<ListPage, ParseError> {
+pub fn parse_list_page(text: &str) -> Result<ListPage<'_>, ParseError> {
     #[derive(Deserialize)]
     struct ListMeta {
         #[serde(default, rename = "continue")]
         continue_token: Option<String>,
     }
     #[derive(Deserialize)]
-    struct List {
+    struct List<'a> {
         #[serde(default)]
         metadata: Option<ListMeta>,
-        #[serde(default)]
-        items: Option<Vec<Box<RawValue>>>,
+        #[serde(default, borrow)]
+        items: Option<Vec<&'a RawValue>>,
     }
     if text.trim_start().starts_with('[') {
-        let items: Vec<Box<RawValue>> =
+        let items: Vec<&RawValue> =
             serde_json::from_str(text).map_err(|e| ParseError::new("list", e))?;
         return Ok(ListPage {
             items,

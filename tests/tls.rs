@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use cluster_insight::kube::{KubeClient, KubeConfig, KubeError};
+use cluster_insight::model::{parse_node, parse_pod};
 
 struct Pki {
     dir: PathBuf,
@@ -143,7 +144,9 @@ impl Drop for ApiServer {
 
 fn list_pods(config: &KubeConfig) -> Result<usize, KubeError> {
     let client = KubeClient::new(config).expect("client builds");
-    client.list("/api/v1/pods").map(|l| l.items.len())
+    client
+        .list("/api/v1/pods", parse_pod)
+        .map(|l| l.items.len())
 }
 
 #[test]
@@ -155,7 +158,14 @@ fn https_with_the_cluster_ca_and_token() {
     config.token_file = Some(pki.path("token"));
     assert_eq!(list_pods(&config).unwrap(), 3);
     let client = KubeClient::new(&config).unwrap();
-    assert_eq!(client.list("/api/v1/nodes").unwrap().items.len(), 2);
+    assert_eq!(
+        client
+            .list("/api/v1/nodes", parse_node)
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
 }
 
 #[test]
