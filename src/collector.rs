@@ -388,13 +388,36 @@ impl Collector {
         let client = &self.config.kube;
         let endpoint = client.base_url().to_string();
         // The four lists are independent: read them at once.
+        let last = &self.last_good;
         let (nodes, pods, services, controllers) = std::thread::scope(|s| {
-            let nodes = s.spawn(|| fetch_list(client, "/api/v1/nodes", model::parse_node));
-            let pods = s.spawn(|| fetch_list(client, "/api/v1/pods", model::parse_pod));
-            let services = s.spawn(|| fetch_list(client, "/api/v1/services", model::parse_service));
+            let nodes = s.spawn(|| {
+                fetch_list(
+                    client,
+                    "/api/v1/nodes",
+                    last.nodes.as_deref(),
+                    model::parse_node,
+                )
+            });
+            let pods = s.spawn(|| {
+                fetch_list(
+                    client,
+                    "/api/v1/pods",
+                    last.pods.as_deref(),
+                    model::parse_pod,
+                )
+            });
+            let services = s.spawn(|| {
+                fetch_list(
+                    client,
+                    "/api/v1/services",
+                    last.services.as_deref(),
+                    model::parse_service,
+                )
+            });
             let controllers = fetch_list(
                 client,
                 "/api/v1/replicationcontrollers",
+                last.controllers.as_deref(),
                 model::parse_controller,
             );
             (
@@ -527,13 +550,18 @@ impl Collector {
 
 type Fetched<T> = Result<(Vec<T>, usize), String>;
 
-fn fetch_list<T>(
+fn fetch_list<T: model::Observed>(
     client: &KubeClient,
     path: &str,
+    last: Option<&[T]>,
     parse: fn(&RawValue) -> Result<T, ParseError>,
 ) -> Fetched<T> {
+    let previous = model::Previous::new(last.unwrap_or_default());
     let list = client
-        .list(path, parse)
+        .list(path, |raw| match previous.find(raw.get()) {
+            Some(unchanged) => Ok(unchanged),
+            None => parse(raw),
+        })
         .map_err(|e| format!("GET {path}: {e}"))?;
     for e in &list.malformed {
         log::warn!("GET {path}: skipping an object: {e}");

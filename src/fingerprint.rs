@@ -28,6 +28,16 @@ const CONTAINER_VOLATILE: &[&str] = &["ExecIDs", "Log", "FailingStreak"];
 /// the rest as it copies them).
 pub const PROCESS_VOLATILE: &[&str] = &["%CPU", "%MEM", "VSZ", "RSS", "TIME", "STAT", "C"];
 
+/// A keyed hash of a text, the same for the same text within this process: finds the
+/// previous copy of an object that did not change, without letting whoever writes the
+/// objects choose collisions.
+pub fn text_hash(text: &str) -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(RandomState::new).hash_one(text)
+}
+
 pub fn kube_object(text: &str) -> Result<u64, serde_json::Error> {
     hash_json(text, KUBE_VOLATILE)
 }

@@ -229,12 +229,12 @@ impl KubeClient {
     pub fn list<T>(
         &self,
         path: &str,
-        parse: fn(&RawValue) -> Result<T, ParseError>,
+        mut parse: impl FnMut(&RawValue) -> Result<T, ParseError>,
     ) -> Result<ListResult<T>, KubeError> {
-        match self.list_pages(path, parse) {
+        match self.list_pages(path, &mut parse) {
             Err(KubeError::Status { code: 410, .. }) => {
                 log::info!("list of {path} expired while paging; starting it again");
-                self.list_pages(path, parse)
+                self.list_pages(path, &mut parse)
             }
             other => other,
         }
@@ -243,7 +243,7 @@ impl KubeClient {
     fn list_pages<T>(
         &self,
         path: &str,
-        parse: fn(&RawValue) -> Result<T, ParseError>,
+        parse: &mut impl FnMut(&RawValue) -> Result<T, ParseError>,
     ) -> Result<ListResult<T>, KubeError> {
         let mut result = ListResult {
             items: Vec::new(),

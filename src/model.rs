@@ -60,6 +60,62 @@ pub struct KubeObject {
     /// Hash of the object ignoring fields that change without the object changing
     /// (`resourceVersion`, `managedFields`, heartbeat and probe times).
     pub fingerprint: u64,
+    /// [`fingerprint::text_hash`] of `raw`: finds this object again when the next list
+    /// sends the very same text.
+    pub text_hash: u64,
+}
+
+/// The Kubernetes objects the graph uses, by what they have in common.
+pub trait Observed: Clone {
+    fn object(&self) -> &KubeObject;
+}
+
+impl Observed for Node {
+    fn object(&self) -> &KubeObject {
+        &self.object
+    }
+}
+
+impl Observed for Pod {
+    fn object(&self) -> &KubeObject {
+        &self.object
+    }
+}
+
+impl Observed for Selecting {
+    fn object(&self) -> &KubeObject {
+        &self.object
+    }
+}
+
+/// The objects of the previous list, by their text: an object the API server sends again
+/// unchanged is taken from here instead of being parsed, fingerprinted and copied again.
+/// In a steady cluster that is nearly every object, and the new snapshot then shares the
+/// old one's text instead of holding a second copy.
+pub struct Previous<'a, T> {
+    items: &'a [T],
+    by_hash: std::collections::HashMap<u64, Vec<usize>>,
+}
+
+impl<'a, T: Observed> Previous<'a, T> {
+    pub fn new(items: &'a [T]) -> Previous<'a, T> {
+        let mut by_hash: std::collections::HashMap<u64, Vec<usize>> =
+            std::collections::HashMap::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            by_hash.entry(item.object().text_hash).or_default().push(i);
+        }
+        Previous { items, by_hash }
+    }
+
+    /// The previous object whose text is exactly `text`, if any.
+    pub fn find(&self, text: &str) -> Option<T> {
+        let candidates = self.by_hash.get(&fingerprint::text_hash(text))?;
+        candidates
+            .iter()
+            .map(|&i| &self.items[i])
+            .find(|item| &*item.object().raw == text)
+            .cloned()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -255,6 +311,7 @@ fn parse_with<S: serde::de::DeserializeOwned + Default>(
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ParseError::new(kind, "object has no metadata.name"))?;
     let fingerprint = fingerprint::kube_object(raw.get()).map_err(|e| ParseError::new(kind, e))?;
+    let text_hash = fingerprint::text_hash(raw.get());
     let object = KubeObject {
         meta: ObjectMeta {
             namespace: meta.namespace.unwrap_or_default(),
@@ -264,6 +321,7 @@ fn parse_with<S: serde::de::DeserializeOwned + Default>(
         },
         raw: Arc::from(raw.get()),
         fingerprint,
+        text_hash,
     };
     Ok((
         object,
@@ -445,6 +503,23 @@ mod tests {
         let svc =
             parse_service(&raw(r#"{"metadata":{"name":"s"},"spec":{"selector":{}}}"#)).unwrap();
         assert!(svc.selector.is_none());
+    }
+
+    #[test]
+    fn unchanged_objects_are_found_by_their_text() {
+        let a = r#"{"metadata":{"name":"a","resourceVersion":"1"}}"#;
+        let b = r#"{"metadata":{"name":"b"}}"#;
+        let old = vec![parse_pod(&raw(a)).unwrap(), parse_pod(&raw(b)).unwrap()];
+        let previous = Previous::new(&old);
+        let found = previous.find(a).expect("the same text");
+        assert!(
+            Arc::ptr_eq(&found.object.raw, &old[0].object.raw),
+            "the text is shared"
+        );
+        assert!(previous
+            .find(r#"{"metadata":{"name":"a","resourceVersion":"2"}}"#)
+            .is_none());
+        assert!(Previous::<Pod>::new(&[]).find(a).is_none());
     }
 
     #[test]
