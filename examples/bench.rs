@@ -237,8 +237,20 @@ fn try_get_json(addr: SocketAddr, path: &str) -> Option<Value> {
 }
 
 fn get(addr: SocketAddr, path: &str, gzip: bool) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut body = Vec::new();
+    let status = fetch_into(addr, path, gzip, |piece| body.extend_from_slice(piece))?;
+    Ok((status, body))
+}
+
+/// GETs `path` and hands each piece of the body to `sink`; returns the status.
+fn fetch_into(
+    addr: SocketAddr,
+    path: &str,
+    gzip: bool,
+    mut sink: impl FnMut(&[u8]),
+) -> std::io::Result<u16> {
     let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
     let enc = if gzip {
         "Accept-Encoding: gzip\r\n"
     } else {
@@ -248,17 +260,34 @@ fn get(addr: SocketAddr, path: &str, gzip: bool) -> std::io::Result<(u16, Vec<u8
         s,
         "GET {path} HTTP/1.1\r\nHost: bench\r\n{enc}Connection: close\r\n\r\n"
     )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or(std::io::ErrorKind::InvalidData)?;
-    let status = std::str::from_utf8(&raw[9..12])
+    let mut buf = vec![0u8; 1 << 16];
+    let mut head: Vec<u8> = Vec::new();
+    let mut in_body = false;
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if in_body {
+            sink(&buf[..n]);
+            continue;
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            sink(&head[end + 4..]);
+            head.truncate(end + 4);
+            in_body = true;
+        } else if head.len() > 65_536 {
+            return Err(std::io::ErrorKind::InvalidData.into());
+        }
+    }
+    if !in_body {
+        return Err(std::io::ErrorKind::InvalidData.into());
+    }
+    Ok(std::str::from_utf8(&head[9..12])
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, raw[end + 4..].to_vec()))
+        .unwrap_or(0))
 }
 
 /// p50 of the time from sending a request to the first byte of the answer: what the server
@@ -290,41 +319,9 @@ fn time_to_first_byte(addr: SocketAddr, path: &str, samples: usize) -> f64 {
 /// GETs `path` and counts the body's bytes without keeping them: 64 clients holding a
 /// 650 MB body each would measure the client's memory, not the server.
 fn get_counting(addr: SocketAddr, path: &str, gzip: bool) -> std::io::Result<(u16, usize)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let enc = if gzip {
-        "Accept-Encoding: gzip\r\n"
-    } else {
-        ""
-    };
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: bench\r\n{enc}Connection: close\r\n\r\n"
-    )?;
-    let mut buf = vec![0u8; 1 << 16];
     let mut total = 0usize;
-    let mut head: Vec<u8> = Vec::new();
-    let mut body_start: Option<usize> = None;
-    loop {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        if body_start.is_none() && head.len() < 65_536 {
-            head.extend_from_slice(&buf[..n]);
-            body_start = head
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map(|p| p + 4);
-        }
-        total += n;
-    }
-    let start = body_start.ok_or(std::io::ErrorKind::InvalidData)?;
-    let status = std::str::from_utf8(&head[9..12])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, total - start))
+    let status = fetch_into(addr, path, gzip, |piece| total += piece.len())?;
+    Ok((status, total))
 }
 
 fn fetch(addr: SocketAddr, path: &str, gzip: bool) -> usize {

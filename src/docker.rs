@@ -101,15 +101,7 @@ impl DockerApi {
 
 /// IDs come from the daemon, but we still never let one change the shape of the path.
 fn encode_id(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    http1::percent_encode(id, b":")
 }
 
 /// Docker's error bodies are `{"message": "..."}`; anything else is quoted, shortened.

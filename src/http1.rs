@@ -40,6 +40,19 @@ const READ_STEP: usize = 256 * 1024;
 /// The smallest socket timeout we set: zero would mean "no timeout" to the kernel.
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
+/// Percent-encodes every byte but ASCII letters, digits, `-`, `.`, `_` and those in `keep`.
+pub fn percent_encode(s: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') || keep.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Where the server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
