@@ -276,26 +276,32 @@ pub fn parse_image(text: &str) -> Result<Image, ParseError> {
     struct Fields {
         #[serde(rename = "Id", alias = "id", default)]
         id: Option<String>,
+        // Read leniently: a malformed name must not cost the image itself.
         #[serde(rename = "RepoTags", default)]
-        repo_tags: Option<Vec<String>>,
+        repo_tags: Value,
         #[serde(rename = "RepoDigests", default)]
-        repo_digests: Option<Vec<String>>,
+        repo_digests: Value,
     }
+    let strings = |v: Value| -> Vec<String> {
+        match v {
+            Value::Array(list) => list
+                .into_iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
     let fields: Fields =
         serde_json::from_str(text).map_err(|e| ParseError::new("image inspect", e))?;
     let id = fields
         .id
         .filter(|i| !i.is_empty())
         .ok_or_else(|| ParseError::new("image inspect", "no Id"))?;
-    let name = fields
-        .repo_tags
-        .unwrap_or_default()
+    let name = strings(fields.repo_tags)
         .into_iter()
         .find(|t| t != "<none>:<none>")
         .or_else(|| {
-            fields
-                .repo_digests
-                .unwrap_or_default()
+            strings(fields.repo_digests)
                 .into_iter()
                 .next()
                 .map(|d| d.split('@').next().unwrap_or_default().to_string())
