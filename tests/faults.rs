@@ -15,6 +15,7 @@ mod client;
 mod master;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,9 @@ enum Target {
     Node,
     /// Node 0's requests whose path contains this (`/top`, `/images/`).
     NodeOn(&'static str),
+    /// Every node's requests whose path contains this: for image inspects, which the
+    /// master makes once per image ID on whichever node asks first.
+    NodesOn(&'static str),
     /// Node 0's requests about one running application container (its inspect and top).
     OneContainer,
 }
@@ -56,11 +60,9 @@ enum Phase {
 #[derive(Debug, Clone, Copy)]
 enum Loses {
     Nothing,
-    /// At least one of these types has fewer resources than expected.
+    /// These types may have fewer resources than expected, and at least one of them has
+    /// (another node may make up for some, e.g. with a shared image).
     Some(&'static [&'static str]),
-    /// These types may have fewer resources than expected (another node may make up for
-    /// the faulty one, e.g. with a shared image).
-    AtMost(&'static [&'static str]),
 }
 
 /// Where the failure must show.
@@ -203,7 +205,22 @@ fn rows() -> Vec<Row> {
         row(Node, Status(404), Running, NODE_LOSSES, Visible::Node),
         row(Node, Malformed, Running, NODE_LOSSES, Visible::Node),
         row(Node, Truncated, Running, NODE_LOSSES, Visible::Node),
-        row(Node, WrongTypes, Running, NODE_LOSSES, Visible::Node),
+        // A bad entry in the container list costs that container; wrong types in inspects
+        // (labels, name) and images (tags) cost nothing; in `top`, the processes.
+        row(
+            Node,
+            WrongTypes,
+            Running,
+            CONTAINER_LOSSES,
+            Visible::Log("malformed entries"),
+        ),
+        row(
+            NodeOn("/containers/json"),
+            WrongTypes,
+            Running,
+            CONTAINER_LOSSES,
+            Visible::Log("malformed entries"),
+        ),
         row(Node, Huge(512 * MIB), Running, NODE_LOSSES, Visible::Node),
         row(
             Node,
@@ -249,33 +266,41 @@ fn rows() -> Vec<Row> {
             Loses::Some(&["Process"]),
             Visible::Log("top of container"),
         ),
-        // Only image inspects: other nodes may still show a shared image.
+        // Only image inspects: images are missing, containers stay.
         row(
-            NodeOn("/images/"),
+            NodesOn("/images/"),
             Hang,
             FromStart,
-            Loses::AtMost(&["Image"]),
+            Loses::Some(&["Image"]),
             Visible::Log("inspect of image"),
         ),
         row(
-            NodeOn("/images/"),
+            NodesOn("/images/"),
             Status(500),
             FromStart,
-            Loses::AtMost(&["Image"]),
+            Loses::Some(&["Image"]),
             Visible::Log("inspect of image"),
         ),
         row(
-            NodeOn("/images/"),
+            NodesOn("/images/"),
             Truncated,
             FromStart,
-            Loses::AtMost(&["Image"]),
+            Loses::Some(&["Image"]),
             Visible::Log("inspect of image"),
         ),
         row(
-            NodeOn("/images/"),
+            NodesOn("/images/"),
+            Huge(512 * MIB),
+            FromStart,
+            Loses::Some(&["Image"]),
+            Visible::Log("inspect of image"),
+        ),
+        // Tags of the wrong type: the image is still shown.
+        row(
+            NodesOn("/images/"),
             WrongTypes,
             FromStart,
-            Loses::AtMost(&["Image"]),
+            none,
             Visible::Nothing,
         ),
         // One container's inspect.
@@ -365,6 +390,11 @@ fn apply(sim: &Simulator, target: Target, fault: &Fault, container: &str) {
         Target::KubeOn(path) => faults.set_kube_on(path, fault.clone()),
         Target::Node => faults.set_node(0, fault.clone()),
         Target::NodeOn(path) => faults.set_node_on(0, path, fault.clone()),
+        Target::NodesOn(path) => {
+            for node in 0..sim.node_names().len() {
+                faults.set_node_on(node, path, fault.clone());
+            }
+        }
         Target::OneContainer => faults.set_node_on(0, container, fault.clone()),
     }
 }
@@ -375,7 +405,7 @@ fn apply(sim: &Simulator, target: Target, fault: &Fault, container: &str) {
 fn duration_bound_ms(row: &Row, sim: &Simulator) -> f64 {
     let calls = match row.target {
         Target::Kube | Target::KubeOn(_) | Target::Node | Target::OneContainer => 1,
-        Target::NodeOn(_) => sim.container_ids(0).len(),
+        Target::NodeOn(_) | Target::NodesOn(_) => sim.container_ids(0).len(),
     };
     let per_call = match row.fault {
         Fault::Slow(d) if d.as_secs_f64() < TIMEOUT => d.as_secs_f64() * 20.0,
@@ -479,7 +509,6 @@ fn check(row: &Row) {
     let (may_lose, must_lose): (&[&str], bool) = match row.loses {
         Loses::Nothing => (&[], false),
         Loses::Some(types) => (types, true),
-        Loses::AtMost(types) => (types, false),
     };
     let mut lost_any = false;
     for (kind, want) in expected {
@@ -620,4 +649,246 @@ fn every_fault_costs_only_what_it_touches() {
         started.elapsed().as_secs_f64()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets under faults
+
+const TOKEN: &str = "tok-5ecre7-0f-the-cluster";
+
+fn token_file(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ci-faults-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("token");
+    std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
+    path
+}
+
+/// Every body the master serves, plain and gzip (decompressed).
+fn every_body(master: &MasterProcess) -> Vec<(String, String)> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    for path in [
+        "/",
+        "/cluster",
+        "/cluster/resources",
+        "/cluster/resources/containers",
+        "/cluster/resources/Container",
+        "/cluster/resources/pods",
+        "/cluster/resources/images",
+        "/cluster/resources/processes",
+        "/cluster/resources/nodes",
+        "/debug",
+        "/status",
+        "/version",
+        "/healthz",
+        "/no-such-page",
+    ] {
+        out.push((path.to_string(), get(master.addr, path).text()));
+        let zipped = client::request(master.addr, "GET", path, &[("Accept-Encoding", "gzip")]);
+        if zipped.header("Content-Encoding") == Some("gzip") {
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(&zipped.body[..])
+                .read_to_string(&mut text)
+                .unwrap();
+            out.push((format!("{path} (gzip)"), text));
+        }
+    }
+    out
+}
+
+/// An API server on loopback that answers every request 401 with a `Status`, and records
+/// whether the bearer token came with it. Stops with the flag, within its accept timeout.
+fn rejecting_api_server(
+    stop: &'static AtomicBool,
+    saw_token: &'static AtomicBool,
+) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                let header = line.trim().split_once(':');
+                if header.is_some_and(|(name, value)| {
+                    name.eq_ignore_ascii_case("authorization")
+                        && value.trim() == format!("Bearer {TOKEN}")
+                }) {
+                    saw_token.store(true, Ordering::Relaxed);
+                }
+                line.clear();
+            }
+            let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#;
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn the_token_stays_out_of_logs_and_answers_on_every_error_path() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static SAW_TOKEN: AtomicBool = AtomicBool::new(false);
+    let token = token_file("token");
+    let token_arg = token.to_str().unwrap();
+    let quick = [
+        "--refresh-interval",
+        "0.2",
+        "--kube-timeout",
+        "0.5",
+        "--docker-timeout",
+        "0.5",
+        "--debug",
+        "--token-file",
+        token_arg,
+    ];
+    let mut failures = Vec::new();
+    let mut check = |what: &str, master: &MasterProcess| {
+        if master.log_text().contains(TOKEN) {
+            failures.push(format!("{what}: the log holds the token"));
+        }
+        for (path, body) in every_body(master) {
+            if body.contains(TOKEN) {
+                failures.push(format!("{what}: {path} holds the token"));
+            }
+        }
+    };
+
+    // Every fault of the API server, at debug level.
+    let sim = Simulator::start(spec()).unwrap();
+    let master = MasterProcess::against(&sim, &quick);
+    master.wait_for_refreshes(1);
+    for fault in [
+        Fault::Status(401),
+        Fault::Status(403),
+        Fault::Status(500),
+        Fault::Malformed,
+        Fault::Truncated,
+        Fault::CloseMidBody,
+        Fault::Hang,
+        Fault::Refuse,
+    ] {
+        sim.faults().set_kube(fault);
+        master.wait_for_more_refreshes(2);
+        sim.faults().clear();
+    }
+    master.wait_for_more_refreshes(1);
+    assert!(
+        master.log_text().contains("Kubernetes API"),
+        "errors were logged"
+    );
+    check("API server faults", &master);
+    drop(master);
+
+    // TLS to a server that speaks plain HTTP: the handshake fails.
+    let https = format!("https://{}", sim.kube_addr());
+    for extra in [&[][..], &["--insecure-skip-tls-verify"][..]] {
+        let mut args = vec!["--kubernetes-url", https.as_str()];
+        args.extend_from_slice(&quick);
+        args.extend_from_slice(extra);
+        let master = MasterProcess::start(&args);
+        master.wait_for_refreshes(2);
+        assert_eq!(master.status()["sources"]["kubernetes"]["status"], "ERROR");
+        check(&format!("TLS failure {extra:?}"), &master);
+    }
+
+    // An API server that rejects the token it was sent.
+    let addr = rejecting_api_server(&STOP, &SAW_TOKEN);
+    let url = format!("http://{addr}");
+    let mut args = vec!["--kubernetes-url", url.as_str()];
+    args.extend_from_slice(&quick);
+    let master = MasterProcess::start(&args);
+    master.wait_for_refreshes(2);
+    STOP.store(true, Ordering::Relaxed);
+    assert!(SAW_TOKEN.load(Ordering::Relaxed), "the token was sent");
+    let status = master.status();
+    assert!(
+        status.to_string().contains("Unauthorized") || status.to_string().contains("401"),
+        "{status}"
+    );
+    check("401 from the API server", &master);
+    drop(master);
+    let _ = std::fs::remove_dir_all(token.parent().unwrap());
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The values of the simulated containers' environments, read from the simulator's Docker
+/// API directly: what must never be served without `--show-env`.
+fn container_env_values(sim: &Simulator) -> Vec<String> {
+    let mut values = Vec::new();
+    for (node, addr) in sim.node_addresses().iter().enumerate() {
+        let addr = std::net::SocketAddr::from((*addr, sim.docker_port()));
+        for id in sim.container_ids(node) {
+            let inspect = get(addr, &format!("/containers/{id}/json")).json();
+            let image = inspect["Image"].as_str().unwrap_or("").to_string();
+            let image_env =
+                get(addr, &format!("/images/{image}/json")).json()["Config"]["Env"].clone();
+            for e in inspect["Config"]["Env"].as_array().into_iter().flatten() {
+                let entry = e.as_str().unwrap_or("");
+                let from_image = image_env
+                    .as_array()
+                    .is_some_and(|list| list.iter().any(|i| i == e));
+                if entry.contains('=') && !from_image {
+                    values.push(entry.to_string());
+                }
+            }
+        }
+    }
+    values
+}
+
+#[test]
+fn container_env_values_are_redacted_in_every_body_and_the_debug_log() {
+    let sim = Simulator::start(spec()).unwrap();
+    let secrets = container_env_values(&sim);
+    assert!(
+        !secrets.is_empty(),
+        "the simulated containers carry secrets"
+    );
+    let master = MasterProcess::against(&sim, &["--refresh-interval", "0.2", "--debug"]);
+    master.wait_for_refreshes(2);
+    // Under a fault too: the inspect of one container fails, is logged, and is retried.
+    sim.faults()
+        .set_node_on(0, &sim.container_ids(0)[1], Fault::Malformed);
+    master.wait_for_more_refreshes(2);
+    sim.faults().clear();
+    master.wait_for_more_refreshes(2);
+    let mut leaks = Vec::new();
+    let bodies = every_body(&master);
+    for (path, body) in &bodies {
+        for secret in &secrets {
+            // The entry as Docker writes it; a pod spec names values in its own form, and
+            // that is the Kubernetes object as observed.
+            if body.contains(&format!("\"{secret}\"")) {
+                leaks.push(format!("{path} holds {secret}"));
+            }
+        }
+    }
+    let log = master.log_text();
+    for secret in &secrets {
+        if log.contains(secret.as_str()) {
+            leaks.push(format!("the log holds {secret}"));
+        }
+    }
+    assert!(leaks.is_empty(), "{leaks:#?}");
+    let containers = &bodies
+        .iter()
+        .find(|(p, _)| p == "/cluster/resources/containers")
+        .unwrap()
+        .1;
+    assert!(containers.contains("=<redacted>"));
 }
