@@ -190,7 +190,8 @@ fn rows() -> Vec<Row> {
             Loses::Some(&["Node", "Container", "Process", "Image"]),
             Visible::Log("skipping an object"),
         ),
-        // Every call to one node's Docker API: that node's containers are missing.
+        // Every call to one node's Docker API: that node's containers are missing. (Refusal
+        // is per address, so it has no row per path.)
         row(Node, Refuse, Running, NODE_LOSSES, Visible::Node),
         row(Node, Hang, Running, NODE_LOSSES, Visible::Node),
         row(
@@ -266,6 +267,35 @@ fn rows() -> Vec<Row> {
             Loses::Some(&["Process"]),
             Visible::Log("top of container"),
         ),
+        row(
+            NodeOn("/top"),
+            Slow(Duration::from_secs(3)),
+            Running,
+            Loses::Some(&["Process"]),
+            Visible::Log("top of container"),
+        ),
+        row(
+            NodeOn("/top"),
+            CloseMidBody,
+            Running,
+            Loses::Some(&["Process"]),
+            Visible::Log("top of container"),
+        ),
+        row(
+            NodeOn("/top"),
+            Truncated,
+            Running,
+            Loses::Some(&["Process"]),
+            Visible::Log("top of container"),
+        ),
+        // A container that stopped between the list and `top`: no processes, no failure.
+        row(
+            NodeOn("/top"),
+            Vanish,
+            Running,
+            Loses::Some(&["Process"]),
+            Visible::Nothing,
+        ),
         // Only image inspects: images are missing, containers stay.
         row(
             NodesOn("/images/"),
@@ -291,6 +321,20 @@ fn rows() -> Vec<Row> {
         row(
             NodesOn("/images/"),
             Huge(512 * MIB),
+            FromStart,
+            Loses::Some(&["Image"]),
+            Visible::Log("inspect of image"),
+        ),
+        row(
+            NodesOn("/images/"),
+            Malformed,
+            FromStart,
+            Loses::Some(&["Image"]),
+            Visible::Log("inspect of image"),
+        ),
+        row(
+            NodesOn("/images/"),
+            CloseMidBody,
             FromStart,
             Loses::Some(&["Image"]),
             Visible::Log("inspect of image"),
@@ -335,6 +379,13 @@ fn rows() -> Vec<Row> {
         row(
             OneContainer,
             CloseMidBody,
+            FromStart,
+            CONTAINER_LOSSES,
+            Visible::LogContainer,
+        ),
+        row(
+            OneContainer,
+            Slow(Duration::from_secs(3)),
             FromStart,
             CONTAINER_LOSSES,
             Visible::LogContainer,
