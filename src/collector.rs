@@ -943,9 +943,11 @@ pub fn status_json(status: &CollectorStatus, snapshot: Option<&Snapshot>, now: i
                 "dockerImage": status.calls.docker_image,
             },
         },
+        // From the snapshot itself: the collector swaps the snapshot before it updates the
+        // status, so the status's copy may belong to the previous snapshot.
         "counts": {
-            "resources": status.counts.resources,
-            "relations": status.counts.relations,
+            "resources": snapshot.map_or(&status.counts, |s| &s.counts).resources,
+            "relations": snapshot.map_or(&status.counts, |s| &s.counts).relations,
         },
         "sources": {
             "kubernetes": {

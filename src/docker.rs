@@ -127,28 +127,30 @@ pub struct ListedContainer {
 }
 
 pub fn parse_container_list(text: &str) -> Result<Vec<ListedContainer>, ParseError> {
-    #[derive(Deserialize)]
-    struct Entry {
-        #[serde(rename = "Id")]
-        id: String,
-        #[serde(rename = "State", default)]
-        state: Option<String>,
-        #[serde(rename = "Status", default)]
-        status: Option<String>,
-    }
-    let entries: Option<Vec<Entry>> =
+    // Entries are read one by one: a malformed entry costs that container, not the node's.
+    let entries: Option<Vec<Value>> =
         serde_json::from_str(text).map_err(|e| ParseError::new("container list", e))?;
     let mut seen = std::collections::HashSet::new();
-    Ok(entries
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| !e.id.is_empty() && seen.insert(e.id.clone()))
-        .map(|e| ListedContainer {
-            id: e.id,
-            state: e.state.unwrap_or_default(),
-            status: e.status.unwrap_or_default(),
-        })
-        .collect())
+    let mut skipped = 0usize;
+    let mut out = Vec::new();
+    for entry in entries.unwrap_or_default() {
+        let field = |name: &str| entry.get(name).and_then(Value::as_str);
+        let Some(id) = field("Id").filter(|id| !id.is_empty()) else {
+            skipped += 1;
+            continue;
+        };
+        if seen.insert(id.to_string()) {
+            out.push(ListedContainer {
+                id: id.to_string(),
+                state: field("State").unwrap_or_default().to_string(),
+                status: field("Status").unwrap_or_default().to_string(),
+            });
+        }
+    }
+    if skipped > 0 {
+        log::warn!("container list: skipped {skipped} malformed entries (no string Id)");
+    }
+    Ok(out)
 }
 
 /// Parses a container inspect and redacts it (see the module comment).
@@ -298,26 +300,32 @@ pub fn parse_image(text: &str) -> Result<Image, ParseError> {
     struct Fields {
         #[serde(rename = "Id", alias = "id", default)]
         id: Option<String>,
+        // Read leniently: a malformed name must not cost the image itself.
         #[serde(rename = "RepoTags", default)]
-        repo_tags: Option<Vec<String>>,
+        repo_tags: Value,
         #[serde(rename = "RepoDigests", default)]
-        repo_digests: Option<Vec<String>>,
+        repo_digests: Value,
     }
+    let strings = |v: Value| -> Vec<String> {
+        match v {
+            Value::Array(list) => list
+                .into_iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
     let fields: Fields =
         serde_json::from_str(text).map_err(|e| ParseError::new("image inspect", e))?;
     let id = fields
         .id
         .filter(|i| !i.is_empty())
         .ok_or_else(|| ParseError::new("image inspect", "no Id"))?;
-    let name = fields
-        .repo_tags
-        .unwrap_or_default()
+    let name = strings(fields.repo_tags)
         .into_iter()
         .find(|t| t != "<none>:<none>")
         .or_else(|| {
-            fields
-                .repo_digests
-                .unwrap_or_default()
+            strings(fields.repo_digests)
                 .into_iter()
                 .next()
                 .map(|d| d.split('@').next().unwrap_or_default().to_string())

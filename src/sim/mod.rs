@@ -19,6 +19,7 @@
 
 mod docker;
 mod kube;
+mod mangle;
 mod model;
 mod server;
 mod table;
@@ -210,6 +211,18 @@ pub enum Fault {
     Truncated,
     /// Announce the full body, send half of it and close the connection.
     CloseMidBody,
+    /// Answer 200 with the proper body, but known fields of one object have the wrong JSON
+    /// type (a number for `metadata.name`, an array for `spec.nodeName`, a string for a
+    /// container's `Config.Labels`, ...).
+    WrongTypes,
+    /// Answer 200 with a body of this many bytes that never closes its JSON, framed by the
+    /// end of the connection (no `Content-Length`), generated while it is sent.
+    Huge(usize),
+    /// Answer 200 with every object of a list twice (Kubernetes items, Docker containers).
+    Duplicate,
+    /// Answer a Docker inspect or `top` with 404 "No such container" (or image), as for
+    /// an object removed after it was listed.
+    Vanish,
 }
 
 /// Switches faults of a running simulator; cheap to clone and usable from any thread.

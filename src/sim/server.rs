@@ -23,7 +23,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::kube::KubeStore;
 use super::model::Cluster;
-use super::{docker, kube, Fault, RequestCounts};
+use super::{docker, kube, mangle, Fault, RequestCounts};
 
 /// A connection idle this long is closed (the master reconnects).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -726,6 +726,38 @@ fn serve_connection(shared: &Shared, ep: &Endpoint, stream: TcpStream) {
                     keep_alive,
                     head_only,
                 )
+            }
+            Fault::WrongTypes | Fault::Duplicate => {
+                let response = answer(shared);
+                let body = if fault == Fault::WrongTypes {
+                    mangle::wrong_types(&response.body)
+                } else {
+                    mangle::duplicate(&response.body)
+                };
+                write_response(
+                    &mut writer,
+                    &response,
+                    &body,
+                    body.len(),
+                    keep_alive,
+                    head_only,
+                )
+            }
+            Fault::Vanish => {
+                let response = mangle::vanished(&request.path);
+                write_response(
+                    &mut writer,
+                    &response,
+                    &response.body,
+                    response.body.len(),
+                    keep_alive,
+                    head_only,
+                )
+            }
+            Fault::Huge(len) => {
+                let _ = mangle::write_huge(&mut writer, len);
+                let _ = writer.shutdown(Shutdown::Both);
+                return;
             }
             Fault::CloseMidBody => {
                 let response = answer(shared);

@@ -1,0 +1,204 @@
+//! The real `cluster-insight` binary in master mode, started on a free loopback port against
+//! a simulated cluster, killed when dropped; and the graph checks the suites share.
+//!
+//! Include it with `#[path = "support/master.rs"] mod master;` after `client.rs` (it uses
+//! `super::client`). The master's output goes to a file the test can read.
+
+// Each test crate that includes this file uses a different part of it.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use cluster_insight::sim::Simulator;
+use serde_json::Value;
+
+use super::client::get;
+
+pub struct MasterProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl MasterProcess {
+    pub fn start(args: &[&str]) -> MasterProcess {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("ci-master-{}-{port}.log", std::process::id()));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cluster-insight"))
+            .args([
+                "--mode",
+                "master",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .args(args)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("CLUSTER_INSIGHT_MODE")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("the binary starts");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "master did not listen: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        MasterProcess { child, addr, log }
+    }
+
+    /// Against `sim`, refreshing every 0.5 s unless `extra` says otherwise (a later flag
+    /// wins).
+    pub fn against(sim: &Simulator, extra: &[&str]) -> MasterProcess {
+        let url = sim.kube_url();
+        let port = sim.docker_port().to_string();
+        let mut args = vec![
+            "--kubernetes-url",
+            url.as_str(),
+            "--docker-port",
+            port.as_str(),
+            "--refresh-interval",
+            "0.5",
+        ];
+        args.extend_from_slice(extra);
+        MasterProcess::start(&args)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn status(&self) -> Value {
+        get(self.addr, "/status").json()
+    }
+
+    /// Waits for a snapshot whose refresh count is at least `refreshes`.
+    pub fn wait_for_refreshes(&self, refreshes: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.status();
+            if status["refresh"]["count"].as_u64().unwrap_or(0) >= refreshes
+                && get(self.addr, "/cluster").status == 200
+            {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no refresh {refreshes}: {status}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// Waits until `more` refreshes have completed after the current one.
+    pub fn wait_for_more_refreshes(&self, more: u64) -> Value {
+        let now = self.status()["refresh"]["count"].as_u64().unwrap_or(0);
+        self.wait_for_refreshes(now + more)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A line of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+}
+
+impl Drop for MasterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+pub fn type_of(id: &str) -> &str {
+    id.split(':').next().unwrap_or("")
+}
+
+/// Resource counts by type and relation counts by "type Source->Target", from a graph.
+pub fn counts(graph: &Value) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let mut resources = BTreeMap::new();
+    for r in graph["resources"].as_array().unwrap() {
+        *resources
+            .entry(r["type"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let mut relations = BTreeMap::new();
+    for r in graph["relations"].as_array().unwrap() {
+        let key = format!(
+            "{} {}->{}",
+            r["type"].as_str().unwrap(),
+            type_of(r["source"].as_str().unwrap()),
+            type_of(r["target"].as_str().unwrap())
+        );
+        *relations.entry(key).or_default() += 1;
+    }
+    (resources, relations)
+}
+
+/// Checks what every graph must satisfy whatever was collected: the SPEC §3 shape, unique
+/// resource IDs, every relation once with both ends among the resources. Returns a
+/// description of the first violation.
+pub fn graph_consistency(graph: &Value) -> Result<(), String> {
+    if graph["success"] != true || !graph["timestamp"].is_string() {
+        return Err("no success or timestamp".into());
+    }
+    let resources = graph["resources"].as_array().ok_or("no resources list")?;
+    let relations = graph["relations"].as_array().ok_or("no relations list")?;
+    let mut ids = HashSet::new();
+    for r in resources {
+        let id = r["id"]
+            .as_str()
+            .ok_or_else(|| format!("resource without id: {r}"))?;
+        if !ids.insert(id) {
+            return Err(format!("resource {id} appears twice"));
+        }
+        if r["type"].as_str() != Some(type_of(id)) || !r["properties"].is_object() {
+            return Err(format!("resource {id} has a bad type or properties"));
+        }
+    }
+    let mut seen = HashSet::new();
+    for r in relations {
+        let (Some(kind), Some(source), Some(target)) = (
+            r["type"].as_str(),
+            r["source"].as_str(),
+            r["target"].as_str(),
+        ) else {
+            return Err(format!("malformed relation {r}"));
+        };
+        if !ids.contains(source) || !ids.contains(target) {
+            return Err(format!("relation with a missing end: {r}"));
+        }
+        if !seen.insert((kind, source, target)) {
+            return Err(format!("relation appears twice: {r}"));
+        }
+    }
+    Ok(())
+}
