@@ -64,6 +64,9 @@ pub struct SourceStatus {
     pub endpoint: String,
     /// Objects read from it in the last refresh (for a node: containers).
     pub objects: usize,
+    /// Calls of the last refresh that failed while the source as a whole answered (a
+    /// container's inspect or `top`, an image inspect).
+    pub failed_calls: usize,
 }
 
 impl SourceStatus {
@@ -525,12 +528,15 @@ impl Collector {
         let mut unread = Vec::new();
         for result in results {
             calls.add(&result.calls);
-            let NodeOutcome { docker, error } = result.outcome;
+            let NodeOutcome {
+                docker,
+                error,
+                failed_calls,
+            } = result.outcome;
             let objects = docker.as_ref().map_or(0, |d| d.containers.len());
-            status
-                .entry(result.name.clone())
-                .or_default()
-                .record_partial(now, result.endpoint, objects, error.clone());
+            let entry = status.entry(result.name.clone()).or_default();
+            entry.record_partial(now, result.endpoint, objects, error.clone());
+            entry.failed_calls = failed_calls;
             if let Some(e) = &error {
                 log::warn!("node {}: {e}", result.name);
             }
@@ -719,6 +725,7 @@ fn collect_node(job: NodeJob, context: &NodeContext) -> NodeResult {
                 outcome: NodeOutcome {
                     docker: None,
                     error: Some(e),
+                    failed_calls: 0,
                 },
                 cache,
                 calls,
@@ -749,6 +756,7 @@ fn collect_node(job: NodeJob, context: &NodeContext) -> NodeResult {
 struct NodeOutcome {
     docker: Option<NodeDocker>,
     error: Option<String>,
+    failed_calls: usize,
 }
 
 fn collect_node_containers(
@@ -765,6 +773,7 @@ fn collect_node_containers(
             return NodeOutcome {
                 docker: None,
                 error: Some(format!("GET /containers/json at {}: {e}", api.endpoint())),
+                failed_calls: 1,
             }
         }
     };
@@ -772,6 +781,8 @@ fn collect_node_containers(
     let mut fresh_cache = HashMap::with_capacity(listed.len());
     let mut image_ids: Vec<String> = Vec::new();
     let mut late = 0usize;
+    // Calls that failed on their own (an inspect, a top, an image), the node answering.
+    let mut failed = 0usize;
     for entry in &listed {
         let previous = cache.containers.remove(&entry.id);
         let out_of_time = Instant::now() >= context.deadline;
@@ -788,6 +799,7 @@ fn collect_node_containers(
                     Err(DockerError::Status { code: 404, .. }) => continue,
                     Err(e) => {
                         log::warn!("node {node}: inspect of container {}: {e}", entry.id);
+                        failed += 1;
                         // Keep the last inspect we had rather than lose the container.
                         previous
                     }
@@ -814,6 +826,7 @@ fn collect_node_containers(
                 }) => Vec::new(),
                 Err(e) => {
                     log::debug!("node {node}: top of container {}: {e}", container.id);
+                    failed += 1;
                     Vec::new()
                 }
             }
@@ -849,7 +862,10 @@ fn collect_node_containers(
                     .insert(id, (Arc::clone(&image), context.refresh));
                 images.push(image);
             }
-            Err(e) => log::debug!("node {node}: inspect of image {id}: {e}"),
+            Err(e) => {
+                log::debug!("node {node}: inspect of image {id}: {e}");
+                failed += 1;
+            }
         }
     }
     let error = (late > 0).then(|| {
@@ -866,6 +882,7 @@ fn collect_node_containers(
             images,
         }),
         error,
+        failed_calls: failed,
     }
 }
 
@@ -910,6 +927,7 @@ pub fn status_json(status: &CollectorStatus, snapshot: Option<&Snapshot>, now: i
             "endpoint": s.endpoint,
             "error": s.error,
             "objects": s.objects,
+            "failedCalls": s.failed_calls,
             "lastAttempt": rfc3339_millis(s.last_attempt_ms),
             "lastOk": s.last_ok_ms.map(rfc3339_millis),
         })

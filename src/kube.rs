@@ -321,8 +321,9 @@ impl KubeClient {
 /// 10,000 pages of 500 objects: five million, far beyond any cluster.
 const MAX_PAGES: usize = 10_000;
 
-/// One page of 500 large pods stays far below this; a bigger answer is not an API server.
-const MAX_PAGE_BYTES: u64 = 512 << 20;
+/// One page of 500 large pods (50 KB each) is 25 MB; a much bigger answer is not an API
+/// server, and four lists are read at once.
+const MAX_PAGE_BYTES: u64 = 128 << 20;
 
 /// The items of a list, how many pages it took, and the objects that could not be read.
 #[derive(Debug)]

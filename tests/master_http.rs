@@ -488,6 +488,21 @@ fn a_failed_node_is_reported_and_the_rest_survives() {
 }
 
 #[test]
+fn calls_that_fail_on_an_answering_node_are_counted_in_the_status() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &[]);
+    let first = master.wait_for_refreshes(1);
+    sim.faults().set_node_on(0, "/top", Fault::Status(500));
+    let status = master.wait_for_refreshes(first["refresh"]["count"].as_u64().unwrap() + 2);
+    let node0 = &status["sources"]["nodes"][&sim.node_names()[0]];
+    assert_eq!(node0["status"], "OK", "{status}");
+    assert!(node0["failedCalls"].as_u64().unwrap() > 0, "{status}");
+    let node1 = &status["sources"]["nodes"][&sim.node_names()[1]];
+    assert_eq!(node1["failedCalls"], 0, "{status}");
+    sim.faults().clear();
+}
+
+#[test]
 fn a_failed_list_keeps_the_last_good_copy() {
     let sim = Simulator::start(SimSpec::default()).unwrap();
     let master = MasterProcess::against(&sim, &[]);
