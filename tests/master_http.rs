@@ -3,136 +3,17 @@
 
 #[path = "support/client.rs"]
 mod client;
+#[path = "support/master.rs"]
+mod master;
 
-use std::collections::BTreeMap;
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
 
 use client::{get, request, Reply};
 use cluster_insight::sim::{Fault, SimSpec, Simulator};
+use master::{counts, MasterProcess};
 use serde_json::Value;
-
-/// The master binary, killed on drop. Its output goes to a file the test can read.
-struct MasterProcess {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl MasterProcess {
-    fn start(args: &[&str]) -> MasterProcess {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("ci-master-{}-{port}.log", std::process::id()));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_cluster-insight"))
-            .args([
-                "--mode",
-                "master",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
-            .args(args)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("the binary starts");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "master did not listen: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        MasterProcess { child, addr, log }
-    }
-
-    fn against(sim: &Simulator, extra: &[&str]) -> MasterProcess {
-        let url = sim.kube_url();
-        let port = sim.docker_port().to_string();
-        let mut args = vec![
-            "--kubernetes-url",
-            url.as_str(),
-            "--docker-port",
-            port.as_str(),
-            "--refresh-interval",
-            "0.5",
-        ];
-        args.extend_from_slice(extra);
-        MasterProcess::start(&args)
-    }
-
-    /// Waits for a snapshot whose refresh count is at least `refreshes`.
-    fn wait_for_refreshes(&self, refreshes: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let status = get(self.addr, "/status").json();
-            if status["refresh"]["count"].as_u64().unwrap_or(0) >= refreshes
-                && get(self.addr, "/cluster").status == 200
-            {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no refresh {refreshes}: {status}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for MasterProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-fn type_of(id: &str) -> &str {
-    id.split(':').next().unwrap()
-}
-
-/// Resource counts by type and relation counts by "type Source->Target", from a graph.
-fn counts(graph: &Value) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
-    let mut resources = BTreeMap::new();
-    for r in graph["resources"].as_array().unwrap() {
-        *resources
-            .entry(r["type"].as_str().unwrap().to_string())
-            .or_default() += 1;
-    }
-    let mut relations = BTreeMap::new();
-    for r in graph["relations"].as_array().unwrap() {
-        let key = format!(
-            "{} {}->{}",
-            r["type"].as_str().unwrap(),
-            type_of(r["source"].as_str().unwrap()),
-            type_of(r["target"].as_str().unwrap())
-        );
-        *relations.entry(key).or_default() += 1;
-    }
-    (resources, relations)
-}
 
 #[test]
 fn the_graph_has_exactly_the_simulated_cluster() {
