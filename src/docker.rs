@@ -127,23 +127,41 @@ pub struct ListedContainer {
 }
 
 pub fn parse_container_list(text: &str) -> Result<Vec<ListedContainer>, ParseError> {
-    // Entries are read one by one: a malformed entry costs that container, not the node's.
-    let entries: Option<Vec<Value>> =
+    // Only three fields of each entry matter, and every node's list is read at every
+    // refresh: the rest is skipped, never built into trees. Entries are read one by one,
+    // so a malformed entry costs that container, not the node's.
+    #[derive(Deserialize)]
+    struct Entry<'a> {
+        #[serde(rename = "Id", default, borrow)]
+        id: Option<&'a RawValue>,
+        #[serde(rename = "State", default, borrow)]
+        state: Option<&'a RawValue>,
+        #[serde(rename = "Status", default, borrow)]
+        status: Option<&'a RawValue>,
+    }
+    fn string(raw: Option<&RawValue>) -> Option<String> {
+        raw.filter(|r| r.get().starts_with('"'))
+            .and_then(|r| serde_json::from_str(r.get()).ok())
+    }
+    let entries: Option<Vec<&RawValue>> =
         serde_json::from_str(text).map_err(|e| ParseError::new("container list", e))?;
     let mut seen = std::collections::HashSet::new();
     let mut skipped = 0usize;
     let mut out = Vec::new();
-    for entry in entries.unwrap_or_default() {
-        let field = |name: &str| entry.get(name).and_then(Value::as_str);
-        let Some(id) = field("Id").filter(|id| !id.is_empty()) else {
+    for raw in entries.unwrap_or_default() {
+        let entry = serde_json::from_str::<Entry>(raw.get()).ok();
+        let Some((entry, id)) = entry
+            .and_then(|e| string(e.id).map(|id| (e, id)))
+            .filter(|(_, id)| !id.is_empty())
+        else {
             skipped += 1;
             continue;
         };
-        if seen.insert(id.to_string()) {
+        if seen.insert(id.clone()) {
             out.push(ListedContainer {
-                id: id.to_string(),
-                state: field("State").unwrap_or_default().to_string(),
-                status: field("Status").unwrap_or_default().to_string(),
+                id,
+                state: string(entry.state).unwrap_or_default(),
+                status: string(entry.status).unwrap_or_default(),
             });
         }
     }
@@ -466,6 +484,24 @@ mod tests {
         assert_eq!(
             (rows[0].pid.as_str(), &*rows[0].raw),
             ("42", r#"{"PID":42,"C":"a\"b"}"#)
+        );
+    }
+
+    #[test]
+    fn a_malformed_list_entry_costs_only_itself() {
+        let l = parse_container_list(
+            r#"[{"Id":5},{"Id":"b","State":7,"Labels":{"x":[1]}},3,"x",{"Id":"c","Status":"Up 1 second"},{"Id":""}]"#,
+        )
+        .unwrap();
+        let ids: Vec<&str> = l.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["b", "c"]);
+        assert_eq!(
+            (l[0].state.as_str(), l[1].status.as_str()),
+            ("", "Up 1 second")
+        );
+        assert_eq!(
+            parse_container_list(r#"[{"Id":"a\u0062"}]"#).unwrap()[0].id,
+            "ab"
         );
     }
 

@@ -303,13 +303,22 @@ pub fn build(
         now_ms,
         graph: Graph {
             timestamp_ms: now_ms,
-            ..Graph::default()
+            resources: Vec::with_capacity(previous.resources.len()),
+            relations: Vec::with_capacity(previous.relations.len()),
         },
+        // A graph is about the size of the previous one: size the maps once.
         history: History {
             generation: previous.generation + 1,
-            ..History::default()
+            resources: IdMap::with_capacity_and_hasher(
+                previous.resources.len(),
+                Default::default(),
+            ),
+            relations: IdMap::with_capacity_and_hasher(
+                previous.relations.len(),
+                Default::default(),
+            ),
         },
-        ids: IdSet::default(),
+        ids: IdSet::with_capacity_and_hasher(previous.resources.len(), Default::default()),
         node: None,
     };
     b.build(collected, options);
