@@ -404,41 +404,33 @@ fn a_failed_list_keeps_the_last_good_copy() {
     sim.faults().clear();
 }
 
+/// Every `Config.Env` entry of the resources in a `/cluster/resources/TYPE` body.
+fn env_entries(body: &Value) -> Vec<String> {
+    body["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["properties"]["Config"]["Env"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn show_env_reveals_what_is_redacted_by_default() {
     let sim = Simulator::start(SimSpec::default()).unwrap();
     let shown = MasterProcess::against(&sim, &["--show-env"]);
     shown.wait_for_refreshes(1);
-    let containers = get(shown.addr, "/cluster/resources/containers").json();
-    let values: Vec<String> = containers["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| {
-            r["properties"]["Config"]["Env"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .map(|e| e.as_str().unwrap().to_string())
-        .collect();
+    let values = env_entries(&get(shown.addr, "/cluster/resources/containers").json());
     assert!(!values.is_empty());
     assert!(values.iter().all(|v| !v.ends_with("=<redacted>")));
 
     // An image's own environment (PATH and the like) is public and stays in the image.
-    let images = get(shown.addr, "/cluster/resources/images").json();
-    let image_env: Vec<String> = images["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| {
-            r["properties"]["Config"]["Env"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .map(|e| e.as_str().unwrap().to_string())
-        .collect();
+    let image_env = env_entries(&get(shown.addr, "/cluster/resources/images").json());
     let values: Vec<String> = values
         .into_iter()
         .filter(|v| !image_env.contains(v))

@@ -650,17 +650,21 @@ fn serve_connection(shared: &Shared, ep: &Endpoint, stream: TcpStream) {
             Role::Kube => kube::handle(shared, &request),
             Role::Node(node) => docker::handle(shared, node, &request),
         };
+        // A whole, well-framed answer (what most faults end in, after their misbehaviour).
+        let send = |writer: &mut TcpStream, response: &Response| {
+            write_response(
+                writer,
+                response,
+                &response.body,
+                response.body.len(),
+                keep_alive,
+                head_only,
+            )
+        };
         let result = match fault {
             Fault::None => {
                 let response = answer(shared);
-                write_response(
-                    &mut writer,
-                    &response,
-                    &response.body,
-                    response.body.len(),
-                    keep_alive,
-                    head_only,
-                )
+                send(&mut writer, &response)
             }
             Fault::Refuse => return,
             Fault::Hang => {
@@ -679,28 +683,14 @@ fn serve_connection(shared: &Shared, ep: &Endpoint, stream: TcpStream) {
                     std::thread::sleep((until - Instant::now()).min(Duration::from_millis(20)));
                 }
                 let response = answer(shared);
-                write_response(
-                    &mut writer,
-                    &response,
-                    &response.body,
-                    response.body.len(),
-                    keep_alive,
-                    head_only,
-                )
+                send(&mut writer, &response)
             }
             Fault::Status(code) => {
                 let response = match ep.role {
                     Role::Kube => kube::fault_status(code),
                     Role::Node(_) => docker::fault_status(code),
                 };
-                write_response(
-                    &mut writer,
-                    &response,
-                    &response.body,
-                    response.body.len(),
-                    keep_alive,
-                    head_only,
-                )
+                send(&mut writer, &response)
             }
             Fault::Malformed => {
                 let body = b"{\"kind\": \"List\", \"items\": [ {\"metadata\": oops }, ]\n<html>not json</html>";
@@ -745,14 +735,7 @@ fn serve_connection(shared: &Shared, ep: &Endpoint, stream: TcpStream) {
             }
             Fault::Vanish => {
                 let response = mangle::vanished(&request.path);
-                write_response(
-                    &mut writer,
-                    &response,
-                    &response.body,
-                    response.body.len(),
-                    keep_alive,
-                    head_only,
-                )
+                send(&mut writer, &response)
             }
             Fault::Huge(len) => {
                 let _ = mangle::write_huge(&mut writer, len);
