@@ -5,6 +5,10 @@
 //! Expected relation counts are computed here from the raw JSON with serde_json values,
 //! independently of the builder's index.
 
+#[path = "support/realdata.rs"]
+mod realdata_dir;
+use realdata_dir::realdata;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,20 +22,6 @@ use cluster_insight::model::{
     ObservedContainer,
 };
 use serde_json::Value;
-
-fn realdata() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realdata");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{} is missing: CI must run with shared/ beside the repository",
-        dir.display()
-    );
-    eprintln!("SKIPPED: {} is missing", dir.display());
-    None
-}
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
