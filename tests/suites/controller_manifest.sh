@@ -2,9 +2,10 @@
 # Checks controller.json offline, without a cluster:
 #  1. each item against the Kubernetes schemas shipped by the kubernetes-validate package
 #     (strict: unknown fields are errors), for the newest Kubernetes version it knows;
-#  2. each item against the official OpenAPI v2 document kept beside the repository
-#     (../shared/realdata/kubernetes-client+python/kubernetes/swagger.json.unprocessed),
-#     with a small strict validator below, so a second, independent schema agrees;
+#  2. each item against the official OpenAPI v2 document vendored in the repository, gzipped
+#     (tests/data/realdata/kubernetes-client+python/kubernetes/swagger.json.unprocessed.gz,
+#     see tests/data/realdata/NOTICE.md), with a small strict validator below, so a second,
+#     independent schema agrees;
 #  3. the policy the manifests promise: read-only RBAC limited to four resources, no
 #     privileged or escalating container, read-only root filesystems, dropped capabilities,
 #     requests and limits everywhere, the Docker socket mounted read-only as a socket,
@@ -15,7 +16,7 @@ set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 manifest=$root/controller.json
-swagger=$root/../shared/realdata/kubernetes-client+python/kubernetes/swagger.json.unprocessed
+swagger=$root/tests/data/realdata/kubernetes-client+python/kubernetes/swagger.json.unprocessed.gz
 
 say() { printf '%s\n' "$*"; }
 
@@ -60,6 +61,7 @@ if [[ ! -f $swagger ]]; then
 fi
 
 results=$(python3 - "$manifest" "$swagger" "$kv" <<'PY'
+import gzip
 import json
 import re
 import sys
@@ -102,7 +104,7 @@ if use_kv:
                   str(e).splitlines()[0])
 
 # ---- 2. the official OpenAPI v2 document ----------------------------------------------
-spec = json.load(open(swagger_path))
+spec = json.load(gzip.open(swagger_path, "rt"))
 defs = spec["definitions"]
 by_gvk = {}
 for name, d in defs.items():
