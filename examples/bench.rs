@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cluster_insight::sim::{SimSpec, Simulator};
+use cluster_insight_sim::{SimSpec, Simulator};
 use serde_json::{json, Value};
 
 const NAMED: &[(&str, &str)] = &[

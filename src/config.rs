@@ -7,27 +7,46 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::cli::Options;
-use crate::collector::{CollectorConfig, DockerSource};
-use crate::http1;
-use crate::kube::{KubeClient, KubeConfig, KubeSetupError};
+use crate::collect::kube::{KubeClient, KubeConfig, KubeSetupError};
+use crate::collect::nodes::RuntimeSource;
+use crate::collect::runtime::docker::{socket_exists, DEFAULT_SOCKET};
+use crate::collect::CollectorConfig;
+use crate::http::{ClientConfig, Endpoint};
 
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 const KUBECTL_PROXY: &str = "http://127.0.0.1:8001";
 
+/// A configuration that cannot run, by what was being set up.
 #[derive(Debug)]
-pub struct ConfigError(pub String);
+pub enum ConfigError {
+    Kube(KubeSetupError),
+    /// `--docker-socket` names a path where there is no socket.
+    NoSocket(PathBuf),
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            ConfigError::Kube(_) => f.write_str("Kubernetes client"),
+            ConfigError::NoSocket(path) => {
+                write!(f, "--docker-socket: {} does not exist", path.display())
+            }
+        }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Kube(e) => Some(e),
+            ConfigError::NoSocket(_) => None,
+        }
+    }
+}
 
 impl From<KubeSetupError> for ConfigError {
     fn from(e: KubeSetupError) -> Self {
-        ConfigError(format!("Kubernetes client: {e}"))
+        ConfigError::Kube(e)
     }
 }
 
@@ -101,44 +120,41 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
         Path::new(SERVICE_ACCOUNT_DIR),
     );
     let kube = KubeClient::new(&access.config)?;
-    let docker = if options.no_docker {
-        DockerSource::Disabled
+    let runtimes = if options.no_docker {
+        RuntimeSource::Disabled
     } else if let Some(socket) = &options.docker_socket {
-        if !crate::version::socket_exists(socket) {
-            return Err(ConfigError(format!(
-                "--docker-socket: {} does not exist",
-                socket.display()
-            )));
+        if !socket_exists(socket) {
+            return Err(ConfigError::NoSocket(socket.clone()));
         }
-        DockerSource::Socket(socket.clone())
+        RuntimeSource::LocalSocket(socket.clone())
     } else {
-        DockerSource::Minions {
+        RuntimeSource::Agents {
             port: options.docker_port,
         }
     };
     // Where to look up our own image for `/version`: the local daemon when we can reach
     // its socket, else the minion on this host (the master runs with the host network in
     // the documented installs, beside a minion, and mounts no socket).
-    let version_source = match &docker {
-        DockerSource::Socket(path) => Some(http1::Endpoint::Unix(path.clone())),
+    let version_source = match &runtimes {
+        RuntimeSource::LocalSocket(path) => Some(Endpoint::Unix(path.clone())),
         _ => {
-            let default = PathBuf::from("/var/run/docker.sock");
-            if crate::version::socket_exists(&default) {
-                Some(http1::Endpoint::Unix(default))
+            let default = PathBuf::from(DEFAULT_SOCKET);
+            if socket_exists(&default) {
+                Some(Endpoint::Unix(default))
             } else {
-                Some(http1::Endpoint::Tcp(std::net::SocketAddr::from((
+                Some(Endpoint::Tcp(std::net::SocketAddr::from((
                     [127, 0, 0, 1],
                     options.docker_port,
                 ))))
             }
         }
     };
-    let created_by = crate::version::version_string(version_source);
+    let created_by = crate::app::version::version_string(version_source);
     Ok(MasterConfig {
         collector: CollectorConfig {
             kube,
-            docker,
-            docker_client: docker_client_config(options),
+            runtimes,
+            runtime_client: runtime_client_config(options),
             node_parallelism: options.node_parallelism,
             show_env: options.show_env,
             refresh_interval: options.refresh_interval,
@@ -149,10 +165,10 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
     })
 }
 
-/// Limits of one Docker call, from `--docker-timeout`.
-pub fn docker_client_config(options: &Options) -> http1::ClientConfig {
-    let defaults = http1::ClientConfig::default();
-    http1::ClientConfig {
+/// Limits of one call to a node's runtime, from `--docker-timeout`.
+pub fn runtime_client_config(options: &Options) -> ClientConfig {
+    let defaults = ClientConfig::default();
+    ClientConfig {
         connect_timeout: defaults.connect_timeout.min(options.docker_timeout),
         io_timeout: defaults.io_timeout.min(options.docker_timeout),
         request_timeout: options.docker_timeout,
@@ -197,7 +213,8 @@ mod tests {
             token_file: Some("/nonexistent/token".into()),
             ..Options::default()
         };
-        let err = resolve_master(&options).err().unwrap().to_string();
-        assert!(err.contains("/nonexistent/token"), "{err}");
+        let err = resolve_master(&options).err().unwrap();
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(cause.contains("/nonexistent/token"), "{cause}");
     }
 }

@@ -1,27 +1,30 @@
 //! Cluster Insight: a context graph of a Kubernetes cluster, served over REST.
 //!
 //! The binary (`src/main.rs`) is a thin shell around this library; the integration tests
-//! and the benchmark use the same library, in particular the cluster simulator in [`sim`].
-//! ARCHITECTURE.md maps the modules and the data flow.
+//! and the benchmark use the same library. The layers, from the outside in:
+//!
+//! - [`app`]: the commands (master, minion, demo, simulate), assembled;
+//! - [`cli`], [`config`]: the command line read, then resolved once;
+//! - [`collect`]: the Kubernetes API and every node's container runtime, read into
+//!   snapshots' input (the only code that does I/O against the cluster);
+//! - [`graph`]: the pure graph builder and its input (no I/O, no clock);
+//! - [`publish`]: a graph serialized once into every body the API serves (no I/O);
+//! - [`api`]: the master's REST API, handlers of (request, snapshot);
+//! - [`proxy`]: the minion's allow-list and proxy;
+//! - [`http`]: the server, the client and the layers every answer passes through;
+//! - [`report`]: errors written with their causes.
+//!
+//! The table of resource types is the `cluster-insight-kinds` crate (re-exported as
+//! [`graph::Kind`]); the HTTP wire format is `cluster-insight-wire`; the cluster simulator
+//! is `cluster-insight-sim`. ARCHITECTURE.md maps it all.
 
-#![forbid(unsafe_code)]
-
-pub mod api;
+pub(crate) mod api;
+pub mod app;
 pub mod cli;
-pub mod collector;
+pub mod collect;
 pub mod config;
-pub mod demo;
-pub mod docker;
-pub mod fingerprint;
 pub mod graph;
-pub mod http1;
-pub mod http_server;
-pub mod kube;
-pub mod master;
-pub mod minion;
-pub mod model;
-pub mod sim;
-pub mod simulate;
-pub mod snapshot;
-pub mod timefmt;
-pub mod version;
+pub mod http;
+pub mod proxy;
+pub mod publish;
+pub mod report;

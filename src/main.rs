@@ -2,18 +2,18 @@
 //! configuration, starts the right mode, and is the only place that prints an error chain
 //! and chooses the exit code.
 
-#![forbid(unsafe_code)]
-
+use cluster_insight::app::master::Master;
+use cluster_insight::app::{minion, version};
 use cluster_insight::cli::{self, Command, Mode, Options};
-use cluster_insight::master::Master;
-use cluster_insight::{config, demo, http_server, minion, simulate, version};
+use cluster_insight::{config, report};
+use std::error::Error;
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 
 /// Why the process ends early, by phase; each phase has its exit code.
 enum Failure {
     Usage(String),
-    Config(String),
+    Config(Box<dyn Error>),
     Listen(String),
     Runtime(String),
 }
@@ -42,10 +42,7 @@ fn main() -> ExitCode {
         }
         Command::Demo { options, size } => {
             init_logging(options.debug);
-            demo::run(&options, size.as_deref()).map_err(|e| match e {
-                demo::DemoError::Size(e) => Failure::Usage(format!("--size: {e}")),
-                demo::DemoError::Start(e) => Failure::Listen(e),
-            })
+            run_demo(&options, size.as_deref())
         }
         Command::Simulate {
             size,
@@ -55,12 +52,11 @@ fn main() -> ExitCode {
             debug,
         } => {
             init_logging(debug);
-            simulate::run(
+            run_simulate(
                 size.as_deref(),
                 kube_objects.as_deref(),
                 SocketAddr::new(bind, port),
             )
-            .map_err(Failure::Runtime)
         }
     };
     match result {
@@ -72,7 +68,7 @@ fn main() -> ExitCode {
 fn fail(failure: Failure) -> ExitCode {
     let (code, what, message) = match failure {
         Failure::Usage(m) => (2, "usage", m),
-        Failure::Config(m) => (3, "configuration", m),
+        Failure::Config(e) => (3, "configuration", report::chain(&*e)),
         Failure::Listen(m) => (4, "cannot listen", m),
         Failure::Runtime(m) => (1, "error", m),
     };
@@ -103,7 +99,7 @@ fn bind(options: &Options) -> Result<TcpListener, Failure> {
 }
 
 fn run_master(options: &Options) -> Result<(), Failure> {
-    let master = config::resolve_master(options).map_err(|e| Failure::Config(e.to_string()))?;
+    let master = config::resolve_master(options).map_err(|e| Failure::Config(Box::new(e)))?;
     let listener = bind(options)?;
     log::info!(
         "master on http://{} reading Kubernetes at {} ({}), refreshing every {:?}; version {}",
@@ -122,30 +118,45 @@ fn run_master(options: &Options) -> Result<(), Failure> {
 }
 
 fn run_minion(options: &Options) -> Result<(), Failure> {
-    let socket = options
-        .docker_socket
-        .clone()
-        .unwrap_or_else(|| "/var/run/docker.sock".into());
     let listener = bind(options)?;
-    log::info!(
-        "minion on http://{} forwarding read-only Docker API calls to {}",
-        listener
-            .local_addr()
-            .map_or_else(|_| "?".to_string(), |a| a.to_string()),
-        socket.display()
-    );
-    if !version::socket_exists(&socket) {
-        log::warn!(
-            "{} does not exist (yet): requests will get 502 until it does",
-            socket.display()
-        );
-    }
-    let handler = minion::handler(minion::MinionConfig {
-        docker_socket: socket,
-        client: cluster_insight::http1::ClientConfig::default(),
-    });
-    let server = http_server::serve_listener(listener, options.workers, "minion", handler)
+    let server = minion::start(options.docker_socket.clone(), listener, options.workers)
         .map_err(|e| Failure::Listen(e.to_string()))?;
     server.join();
     Ok(())
 }
+
+#[cfg(feature = "demo")]
+fn run_demo(options: &Options, size: Option<&str>) -> Result<(), Failure> {
+    use cluster_insight::app::demo;
+    demo::run(options, size).map_err(|e| match e {
+        demo::DemoError::Size(e) => Failure::Usage(format!("--size: {e}")),
+        demo::DemoError::Start(e) => Failure::Listen(e),
+    })
+}
+
+#[cfg(feature = "demo")]
+fn run_simulate(
+    size: Option<&str>,
+    kube_objects: Option<&std::path::Path>,
+    addr: SocketAddr,
+) -> Result<(), Failure> {
+    cluster_insight::app::simulate::run(size, kube_objects, addr).map_err(Failure::Runtime)
+}
+
+#[cfg(not(feature = "demo"))]
+fn run_demo(_: &Options, _: Option<&str>) -> Result<(), Failure> {
+    Err(Failure::Usage(WITHOUT_DEMO.to_string()))
+}
+
+#[cfg(not(feature = "demo"))]
+fn run_simulate(
+    _: Option<&str>,
+    _: Option<&std::path::Path>,
+    _: SocketAddr,
+) -> Result<(), Failure> {
+    Err(Failure::Usage(WITHOUT_DEMO.to_string()))
+}
+
+#[cfg(not(feature = "demo"))]
+const WITHOUT_DEMO: &str =
+    "this build has no simulated cluster (it was built without the `demo` feature)";

@@ -1,7 +1,7 @@
 //! The master under faults of its sources, as a table: one row per fault of the Kubernetes
 //! API or of one node's Docker API, one check for all rows.
 //!
-//! What every row must show (SPEC §3 "Partial data"): while the fault lasts the real binary
+//! What every row must show (contract §3 "Partial data"): while the fault lasts the real binary
 //! keeps publishing snapshots, each a consistent graph holding everything it could still
 //! collect; only what the faulty source gave is missing; the failure is visible (in
 //! `/status`, or in the log where `/status` has no place for it); no refresh is stalled past
@@ -9,18 +9,15 @@
 //! (counts equal the simulator's `expected()`). Rows run in parallel, each with its own
 //! simulator and master, to keep the file within about a minute.
 
-#[path = "support/client.rs"]
-mod client;
-#[path = "support/master.rs"]
-mod master;
+use crate::support::client;
+use crate::support::master;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use client::get;
-use cluster_insight::sim::{Fault, SimSpec, Simulator};
+use cluster_insight_sim::{Fault, SimSpec, Simulator};
 use master::{counts, graph_consistency, MasterProcess};
 use serde_json::Value;
 
@@ -669,12 +666,12 @@ fn every_fault_costs_only_what_it_touches() {
         .filter(|r| describe(r).contains(&only))
         .collect();
     let total = rows.len();
-    let queue = Mutex::new(rows.into_iter());
-    let failures = Mutex::new(Vec::new());
+    let queue = parking_lot::Mutex::new(rows.into_iter());
+    let failures = parking_lot::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..6 {
             s.spawn(|| loop {
-                let Some(row) = queue.lock().unwrap().next() else {
+                let Some(row) = queue.lock().next() else {
                     return;
                 };
                 let outcome =
@@ -687,13 +684,12 @@ fn every_fault_costs_only_what_it_touches() {
                         .unwrap_or_default();
                     failures
                         .lock()
-                        .unwrap()
                         .push(format!("{}: {message}", describe(&row)));
                 }
             });
         }
     });
-    let failures = failures.into_inner().unwrap();
+    let failures = failures.into_inner();
     println!(
         "{total} fault rows, {} failed, in {:.1} s",
         failures.len(),

@@ -2,24 +2,19 @@
 //! renderer on damaged real API data, the HTTP server's request parsing over a real socket,
 //! and the minion's allow-list in front of a fake daemon that records what reaches it.
 //!
-//! Inputs are mutations of the recorded responses in `../shared/realdata` (bit flips,
+//! Inputs are mutations of the recorded responses in `tests/data/realdata` (bit flips,
 //! truncation, values swapped for other JSON types, deep nesting, huge numbers, invalid
 //! UTF-8, duplicated keys, spliced pieces). What must hold: nothing panics, every graph built
 //! from whatever parsed is consistent and renders to valid JSON, the server answers or
 //! closes and keeps serving, and the daemon never sees a request outside the allow-list
-//! (re-checked here against the SPEC §1 grammar, independently of `minion.rs`). Counts can
+//! (re-checked here against the contract §1 grammar, independently of `proxy::allow`). Counts can
 //! be raised with `FUZZ_INPUTS`, `FUZZ_HEADS` and `FUZZ_MINION`; the seed with `FUZZ_SEED`.
 
-#[path = "support/realdata.rs"]
-mod realdata_dir;
-use realdata_dir::realdata;
+use crate::support::realdata::realdata;
 
-#[path = "support/client.rs"]
-mod client;
-#[path = "support/fake_docker.rs"]
-mod fake_docker;
-#[path = "support/master.rs"]
-mod master;
+use crate::support::client;
+use crate::support::fake_docker;
+use crate::support::master;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -29,19 +24,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cluster_insight::docker::{
+use cluster_insight::collect::objects::{parse_list_page, parse_object};
+use cluster_insight::collect::runtime::docker::{
     parse_container_inspect, parse_container_list, parse_image, parse_top,
 };
-use cluster_insight::fingerprint;
-use cluster_insight::graph::{build, BuildOptions, History};
-use cluster_insight::http1::ClientConfig;
-use cluster_insight::http_server::{self, Body, Handler, Response};
-use cluster_insight::minion::{self, MinionConfig};
-use cluster_insight::model::{
-    parse_controller, parse_list_page, parse_node, parse_pod, parse_service, Collected, Node,
-    NodeDocker, ObservedContainer, Pod, Selecting,
+use cluster_insight::graph::fingerprint;
+use cluster_insight::graph::observed::{
+    Collected, KubeObject, KubeState, NodeContainers, ObservedContainer,
 };
-use cluster_insight::snapshot;
+use cluster_insight::graph::Kind as ApiKind;
+use cluster_insight::graph::{build, BuildOptions, History};
+use cluster_insight::http::ClientConfig;
+use cluster_insight::http::{self, Body, Handler, Response};
+use cluster_insight::proxy::{self, ProxyConfig};
+use cluster_insight::publish::snapshot;
 use fake_docker::FakeDocker;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -372,11 +368,11 @@ fn mutate(rng: &mut Rng, seed: &[u8], others: &[(Kind, String)]) -> Vec<u8> {
 /// Whatever parsed so far, bounded, as input for the next graph.
 #[derive(Default)]
 struct Pool {
-    nodes: Vec<Node>,
-    pods: Vec<Pod>,
-    services: Vec<Selecting>,
-    controllers: Vec<Selecting>,
-    docker: Vec<NodeDocker>,
+    nodes: Vec<KubeObject>,
+    pods: Vec<KubeObject>,
+    services: Vec<KubeObject>,
+    controllers: Vec<KubeObject>,
+    docker: Vec<NodeContainers>,
 }
 
 const POOL_CAP: usize = 40;
@@ -394,37 +390,37 @@ fn kube_item(kind: Kind, raw: &RawValue, pool: &mut Pool, rng: &mut Rng) {
     let _ = fingerprint::kube_object(raw.get());
     match kind {
         Kind::Node => {
-            if let Ok(n) = parse_node(raw) {
+            if let Ok(n) = parse_object(ApiKind::NODE, raw) {
                 keep(&mut pool.nodes, n, rng);
             }
         }
         Kind::Service => {
-            if let Ok(s) = parse_service(raw) {
+            if let Ok(s) = parse_object(ApiKind::SERVICE, raw) {
                 keep(&mut pool.services, s, rng);
             }
         }
         Kind::Controller => {
-            if let Ok(c) = parse_controller(raw) {
+            if let Ok(c) = parse_object(ApiKind::REPLICATION_CONTROLLER, raw) {
                 keep(&mut pool.controllers, c, rng);
             }
         }
         _ => {
-            if let Ok(p) = parse_pod(raw) {
+            if let Ok(p) = parse_object(ApiKind::POD, raw) {
                 keep(&mut pool.pods, p, rng);
             }
         }
     }
 }
 
-fn docker_for<'a>(pool: &'a mut Pool, rng: &mut Rng) -> &'a mut NodeDocker {
+fn docker_for<'a>(pool: &'a mut Pool, rng: &mut Rng) -> &'a mut NodeContainers {
     if pool.docker.is_empty() || (pool.docker.len() < 4 && rng.chance(8)) {
         let name = match pool.nodes.first() {
-            Some(n) if rng.chance(2) => n.object.meta.name.clone(),
+            Some(n) if rng.chance(2) => n.meta.name.clone(),
             _ => format!("fuzz-node-{}", pool.docker.len()),
         };
-        pool.docker.push(NodeDocker {
+        pool.docker.push(NodeContainers {
             node_name: name,
-            ..NodeDocker::default()
+            ..NodeContainers::default()
         });
     }
     let at = rng.below(pool.docker.len());
@@ -653,14 +649,14 @@ fn json_valid(text: &[u8]) -> Result<(), usize> {
 /// Builds and renders a graph of the pool; the `/cluster` body must be valid JSON and a
 /// consistent graph. Returns the number of resources.
 fn build_and_render(pool: &Pool, history: &History, now_ms: i64) -> (usize, History) {
+    let mut kube = KubeState::default();
+    kube.set(ApiKind::NODE, pool.nodes.clone());
+    kube.set(ApiKind::POD, pool.pods.clone());
+    kube.set(ApiKind::SERVICE, pool.services.clone());
+    kube.set(ApiKind::REPLICATION_CONTROLLER, pool.controllers.clone());
     let collected = Collected {
-        kube: cluster_insight::model::KubeState {
-            nodes: pool.nodes.clone(),
-            pods: pool.pods.clone(),
-            services: pool.services.clone(),
-            controllers: pool.controllers.clone(),
-        },
-        docker: pool.docker.clone(),
+        kube,
+        nodes: pool.docker.clone(),
         unread_nodes: Vec::new(),
     };
     let options = BuildOptions {
@@ -923,7 +919,7 @@ fn generated_request_heads_are_answered_or_closed_and_the_server_keeps_serving()
             Body::Owned(format!("ok {}", request.target.len()).into_bytes()),
         )
     });
-    let server = http_server::serve("127.0.0.1:0".parse().unwrap(), 2, "fuzz", handler).unwrap();
+    let server = http::serve("127.0.0.1:0".parse().unwrap(), 2, "fuzz", handler).unwrap();
     let addr = server.local_addr();
     let heads = env_count("FUZZ_HEADS", 3000);
     let started = Instant::now();
@@ -971,7 +967,7 @@ fn generated_request_heads_are_answered_or_closed_and_the_server_keeps_serving()
 // ---------------------------------------------------------------------------------------
 // The minion's allow-list
 
-/// SPEC §1, written out again here: GET or HEAD, and one of the six shapes, with an ID of
+/// Contract §1, written out again here: GET or HEAD, and one of the six shapes, with an ID of
 /// `[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}` and no `..`.
 fn spec_allows(line: &str) -> bool {
     let Some((method, rest)) = line.split_once(' ') else {
@@ -1103,7 +1099,7 @@ fn minion_target(rng: &mut Rng) -> String {
 #[test]
 fn generated_requests_never_reach_the_daemon_outside_the_allow_list() {
     let fake = FakeDocker::start();
-    let config = MinionConfig {
+    let config = ProxyConfig {
         docker_socket: fake.socket().to_path_buf(),
         client: ClientConfig {
             connect_timeout: Duration::from_millis(500),
@@ -1112,11 +1108,11 @@ fn generated_requests_never_reach_the_daemon_outside_the_allow_list() {
             max_body: 1 << 20,
         },
     };
-    let server = http_server::serve(
+    let server = http::serve(
         "127.0.0.1:0".parse().unwrap(),
         2,
         "minion",
-        minion::handler(config),
+        proxy::handler(config),
     )
     .unwrap();
     let addr = server.local_addr();

@@ -1,16 +1,14 @@
-//! The graph builder's rules (SPEC §3), without any I/O: objects in, graph out.
+//! The graph builder's rules (contract §3), without any I/O: objects in, graph out.
 //! Each test builds a small cluster from JSON the way the APIs send it and checks the
 //! exact set of resources and relations.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use cluster_insight::docker::{parse_container_inspect, parse_image, parse_top};
-use cluster_insight::graph::{build, BuildOptions, Graph, History, KubeletName, ResourceType};
-use cluster_insight::model::{
-    parse_controller, parse_node, parse_pod, parse_service, Collected, NodeDocker,
-    ObservedContainer,
-};
+use cluster_insight::collect::objects::parse_object;
+use cluster_insight::collect::runtime::docker::{parse_container_inspect, parse_image, parse_top};
+use cluster_insight::graph::observed::{Collected, KubeObject, NodeContainers, ObservedContainer};
+use cluster_insight::graph::{build, BuildOptions, Graph, History, Kind, KubeletName};
 use serde_json::json;
 use serde_json::value::RawValue;
 
@@ -18,8 +16,8 @@ fn raw(value: serde_json::Value) -> Box<RawValue> {
     RawValue::from_string(value.to_string()).unwrap()
 }
 
-fn node(name: &str) -> cluster_insight::model::Node {
-    parse_node(&raw(json!({"kind": "Node", "metadata": {"name": name, "uid": format!("uid-{name}"), "resourceVersion": "1"},
+fn node(name: &str) -> KubeObject {
+    parse_object(Kind::NODE, &raw(json!({"kind": "Node", "metadata": {"name": name, "uid": format!("uid-{name}"), "resourceVersion": "1"},
         "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": format!("{name}.local")}]}})))
     .unwrap()
 }
@@ -30,7 +28,7 @@ fn pod(
     node: Option<&str>,
     labels: serde_json::Value,
     container_ids: &[&str],
-) -> cluster_insight::model::Pod {
+) -> KubeObject {
     let statuses: Vec<_> = container_ids
         .iter()
         .map(|id| json!({"name": "c", "containerID": format!("docker://{id}")}))
@@ -39,33 +37,29 @@ fn pod(
     if let Some(n) = node {
         spec["nodeName"] = json!(n);
     }
-    parse_pod(&raw(json!({"metadata": {"namespace": ns, "name": name, "uid": format!("uid-{ns}-{name}"), "labels": labels},
+    parse_object(Kind::POD, &raw(json!({"metadata": {"namespace": ns, "name": name, "uid": format!("uid-{ns}-{name}"), "labels": labels},
         "spec": spec, "status": {"phase": "Running", "containerStatuses": statuses}})))
     .unwrap()
 }
 
-fn service(
-    ns: &str,
-    name: &str,
-    selector: Option<serde_json::Value>,
-) -> cluster_insight::model::Selecting {
+fn service(ns: &str, name: &str, selector: Option<serde_json::Value>) -> KubeObject {
     let mut spec = json!({"ports": [{"port": 80}]});
     if let Some(s) = selector {
         spec["selector"] = s;
     }
-    parse_service(&raw(
-        json!({"metadata": {"namespace": ns, "name": name}, "spec": spec}),
-    ))
+    parse_object(
+        Kind::SERVICE,
+        &raw(json!({"metadata": {"namespace": ns, "name": name}, "spec": spec})),
+    )
     .unwrap()
 }
 
-fn controller(
-    ns: &str,
-    name: &str,
-    selector: serde_json::Value,
-) -> cluster_insight::model::Selecting {
-    parse_controller(&raw(json!({"metadata": {"namespace": ns, "name": name},
-        "spec": {"replicas": 2, "selector": selector}})))
+fn controller(ns: &str, name: &str, selector: serde_json::Value) -> KubeObject {
+    parse_object(
+        Kind::REPLICATION_CONTROLLER,
+        &raw(json!({"metadata": {"namespace": ns, "name": name},
+        "spec": {"replicas": 2, "selector": selector}})),
+    )
     .unwrap()
 }
 
@@ -87,7 +81,7 @@ fn container(
     }
 }
 
-fn image(id: &str, tag: &str) -> Arc<cluster_insight::model::Image> {
+fn image(id: &str, tag: &str) -> Arc<cluster_insight::graph::observed::Image> {
     Arc::new(parse_image(&json!({"Id": id, "RepoTags": [tag]}).to_string()).unwrap())
 }
 
@@ -103,7 +97,7 @@ fn relations(graph: &Graph) -> BTreeSet<String> {
         .collect()
 }
 
-fn ids(graph: &Graph, kind: ResourceType) -> BTreeSet<String> {
+fn ids(graph: &Graph, kind: Kind) -> BTreeSet<String> {
     graph
         .resources
         .iter()
@@ -139,8 +133,8 @@ fn cluster() -> Collected {
     let img = format!("sha256:{}", hex('1'));
     let missing_img = format!("sha256:{}", hex('2'));
     let mut collected = Collected::default();
-    collected.kube.nodes = vec![node("n1"), node("n2")];
-    collected.kube.pods = vec![
+    *collected.kube.of_mut(Kind::NODE) = vec![node("n1"), node("n2")];
+    *collected.kube.of_mut(Kind::POD) = vec![
         pod(
             "default",
             "web-1",
@@ -165,7 +159,7 @@ fn cluster() -> Collected {
         ),
         pod("default", "lonely", Some("gone-node"), json!({}), &[]),
     ];
-    collected.kube.services = vec![
+    *collected.kube.of_mut(Kind::SERVICE) = vec![
         service(
             "default",
             "web",
@@ -175,9 +169,10 @@ fn cluster() -> Collected {
         service("default", "nothing", Some(json!({"app": "nope"}))),
         service("other", "web", Some(json!({"app": "web"}))),
     ];
-    collected.kube.controllers = vec![controller("default", "web-rc", json!({"app": "web"}))];
-    collected.docker = vec![
-        NodeDocker {
+    *collected.kube.of_mut(Kind::REPLICATION_CONTROLLER) =
+        vec![controller("default", "web-rc", json!({"app": "web"}))];
+    collected.nodes = vec![
+        NodeContainers {
             node_name: "n1".into(),
             containers: vec![
                 // By the kubelet's labels.
@@ -193,7 +188,7 @@ fn cluster() -> Collected {
             ],
             images: vec![image(&img, "busybox:1.36")],
         },
-        NodeDocker {
+        NodeContainers {
             node_name: "n2".into(),
             containers: vec![
                 // By the pod's containerStatuses only.
@@ -268,15 +263,15 @@ fn every_relation_rule() {
     );
 
     // Every pod is a resource, scheduled or not, and pods of a node that is gone too.
-    assert_eq!(ids(&graph, ResourceType::Pod).len(), 5);
+    assert_eq!(ids(&graph, Kind::POD).len(), 5);
     // One image across both nodes; the image that was not found is not a resource.
     assert_eq!(
-        ids(&graph, ResourceType::Image),
+        ids(&graph, Kind::IMAGE),
         [format!("Image:{img}")].into_iter().collect()
     );
-    assert_eq!(graph.count(ResourceType::Cluster), 1);
-    assert_eq!(graph.count(ResourceType::Container), 5);
-    assert_eq!(graph.count(ResourceType::Process), 3);
+    assert_eq!(graph.count(Kind::CLUSTER), 1);
+    assert_eq!(graph.count(Kind::CONTAINER), 5);
+    assert_eq!(graph.count(Kind::PROCESS), 3);
 }
 
 #[test]
@@ -309,11 +304,11 @@ fn labels_follow_the_spec() {
     let image = graph
         .resources
         .iter()
-        .find(|r| r.kind == ResourceType::Image)
+        .find(|r| r.kind == Kind::IMAGE)
         .unwrap();
     assert_eq!(image.alternate_label.as_deref(), Some("busybox:1.36"));
-    // Resources come grouped by type, in the SPEC's order.
-    let kinds: Vec<ResourceType> = graph.resources.iter().map(|r| r.kind).collect();
+    // Resources come grouped by type, in the contract's order.
+    let kinds: Vec<Kind> = graph.resources.iter().map(|r| r.kind).collect();
     let mut sorted = kinds.clone();
     sorted.sort();
     assert_eq!(kinds, sorted);
@@ -344,10 +339,10 @@ fn timestamps_stay_while_nothing_changes() {
 
     // Same objects, but the API server bumped resourceVersion on one node.
     let mut second = cluster();
-    second.kube.nodes[0] = parse_node(&raw(json!({"kind": "Node", "metadata": {"name": "n1", "uid": "uid-n1", "resourceVersion": "99"},
+    second.kube.of_mut(Kind::NODE)[0] = parse_object(Kind::NODE, &raw(json!({"kind": "Node", "metadata": {"name": "n1", "uid": "uid-n1", "resourceVersion": "99"},
         "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": "n1.local"}]}}))).unwrap();
     // And a pod really changed: a new label.
-    second.kube.pods[2] = pod(
+    second.kube.of_mut(Kind::POD)[2] = pod(
         "other",
         "web-1",
         Some("n2"),
@@ -376,7 +371,7 @@ fn timestamps_stay_while_nothing_changes() {
 
     // A relation that disappears and comes back is new again.
     let mut third = cluster();
-    third.kube.services.remove(0);
+    third.kube.of_mut(Kind::SERVICE).remove(0);
     let (_, h3) = build(&third, &options(), 3_000, &h2);
     let (g4, _) = build(&cluster(), &options(), 4_000, &h3);
     let lb = g4
@@ -392,7 +387,7 @@ fn an_unread_node_keeps_its_timestamps_for_when_it_answers_again() {
     let (_, h1) = build(&cluster(), &options(), 1_000, &History::default());
     // Node n2's minion does not answer: its containers are missing from this graph...
     let mut failed = cluster();
-    failed.docker.retain(|d| d.node_name != "n2");
+    failed.nodes.retain(|d| d.node_name != "n2");
     failed.unread_nodes = vec!["n2".to_string()];
     let (g2, h2) = build(&failed, &options(), 2_000, &h1);
     let b = format!("Container:{}", hex('b'));
@@ -412,7 +407,7 @@ fn an_unread_node_keeps_its_timestamps_for_when_it_answers_again() {
 
     // A container that is simply gone from a node that answered is forgotten at once.
     let mut removed = cluster();
-    removed.docker[1]
+    removed.nodes[1]
         .containers
         .retain(|c| c.container.id != hex('b'));
     let (_, h4) = build(&removed, &options(), 4_000, &h1);
@@ -430,15 +425,15 @@ fn an_unread_node_keeps_its_timestamps_for_when_it_answers_again() {
 #[test]
 fn duplicates_and_empty_inputs() {
     let mut c = cluster();
-    let dup = c.docker[0].containers[0].clone();
-    c.docker[1].containers.push(dup);
+    let dup = c.nodes[0].containers[0].clone();
+    c.nodes[1].containers.push(dup);
     c.kube
-        .pods
+        .of_mut(Kind::POD)
         .push(pod("default", "web-1", Some("n1"), json!({}), &[]));
     let (graph, _) = build(&c, &options(), 1, &History::default());
     check_invariants(&graph);
-    assert_eq!(graph.count(ResourceType::Container), 5);
-    assert_eq!(graph.count(ResourceType::Pod), 5);
+    assert_eq!(graph.count(Kind::CONTAINER), 5);
+    assert_eq!(graph.count(Kind::POD), 5);
 
     let (empty, _) = build(&Collected::default(), &options(), 1, &History::default());
     assert_eq!(empty.resources.len(), 1);

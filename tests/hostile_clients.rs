@@ -4,7 +4,7 @@
 //! only that it was answered before its own generous read timeout.
 //!
 //! Each test serves a handler with a large body (like `/cluster`) from
-//! `http_server::serve` on loopback, with 4 workers as in the measurements of
+//! `http::serve` on loopback, with 4 workers as in the measurements of
 //! DEPENDENCIES.md.
 
 use std::io::{Read, Write};
@@ -12,12 +12,16 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cluster_insight::http_server::{self, Body, Request, Response, RunningServer};
+use cluster_insight::http::{self, Body, Request, Response, RunningServer};
 
 /// A body large enough that the kernel's socket buffers cannot hold it.
 const BIG: usize = 16 << 20;
 
 fn server() -> RunningServer {
+    named_server("test")
+}
+
+fn named_server(name: &str) -> RunningServer {
     let big: Arc<[u8]> = vec![b'x'; BIG].into();
     let handler = Arc::new(move |request: &Request| match request.path() {
         "/big" => Response::new(
@@ -28,7 +32,7 @@ fn server() -> RunningServer {
         "/panic" => panic!("a handler bug"),
         _ => Response::new(200, "text/plain", Body::Owned(b"ok".to_vec())),
     });
-    http_server::serve("127.0.0.1:0".parse().unwrap(), 4, "test", handler).unwrap()
+    http::serve("127.0.0.1:0".parse().unwrap(), 4, name, handler).unwrap()
 }
 
 /// GETs /small with a 10 s read timeout; returns how long the answer took.
@@ -50,16 +54,50 @@ fn normal_client(addr: SocketAddr) -> Duration {
     started.elapsed()
 }
 
-fn threads_and_fds() -> (usize, usize) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let threads = status
-        .lines()
-        .find(|l| l.starts_with("Threads:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
-    (threads, fds)
+/// The threads of the server named `name` and the sockets on its `port` that this process
+/// holds: what the server must give back once its clients are gone. (Other tests run in
+/// this process at the same time, so the process's own totals would not do.)
+fn server_threads_and_sockets(name: &str, port: u16) -> (usize, usize) {
+    let prefix = format!("{name}-");
+    let threads = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.starts_with(&prefix))
+        })
+        .count();
+    // Inodes of the TCP sockets whose local port is the server's.
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+        {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) {
+                inodes.extend(fields.get(9).map(|i| i.to_string()));
+            }
+        }
+    }
+    let sockets = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter(|target| {
+            let target = target.to_string_lossy();
+            target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+                .is_some_and(|inode| inodes.contains(inode))
+        })
+        .count();
+    (threads, sockets)
 }
 
 #[test]
@@ -137,10 +175,11 @@ fn oversized_request_heads_are_refused_without_hoarding_memory() {
 
 #[test]
 fn requests_reset_before_the_answer_leave_nothing_behind() {
-    let server = server();
+    let server = named_server("reset");
     let addr = server.local_addr();
     normal_client(addr);
-    let (threads_before, fds_before) = threads_and_fds();
+    let measure = || server_threads_and_sockets("reset", addr.port());
+    let (threads_before, fds_before) = measure();
     for _ in 0..300 {
         let s = TcpStream::connect(addr).unwrap();
         let mut w = &s;
@@ -154,8 +193,11 @@ fn requests_reset_before_the_answer_leave_nothing_behind() {
     // Let the server notice the closed sockets.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (threads, fds) = threads_and_fds();
+        let (threads, fds) = measure();
         if threads <= threads_before + 2 && fds <= fds_before + 2 {
+            eprintln!(
+                "server threads {threads_before} -> {threads}, its sockets {fds_before} -> {fds}"
+            );
             break;
         }
         assert!(

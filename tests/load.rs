@@ -7,18 +7,15 @@
 //! `/status` reported for the snapshot with the same timestamp), and once the load ends the
 //! master's resident memory comes back near where it was before.
 
-#[path = "support/client.rs"]
-mod client;
-#[path = "support/master.rs"]
-mod master;
+use crate::support::client;
+use crate::support::master;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use client::get;
-use cluster_insight::sim::{SimSpec, Simulator};
+use cluster_insight_sim::{SimSpec, Simulator};
 use master::{graph_consistency, MasterProcess};
 use serde_json::Value;
 
@@ -38,7 +35,7 @@ fn resource_counts(graph: &Value) -> Counts {
 
 /// Changes the cluster now and then until `stop`: what a live cluster does between two
 /// refreshes of its master.
-fn mutate_until(sim: &Mutex<Simulator>, stop: &AtomicBool) -> usize {
+fn mutate_until(sim: &parking_lot::Mutex<Simulator>, stop: &AtomicBool) -> usize {
     let mut n: u64 = 0;
     let mut changes = 0;
     let mut deleted = 0;
@@ -47,7 +44,7 @@ fn mutate_until(sim: &Mutex<Simulator>, stop: &AtomicBool) -> usize {
         // A cheap fixed sequence that visits every node and container position.
         let mix = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
         {
-            let mut sim = sim.lock().unwrap();
+            let mut sim = sim.lock();
             let nodes = sim.node_names().len();
             let node = (mix as usize) % nodes;
             let containers = sim.container_ids(node).len().max(1);
@@ -79,9 +76,9 @@ fn concurrent_clients_always_get_whole_consistent_snapshots() {
         pods_per_node: 4,
         ..SimSpec::default()
     };
-    let sim = Mutex::new(Simulator::start(spec).unwrap());
+    let sim = parking_lot::Mutex::new(Simulator::start(spec).unwrap());
     let master = {
-        let sim = sim.lock().unwrap();
+        let sim = sim.lock();
         MasterProcess::against(
             &sim,
             &[
@@ -106,9 +103,11 @@ fn concurrent_clients_always_get_whole_consistent_snapshots() {
     let requests = AtomicUsize::new(0);
     let bytes = AtomicUsize::new(0);
     // Counts by snapshot timestamp, as /status and as the bodies show them.
-    let from_status: Mutex<HashMap<String, Counts>> = Mutex::new(HashMap::new());
-    let from_bodies: Mutex<Vec<(String, Counts)>> = Mutex::new(Vec::new());
-    let torn_status = Mutex::new(Vec::new());
+    let from_status: parking_lot::Mutex<HashMap<String, Counts>> =
+        parking_lot::Mutex::new(HashMap::new());
+    let from_bodies: parking_lot::Mutex<Vec<(String, Counts)>> =
+        parking_lot::Mutex::new(Vec::new());
+    let torn_status = parking_lot::Mutex::new(Vec::new());
     let started = Instant::now();
     let changes = std::thread::scope(|s| {
         let mutator = s.spawn(|| mutate_until(&sim, &stop));
@@ -124,12 +123,11 @@ fn concurrent_clients_always_get_whole_consistent_snapshots() {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    let mut seen = from_status.lock().unwrap();
+                    let mut seen = from_status.lock();
                     if let Some(before) = seen.get(ts) {
                         if before != &counts {
                             torn_status
                                 .lock()
-                                .unwrap()
                                 .push(format!("{ts}: {before:?} then {counts:?}"));
                         }
                     } else {
@@ -151,10 +149,7 @@ fn concurrent_clients_always_get_whole_consistent_snapshots() {
                         requests.fetch_add(1, Ordering::Relaxed);
                         bytes.fetch_add(reply.body.len(), Ordering::Relaxed);
                         let ts = graph["timestamp"].as_str().unwrap().to_string();
-                        from_bodies
-                            .lock()
-                            .unwrap()
-                            .push((ts, resource_counts(&graph)));
+                        from_bodies.lock().push((ts, resource_counts(&graph)));
                     }
                 })
             })
@@ -171,8 +166,8 @@ fn concurrent_clients_always_get_whole_consistent_snapshots() {
     let elapsed = started.elapsed();
 
     // Every body is one snapshot: its counts are those /status gave for its timestamp.
-    let from_status = from_status.into_inner().unwrap();
-    let from_bodies = from_bodies.into_inner().unwrap();
+    let from_status = from_status.into_inner();
+    let from_bodies = from_bodies.into_inner();
     let mut matched = 0;
     let mut snapshots = std::collections::HashSet::new();
     for (ts, counts) in &from_bodies {
@@ -185,7 +180,7 @@ fn concurrent_clients_always_get_whole_consistent_snapshots() {
             matched += 1;
         }
     }
-    let torn = torn_status.into_inner().unwrap();
+    let torn = torn_status.into_inner();
     assert!(torn.is_empty(), "/status mixed two snapshots: {torn:?}");
     assert!(matched > 0, "no body's snapshot was seen in /status");
     assert!(

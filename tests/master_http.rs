@@ -1,17 +1,15 @@
 //! The real `cluster-insight` binary in master mode against the cluster simulator, over
 //! HTTP on loopback: counts, endpoints, status codes, headers, caching and failures.
 
-#[path = "support/client.rs"]
-mod client;
-#[path = "support/master.rs"]
-mod master;
+use crate::support::client;
+use crate::support::master;
 
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
 use client::{get, request, Reply};
-use cluster_insight::sim::{Fault, SimSpec, Simulator};
+use cluster_insight_sim::{Fault, SimSpec, Simulator};
 use master::{counts, MasterProcess};
 use serde_json::Value;
 

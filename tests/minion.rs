@@ -2,12 +2,11 @@
 //! served by the HTTP server layer, and a fake Docker daemon on a Unix socket behind it,
 //! which records every request line it receives.
 
-#[path = "support/fake_docker.rs"]
-mod fake_docker;
+use crate::support::fake_docker;
 
-use cluster_insight::http1::ClientConfig;
-use cluster_insight::http_server::{self, RunningServer};
-use cluster_insight::minion::{self, MinionConfig};
+use cluster_insight::http::ClientConfig;
+use cluster_insight::http::{self, RunningServer};
+use cluster_insight::proxy::{self, ProxyConfig};
 use fake_docker::{FakeDocker, Mode};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -24,7 +23,7 @@ struct Minion {
 
 impl Minion {
     fn start(docker_socket: &Path) -> Minion {
-        let config = MinionConfig {
+        let config = ProxyConfig {
             docker_socket: docker_socket.to_path_buf(),
             client: ClientConfig {
                 connect_timeout: Duration::from_millis(500),
@@ -33,11 +32,11 @@ impl Minion {
                 max_body: MAX_BODY,
             },
         };
-        let server = http_server::serve(
+        let server = http::serve(
             "127.0.0.1:0".parse().unwrap(),
             2,
             "minion",
-            minion::handler(config),
+            proxy::handler(config),
         )
         .expect("start the minion");
         let addr = server.local_addr();
@@ -160,7 +159,7 @@ impl Reply {
         })
     }
 
-    /// Asserts the SPEC's error shape and returns the message.
+    /// Asserts the contract's error shape and returns the message.
     fn error_message(&self) -> String {
         assert_eq!(self.header("Content-Type"), Some("application/json"));
         let body = self.json();

@@ -1,40 +1,33 @@
-//! Real recorded API responses (`../shared/realdata/`, see its MANIFEST.md) through the
+//! Real recorded API responses (`tests/data/realdata/`, see its NOTICE.md) through the
 //! parsers and the graph builder: nothing panics, nothing is refused that a real server
 //! sent, and what is known about each recording (its counts and names) comes out.
 //!
 //! Expected relation counts are computed here from the raw JSON with serde_json values,
 //! independently of the builder's index.
 
-#[path = "support/realdata.rs"]
-mod realdata_dir;
-use realdata_dir::realdata;
+use crate::support::realdata::realdata;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cluster_insight::docker::{
+use cluster_insight::collect::objects::{parse_list_page, parse_object};
+use cluster_insight::collect::runtime::docker::{
     parse_container_inspect, parse_container_list, parse_image, parse_top,
 };
-use cluster_insight::graph::{build, BuildOptions, Graph, History, ResourceType};
-use cluster_insight::model::{
-    parse_controller, parse_list_page, parse_node, parse_pod, parse_service, Collected, NodeDocker,
-    ObservedContainer,
-};
+use cluster_insight::graph::observed::{Collected, KubeObject, NodeContainers, ObservedContainer};
+use cluster_insight::graph::{build, BuildOptions, Graph, History, Kind};
 use serde_json::Value;
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn items<T>(
-    text: &str,
-    parse: fn(&serde_json::value::RawValue) -> Result<T, cluster_insight::model::ParseError>,
-) -> Vec<T> {
+fn items(text: &str, kind: Kind) -> Vec<KubeObject> {
     let page = parse_list_page(text).expect("a list");
     page.items
         .iter()
-        .map(|i| parse(i).expect("a real object parses"))
+        .map(|i| parse_object(kind, i).expect("a real object parses"))
         .collect()
 }
 
@@ -87,18 +80,19 @@ fn the_2015_guestbook_cluster() {
     let Some(root) = realdata() else { return };
     let dir = root.join("google+cluster-insight/collector/testdata");
     let mut collected = Collected::default();
-    collected.kube.nodes = items(&read(&dir.join("nodes.input.json")), parse_node);
-    collected.kube.pods = items(&read(&dir.join("pods.input.json")), parse_pod);
-    collected.kube.services = items(&read(&dir.join("services.input.json")), parse_service);
-    collected.kube.controllers = items(
+    *collected.kube.of_mut(Kind::NODE) = items(&read(&dir.join("nodes.input.json")), Kind::NODE);
+    *collected.kube.of_mut(Kind::POD) = items(&read(&dir.join("pods.input.json")), Kind::POD);
+    *collected.kube.of_mut(Kind::SERVICE) =
+        items(&read(&dir.join("services.input.json")), Kind::SERVICE);
+    *collected.kube.of_mut(Kind::REPLICATION_CONTROLLER) = items(
         &read(&dir.join("replicationcontrollers.input.json")),
-        parse_controller,
+        Kind::REPLICATION_CONTROLLER,
     );
     let names: Vec<String> = collected
         .kube
-        .nodes
+        .of(Kind::NODE)
         .iter()
-        .map(|n| n.object.meta.name.clone())
+        .map(|n| n.meta.name.clone())
         .collect();
     assert_eq!(
         names,
@@ -116,9 +110,9 @@ fn the_2015_guestbook_cluster() {
         let listed =
             parse_container_list(&read(&dir.join(format!("{node}-containers.input.json"))))
                 .unwrap();
-        let mut docker = NodeDocker {
+        let mut docker = NodeContainers {
             node_name: node.clone(),
-            ..NodeDocker::default()
+            ..NodeContainers::default()
         };
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -146,7 +140,7 @@ fn the_2015_guestbook_cluster() {
                     .push(Arc::new(parse_image(&read(&path)).expect("2015 image")));
             }
         }
-        collected.docker.push(docker);
+        collected.nodes.push(docker);
     }
 
     let (graph, _) = build(
@@ -157,14 +151,14 @@ fn the_2015_guestbook_cluster() {
         0,
         &History::default(),
     );
-    assert_eq!(graph.count(ResourceType::Node), 4);
-    assert_eq!(graph.count(ResourceType::Pod), 14);
-    assert_eq!(graph.count(ResourceType::Service), 6);
-    assert_eq!(graph.count(ResourceType::ReplicationController), 3);
-    let inspected: usize = collected.docker.iter().map(|d| d.containers.len()).sum();
+    assert_eq!(graph.count(Kind::NODE), 4);
+    assert_eq!(graph.count(Kind::POD), 14);
+    assert_eq!(graph.count(Kind::SERVICE), 6);
+    assert_eq!(graph.count(Kind::REPLICATION_CONTROLLER), 3);
+    let inspected: usize = collected.nodes.iter().map(|d| d.containers.len()).sum();
     assert_eq!(inspected, 5, "the recordings hold five container inspects");
-    assert_eq!(graph.count(ResourceType::Container), inspected);
-    assert!(graph.count(ResourceType::Process) > 0);
+    assert_eq!(graph.count(Kind::CONTAINER), inspected);
+    assert!(graph.count(Kind::PROCESS) > 0);
 
     let pods = list_items(&read(&dir.join("pods.input.json")));
     let services = list_items(&read(&dir.join("services.input.json")));
@@ -184,14 +178,10 @@ fn the_2015_guestbook_cluster() {
         .filter(|p| node_names.contains(&p["spec"]["nodeName"]))
         .count();
     // Node→Pod for every scheduled pod, Node→Container for every container in no pod.
-    let podless = graph.count(ResourceType::Container) - pod_container_links(&graph);
+    let podless = graph.count(Kind::CONTAINER) - pod_container_links(&graph);
     assert_eq!(count(&graph, "runs"), scheduled + podless);
     // Redaction holds on real inspects too: no Env value survives.
-    for r in graph
-        .resources
-        .iter()
-        .filter(|r| r.kind == ResourceType::Container)
-    {
+    for r in graph.resources.iter().filter(|r| r.kind == Kind::CONTAINER) {
         let v: Value = serde_json::from_str(&r.properties).unwrap();
         for e in v["Config"]["Env"].as_array().into_iter().flatten() {
             assert!(e.as_str().unwrap().ends_with("=<redacted>"), "{e}");
@@ -212,40 +202,41 @@ fn sonobuoy_bare_arrays() {
     let Some(root) = realdata() else { return };
     let dir = root.join("vmware-tanzu+sonobuoy/results-0.10/resources");
     let mut collected = Collected::default();
-    collected.kube.nodes = items(&read(&dir.join("cluster/Nodes.json")), parse_node);
+    *collected.kube.of_mut(Kind::NODE) = items(&read(&dir.join("cluster/Nodes.json")), Kind::NODE);
     let mut raw_pods = Vec::new();
     let mut raw_services = Vec::new();
     for ns in ["kube-system", "heptio-sonobuoy", "default"] {
         let pods = dir.join(format!("ns/{ns}/Pods.json"));
         if pods.exists() {
-            collected.kube.pods.extend(items(&read(&pods), parse_pod));
+            collected
+                .kube
+                .of_mut(Kind::POD)
+                .extend(items(&read(&pods), Kind::POD));
             raw_pods.extend(list_items(&read(&pods)));
         }
         let services = dir.join(format!("ns/{ns}/Services.json"));
         collected
             .kube
-            .services
-            .extend(items(&read(&services), parse_service));
+            .of_mut(Kind::SERVICE)
+            .extend(items(&read(&services), Kind::SERVICE));
         raw_services.extend(list_items(&read(&services)));
     }
-    assert_eq!(collected.kube.nodes.len(), 3);
-    assert_eq!(collected.kube.pods.len(), 19);
-    assert!(collected
-        .kube
-        .nodes
-        .iter()
-        .all(|n| n.address.as_deref().is_some_and(|a| a.starts_with("10.0."))));
-    let with_ids = collected
-        .kube
-        .pods
-        .iter()
-        .filter(|p| !p.container_ids.is_empty())
-        .count();
+    assert_eq!(collected.kube.of(Kind::NODE).len(), 3);
+    assert_eq!(collected.kube.of(Kind::POD).len(), 19);
+    assert!(collected.kube.of(Kind::NODE).iter().all(|n| n
+        .node()
+        .and_then(|n| n.address.as_deref())
+        .is_some_and(|a| a.starts_with("10.0."))));
+    let pods = || {
+        collected
+            .kube
+            .of(Kind::POD)
+            .iter()
+            .filter_map(KubeObject::pod)
+    };
+    let with_ids = pods().filter(|p| !p.container_ids.is_empty()).count();
     assert!(with_ids > 0);
-    assert!(collected
-        .kube
-        .pods
-        .iter()
+    assert!(pods()
         .flat_map(|p| &p.container_ids)
         .all(|id| id.len() == 64));
     let (graph, _) = build(
@@ -276,7 +267,7 @@ fn recorded_api_server_exchanges() {
         ));
         let exchanges: Vec<Value> = serde_json::from_str(&read(&path)).unwrap();
         let body = exchanges[0]["response_body"].as_str().unwrap();
-        let pods = items(body, parse_pod);
+        let pods = items(body, Kind::POD);
         assert!(!pods.is_empty(), "{version}");
         let raw = list_items(body);
         let expected_ids: usize = raw
@@ -293,6 +284,7 @@ fn recorded_api_server_exchanges() {
                     .is_some_and(|id| id.starts_with(&format!("{runtime}://")))
             })
             .count();
+        let pods: Vec<_> = pods.iter().filter_map(KubeObject::pod).collect();
         let got: usize = pods.iter().map(|p| p.container_ids.len()).sum();
         assert!(
             got >= expected_ids && expected_ids > 0,
@@ -314,12 +306,13 @@ fn single_objects_and_failing_pods() {
         let text = read(&entry);
         let raw = serde_json::value::RawValue::from_string(text).unwrap();
         if entry.to_string_lossy().contains("/node/") {
-            let node = parse_node(&raw).expect("real node");
-            assert!(node.address.is_some());
+            let node = parse_object(Kind::NODE, &raw).expect("real node");
+            assert!(node.node().unwrap().address.is_some());
             *parsed.entry("node").or_insert(0) += 1;
         } else {
-            let pod = parse_pod(&raw).expect("real pod");
-            assert!(pod.container_ids.iter().all(|id| !id.contains("://")));
+            let pod = parse_object(Kind::POD, &raw).expect("real pod");
+            let ids = &pod.pod().unwrap().container_ids;
+            assert!(ids.iter().all(|id| !id.contains("://")));
             *parsed.entry("pod").or_insert(0) += 1;
         }
     }
@@ -327,12 +320,12 @@ fn single_objects_and_failing_pods() {
     assert!(parsed.get("pod").copied().unwrap_or(0) >= 5);
 
     let troubleshoot = root.join("replicatedhq+troubleshoot/pkg/analyze/files");
-    let nodes = items(&read(&troubleshoot.join("nodes.json")), parse_node);
+    let nodes = items(&read(&troubleshoot.join("nodes.json")), Kind::NODE);
     assert_eq!(nodes.len(), 7);
     let mut pending = 0;
     for entry in walk(&troubleshoot.join("pods")) {
-        for pod in items(&read(&entry), parse_pod) {
-            pending += usize::from(pod.node_name.is_none());
+        for pod in items(&read(&entry), Kind::POD) {
+            pending += usize::from(pod.pod().unwrap().node_name.is_none());
         }
     }
     assert!(pending >= 1, "the pending pods have no node");

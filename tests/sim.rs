@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use cluster_insight::sim::{Fault, SimSpec, Simulator};
+use cluster_insight_sim::{Fault, SimSpec, Simulator};
 use serde_json::Value;
 
 /// One HTTP/1.1 exchange as the test client saw it.
@@ -817,7 +817,7 @@ fn kubectl_reads_the_simulated_cluster() {
 fn handles_can_move_between_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Simulator>();
-    send_sync::<cluster_insight::sim::Faults>();
+    send_sync::<cluster_insight_sim::Faults>();
     let sim = Simulator::start(SimSpec {
         nodes: 1,
         ..SimSpec::default()

@@ -7,8 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use cluster_insight::kube::{KubeClient, KubeConfig, KubeError};
-use cluster_insight::model::{parse_node, parse_pod};
+use cluster_insight::collect::kube::{KubeClient, KubeConfig, KubeError};
+use cluster_insight::collect::objects::parse_object;
+use cluster_insight::graph::Kind;
 
 struct Pki {
     dir: PathBuf,
@@ -145,7 +146,7 @@ impl Drop for ApiServer {
 fn list_pods(config: &KubeConfig) -> Result<usize, KubeError> {
     let client = KubeClient::new(config).expect("client builds");
     client
-        .list("/api/v1/pods", parse_pod)
+        .list("/api/v1/pods", |raw| parse_object(Kind::POD, raw))
         .map(|l| l.items.len())
 }
 
@@ -160,7 +161,7 @@ fn https_with_the_cluster_ca_and_token() {
     let client = KubeClient::new(&config).unwrap();
     assert_eq!(
         client
-            .list("/api/v1/nodes", parse_node)
+            .list("/api/v1/nodes", |raw| parse_object(Kind::NODE, raw))
             .unwrap()
             .items
             .len(),

@@ -7,9 +7,6 @@
 //! Everything it starts ends when it is dropped; its reads have timeouts, so nothing it runs
 //! can outlive a test by more than a few seconds even if the drop never comes.
 
-// Each test crate that includes this file uses a different part of it.
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -20,7 +17,7 @@ use std::time::{Duration, Instant};
 
 /// How the daemon answers the next requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Answers like a real daemon.
     Normal,
     /// Reads the request and never answers (until dropped, or ten seconds).
@@ -46,7 +43,7 @@ struct State {
     stop: AtomicBool,
 }
 
-pub struct FakeDocker {
+pub(crate) struct FakeDocker {
     dir: PathBuf,
     socket: PathBuf,
     state: Arc<State>,
@@ -56,7 +53,7 @@ pub struct FakeDocker {
 static INSTANCE: AtomicUsize = AtomicUsize::new(0);
 
 /// A fresh directory under the system's temporary directory, unique to this process and call.
-pub fn temp_dir(prefix: &str) -> PathBuf {
+pub(crate) fn temp_dir(prefix: &str) -> PathBuf {
     let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
     let dir = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -65,7 +62,7 @@ pub fn temp_dir(prefix: &str) -> PathBuf {
 }
 
 impl FakeDocker {
-    pub fn start() -> FakeDocker {
+    pub(crate) fn start() -> FakeDocker {
         let dir = temp_dir("ci-fake-docker");
         let socket = dir.join("docker.sock");
         let listener = UnixListener::bind(&socket).expect("bind the fake daemon's socket");
@@ -86,21 +83,21 @@ impl FakeDocker {
         }
     }
 
-    pub fn socket(&self) -> &Path {
+    pub(crate) fn socket(&self) -> &Path {
         &self.socket
     }
 
-    pub fn set_mode(&self, mode: Mode) {
+    pub(crate) fn set_mode(&self, mode: Mode) {
         *self.state.mode.lock() = mode;
     }
 
     /// Every request line received so far (`GET /version HTTP/1.1`), in order.
-    pub fn request_lines(&self) -> Vec<String> {
+    pub(crate) fn request_lines(&self) -> Vec<String> {
         self.state.requests.lock().clone()
     }
 
     /// How many connections were accepted.
-    pub fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.state.accepted.load(Ordering::SeqCst)
     }
 }

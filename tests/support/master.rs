@@ -1,11 +1,7 @@
 //! The real `cluster-insight` binary in master mode, started on a free loopback port against
 //! a simulated cluster, killed when dropped; and the graph checks the suites share.
 //!
-//! Include it with `#[path = "support/master.rs"] mod master;` after `client.rs` (it uses
-//! `super::client`). The master's output goes to a file the test can read.
-
-// Each test crate that includes this file uses a different part of it.
-#![allow(dead_code)]
+//! The master's output goes to a file the test can read.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
@@ -13,18 +9,18 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use cluster_insight::sim::Simulator;
+use cluster_insight_sim::Simulator;
 use serde_json::Value;
 
 use super::client::get;
 
-pub struct MasterProcess {
-    pub child: Child,
-    pub addr: SocketAddr,
-    pub log: PathBuf,
+pub(crate) struct MasterProcess {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) log: PathBuf,
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -33,7 +29,7 @@ pub fn free_port() -> u16 {
 }
 
 impl MasterProcess {
-    pub fn start(args: &[&str]) -> MasterProcess {
+    pub(crate) fn start(args: &[&str]) -> MasterProcess {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("ci-master-{}-{port}.log", std::process::id()));
         let file = std::fs::File::create(&log).unwrap();
@@ -68,7 +64,7 @@ impl MasterProcess {
 
     /// Against `sim`, refreshing every 0.5 s unless `extra` says otherwise (a later flag
     /// wins).
-    pub fn against(sim: &Simulator, extra: &[&str]) -> MasterProcess {
+    pub(crate) fn against(sim: &Simulator, extra: &[&str]) -> MasterProcess {
         let url = sim.kube_url();
         let port = sim.docker_port().to_string();
         let mut args = vec![
@@ -83,16 +79,16 @@ impl MasterProcess {
         MasterProcess::start(&args)
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         get(self.addr, "/status").json()
     }
 
     /// Waits for a snapshot whose refresh count is at least `refreshes`.
-    pub fn wait_for_refreshes(&self, refreshes: u64) -> Value {
+    pub(crate) fn wait_for_refreshes(&self, refreshes: u64) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let status = self.status();
@@ -111,17 +107,17 @@ impl MasterProcess {
     }
 
     /// Waits until `more` refreshes have completed after the current one.
-    pub fn wait_for_more_refreshes(&self, more: u64) -> Value {
+    pub(crate) fn wait_for_more_refreshes(&self, more: u64) -> Value {
         let now = self.status()["refresh"]["count"].as_u64().unwrap_or(0);
         self.wait_for_refreshes(now + more)
     }
 
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// A line of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
-    pub fn memory_kib(&self, field: &str) -> u64 {
+    pub(crate) fn memory_kib(&self, field: &str) -> u64 {
         let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
@@ -138,12 +134,12 @@ impl Drop for MasterProcess {
     }
 }
 
-pub fn type_of(id: &str) -> &str {
+pub(crate) fn type_of(id: &str) -> &str {
     id.split(':').next().unwrap_or("")
 }
 
 /// Resource counts by type and relation counts by "type Source->Target", from a graph.
-pub fn counts(graph: &Value) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+pub(crate) fn counts(graph: &Value) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
     let mut resources = BTreeMap::new();
     for r in graph["resources"].as_array().unwrap() {
         *resources
@@ -163,10 +159,10 @@ pub fn counts(graph: &Value) -> (BTreeMap<String, usize>, BTreeMap<String, usize
     (resources, relations)
 }
 
-/// Checks what every graph must satisfy whatever was collected: the SPEC §3 shape, unique
+/// Checks what every graph must satisfy whatever was collected: the contract §3 shape, unique
 /// resource IDs, every relation once with both ends among the resources. Returns a
 /// description of the first violation.
-pub fn graph_consistency(graph: &Value) -> Result<(), String> {
+pub(crate) fn graph_consistency(graph: &Value) -> Result<(), String> {
     if graph["success"] != true || !graph["timestamp"].is_string() {
         return Err("no success or timestamp".into());
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// The data's directory. It is part of the repository, so a missing directory is a broken
 /// checkout and fails the test. Always `Some`; the `Option` is kept for the callers'
 /// `let Some(dir) = realdata() else { return };`.
-pub fn realdata() -> Option<PathBuf> {
+pub(crate) fn realdata() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/realdata");
     assert!(
         dir.is_dir(),

@@ -35,7 +35,7 @@ pub enum BodyError {
 impl fmt::Display for BodyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BodyError::Io(e) => write!(f, "{e}"),
+            BodyError::Io(_) => f.write_str("reading a body"),
             BodyError::Closed => f.write_str("connection closed inside the body"),
             BodyError::Malformed(what) => f.write_str(what),
             BodyError::TooLarge { limit } => write!(f, "body larger than {limit} bytes"),

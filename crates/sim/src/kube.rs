@@ -1,0 +1,1135 @@
+//! The simulated Kubernetes API: v1 lists (all namespaces and per namespace), single
+//! objects, discovery (`/version`, `/api`, `/api/v1`, `/apis`) and `Status` errors, shaped
+//! like a real API server's answers so that real clients (`kubectl`) work against it.
+//!
+//! Objects are serialized once, when generated or mutated, and kept as JSON text sorted by
+//! namespace and name: a page of a 150,000-pod list is then a slice joined with commas.
+//! Paging follows the API server: `limit`, an opaque `continue` token (base64url of the
+//! last key and the list's resource version) and `remainingItemCount`; a token that cannot
+//! be used answers 410 `Expired`.
+
+use serde_json::{json, Map, Value};
+
+use super::model::{
+    self, Cluster, Controller, Image, Matching, Node, Pod, PodContainer, Rng, Service,
+};
+use cluster_insight_kinds::Kind;
+use cluster_insight_wire::percent;
+use cluster_insight_wire::time::rfc3339_millis;
+
+use super::server::{Counters, Request, Response, Shared};
+
+/// Whether the API serves objects of `kind` per namespace.
+fn namespaced(kind: Kind) -> bool {
+    kind.info().api.is_some_and(|api| api.namespaced)
+}
+
+/// One serialized object. `json` has no `kind`/`apiVersion` (as items of a list).
+#[derive(Debug, Clone)]
+pub(crate) struct Obj {
+    pub namespace: String,
+    pub name: String,
+    pub json: String,
+}
+
+impl Obj {
+    fn key(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+}
+
+/// The serialized objects, per kind (indexed by [`Kind::index`]), sorted by (namespace,
+/// name).
+pub(crate) struct KubeStore {
+    lists: Vec<Vec<Obj>>,
+    /// Continue tokens issued at a lower resource version answer 410 (see
+    /// `Faults::expire_continue_tokens`).
+    pub min_continue_rv: u64,
+}
+
+fn kube_time(millis: i64) -> String {
+    let text = rfc3339_millis(millis - millis.rem_euclid(1000));
+    text.replacen(".000Z", "Z", 1)
+}
+
+fn labels_json(labels: &[(String, String)]) -> Value {
+    Value::Object(
+        labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+fn image_ref(image: &Image) -> String {
+    if image.tag.is_empty() {
+        image.id.clone()
+    } else if image.tag.contains('/') {
+        image.tag.clone()
+    } else {
+        format!("docker.io/library/{}", image.tag)
+    }
+}
+
+fn container_spec(c: &Cluster, name: &str, image: usize) -> Value {
+    json!({
+        "name": name,
+        "image": image_ref(&c.images[image]),
+        "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+        "env": [{"name": "LOG_LEVEL", "value": "info"}],
+        "resources": {"limits": {"memory": "256Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}},
+        "volumeMounts": [{"name": "kube-api-access", "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+        "imagePullPolicy": "IfNotPresent"
+    })
+}
+
+fn pod_ip(pod: &Pod, node: usize) -> String {
+    format!(
+        "10.{}.{}.{}",
+        64 + (node / 256) % 128,
+        node % 256,
+        2 + pod.ip_suffix % 250
+    )
+}
+
+/// Appends `text` as a JSON string.
+fn push_json_str(out: &mut String, text: &str) {
+    out.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Appends `"key":"value"` (with a leading comma unless `first`).
+fn push_field(out: &mut String, first: bool, key: &str, value: &str) {
+    if !first {
+        out.push(',');
+    }
+    push_json_str(out, key);
+    out.push(':');
+    push_json_str(out, value);
+}
+
+fn push_labels(out: &mut String, labels: &[(String, String)]) {
+    out.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        push_field(out, i == 0, k, v);
+    }
+    out.push('}');
+}
+
+fn push_container_spec(out: &mut String, c: &Cluster, name: &str, image: usize) {
+    out.push('{');
+    push_field(out, true, "name", name);
+    push_field(out, false, "image", &image_ref(&c.images[image]));
+    out.push_str(concat!(
+        r#","ports":[{"name":"http","containerPort":8080,"protocol":"TCP"}],"env":[{"name":"LOG_LEVEL","value":"info"}],"#,
+        r#""resources":{"limits":{"memory":"256Mi"},"requests":{"cpu":"100m","memory":"128Mi"}},"#,
+        r#""volumeMounts":[{"name":"kube-api-access","readOnly":true,"mountPath":"/var/run/secrets/kubernetes.io/serviceaccount"}],"#,
+        r#""terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File","imagePullPolicy":"IfNotPresent"}"#
+    ));
+}
+
+fn push_container_status(out: &mut String, c: &Cluster, pod: &Pod, pc: &PodContainer) {
+    let image = &c.images[pc.image];
+    out.push('{');
+    push_field(out, true, "name", &pc.name);
+    if pod.matching == Matching::KubeletName {
+        // The kubelet has started the containers but not reported them yet.
+        out.push_str(r#","state":{"waiting":{"reason":"ContainerCreating"}},"lastState":{},"ready":false,"restartCount":0"#);
+        push_field(out, false, "image", &image_ref(image));
+        out.push_str(r#","imageID":"","started":false}"#);
+        return;
+    }
+    out.push_str(&format!(
+        r#","state":{{"running":{{"startedAt":"{}"}}}},"lastState":"#,
+        kube_time(pc.started)
+    ));
+    match &pc.last {
+        Some((id, started, finished)) => out.push_str(&format!(
+            r#"{{"terminated":{{"exitCode":137,"reason":"Error","startedAt":"{}","finishedAt":"{}","containerID":"docker://{id}"}}}}"#,
+            kube_time(*started),
+            kube_time(*finished)
+        )),
+        None => out.push_str("{}"),
+    }
+    out.push_str(&format!(r#","ready":true,"restartCount":{}"#, pc.restarts));
+    push_field(out, false, "image", &image_ref(image));
+    push_field(
+        out,
+        false,
+        "imageID",
+        &format!("docker-pullable://{}@{}", image.repo, image.digest),
+    );
+    push_field(out, false, "containerID", &format!("docker://{}", pc.id));
+    out.push_str(r#","started":true}"#);
+}
+
+/// A pod as the API server lists it, written directly as text: at 150,000 pods, building
+/// `serde_json::Value` trees first took most of the simulator's start-up time.
+pub(crate) fn pod_text(c: &Cluster, pod: &Pod) -> String {
+    let mut out = String::with_capacity(4096);
+    out.push_str("{\"metadata\":{");
+    push_field(&mut out, true, "name", &pod.name);
+    let owner = pod.controller.and_then(|i| c.controllers.get(i));
+    if let Some(rc) = owner {
+        push_field(&mut out, false, "generateName", &format!("{}-", rc.name));
+    }
+    push_field(&mut out, false, "namespace", &pod.namespace);
+    push_field(&mut out, false, "uid", &pod.uid);
+    push_field(&mut out, false, "resourceVersion", &pod.rv.to_string());
+    let created = kube_time(pod.created);
+    push_field(&mut out, false, "creationTimestamp", &created);
+    out.push_str(",\"labels\":");
+    push_labels(&mut out, &pod.labels);
+    if let Some(rc) = owner {
+        out.push_str(
+            ",\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":\"ReplicationController\"",
+        );
+        push_field(&mut out, false, "name", &rc.name);
+        push_field(&mut out, false, "uid", &rc.uid);
+        out.push_str(",\"controller\":true,\"blockOwnerDeletion\":true}]");
+    }
+    out.push_str(concat!(
+        r#"},"spec":{"volumes":[{"name":"kube-api-access","projected":{"sources":["#,
+        r#"{"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}},"#,
+        r#"{"configMap":{"name":"kube-root-ca.crt","items":[{"key":"ca.crt","path":"ca.crt"}]}}],"defaultMode":420}}],"containers":["#
+    ));
+    for (i, pc) in pod.containers.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_container_spec(&mut out, c, &pc.name, pc.image);
+    }
+    out.push_str(concat!(
+        r#"],"restartPolicy":"Always","terminationGracePeriodSeconds":30,"dnsPolicy":"ClusterFirst","#,
+        r#""serviceAccountName":"default","serviceAccount":"default""#
+    ));
+    let node = pod.node.and_then(|n| c.nodes.get(n).map(|node| (n, node)));
+    if let Some((_, node)) = node {
+        push_field(&mut out, false, "nodeName", &node.name);
+    }
+    out.push_str(concat!(
+        r#","securityContext":{},"schedulerName":"default-scheduler","tolerations":["#,
+        r#"{"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute","tolerationSeconds":300},"#,
+        r#"{"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoExecute","tolerationSeconds":300}],"#,
+        r#""priority":0,"enableServiceLinks":true,"preemptionPolicy":"PreemptLowerPriority"},"status":{"#
+    ));
+    match node {
+        None => {
+            let n = c.nodes.len();
+            out.push_str(&format!(
+                r#""phase":"Pending","conditions":[{{"type":"PodScheduled","status":"False","lastProbeTime":null,"lastTransitionTime":"{created}","reason":"Unschedulable","message":"0/{n} nodes are available: {n} Insufficient cpu. preemption: 0/{n} nodes are available: {n} No preemption victims found for incoming pod."}}],"qosClass":"Burstable"}}}}"#
+            ));
+        }
+        Some((n, node)) => {
+            let creating = pod.matching == Matching::KubeletName;
+            let ready = if creating { "False" } else { "True" };
+            let phase = if creating { "Pending" } else { "Running" };
+            let condition = |kind: &str, status: &str| {
+                format!(
+                    r#"{{"type":"{kind}","status":"{status}","lastProbeTime":null,"lastTransitionTime":"{created}"}}"#
+                )
+            };
+            out.push_str(&format!(
+                r#""phase":"{phase}","conditions":[{},{},{},{},{}]"#,
+                condition("PodReadyToStartContainers", "True"),
+                condition("Initialized", "True"),
+                condition("Ready", ready),
+                condition("ContainersReady", ready),
+                condition("PodScheduled", "True"),
+            ));
+            let ip = pod_ip(pod, n);
+            out.push_str(&format!(
+                r#","hostIP":"{0}","hostIPs":[{{"ip":"{0}"}}],"podIP":"{1}","podIPs":[{{"ip":"{1}"}}],"startTime":"{created}","containerStatuses":["#,
+                node.addr, ip
+            ));
+            for (i, pc) in pod.containers.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_container_status(&mut out, c, pod, pc);
+            }
+            out.push_str(r#"],"qosClass":"Burstable"}}"#);
+        }
+    }
+    out.shrink_to_fit();
+    out
+}
+
+/// Serializes every pod, on all cores: the largest part of start-up for big clusters.
+fn render_pods(c: &Cluster) -> Vec<Obj> {
+    let render = |pods: &[Pod]| -> Vec<Obj> {
+        pods.iter()
+            .map(|p| Obj {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                json: pod_text(c, p),
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if threads < 2 || c.pods.len() < 2000 {
+        return render(&c.pods);
+    }
+    let chunk = c.pods.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = c
+            .pods
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || render(part)))
+            .collect();
+        // A panic while rendering is a bug in this module; surface it rather than serve a
+        // cluster with pods missing.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+pub(crate) fn node_json(c: &Cluster, index: usize, node: &Node) -> Value {
+    let heartbeat = kube_time(node.heartbeat);
+    let since = kube_time(node.created + 60_000);
+    let condition = |kind: &str, status: &str, reason: &str, message: &str| json!({"type": kind, "status": status, "lastHeartbeatTime": heartbeat, "lastTransitionTime": since, "reason": reason, "message": message});
+    let mut labels = vec![
+        ("beta.kubernetes.io/arch".to_string(), "amd64".to_string()),
+        ("beta.kubernetes.io/os".into(), "linux".into()),
+        ("kubernetes.io/arch".into(), "amd64".into()),
+        ("kubernetes.io/hostname".into(), node.name.clone()),
+        ("kubernetes.io/os".into(), "linux".into()),
+    ];
+    if index == 0 {
+        labels.push((
+            "node-role.kubernetes.io/control-plane".into(),
+            String::new(),
+        ));
+    }
+    let mut images: Vec<usize> = node.containers.iter().map(|k| k.image).collect();
+    images.sort_unstable();
+    images.dedup();
+    json!({
+        "metadata": {
+            "name": node.name,
+            "uid": node.uid,
+            "resourceVersion": node.rv.to_string(),
+            "creationTimestamp": kube_time(node.created),
+            "labels": labels_json(&labels),
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+        },
+        "spec": {"podCIDR": format!("10.{}.{}.0/24", 64 + (index / 256) % 128, index % 256),
+                 "podCIDRs": [format!("10.{}.{}.0/24", 64 + (index / 256) % 128, index % 256)]},
+        "status": {
+            "capacity": {"cpu": "8", "ephemeral-storage": "101445540Ki", "hugepages-2Mi": "0", "memory": "32863084Ki", "pods": "110"},
+            "allocatable": {"cpu": "8", "ephemeral-storage": "93492209510", "hugepages-2Mi": "0", "memory": "32760684Ki", "pods": "110"},
+            "conditions": [
+                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            ],
+            "addresses": [{"type": "InternalIP", "address": node.addr.to_string()}, {"type": "Hostname", "address": node.name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "machineID": format!("{:032x}", index as u128 * 0x9E37_79B9_7F4A_7C15 + 1),
+                "systemUUID": node.uid,
+                "bootID": node.uid.chars().rev().collect::<String>(),
+                "kernelVersion": "6.1.0-27-amd64",
+                "osImage": "Debian GNU/Linux 12 (bookworm)",
+                "containerRuntimeVersion": "docker://24.0.7",
+                "kubeletVersion": "v1.31.2",
+                "kubeProxyVersion": "v1.31.2",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+            "images": images.iter().map(|&i| {
+                let image = &c.images[i];
+                let mut names = vec![format!("{}@{}", image.repo, image.digest)];
+                if !image.tag.is_empty() { names.push(image.tag.clone()); }
+                json!({"names": names, "sizeBytes": image.size})
+            }).collect::<Vec<_>>(),
+        }
+    })
+}
+
+fn service_json(svc: &Service) -> Value {
+    let mut spec = json!({
+        "ports": [{"name": "http", "protocol": "TCP", "port": 80, "targetPort": 8080}],
+        "clusterIP": svc.cluster_ip,
+        "clusterIPs": [svc.cluster_ip],
+        "type": "ClusterIP",
+        "sessionAffinity": "None",
+        "ipFamilies": ["IPv4"],
+        "ipFamilyPolicy": "SingleStack",
+        "internalTrafficPolicy": "Cluster",
+    });
+    if let Some(selector) = &svc.selector {
+        spec["selector"] = labels_json(selector);
+    }
+    json!({
+        "metadata": {
+            "name": svc.name, "namespace": svc.namespace, "uid": svc.uid,
+            "resourceVersion": svc.rv.to_string(), "creationTimestamp": kube_time(svc.created),
+            "labels": {"app.kubernetes.io/managed-by": "sim"},
+        },
+        "spec": spec,
+        "status": {"loadBalancer": {}},
+    })
+}
+
+fn controller_json(c: &Cluster, rc: &Controller, replicas: usize) -> Value {
+    json!({
+        "metadata": {
+            "name": rc.name, "namespace": rc.namespace, "uid": rc.uid,
+            "resourceVersion": rc.rv.to_string(), "generation": 1,
+            "creationTimestamp": kube_time(rc.created), "labels": labels_json(&rc.labels),
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": labels_json(&rc.selector),
+            "template": {
+                "metadata": {"creationTimestamp": null, "labels": labels_json(&rc.labels)},
+                "spec": {
+                    "containers": rc.images.iter().enumerate().map(|(k, &image)| {
+                        container_spec(c, &model::container_name(k), image)
+                    }).collect::<Vec<_>>(),
+                    "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
+                    "dnsPolicy": "ClusterFirst", "securityContext": {}, "schedulerName": "default-scheduler",
+                },
+            },
+        },
+        "status": {"replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": replicas,
+                   "availableReplicas": replicas, "observedGeneration": 1},
+    })
+}
+
+fn namespace_json(c: &Cluster, index: usize, name: &str) -> Value {
+    let mut rng = Rng::new(c.spec.seed ^ (index as u64 + 1).wrapping_mul(0x1000_0000_01B3));
+    json!({
+        "metadata": {
+            "name": name, "uid": rng.uuid(), "resourceVersion": (100 + index).to_string(),
+            "creationTimestamp": kube_time(c.now - 86_400_000 * 40),
+            "labels": {"kubernetes.io/metadata.name": name},
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    })
+}
+
+fn obj(namespace: &str, name: &str, value: &Value) -> Obj {
+    Obj {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        json: value.to_string(),
+    }
+}
+
+impl KubeStore {
+    /// Serializes every object of the cluster.
+    pub(crate) fn build(c: &Cluster) -> KubeStore {
+        let nodes: Vec<Obj> = c
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| obj("", &n.name, &node_json(c, i, n)))
+            .collect();
+        let pods = render_pods(c);
+        let services = c
+            .services
+            .iter()
+            .map(|s| obj(&s.namespace, &s.name, &service_json(s)))
+            .collect();
+        let mut replicas = vec![0usize; c.controllers.len()];
+        for pod in &c.pods {
+            if let Some(slot) = pod.controller.and_then(|i| replicas.get_mut(i)) {
+                *slot += 1;
+            }
+        }
+        let controllers = c
+            .controllers
+            .iter()
+            .zip(&replicas)
+            .map(|(r, &n)| obj(&r.namespace, &r.name, &controller_json(c, r, n)))
+            .collect();
+        let namespaces = c
+            .namespaces
+            .iter()
+            .enumerate()
+            .map(|(i, n)| obj("", n, &namespace_json(c, i, n)))
+            .collect();
+        let mut store = KubeStore::empty();
+        for (kind, list) in [
+            (Kind::NODE, nodes),
+            (Kind::POD, pods),
+            (Kind::SERVICE, services),
+            (Kind::REPLICATION_CONTROLLER, controllers),
+            (Kind::NAMESPACE, namespaces),
+        ] {
+            store.lists[kind.index()] = list;
+        }
+        for list in &mut store.lists {
+            list.sort_by(|a, b| a.key().cmp(&b.key()));
+        }
+        store
+    }
+
+    fn empty() -> KubeStore {
+        KubeStore {
+            lists: vec![Vec::new(); Kind::COUNT],
+            min_continue_rv: 0,
+        }
+    }
+
+    /// A store of exactly these objects (each a JSON object with `kind` and `metadata`);
+    /// an object of a kind the table does not serve is an error.
+    pub(crate) fn from_objects(items: &[Value]) -> Result<KubeStore, String> {
+        let mut store = KubeStore::empty();
+        for item in items {
+            let kind_name = item.get("kind").and_then(Value::as_str).unwrap_or("");
+            let kind = Kind::by_name(kind_name)
+                .filter(|k| k.info().api.is_some())
+                .ok_or_else(|| format!("objects of kind {kind_name:?} are not served"))?;
+            let meta = item.get("metadata");
+            let field = |name: &str| {
+                meta.and_then(|m| m.get(name))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            // Items of a list carry neither `kind` nor `apiVersion`.
+            let mut object = item.clone();
+            if let Some(fields) = object.as_object_mut() {
+                fields.remove("kind");
+                fields.remove("apiVersion");
+            }
+            let namespace = if namespaced(kind) {
+                field("namespace")
+            } else {
+                String::new()
+            };
+            store.put(kind, obj(&namespace, &field("name"), &object));
+        }
+        Ok(store)
+    }
+
+    fn put(&mut self, kind: Kind, object: Obj) {
+        let list = &mut self.lists[kind.index()];
+        match list.binary_search_by(|o| o.key().cmp(&object.key())) {
+            Ok(i) => list[i] = object,
+            Err(i) => list.insert(i, object),
+        }
+    }
+
+    /// Re-serializes one pod after a change of the model.
+    pub(crate) fn update_pod(&mut self, c: &Cluster, index: usize) {
+        if let Some(pod) = c.pods.get(index) {
+            self.put(
+                Kind::POD,
+                Obj {
+                    namespace: pod.namespace.clone(),
+                    name: pod.name.clone(),
+                    json: pod_text(c, pod),
+                },
+            );
+        }
+    }
+
+    pub(crate) fn update_node(&mut self, c: &Cluster, index: usize) {
+        if let Some(node) = c.nodes.get(index) {
+            self.put(Kind::NODE, obj("", &node.name, &node_json(c, index, node)));
+        }
+    }
+
+    pub(crate) fn update_controller(&mut self, c: &Cluster, index: usize) {
+        if let Some(rc) = c.controllers.get(index) {
+            let replicas = c
+                .pods
+                .iter()
+                .filter(|p| p.controller == Some(index))
+                .count();
+            self.put(
+                Kind::REPLICATION_CONTROLLER,
+                obj(&rc.namespace, &rc.name, &controller_json(c, rc, replicas)),
+            );
+        }
+    }
+
+    pub(crate) fn remove_pod(&mut self, namespace: &str, name: &str) {
+        let list = &mut self.lists[Kind::POD.index()];
+        if let Ok(i) = list.binary_search_by(|o| o.key().cmp(&(namespace, name))) {
+            list.remove(i);
+        }
+    }
+}
+
+/// A `Status` object answer.
+fn status(code: u16, reason: &str, message: &str, details: Value) -> Response {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "details": details, "code": code,
+    });
+    Response::json(code, body.to_string())
+}
+
+fn not_found_path() -> Response {
+    status(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+        json!({}),
+    )
+}
+
+/// The answer of the `Status(code)` fault.
+pub(crate) fn fault_status(code: u16) -> Response {
+    match code {
+        404 => not_found_path(),
+        410 => expired(),
+        429 => status(
+            429,
+            "TooManyRequests",
+            "the server has received too many requests and has asked us to try again later",
+            json!({"retryAfterSeconds": 1}),
+        ),
+        503 => status(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+            json!({}),
+        ),
+        403 => status(403, "Forbidden", "forbidden: simulated fault", json!({})),
+        _ => status(
+            code,
+            "InternalError",
+            "Internal error occurred: simulated fault",
+            json!({"causes": [{"message": "simulated fault"}]}),
+        ),
+    }
+}
+
+fn expired() -> Response {
+    status(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+        json!({}),
+    )
+}
+
+fn bad_request(message: &str) -> Response {
+    status(400, "BadRequest", message, json!({}))
+}
+
+/// What a request to the resource API names, resolved through the table of kinds.
+#[derive(Debug, PartialEq, Eq)]
+enum Target<'a> {
+    /// The discovery document of one group version (`/api/v1`, `/apis/apps/v1`).
+    Resources {
+        group: &'a str,
+        version: &'a str,
+    },
+    /// A list, across namespaces (`None`) or in one.
+    List {
+        kind: Kind,
+        namespace: Option<&'a str>,
+    },
+    /// One object; `namespace` is empty for kinds that have none.
+    Get {
+        kind: Kind,
+        namespace: &'a str,
+        name: &'a str,
+    },
+    Unknown,
+}
+
+fn resolve<'a>(segments: &[&'a str]) -> Target<'a> {
+    let (group, version, rest) = match segments {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return Target::Unknown,
+    };
+    let kind = |plural: &str, in_namespace: bool| {
+        Kind::from_api_resource(group, version, plural).filter(|k| namespaced(*k) == in_namespace)
+    };
+    let target = match rest {
+        [] => Some(Target::Resources { group, version }),
+        [plural] => Kind::from_api_resource(group, version, plural).map(|kind| Target::List {
+            kind,
+            namespace: None,
+        }),
+        [plural, name] => kind(plural, false).map(|kind| Target::Get {
+            kind,
+            namespace: "",
+            name,
+        }),
+        ["namespaces", namespace, plural] => kind(plural, true).map(|kind| Target::List {
+            kind,
+            namespace: Some(namespace),
+        }),
+        ["namespaces", namespace, plural, name] => kind(plural, true).map(|kind| Target::Get {
+            kind,
+            namespace,
+            name,
+        }),
+        _ => None,
+    };
+    target.unwrap_or(Target::Unknown)
+}
+
+/// The path's segments, each percent-decoded once; `None` if one cannot be.
+fn segments(path: &str) -> Option<Vec<String>> {
+    path.trim_matches('/')
+        .split('/')
+        .map(percent::decode_utf8)
+        .collect()
+}
+
+/// Counts the request by kind (before any fault applies).
+pub(crate) fn count(counters: &Counters, req: &Request) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let decoded = segments(&req.path).unwrap_or_default();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let counter = match resolve(&segments) {
+        Target::List { .. } => &counters.kube_list_pages,
+        Target::Get { .. } => &counters.kube_get,
+        Target::Resources { .. } | Target::Unknown => &counters.kube_other,
+    };
+    counter.fetch_add(1, Relaxed);
+}
+
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn base64url_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len() * 4 / 3 + 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(BASE64URL[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text.bytes() {
+        let v = BASE64URL.iter().position(|&x| x == c).or(match c {
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        })? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+fn encode_continue(rv: u64, last: &Obj) -> String {
+    let token = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{}/{}\u{0}", last.namespace, last.name)});
+    base64url_encode(token.to_string().as_bytes())
+}
+
+/// The key after which a continued list resumes, if the token is usable.
+fn decode_continue(token: &str, current_rv: u64, min_rv: u64) -> Option<(String, String)> {
+    let raw = base64url_decode(token)?;
+    let value: Value = serde_json::from_slice(&raw).ok()?;
+    if value.get("v")?.as_str()? != "meta.k8s.io/v1" {
+        return None;
+    }
+    let rv = value.get("rv")?.as_u64()?;
+    if rv > current_rv || rv < min_rv {
+        return None;
+    }
+    let start = value.get("start")?.as_str()?.strip_suffix('\u{0}')?;
+    let (namespace, name) = start.split_once('/')?;
+    Some((namespace.to_string(), name.to_string()))
+}
+
+fn list(
+    state: &super::server::State,
+    kind: Kind,
+    namespace: Option<&str>,
+    req: &Request,
+) -> Response {
+    if matches!(req.param("watch"), Some(w) if w == "true" || w == "1") {
+        return status(
+            405,
+            "MethodNotAllowed",
+            "watch is not supported by the cluster simulator",
+            json!({}),
+        );
+    }
+    for selector in ["labelSelector", "fieldSelector"] {
+        if req.param(selector).is_some_and(|v| !v.is_empty()) {
+            return bad_request(&format!(
+                "{selector} is not supported by the cluster simulator"
+            ));
+        }
+    }
+    let limit = match req.param("limit") {
+        None | Some("") => 0usize,
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) if n > 0 => n as usize,
+            Ok(_) => 0,
+            Err(_) => return bad_request(&format!("invalid limit: {text:?}")),
+        },
+    };
+    let all = &state.kube.lists[kind.index()];
+    let scoped: &[Obj] = match namespace {
+        Some(ns) => {
+            let lo = all.partition_point(|o| o.namespace.as_str() < ns);
+            let hi = all.partition_point(|o| o.namespace.as_str() <= ns);
+            &all[lo..hi]
+        }
+        None => all,
+    };
+    let rv = state.cluster.rv;
+    let start = match req.param("continue") {
+        None | Some("") => 0,
+        Some(token) => match decode_continue(token, rv, state.kube.min_continue_rv) {
+            Some((ns, name)) => scoped.partition_point(|o| o.key() <= (ns.as_str(), name.as_str())),
+            None => return expired(),
+        },
+    };
+    let end = if limit == 0 {
+        scoped.len()
+    } else {
+        (start + limit).min(scoped.len())
+    };
+    let page = &scoped[start..end];
+    if super::table::wants_table(req.header("accept")) {
+        let mut metadata = json!({ "resourceVersion": rv.to_string() });
+        if end < scoped.len() {
+            if let Some(last) = page.last() {
+                metadata["continue"] = json!(encode_continue(rv, last));
+                metadata["remainingItemCount"] = json!(scoped.len() - end);
+            }
+        }
+        let table = super::table::table(
+            kind,
+            page.iter().map(|o| o.json.as_str()),
+            metadata,
+            state.cluster.now,
+        );
+        return Response::json(200, table.to_string());
+    }
+    let mut metadata = format!("{{\"resourceVersion\":\"{rv}\"");
+    if end < scoped.len() {
+        if let Some(last) = page.last() {
+            metadata.push_str(&format!(
+                ",\"continue\":\"{}\",\"remainingItemCount\":{}",
+                encode_continue(rv, last),
+                scoped.len() - end
+            ));
+        }
+    }
+    metadata.push('}');
+    let size: usize = page.iter().map(|o| o.json.len() + 1).sum::<usize>() + metadata.len() + 96;
+    let mut body = String::with_capacity(size);
+    body.push_str(&format!(
+        "{{\"kind\":\"{}List\",\"apiVersion\":\"v1\",\"metadata\":{metadata},\"items\":[",
+        kind.name()
+    ));
+    for (i, o) in page.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&o.json);
+    }
+    body.push_str("]}\n");
+    Response::json(200, body)
+}
+
+fn get(
+    state: &super::server::State,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    req: &Request,
+) -> Response {
+    let list = &state.kube.lists[kind.index()];
+    match list.binary_search_by(|o| o.key().cmp(&(namespace, name))) {
+        Ok(i) if super::table::wants_table(req.header("accept")) => {
+            let metadata = json!({ "resourceVersion": state.cluster.rv.to_string() });
+            let table = super::table::table(
+                kind,
+                std::iter::once(list[i].json.as_str()),
+                metadata,
+                state.cluster.now,
+            );
+            Response::json(200, table.to_string())
+        }
+        Ok(i) => {
+            let json = &list[i].json;
+            let body = format!(
+                "{{\"kind\":\"{}\",\"apiVersion\":\"v1\",{}\n",
+                kind.name(),
+                json.get(1..).unwrap_or("}")
+            );
+            Response::json(200, body)
+        }
+        Err(_) => status(
+            404,
+            "NotFound",
+            &format!("{} \"{name}\" not found", kind.info().plural),
+            json!({"name": name, "kind": kind.info().plural}),
+        ),
+    }
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1", "minor": "31", "gitVersion": "v1.31.2", "gitCommit": "5864a4677267e6adeae276ad85882a8714d69d9d",
+        "gitTreeState": "clean", "buildDate": "2024-10-22T20:28:14Z", "goVersion": "go1.22.8",
+        "compiler": "gc", "platform": "linux/amd64"
+    })
+}
+
+/// The discovery document of one group version, from the table; `None` when the table
+/// has no kind there.
+fn resource_list(group: &str, version: &str) -> Option<Value> {
+    let mut kinds: Vec<Kind> = Kind::all()
+        .filter(|k| {
+            k.info()
+                .api
+                .is_some_and(|api| api.group == group && api.version == version)
+        })
+        .collect();
+    if kinds.is_empty() {
+        return None;
+    }
+    kinds.sort_by_key(|k| k.info().plural);
+    let resources: Vec<Value> = kinds
+        .into_iter()
+        .map(|kind| {
+            let info = kind.info();
+            json!({
+                "name": info.plural, "singularName": info.name.to_ascii_lowercase(),
+                "namespaced": namespaced(kind), "kind": info.name,
+                "verbs": ["get", "list"], "shortNames": info.short_names,
+            })
+        })
+        .collect();
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(json!({
+        "kind": "APIResourceList", "groupVersion": group_version, "resources": resources,
+    }))
+}
+
+/// `/apis`: the named groups of the table.
+fn group_list() -> Value {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for api in Kind::all().filter_map(|k| k.info().api) {
+        if api.group.is_empty() {
+            continue;
+        }
+        match groups.iter_mut().find(|(g, _)| *g == api.group) {
+            Some((_, versions)) if versions.contains(&api.version) => {}
+            Some((_, versions)) => versions.push(api.version),
+            None => groups.push((api.group, vec![api.version])),
+        }
+    }
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+                .collect();
+            json!({"name": group, "versions": versions, "preferredVersion": versions[0]})
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// Answers one request to the Kubernetes API.
+pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
+    if req.method != "GET" && req.method != "HEAD" {
+        return status(
+            405,
+            "MethodNotAllowed",
+            &format!(
+                "the server does not allow this method on the requested resource ({})",
+                req.method
+            ),
+            json!({}),
+        );
+    }
+    let Some(decoded) = segments(&req.path) else {
+        return bad_request("the request path has a malformed percent-encoding");
+    };
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let state = shared.state.read();
+    let mut response = match segments.as_slice() {
+        ["version"] => Response::json(200, version().to_string()),
+        ["api"] => {
+            let server = shared
+                .endpoints
+                .first()
+                .map(|e| e.addr.to_string())
+                .unwrap_or_default();
+            let body = json!({"kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server}]});
+            Response::json(200, body.to_string())
+        }
+        ["apis"] => Response::json(200, group_list().to_string()),
+        _ => match resolve(&segments) {
+            Target::Resources { group, version } => match resource_list(group, version) {
+                Some(list) => Response::json(200, list.to_string()),
+                None => not_found_path(),
+            },
+            Target::List { kind, namespace } => list(&state, kind, namespace, req),
+            Target::Get {
+                kind,
+                namespace,
+                name,
+            } => get(&state, kind, namespace, name, req),
+            Target::Unknown => not_found_path(),
+        },
+    };
+    response
+        .headers
+        .push(("Cache-Control", "no-cache, private".into()));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_round_trips() {
+        for text in [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "{\"v\":\"meta.k8s.io/v1\",\"rv\":12,\"start\":\"ns/x\u{0}\"}",
+        ] {
+            let encoded = base64url_encode(text.as_bytes());
+            assert!(!encoded.contains('='));
+            assert_eq!(
+                base64url_decode(&encoded).as_deref(),
+                Some(text.as_bytes()),
+                "{text}"
+            );
+        }
+        assert_eq!(base64url_encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64url_encode(b"fo"), "Zm8");
+        assert!(base64url_decode("not*base64").is_none());
+    }
+
+    #[test]
+    fn continue_tokens_check_version_and_shape() {
+        let o = Obj {
+            namespace: "default".into(),
+            name: "web-1".into(),
+            json: "{}".into(),
+        };
+        let token = encode_continue(50, &o);
+        assert_eq!(
+            decode_continue(&token, 50, 0),
+            Some(("default".into(), "web-1".into()))
+        );
+        assert_eq!(decode_continue(&token, 49, 0), None);
+        assert_eq!(decode_continue(&token, 60, 51), None);
+        assert_eq!(decode_continue("garbage", 60, 0), None);
+    }
+
+    #[test]
+    fn pod_text_is_json_in_every_state() {
+        let spec = crate::SimSpec::default();
+        let mut c = Cluster::generate(&spec);
+        let p = c
+            .pods
+            .iter()
+            .position(|p| p.node.is_some() && p.matching == Matching::Labels)
+            .unwrap();
+        c.pods[p].containers[0].last = Some(("ab".repeat(32), 1000, 2000));
+        c.pods[p]
+            .labels
+            .push(("quote\"d".into(), "back\\slash\n".into()));
+        for pod in &c.pods {
+            let value: Value = serde_json::from_str(&pod_text(&c, pod))
+                .unwrap_or_else(|e| panic!("{e}: {}", pod_text(&c, pod)));
+            assert_eq!(value["metadata"]["uid"], pod.uid.as_str());
+            assert_eq!(
+                value["spec"]["containers"].as_array().unwrap().len(),
+                pod.containers.len()
+            );
+            assert_eq!(value["spec"]["nodeName"].is_string(), pod.node.is_some());
+        }
+        let value: Value = serde_json::from_str(&pod_text(&c, &c.pods[p])).unwrap();
+        assert_eq!(value["metadata"]["labels"]["quote\"d"], "back\\slash\n");
+        assert_eq!(
+            value["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+            137
+        );
+    }
+
+    #[test]
+    fn paths_resolve_through_the_table() {
+        let r = |path: &str| {
+            let decoded = segments(path).unwrap();
+            let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
+            format!("{:?}", resolve(&parts))
+        };
+        assert_eq!(r("/api/v1/pods"), "List { kind: Pod, namespace: None }");
+        assert_eq!(
+            r("/api/v1/namespaces/ns/pods"),
+            "List { kind: Pod, namespace: Some(\"ns\") }"
+        );
+        assert_eq!(
+            r("/api/v1/namespaces/ns"),
+            "Get { kind: Namespace, namespace: \"\", name: \"ns\" }"
+        );
+        assert_eq!(
+            r("/api/v1/nodes/n%31"),
+            "Get { kind: Node, namespace: \"\", name: \"n1\" }"
+        );
+        for unknown in [
+            "/api/v1/pods/p",
+            "/api/v1/namespaces/ns/nodes",
+            "/apis/apps/v1/pods",
+            "/api/v2/pods",
+            "/api/v1/secrets",
+        ] {
+            assert_eq!(r(unknown), "Unknown", "{unknown}");
+        }
+        assert!(resource_list("", "v1").is_some());
+        assert!(resource_list("apps", "v1").is_none());
+    }
+
+    #[test]
+    fn kube_times_have_second_precision() {
+        assert_eq!(kube_time(1_795_521_600_999), "2026-11-24T12:00:00Z");
+    }
+}

@@ -1,0 +1,57 @@
+//! The master API's failures, and the one place that maps each to its HTTP status.
+
+use crate::http::Response;
+
+/// Why the API cannot answer a request with what it asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ApiError {
+    /// The path is not valid percent-encoded UTF-8.
+    BadPath,
+    /// `/cluster/resources/TYPE` with a TYPE the table does not know.
+    UnknownType(String),
+    NoSuchEndpoint(String),
+    /// The first refresh has not finished.
+    NoSnapshotYet,
+}
+
+impl ApiError {
+    pub(crate) fn status(&self) -> u16 {
+        match self {
+            ApiError::BadPath => 400,
+            ApiError::UnknownType(_) | ApiError::NoSuchEndpoint(_) => 404,
+            ApiError::NoSnapshotYet => 503,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::BadPath => "the request path is not valid percent-encoded UTF-8".into(),
+            ApiError::UnknownType(name) => format!(
+                "unknown resource type {:?}; valid types: {}",
+                truncate(name, 64),
+                super::home::valid_types()
+            ),
+            ApiError::NoSuchEndpoint(path) => {
+                format!("no such endpoint: {}", truncate(path, 128))
+            }
+            ApiError::NoSnapshotYet => "no snapshot yet: the first refresh has not finished".into(),
+        }
+    }
+
+    /// The error answer (contract §2), with `Retry-After` where waiting helps.
+    pub(crate) fn response(&self) -> Response {
+        let response = Response::error(self.status(), &self.message());
+        match self {
+            ApiError::NoSnapshotYet => response.with_header("Retry-After", "2"),
+            _ => response,
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().take(max).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}

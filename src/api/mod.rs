@@ -1,0 +1,207 @@
+//! The master's REST API (contract §2): a function from a request and the published
+//! state to a response. Handlers never touch the network; they read the latest snapshot,
+//! whose bodies were serialized when it was published.
+//!
+//! [`handler`] is the whole API as the server runs it: the routes of [`handle`] inside the
+//! layers every answer passes through (read-only methods, conditional GET, CORS, an access
+//! log). Failures are [`ApiError`](error::ApiError)s, mapped to statuses in one place.
+
+mod error;
+mod home;
+mod status;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::graph::Kind;
+use crate::http::{layers, Body, Handler, Request, Response};
+use crate::publish::snapshot::{Rendered, Snapshot};
+use crate::publish::Shared;
+use cluster_insight_wire::percent;
+use cluster_insight_wire::time::rfc3339_millis;
+use error::ApiError;
+
+/// What the handlers read.
+pub(crate) struct ApiState {
+    pub(crate) shared: Arc<Shared>,
+    /// The `/version` string.
+    pub(crate) version: String,
+    pub(crate) cluster_name: String,
+}
+
+const JSON: &str = "application/json";
+
+/// The API as served: [`handle`] with every layer.
+pub(crate) fn handler(state: Arc<ApiState>) -> Handler {
+    let routes: Handler = Arc::new(move |request: &Request| handle(&state, request));
+    layers::access_log(
+        "api",
+        layers::cors(layers::read_only(layers::conditional(routes))),
+    )
+}
+
+/// Answers one GET or HEAD request (the layers of [`handler`] refuse other methods).
+pub(crate) fn handle(state: &ApiState, request: &Request) -> Response {
+    route(state, request).unwrap_or_else(|e| e.response())
+}
+
+fn route(state: &ApiState, request: &Request) -> Result<Response, ApiError> {
+    let decoded = percent::decode_utf8(request.path()).ok_or(ApiError::BadPath)?;
+    let path = decoded.as_str();
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    let now = now_ms();
+    Ok(match path {
+        "/" => home::page(state),
+        "/healthz" => json(
+            serde_json::json!({"success": true, "timestamp": rfc3339_millis(now), "health": "OK"}),
+        ),
+        "/version" => json(
+            serde_json::json!({"success": true, "timestamp": rfc3339_millis(now), "version": state.version}),
+        ),
+        "/status" => {
+            let published = state.shared.published();
+            let body = status::document(&published.status, published.snapshot.as_deref(), now);
+            Response::new(200, JSON, Body::Owned(body.into_bytes()))
+                .with_header("Cache-Control", "no-cache")
+        }
+        "/cluster" => snapshot_body(state, request, |s| &s.cluster)?,
+        "/cluster/resources" => snapshot_body(state, request, |s| &s.resources)?,
+        "/debug" => snapshot_body(state, request, Snapshot::debug)?,
+        _ => match path.strip_prefix("/cluster/resources/") {
+            Some(name) => {
+                let kind = Kind::from_type_name(name)
+                    .ok_or_else(|| ApiError::UnknownType(name.to_string()))?;
+                // Every queryable type has a body in every snapshot.
+                snapshot_body(state, request, |s| &s.by_type[&kind])?
+            }
+            None => return Err(ApiError::NoSuchEndpoint(path.to_string())),
+        },
+    })
+}
+
+/// A body of the current snapshot, gzipped when the client takes gzip, with its ETag.
+fn snapshot_body(
+    state: &ApiState,
+    request: &Request,
+    pick: impl Fn(&Snapshot) -> &Rendered,
+) -> Result<Response, ApiError> {
+    let snapshot = state.shared.current().ok_or(ApiError::NoSnapshotYet)?;
+    let rendered = pick(&snapshot);
+    let response = if accepts_gzip(request.header("Accept-Encoding")) {
+        Response::new(200, rendered.content_type, Body::Shared(rendered.gzip()))
+            .with_header("Content-Encoding", "gzip")
+            .with_header("ETag", &rendered.gzip_etag())
+    } else {
+        Response::new(200, rendered.content_type, rendered.body.clone())
+            .with_header("ETag", &rendered.etag)
+    };
+    Ok(response
+        .with_header("Vary", "Accept-Encoding")
+        .with_header("Cache-Control", "no-cache"))
+}
+
+/// Whether `Accept-Encoding` allows gzip (`gzip`, `x-gzip` or `*`, with a non-zero q).
+fn accepts_gzip(header: Option<&str>) -> bool {
+    let Some(header) = header else { return false };
+    let mut gzip: Option<bool> = None;
+    let mut star: Option<bool> = None;
+    for part in header.split(',') {
+        let mut fields = part.split(';');
+        let coding = fields.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q_zero = fields.any(|f| {
+            let f = f.trim();
+            f.strip_prefix("q=")
+                .or_else(|| f.strip_prefix("Q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        match coding.as_str() {
+            "gzip" | "x-gzip" => gzip = Some(!q_zero),
+            "*" => star = Some(!q_zero),
+            _ => {}
+        }
+    }
+    gzip.or(star).unwrap_or(false)
+}
+
+fn json(value: serde_json::Value) -> Response {
+    Response::new(200, JSON, Body::Owned(value.to_string().into_bytes()))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip(Some("gzip")));
+        assert!(accepts_gzip(Some("deflate, gzip;q=0.5")));
+        assert!(accepts_gzip(Some("*")));
+        assert!(!accepts_gzip(Some("gzip;q=0")));
+        assert!(!accepts_gzip(Some("identity")));
+        assert!(!accepts_gzip(Some("*, gzip;q=0")));
+        assert!(!accepts_gzip(None));
+    }
+
+    fn state() -> Arc<ApiState> {
+        Arc::new(ApiState {
+            shared: Arc::new(Shared::default()),
+            version: "v".into(),
+            cluster_name: "<c>".into(),
+        })
+    }
+
+    #[test]
+    fn paths_are_percent_decoded_once() {
+        let api = handler(state());
+        assert_eq!(api(&Request::get("/cluster/resources/%50ods")).status, 503);
+        assert_eq!(api(&Request::get("/%zz")).status, 400);
+        assert_eq!(api(&Request::get("/a%ff")).status, 400);
+        assert_eq!(api(&Request::get("/cluster%252F")).status, 404);
+    }
+
+    #[test]
+    fn before_the_first_snapshot_graph_endpoints_say_503() {
+        let api = handler(state());
+        for path in [
+            "/cluster",
+            "/cluster/resources",
+            "/cluster/resources/pods",
+            "/debug",
+        ] {
+            let r = api(&Request::get(path));
+            assert_eq!(r.status, 503, "{path}");
+            assert_eq!(r.header("Retry-After"), Some("2"));
+            assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+        }
+        assert_eq!(api(&Request::get("/healthz")).status, 200);
+        assert_eq!(api(&Request::get("/status")).status, 200);
+        let home = api(&Request::get("/"));
+        assert!(String::from_utf8_lossy(&home.body.to_vec()).contains("Cluster Insight: &lt;c&gt;"));
+    }
+
+    #[test]
+    fn unknown_types_and_methods() {
+        let api = handler(state());
+        let r = api(&Request::get("/cluster/resources/widgets"));
+        assert_eq!(r.status, 404);
+        assert!(String::from_utf8_lossy(&r.body.to_vec()).contains("rcontrollers"));
+        assert_eq!(api(&Request::get("/cluster/resources/cluster")).status, 404);
+        let mut post = Request::get("/cluster");
+        post.method = Method::Other("POST".into());
+        let r = api(&post);
+        assert_eq!((r.status, r.header("Allow")), (405, Some("GET, HEAD")));
+        assert_eq!(api(&Request::get("/nope")).status, 404);
+    }
+}

@@ -1,0 +1,68 @@
+//! `/status`: the collector's account of its last refresh and of every source.
+
+use std::collections::BTreeMap;
+
+use crate::collect::status::{CollectorStatus, SourceStatus};
+use crate::publish::snapshot::Snapshot;
+use cluster_insight_wire::time::rfc3339_millis;
+
+/// The `/status` document.
+pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, now: i64) -> String {
+    let source = |s: &SourceStatus| {
+        serde_json::json!({
+            "status": if s.ok { "OK" } else { "ERROR" },
+            "endpoint": s.endpoint,
+            "error": s.error,
+            "objects": s.objects,
+            "failedCalls": s.failed_calls,
+            "lastAttempt": rfc3339_millis(s.last_attempt_ms),
+            "lastOk": s.last_ok_ms.map(rfc3339_millis),
+        })
+    };
+    let kube_ok = !status.kubernetes.is_empty() && status.kubernetes.values().all(|s| s.ok);
+    let nodes_failed = status.nodes.values().filter(|s| !s.ok).count();
+    // The keys of the calls are the contract's and predate other runtimes than Docker.
+    serde_json::json!({
+        "success": true,
+        "timestamp": rfc3339_millis(now),
+        "snapshot": snapshot.map(|s| serde_json::json!({
+            "sequence": s.sequence,
+            "timestamp": rfc3339_millis(s.timestamp_ms),
+            "ageSeconds": ((now - s.timestamp_ms).max(0) as f64) / 1000.0,
+        })),
+        "refresh": {
+            "count": status.refreshes,
+            "intervalSeconds": status.refresh_interval.as_secs_f64(),
+            "lastStart": status.last_refresh_start_ms.map(rfc3339_millis),
+            "lastDurationMs": status.last_refresh_duration.as_millis() as u64,
+            "phasesMs": {
+                "kubernetes": status.phases.kubernetes_ms,
+                "docker": status.phases.runtime_ms,
+                "graph": status.phases.build_ms,
+                "render": status.phases.render_ms,
+            },
+            "calls": {
+                "kubernetesPages": status.calls.kube_pages,
+                "dockerList": status.calls.runtime_list,
+                "dockerInspect": status.calls.runtime_inspect,
+                "dockerTop": status.calls.runtime_processes,
+                "dockerImage": status.calls.runtime_image,
+            },
+        },
+        // From the snapshot itself: the collector swaps the snapshot before it updates the
+        // status, so the status's copy may belong to the previous snapshot.
+        "counts": {
+            "resources": snapshot.map_or(&status.counts, |s| &s.counts).resources,
+            "relations": snapshot.map_or(&status.counts, |s| &s.counts).relations,
+        },
+        "sources": {
+            "kubernetes": {
+                "status": if kube_ok { "OK" } else { "ERROR" },
+                "lists": status.kubernetes.iter().map(|(k, v)| (k.clone(), source(v))).collect::<BTreeMap<_, _>>(),
+            },
+            "nodes": status.nodes.iter().map(|(k, v)| (k.clone(), source(v))).collect::<BTreeMap<_, _>>(),
+            "nodesFailed": nodes_failed,
+        },
+    })
+    .to_string()
+}

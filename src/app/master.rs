@@ -1,0 +1,65 @@
+//! Master mode, assembled: the collector thread and the API server over one shared state.
+//! Used by the binary, by `demo`, and by the benchmark.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+
+use crate::api::{self, ApiState};
+use crate::collect::{Collector, CollectorConfig};
+use crate::http::{self, RunningServer};
+use crate::publish::Shared;
+
+/// A running master. Dropping it leaves it running; [`Master::shutdown`] stops it.
+pub struct Master {
+    server: RunningServer,
+    collector: JoinHandle<()>,
+    stop: Sender<()>,
+}
+
+impl Master {
+    /// Starts the collector (its first refresh begins at once) and serves the API on
+    /// `listener` with `workers` threads.
+    pub fn start(
+        collector: CollectorConfig,
+        listener: TcpListener,
+        workers: usize,
+    ) -> std::io::Result<Master> {
+        let shared = Arc::new(Shared::default());
+        let state = Arc::new(ApiState {
+            shared: Arc::clone(&shared),
+            version: collector.created_by.clone(),
+            cluster_name: collector.cluster_name.clone(),
+        });
+        let collector = Collector::new(collector, Arc::clone(&shared));
+        let (stop, stop_rx) = crossbeam_channel::bounded::<()>(1);
+        let collector = std::thread::Builder::new()
+            .name("collector".into())
+            .spawn(move || collector.run(stop_rx))?;
+        let server = http::serve_listener(listener, workers, "api", api::handler(state))?;
+        Ok(Master {
+            server,
+            collector,
+            stop,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Serves until the process ends.
+    pub fn join(self) {
+        self.server.join();
+        let _ = self.collector.join();
+    }
+
+    /// Stops serving and collecting; waits for a refresh in progress to finish.
+    pub fn shutdown(self) {
+        self.server.shutdown();
+        let _ = self.stop.send(());
+        let _ = self.collector.join();
+    }
+}

@@ -1,0 +1,433 @@
+//! The Kubernetes API client: the only module that talks to the API server.
+//!
+//! Reads the lists the graph needs (the table of kinds says which), across all namespaces,
+//! in pages (`limit`/`continue`). HTTPS is verified against the cluster's CA; the bearer token is
+//! re-read from its file about once a minute (service-account tokens rotate), and the last
+//! good token is kept if a read fails. The token never reaches a log line or an error.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::objects::parse_list_page;
+use super::ParseError;
+use cluster_insight_wire::percent;
+
+/// How to reach the API server, resolved from flags and the environment.
+#[derive(Debug, Clone)]
+pub struct KubeConfig {
+    /// `https://host:port` or `http://host:port`, without a trailing slash.
+    pub base_url: String,
+    pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_tls_verify: bool,
+    pub page_size: usize,
+    pub connect_timeout: Duration,
+    /// Bound on one page: request, headers and body.
+    pub request_timeout: Duration,
+}
+
+impl KubeConfig {
+    pub fn new(base_url: &str) -> KubeConfig {
+        KubeConfig {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            token_file: None,
+            ca_file: None,
+            insecure_skip_tls_verify: false,
+            page_size: 500,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A failure of a list call, by cause.
+#[derive(Debug)]
+pub enum KubeError {
+    /// No HTTP answer: connection refused, TLS failure, timeout.
+    Transport(String),
+    /// The API server answered with an error; `reason` and `message` come from its Status.
+    Status {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// A 2xx answer we could not read.
+    Parse(ParseError),
+}
+
+impl fmt::Display for KubeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KubeError::Transport(e) => write!(f, "{e}"),
+            KubeError::Status {
+                code,
+                reason,
+                message,
+            } => write!(f, "HTTP {code} {reason}: {message}"),
+            KubeError::Parse(_) => write!(f, "an answer that cannot be used"),
+        }
+    }
+}
+
+impl std::error::Error for KubeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KubeError::Parse(e) => Some(e),
+            KubeError::Transport(_) | KubeError::Status { .. } => None,
+        }
+    }
+}
+
+/// Errors that stop the client from being built at all (start-up errors).
+#[derive(Debug)]
+pub enum KubeSetupError {
+    ReadFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    BadCa {
+        path: PathBuf,
+        detail: String,
+    },
+    BadUrl(String),
+}
+
+impl fmt::Display for KubeSetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KubeSetupError::ReadFile { path, .. } => write!(f, "cannot read {}", path.display()),
+            KubeSetupError::BadCa { path, detail } => {
+                write!(
+                    f,
+                    "no usable CA certificate in {}: {detail}",
+                    path.display()
+                )
+            }
+            KubeSetupError::BadUrl(url) => {
+                write!(
+                    f,
+                    "Kubernetes URL must start with http:// or https://: {url:?}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for KubeSetupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KubeSetupError::ReadFile { error, .. } => Some(error),
+            KubeSetupError::BadCa { .. } | KubeSetupError::BadUrl(_) => None,
+        }
+    }
+}
+
+/// The bearer token, re-read from its file at most once a minute.
+struct Token {
+    file: PathBuf,
+    value: Option<String>,
+    read_at: Option<Instant>,
+}
+
+const TOKEN_REREAD: Duration = Duration::from_secs(60);
+
+impl Token {
+    fn current(&mut self) -> Option<String> {
+        let stale = self.read_at.is_none_or(|t| t.elapsed() >= TOKEN_REREAD);
+        if stale {
+            match read_token(&self.file) {
+                Ok(value) => self.value = Some(value),
+                Err(e) => log::warn!(
+                    "cannot re-read the token file {}: {e}; keeping the last good token",
+                    self.file.display()
+                ),
+            }
+            self.read_at = Some(Instant::now());
+        }
+        self.value.clone()
+    }
+}
+
+fn read_token(path: &Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the token file is empty",
+        ));
+    }
+    Ok(token)
+}
+
+/// A client of one API server. Cheap to share (`Arc` inside).
+#[derive(Clone)]
+pub struct KubeClient {
+    agent: ureq::Agent,
+    base_url: Arc<str>,
+    page_size: usize,
+    token: Option<Arc<Mutex<Token>>>,
+}
+
+impl KubeClient {
+    /// Builds the client, reading the CA and the token now so that a bad file fails start-up.
+    pub fn new(config: &KubeConfig) -> Result<KubeClient, KubeSetupError> {
+        let url = &config.base_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 9 {
+            return Err(KubeSetupError::BadUrl(url.clone()));
+        }
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(ca) = &config.ca_file {
+            let pem = std::fs::read(ca).map_err(|error| KubeSetupError::ReadFile {
+                path: ca.clone(),
+                error,
+            })?;
+            let certs = parse_ca(&pem).map_err(|detail| KubeSetupError::BadCa {
+                path: ca.clone(),
+                detail,
+            })?;
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+        if config.insecure_skip_tls_verify {
+            tls = tls.disable_verification(true);
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
+            // The API server's address is given; an environment proxy would be a surprise.
+            .proxy(None)
+            // Error statuses carry a Status object we want to read.
+            .http_status_as_error(false)
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_global(Some(config.request_timeout))
+            .user_agent(concat!("cluster-insight/", env!("CARGO_PKG_VERSION")))
+            .accept("application/json")
+            .max_redirects(0)
+            .build()
+            .into();
+        let token = match &config.token_file {
+            Some(file) => {
+                let value = read_token(file).map_err(|error| KubeSetupError::ReadFile {
+                    path: file.clone(),
+                    error,
+                })?;
+                Some(Arc::new(Mutex::new(Token {
+                    file: file.clone(),
+                    value: Some(value),
+                    read_at: Some(Instant::now()),
+                })))
+            }
+            None => None,
+        };
+        Ok(KubeClient {
+            agent,
+            base_url: Arc::from(url.as_str()),
+            page_size: config.page_size.max(1),
+            token,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// All items of a list across pages, e.g. `list("/api/v1/pods", parse_pod)`, each
+    /// parsed as its page arrives so that no more than one page of text is held. Items that
+    /// do not parse are counted and skipped. An expired `continue` token (410) restarts the
+    /// list once, as the API conventions ask.
+    pub fn list<T>(
+        &self,
+        path: &str,
+        mut parse: impl FnMut(&RawValue) -> Result<T, ParseError>,
+    ) -> Result<ListResult<T>, KubeError> {
+        match self.list_pages(path, &mut parse) {
+            Err(KubeError::Status { code: 410, .. }) => {
+                log::info!("list of {path} expired while paging; starting it again");
+                self.list_pages(path, &mut parse)
+            }
+            other => other,
+        }
+    }
+
+    fn list_pages<T>(
+        &self,
+        path: &str,
+        parse: &mut impl FnMut(&RawValue) -> Result<T, ParseError>,
+    ) -> Result<ListResult<T>, KubeError> {
+        let mut result = ListResult {
+            items: Vec::new(),
+            pages: 0,
+            malformed: Vec::new(),
+            malformed_count: 0,
+        };
+        let mut continue_token: Option<String> = None;
+        // A server that hands out a token it gave before would have us loop for ever.
+        let mut seen_tokens = std::collections::HashSet::new();
+        loop {
+            if result.pages == MAX_PAGES {
+                return Err(KubeError::Parse(ParseError::new(
+                    "list",
+                    format!("more than {MAX_PAGES} pages"),
+                )));
+            }
+            let mut url = format!("{}{path}?limit={}", self.base_url, self.page_size);
+            if let Some(token) = &continue_token {
+                url.push_str("&continue=");
+                url.push_str(&percent_encode(token));
+            }
+            let text = self.get(&url)?;
+            result.pages += 1;
+            let page = parse_list_page(&text).map_err(KubeError::Parse)?;
+            for item in page.items {
+                match parse(item) {
+                    Ok(object) => result.items.push(object),
+                    Err(e) => {
+                        result.malformed_count += 1;
+                        if result.malformed.len() < 3 {
+                            result.malformed.push(e);
+                        }
+                    }
+                }
+            }
+            match page.continue_token {
+                Some(next) if seen_tokens.insert(next.clone()) => continue_token = Some(next),
+                Some(_) => {
+                    return Err(KubeError::Parse(ParseError::new(
+                        "list",
+                        "the server repeated a continue token",
+                    )))
+                }
+                None => return Ok(result),
+            }
+        }
+    }
+
+    fn get(&self, url: &str) -> Result<String, KubeError> {
+        let mut request = self.agent.get(url);
+        if let Some(token) = &self.token {
+            if let Some(value) = token.lock().current() {
+                request = request.header("Authorization", &format!("Bearer {value}"));
+            }
+        }
+        let mut response = request
+            .call()
+            .map_err(|e| KubeError::Transport(describe_transport_error(&e)))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_PAGE_BYTES)
+            .read_to_string()
+            .map_err(|e| KubeError::Transport(format!("reading the response: {e}")))?;
+        if (200..300).contains(&status) {
+            Ok(text)
+        } else {
+            Err(status_error(status, &text))
+        }
+    }
+}
+
+/// 10,000 pages of 500 objects: five million, far beyond any cluster.
+const MAX_PAGES: usize = 10_000;
+
+/// One page of 500 large pods (50 KB each) is 25 MB; a much bigger answer is not an API
+/// server, and every listed kind is read at once.
+const MAX_PAGE_BYTES: u64 = 128 << 20;
+
+/// The items of a list, how many pages it took, and the objects that could not be read.
+#[derive(Debug)]
+pub struct ListResult<T> {
+    pub items: Vec<T>,
+    pub pages: usize,
+    /// The first few errors, for the log.
+    pub malformed: Vec<ParseError>,
+    pub malformed_count: usize,
+}
+
+fn describe_transport_error(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(what) => format!("timed out ({what})"),
+        ureq::Error::Io(io) => format!("connection failed: {io}"),
+        other => other.to_string(),
+    }
+}
+
+/// Reads a Kubernetes `Status` object out of an error body, when there is one.
+fn status_error(code: u16, body: &str) -> KubeError {
+    #[derive(Deserialize)]
+    struct Status {
+        #[serde(default)]
+        reason: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+    }
+    match serde_json::from_str::<Status>(body) {
+        Ok(s) => KubeError::Status {
+            code,
+            reason: s.reason.unwrap_or_default(),
+            message: s.message.unwrap_or_default(),
+        },
+        Err(_) => KubeError::Status {
+            code,
+            reason: String::new(),
+            message: body.chars().take(200).collect(),
+        },
+    }
+}
+
+fn parse_ca(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if certs.is_empty() {
+        return Err("no PEM certificate found".to_string());
+    }
+    Ok(certs)
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn percent_encode(s: &str) -> String {
+    percent::encode(s, b"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_objects_are_read() {
+        let e = status_error(
+            403,
+            r#"{"kind":"Status","status":"Failure","message":"pods is forbidden","reason":"Forbidden","code":403}"#,
+        );
+        assert_eq!(e.to_string(), "HTTP 403 Forbidden: pods is forbidden");
+        let e = status_error(502, "<html>bad gateway</html>");
+        assert_eq!(e.to_string(), "HTTP 502 : <html>bad gateway</html>");
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(KubeClient::new(&KubeConfig::new("localhost:8001")).is_err());
+        assert!(KubeClient::new(&KubeConfig::new("http://127.0.0.1:8001/")).is_ok());
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        assert!(parse_ca(b"not a pem").is_err());
+    }
+
+    #[test]
+    fn continue_tokens_are_encoded() {
+        assert_eq!(percent_encode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
+    }
+}

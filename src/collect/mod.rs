@@ -1,0 +1,323 @@
+//! Collection: one thread that, every refresh interval, reads the Kubernetes API and every
+//! node's container runtime, builds the graph and publishes a complete new snapshot.
+//!
+//! - [`kube`]: the client of the API server, the only code that talks to it;
+//! - [`objects`]: Kubernetes objects parsed, one parser per kind that has facts to read;
+//! - [`nodes`]: every node's runtime read in parallel, within a deadline;
+//! - [`runtime`]: the seam to a node's runtime, and the Docker Engine API behind it;
+//! - [`status`]: per-source health for `/status`.
+//!
+//! Which kinds are listed is the table of kinds' business; all are read at once, each page
+//! by page. A source that fails is reported in the status and skipped, never fatal: a
+//! failed Kubernetes list keeps the last good copy of that list (the graph would otherwise
+//! lose its skeleton), a failed node loses that node's containers until it answers again.
+
+pub mod kube;
+pub mod nodes;
+pub mod objects;
+pub mod runtime;
+pub mod status;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::graph::observed::{Collected, KubeObject, KubeState};
+use crate::graph::{self, BuildOptions, History, Kind};
+use crate::http::ClientConfig;
+use crate::publish::snapshot::{self, Snapshot};
+use crate::publish::{Published, Shared};
+use kube::KubeClient;
+use nodes::{NodeCache, NodeContext, RuntimeSource};
+use runtime::cache::ImageCache;
+use runtime::RuntimeOptions;
+use status::{CallCounts, CollectorStatus, Phases, SourceStatus};
+
+/// Why a piece of observed data could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub what: String,
+    pub detail: String,
+}
+
+impl ParseError {
+    pub fn new(what: impl Into<String>, detail: impl fmt::Display) -> ParseError {
+        ParseError {
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed {}: {}", self.what, self.detail)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+#[derive(Clone)]
+pub struct CollectorConfig {
+    pub kube: KubeClient,
+    pub runtimes: RuntimeSource,
+    /// Limits of one call to a node's runtime.
+    pub runtime_client: ClientConfig,
+    pub node_parallelism: usize,
+    pub show_env: bool,
+    pub refresh_interval: Duration,
+    pub cluster_name: String,
+    /// The `/version` string, stamped on every resource and relation as `createdBy`.
+    pub created_by: String,
+}
+
+pub struct Collector {
+    config: CollectorConfig,
+    shared: Arc<Shared>,
+    /// The last good copy of each listed kind's list (`None`: never listed).
+    last_good: Vec<Option<Vec<KubeObject>>>,
+    node_caches: HashMap<String, NodeCache>,
+    images: Arc<ImageCache>,
+    history: History,
+    refresh: u64,
+    sequence: u64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Collector {
+    pub fn new(config: CollectorConfig, shared: Arc<Shared>) -> Collector {
+        let interval = config.refresh_interval;
+        shared.update_status(|status| status.refresh_interval = interval);
+        Collector {
+            config,
+            shared,
+            last_good: (0..Kind::COUNT).map(|_| None).collect(),
+            node_caches: HashMap::new(),
+            images: Arc::new(ImageCache::default()),
+            history: History::default(),
+            refresh: 0,
+            sequence: 0,
+        }
+    }
+
+    /// Refreshes every interval until `stop` receives or is dropped.
+    pub fn run(mut self, stop: Receiver<()>) {
+        loop {
+            let started = Instant::now();
+            // A bug met while refreshing must not end the collector: the last snapshot
+            // stays published and the next refresh starts from scratch.
+            if catch_unwind(AssertUnwindSafe(|| self.refresh_once())).is_err() {
+                log::error!(
+                    "refresh {} failed with a panic; retrying at the next interval",
+                    self.refresh
+                );
+                self.node_caches.clear();
+            }
+            let wait = self
+                .config
+                .refresh_interval
+                .saturating_sub(started.elapsed());
+            match stop.recv_timeout(wait) {
+                Err(RecvTimeoutError::Timeout) => continue,
+                _ => return,
+            }
+        }
+    }
+
+    /// One complete refresh: collect, build, render, publish.
+    pub fn refresh_once(&mut self) -> Arc<Snapshot> {
+        self.refresh += 1;
+        let started = Instant::now();
+        let start_ms = now_ms();
+        let mut calls = CallCounts::default();
+        let previous = self.shared.published().status;
+        let mut kube_status = previous.kubernetes.clone();
+        let mut node_status = previous.nodes.clone();
+
+        let mut phases = Phases::default();
+        let mut phase = Instant::now();
+        let mut lap = |into: &mut u64| {
+            *into = phase.elapsed().as_millis() as u64;
+            phase = Instant::now();
+        };
+        let kube = self.collect_kube(start_ms, &mut kube_status, &mut calls);
+        lap(&mut phases.kubernetes_ms);
+        let nodes = kube.of(Kind::NODE);
+        // A node gets the refresh interval, and at least two call timeouts, to answer; a
+        // node that takes longer keeps what it gave by then, and the rest of the cluster
+        // is not held up by it.
+        let budget = self
+            .config
+            .refresh_interval
+            .max(self.config.runtime_client.request_timeout * 2);
+        let context = NodeContext {
+            options: RuntimeOptions {
+                client: self.config.runtime_client.clone(),
+                show_env: self.config.show_env,
+            },
+            images: Arc::clone(&self.images),
+            refresh: self.refresh,
+            now_ms: start_ms,
+            deadline: Instant::now() + budget,
+            budget,
+        };
+        let read = nodes::read_nodes(
+            &self.config.runtimes,
+            nodes,
+            self.config.node_parallelism,
+            &context,
+            &mut self.node_caches,
+            &mut node_status,
+        );
+        calls.add(&read.calls);
+        lap(&mut phases.runtime_ms);
+        nodes::forget_departed(&mut node_status, nodes);
+
+        let collected = Collected {
+            kube,
+            nodes: read.nodes,
+            unread_nodes: read.unread,
+        };
+        let options = BuildOptions {
+            cluster_name: self.config.cluster_name.clone(),
+        };
+        let (graph, history) = graph::build(&collected, &options, now_ms(), &self.history);
+        self.history = history;
+        lap(&mut phases.build_ms);
+        self.sequence += 1;
+        let snapshot = Arc::new(snapshot::render(
+            graph,
+            &self.config.created_by,
+            self.sequence,
+        ));
+
+        // What was used is the last good copy of each list for the next refresh.
+        let Collected { mut kube, .. } = collected;
+        for kind in Kind::listed() {
+            self.last_good[kind.index()] = Some(kube.take(kind));
+        }
+        lap(&mut phases.render_ms);
+
+        let duration = started.elapsed();
+        let failed_nodes = node_status.values().filter(|s| !s.ok).count();
+        let status = CollectorStatus {
+            refreshes: previous.refreshes + 1,
+            last_refresh_start_ms: Some(start_ms),
+            last_refresh_duration: duration,
+            refresh_interval: self.config.refresh_interval,
+            calls,
+            phases,
+            counts: snapshot.counts.clone(),
+            kubernetes: kube_status,
+            nodes: node_status,
+        };
+        self.shared.publish(Published {
+            snapshot: Some(Arc::clone(&snapshot)),
+            status: Arc::new(status),
+        });
+        log::info!(
+            "refresh {} took {} ms (Kubernetes {} ms, runtimes {} ms, graph {} ms, render {} ms): {} resources, {} relations, {} Kubernetes pages, {} runtime calls{}",
+            self.refresh,
+            duration.as_millis(),
+            phases.kubernetes_ms,
+            phases.runtime_ms,
+            phases.build_ms,
+            phases.render_ms,
+            snapshot.counts.resources.values().sum::<usize>(),
+            snapshot.counts.relations.values().sum::<usize>(),
+            calls.kube_pages,
+            calls.runtime_total(),
+            if failed_nodes > 0 {
+                format!(", {failed_nodes} node(s) failed")
+            } else {
+                String::new()
+            }
+        );
+        snapshot
+    }
+
+    /// Reads every listed kind at once; a list that fails keeps its last good copy.
+    fn collect_kube(
+        &mut self,
+        now: i64,
+        status: &mut BTreeMap<String, SourceStatus>,
+        calls: &mut CallCounts,
+    ) -> KubeState {
+        let client = &self.config.kube;
+        let endpoint = client.base_url().to_string();
+        let last_good = &self.last_good;
+        let fetched: Vec<(Kind, Fetched)> = std::thread::scope(|s| {
+            let readers: Vec<_> = Kind::listed()
+                .map(|kind| {
+                    let last = last_good[kind.index()].as_deref();
+                    (kind, s.spawn(move || fetch_list(client, kind, last)))
+                })
+                .collect();
+            readers
+                .into_iter()
+                .map(|(kind, reader)| {
+                    let fetched = reader
+                        .join()
+                        .unwrap_or_else(|_| Err("the list reader panicked".to_string()));
+                    (kind, fetched)
+                })
+                .collect()
+        });
+        let mut kube = KubeState::default();
+        for (kind, fetched) in fetched {
+            let name = kind.info().plural;
+            let entry = status.entry(name.to_string()).or_default();
+            let objects = match fetched {
+                Ok((items, pages)) => {
+                    calls.kube_pages += pages;
+                    entry.record(now, endpoint.clone(), Ok(items.len()));
+                    items
+                }
+                Err(e) => {
+                    log::warn!("Kubernetes API: {e}; keeping the last good list of {name}");
+                    entry.record(now, endpoint.clone(), Err(e));
+                    // Moved, not copied: the collector puts what it used back after the
+                    // build.
+                    self.last_good[kind.index()].take().unwrap_or_default()
+                }
+            };
+            kube.set(kind, objects);
+        }
+        kube
+    }
+}
+
+/// A list's objects and the pages it took, or why it could not be read.
+type Fetched = Result<(Vec<KubeObject>, usize), String>;
+
+fn fetch_list(client: &KubeClient, kind: Kind, last: Option<&[KubeObject]>) -> Fetched {
+    let Some(path) = kind.list_path() else {
+        return Err(format!("{kind} is not served by the Kubernetes API"));
+    };
+    let previous = objects::Previous::new(last.unwrap_or_default());
+    let list = client
+        .list(&path, |raw| match previous.find(raw.get()) {
+            Some(unchanged) => Ok(unchanged),
+            None => objects::parse_object(kind, raw),
+        })
+        .map_err(|e| format!("GET {path}: {}", crate::report::chain(&e)))?;
+    for e in &list.malformed {
+        log::warn!("GET {path}: skipping an object: {e}");
+    }
+    if list.malformed_count > list.malformed.len() {
+        log::warn!(
+            "GET {path}: skipped {} malformed objects in all",
+            list.malformed_count
+        );
+    }
+    Ok((list.items, list.pages))
+}

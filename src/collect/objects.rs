@@ -1,0 +1,412 @@
+//! Kubernetes objects as the API server sends them, parsed into [`KubeObject`]s: the
+//! metadata every object has, its fingerprint, and the facts the graph rules of its kind
+//! read — one parse function per kind that has such facts ([`parse_object`] dispatches).
+//!
+//! The object's text is kept as it came; serde skips every field not named here without
+//! building a tree. Parsers take text and return typed errors; they never panic.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::ParseError;
+use crate::graph::fingerprint;
+use crate::graph::observed::{Facts, KubeObject, NodeFacts, ObjectMeta, PodFacts};
+use crate::graph::selector::LabelSelector;
+use crate::graph::Kind;
+
+/// Parses one object of `kind`.
+pub fn parse_object(kind: Kind, raw: &RawValue) -> Result<KubeObject, ParseError> {
+    match kind {
+        Kind::NODE => node(raw),
+        Kind::POD => pod(raw),
+        Kind::SERVICE => service(raw),
+        Kind::REPLICATION_CONTROLLER => replication_controller(raw),
+        _ => {
+            let (object, NoFields {}, NoFields {}) = parse_with(kind, raw)?;
+            Ok(object)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct MetaFields {
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// An object's metadata, and the parts of its `spec` (`S`) and `status` (`T`) its kind reads.
+#[derive(Deserialize)]
+struct WithMeta<S, T> {
+    #[serde(default)]
+    metadata: Option<MetaFields>,
+    #[serde(default)]
+    spec: Option<S>,
+    #[serde(default)]
+    status: Option<T>,
+}
+
+/// A `spec` or `status` of which nothing is read.
+#[derive(Deserialize, Default)]
+struct NoFields {}
+
+fn parse_with<S, T>(kind: Kind, raw: &RawValue) -> Result<(KubeObject, S, T), ParseError>
+where
+    S: DeserializeOwned + Default,
+    T: DeserializeOwned + Default,
+{
+    let what = kind.name();
+    let parsed: WithMeta<S, T> =
+        serde_json::from_str(raw.get()).map_err(|e| ParseError::new(what, e))?;
+    let meta = parsed
+        .metadata
+        .ok_or_else(|| ParseError::new(what, "object has no metadata"))?;
+    let name = meta
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ParseError::new(what, "object has no metadata.name"))?;
+    let fingerprint = fingerprint::kube_object(raw.get()).map_err(|e| ParseError::new(what, e))?;
+    let object = KubeObject {
+        kind,
+        meta: ObjectMeta {
+            namespace: meta.namespace.unwrap_or_default(),
+            name,
+            uid: meta.uid.unwrap_or_default(),
+            labels: meta.labels.unwrap_or_default(),
+        },
+        raw: Arc::from(raw.get()),
+        fingerprint,
+        text_hash: fingerprint::text_hash(raw.get()),
+        facts: Facts::None,
+    };
+    Ok((
+        object,
+        parsed.spec.unwrap_or_default(),
+        parsed.status.unwrap_or_default(),
+    ))
+}
+
+fn node(raw: &RawValue) -> Result<KubeObject, ParseError> {
+    #[derive(Deserialize, Default)]
+    struct Status {
+        #[serde(default)]
+        addresses: Option<Vec<Address>>,
+    }
+    #[derive(Deserialize)]
+    struct Address {
+        #[serde(default, rename = "type")]
+        kind: Option<String>,
+        #[serde(default)]
+        address: Option<String>,
+    }
+    let (mut object, NoFields {}, status): (_, _, Status) = parse_with(Kind::NODE, raw)?;
+    let addresses = status.addresses.unwrap_or_default();
+    let find = |kind: &str| {
+        addresses
+            .iter()
+            .find(|a| a.kind.as_deref() == Some(kind))
+            .and_then(|a| a.address.clone())
+            .filter(|a| !a.is_empty())
+    };
+    let internal = find("InternalIP");
+    let hostname = find("Hostname");
+    object.facts = Facts::Node(NodeFacts {
+        address: internal.or_else(|| hostname.clone()),
+        hostname: hostname.unwrap_or_else(|| object.meta.name.clone()),
+    });
+    Ok(object)
+}
+
+fn pod(raw: &RawValue) -> Result<KubeObject, ParseError> {
+    #[derive(Deserialize, Default)]
+    struct Spec {
+        #[serde(default, rename = "nodeName")]
+        node_name: Option<String>,
+    }
+    #[derive(Deserialize, Default)]
+    struct Status {
+        #[serde(default, rename = "containerStatuses")]
+        containers: Option<Vec<ContainerStatus>>,
+        #[serde(default, rename = "initContainerStatuses")]
+        init_containers: Option<Vec<ContainerStatus>>,
+        #[serde(default, rename = "ephemeralContainerStatuses")]
+        ephemeral_containers: Option<Vec<ContainerStatus>>,
+    }
+    #[derive(Deserialize)]
+    struct ContainerStatus {
+        #[serde(default, rename = "containerID")]
+        container_id: Option<String>,
+    }
+    let (mut object, spec, status): (_, Spec, Status) = parse_with(Kind::POD, raw)?;
+    let container_ids = [
+        status.containers,
+        status.init_containers,
+        status.ephemeral_containers,
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
+    .filter_map(|s| s.container_id)
+    .filter_map(|id| strip_runtime_prefix(&id).map(str::to_string))
+    .collect();
+    object.facts = Facts::Pod(PodFacts {
+        node_name: spec.node_name.filter(|n| !n.is_empty()),
+        container_ids,
+    });
+    Ok(object)
+}
+
+fn service(raw: &RawValue) -> Result<KubeObject, ParseError> {
+    #[derive(Deserialize, Default)]
+    struct Spec {
+        #[serde(default)]
+        selector: Option<BTreeMap<String, String>>,
+    }
+    let (mut object, spec, NoFields {}): (_, Spec, _) = parse_with(Kind::SERVICE, raw)?;
+    // A Service without a selector (or with an empty one) selects no pods.
+    object.facts = Facts::Selector(
+        spec.selector
+            .filter(|s| !s.is_empty())
+            .map(LabelSelector::from_labels),
+    );
+    Ok(object)
+}
+
+fn replication_controller(raw: &RawValue) -> Result<KubeObject, ParseError> {
+    #[derive(Deserialize, Default)]
+    struct Spec {
+        #[serde(default)]
+        selector: Option<BTreeMap<String, String>>,
+        #[serde(default)]
+        template: Option<Template>,
+    }
+    #[derive(Deserialize, Default)]
+    struct Template {
+        #[serde(default)]
+        metadata: Option<MetaFields>,
+    }
+    let (mut object, spec, NoFields {}): (_, Spec, _) =
+        parse_with(Kind::REPLICATION_CONTROLLER, raw)?;
+    // The API server defaults an absent selector to the template's labels; older or
+    // hand-written objects may still lack it, so do the same here.
+    let selector = spec
+        .selector
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            spec.template
+                .and_then(|t| t.metadata)
+                .and_then(|m| m.labels)
+        })
+        .filter(|s| !s.is_empty());
+    object.facts = Facts::Selector(selector.map(LabelSelector::from_labels));
+    Ok(object)
+}
+
+/// `docker://abc` → `abc`; any `RUNTIME://ID`. An ID without a runtime is not a container
+/// ID Kubernetes would write, so it is refused.
+pub fn strip_runtime_prefix(id: &str) -> Option<&str> {
+    let (_, rest) = id.split_once("://")?;
+    (!rest.is_empty()).then_some(rest)
+}
+
+/// The objects of the previous list, by their text: an object the API server sends again
+/// unchanged is taken from here instead of being parsed, fingerprinted and copied again.
+/// In a steady cluster that is nearly every object, and the new snapshot then shares the
+/// old one's text instead of holding a second copy.
+pub(crate) struct Previous<'a> {
+    items: &'a [KubeObject],
+    by_hash: std::collections::HashMap<u64, Vec<usize>>,
+}
+
+impl<'a> Previous<'a> {
+    pub(crate) fn new(items: &'a [KubeObject]) -> Previous<'a> {
+        let mut by_hash: std::collections::HashMap<u64, Vec<usize>> =
+            std::collections::HashMap::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            by_hash.entry(item.text_hash).or_default().push(i);
+        }
+        Previous { items, by_hash }
+    }
+
+    /// The previous object whose text is exactly `text`, if any.
+    pub(crate) fn find(&self, text: &str) -> Option<KubeObject> {
+        let candidates = self.by_hash.get(&fingerprint::text_hash(text))?;
+        candidates
+            .iter()
+            .map(|&i| &self.items[i])
+            .find(|item| &*item.raw == text)
+            .cloned()
+    }
+}
+
+/// A list response: a `…List` object's `items` and `metadata.continue`, or a bare array
+/// of objects (some tools store lists that way).
+/// The items borrow the page's text: each is copied once, into the object that keeps it.
+#[derive(Debug)]
+pub struct ListPage<'a> {
+    pub items: Vec<&'a RawValue>,
+    pub continue_token: Option<String>,
+}
+
+pub fn parse_list_page(text: &str) -> Result<ListPage<'_>, ParseError> {
+    #[derive(Deserialize)]
+    struct ListMeta {
+        #[serde(default, rename = "continue")]
+        continue_token: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct List<'a> {
+        #[serde(default)]
+        metadata: Option<ListMeta>,
+        #[serde(default, borrow)]
+        items: Option<Vec<&'a RawValue>>,
+    }
+    if text.trim_start().starts_with('[') {
+        let items: Vec<&RawValue> =
+            serde_json::from_str(text).map_err(|e| ParseError::new("list", e))?;
+        return Ok(ListPage {
+            items,
+            continue_token: None,
+        });
+    }
+    let list: List = serde_json::from_str(text).map_err(|e| ParseError::new("list", e))?;
+    let items = list
+        .items
+        .ok_or_else(|| ParseError::new("list", "no `items` field"))?;
+    Ok(ListPage {
+        items,
+        continue_token: list
+            .metadata
+            .and_then(|m| m.continue_token)
+            .filter(|c| !c.is_empty()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_string()).unwrap()
+    }
+
+    fn node_facts(text: &str) -> NodeFacts {
+        parse_object(Kind::NODE, &raw(text))
+            .unwrap()
+            .node()
+            .cloned()
+            .unwrap()
+    }
+
+    #[test]
+    fn node_address_prefers_internal_ip_then_hostname() {
+        let n = node_facts(
+            r#"{"metadata":{"name":"n1"},"status":{"addresses":[
+            {"type":"Hostname","address":"host-1"},{"type":"InternalIP","address":"10.0.0.1"}]}}"#,
+        );
+        assert_eq!(n.address.as_deref(), Some("10.0.0.1"));
+        assert_eq!(n.hostname, "host-1");
+        let n = node_facts(
+            r#"{"metadata":{"name":"n1"},"status":{"addresses":[{"type":"Hostname","address":"host-1"}]}}"#,
+        );
+        assert_eq!(n.address.as_deref(), Some("host-1"));
+        let n = node_facts(r#"{"metadata":{"name":"n1"}}"#);
+        assert_eq!((n.address, n.hostname.as_str()), (None, "n1"));
+    }
+
+    #[test]
+    fn pod_container_ids_lose_their_runtime() {
+        let p = parse_object(Kind::POD, &raw(r#"{"metadata":{"name":"p","namespace":"ns"},
+            "spec":{"nodeName":"n1"},
+            "status":{"containerStatuses":[{"containerID":"docker://abc"},{"name":"waiting"},
+              {"containerID":"containerd://def"}],"initContainerStatuses":[{"containerID":"cri-o://0a"}]}}"#))
+        .unwrap();
+        let facts = p.pod().unwrap();
+        assert_eq!(facts.container_ids, vec!["abc", "def", "0a"]);
+        assert_eq!(facts.node_name.as_deref(), Some("n1"));
+        assert_eq!((p.kind, p.meta.namespace.as_str()), (Kind::POD, "ns"));
+    }
+
+    #[test]
+    fn wrong_types_and_missing_names_are_errors_not_panics() {
+        for bad in [
+            r#"{"metadata":{"name":5}}"#,
+            r#"{"metadata":{}}"#,
+            r#"{}"#,
+            r#"[]"#,
+            r#"{"metadata":{"name":"x"},"spec":{"nodeName":[]}}"#,
+        ] {
+            assert!(parse_object(Kind::POD, &raw(bad)).is_err(), "{bad}");
+        }
+        let e = parse_object(Kind::SERVICE, &raw("{}")).unwrap_err();
+        assert_eq!(e.to_string(), "malformed Service: object has no metadata");
+    }
+
+    #[test]
+    fn controller_selector_defaults_to_template_labels() {
+        let rc = parse_object(
+            Kind::REPLICATION_CONTROLLER,
+            &raw(r#"{"metadata":{"name":"rc"},
+            "spec":{"template":{"metadata":{"labels":{"app":"web"}}}}}"#),
+        )
+        .unwrap();
+        assert_eq!(
+            rc.selector()
+                .unwrap()
+                .match_labels
+                .get("app")
+                .map(String::as_str),
+            Some("web")
+        );
+        let svc = parse_object(
+            Kind::SERVICE,
+            &raw(r#"{"metadata":{"name":"s"},"spec":{"selector":{}}}"#),
+        )
+        .unwrap();
+        assert!(svc.selector().is_none());
+    }
+
+    #[test]
+    fn unchanged_objects_are_found_by_their_text() {
+        let a = r#"{"metadata":{"name":"a","resourceVersion":"1"}}"#;
+        let b = r#"{"metadata":{"name":"b"}}"#;
+        let old = vec![
+            parse_object(Kind::POD, &raw(a)).unwrap(),
+            parse_object(Kind::POD, &raw(b)).unwrap(),
+        ];
+        let previous = Previous::new(&old);
+        let found = previous.find(a).expect("the same text");
+        assert!(Arc::ptr_eq(&found.raw, &old[0].raw), "the text is shared");
+        assert!(previous
+            .find(r#"{"metadata":{"name":"a","resourceVersion":"2"}}"#)
+            .is_none());
+        assert!(Previous::new(&[]).find(a).is_none());
+    }
+
+    #[test]
+    fn list_pages_in_both_shapes() {
+        let page = parse_list_page(
+            r#"{"kind":"PodList","metadata":{"continue":"abc"},"items":[{"a":1},{"b":2}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (page.items.len(), page.continue_token.as_deref()),
+            (2, Some("abc"))
+        );
+        let page = parse_list_page(r#" [{"a":1}]"#).unwrap();
+        assert_eq!((page.items.len(), page.continue_token), (1, None));
+        let page = parse_list_page(r#"{"metadata":{"continue":""},"items":[]}"#).unwrap();
+        assert_eq!(page.continue_token, None);
+        assert!(parse_list_page(r#"{"kind":"Status"}"#).is_err());
+        assert!(parse_list_page(r#"{"items":[1,"#).is_err());
+    }
+}

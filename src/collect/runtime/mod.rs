@@ -1,0 +1,119 @@
+//! The seam between the collector and a node's container runtime.
+//!
+//! The collector reads every node through [`NodeRuntime`]: list the containers (each with a
+//! state token that says when an earlier inspect still holds), inspect one, read its
+//! processes (which a runtime may not offer), inspect an image. A runtime is made per node
+//! by [`connect`]; what the collector gets back is the graph's own model
+//! ([`Container`], [`Process`], [`Image`]), already redacted. Nothing outside the runtime's
+//! module knows its wire format: Docker's JSON, its status texts and its redaction paths live
+//! in [`docker`].
+//!
+//! Today every node speaks the Docker Engine API, through its minion or a local socket.
+
+pub(crate) mod cache;
+pub mod docker;
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::ParseError;
+use crate::graph::observed::{Container, Image, Process};
+use crate::http::{Client, ClientConfig, Endpoint};
+
+/// One container as the runtime's list shows it: enough to tell whether an earlier inspect
+/// still describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    /// The list's account of the container's state, reduced by the runtime to what changes
+    /// only when the container does (a restart, an exit, a health change): while it is
+    /// the same, so is the container, apart from how long it has been so.
+    pub state: String,
+    /// At most how long, in seconds, the list says the container has been in its state,
+    /// when it says (Docker's `Up 2 hours`). A restart shows as an age below the time the
+    /// inspect gave.
+    pub age_at_most_secs: Option<u64>,
+}
+
+/// A failed runtime call: which call (in the runtime's words, for the log and `/status`)
+/// and why, by what the collector does about it.
+#[derive(Debug)]
+pub struct RuntimeError {
+    /// `inspect of container 0a1b…`, `top of container 0a1b…`.
+    pub call: String,
+    pub cause: Cause,
+}
+
+#[derive(Debug)]
+pub enum Cause {
+    /// Could not talk to the runtime at all, or it did not speak its protocol.
+    Transport(crate::http::client::Error),
+    /// The container or image is not (or no longer) there.
+    NotFound,
+    /// The runtime answered with an error.
+    Status { code: u16, message: String },
+    /// It answered something we could not read.
+    Parse(ParseError),
+}
+
+impl RuntimeError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.cause, Cause::NotFound)
+    }
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.call)?;
+        match &self.cause {
+            // These say why themselves, as the error's source.
+            Cause::Transport(_) | Cause::Parse(_) => Ok(()),
+            Cause::NotFound => f.write_str(": not found"),
+            Cause::Status { code, message } => write!(f, ": HTTP {code}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.cause {
+            Cause::Transport(e) => Some(e),
+            Cause::Parse(e) => Some(e),
+            Cause::NotFound | Cause::Status { .. } => None,
+        }
+    }
+}
+
+/// A node's container runtime, as the collector reads it. Implementations only read, and
+/// redact what they return (environment values) before anyone else sees it.
+pub trait NodeRuntime: Send + Sync {
+    /// Where the runtime is reached, for `/status` and the logs.
+    fn endpoint(&self) -> String;
+
+    /// Every container of the node, once each.
+    fn list(&self) -> Result<Vec<Listed>, RuntimeError>;
+
+    fn inspect(&self, id: &str) -> Result<Container, RuntimeError>;
+
+    /// The processes of a running container; `Ok(None)` when this runtime cannot tell.
+    fn processes(&self, container: &Container) -> Result<Option<Vec<Process>>, RuntimeError>;
+
+    fn image(&self, id: &str) -> Result<Image, RuntimeError>;
+}
+
+/// How a runtime is read, whatever the node.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    pub client: ClientConfig,
+    /// Leave container environment values as they are (they hold secrets).
+    pub show_env: bool,
+}
+
+/// The runtime at `endpoint`: a node's minion (TCP) or a local daemon socket, both of which
+/// speak the Docker Engine API.
+pub fn connect(endpoint: Endpoint, options: &RuntimeOptions) -> Arc<dyn NodeRuntime> {
+    Arc::new(docker::DockerRuntime::new(
+        Client::new(endpoint, options.client.clone()),
+        options.show_env,
+    ))
+}

@@ -1,0 +1,110 @@
+//! The collector's account of itself: per-source health, calls and phase times of the last
+//! refresh. The API renders it as `/status`; its keys are the table's plurals and the nodes'
+//! names.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::publish::snapshot::Counts;
+
+/// The health of one source (one Kubernetes list, or one node's runtime).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceStatus {
+    pub ok: bool,
+    pub error: Option<String>,
+    pub last_attempt_ms: i64,
+    pub last_ok_ms: Option<i64>,
+    /// Where the source was reached, for people reading `/status`.
+    pub endpoint: String,
+    /// Objects read from it in the last refresh (for a node: containers).
+    pub objects: usize,
+    /// Calls of the last refresh that failed while the source as a whole answered (a
+    /// container's inspect or processes, an image inspect).
+    pub failed_calls: usize,
+}
+
+impl SourceStatus {
+    /// A source that gave `objects` but may have failed part of the way (`error`).
+    pub(crate) fn record_partial(
+        &mut self,
+        now_ms: i64,
+        endpoint: String,
+        objects: usize,
+        error: Option<String>,
+    ) {
+        match error {
+            None => self.record(now_ms, endpoint, Ok(objects)),
+            Some(e) => {
+                self.record(now_ms, endpoint, Err(e));
+                self.objects = objects;
+            }
+        }
+    }
+
+    pub(crate) fn record(&mut self, now_ms: i64, endpoint: String, outcome: Result<usize, String>) {
+        self.last_attempt_ms = now_ms;
+        self.endpoint = endpoint;
+        match outcome {
+            Ok(objects) => {
+                self.ok = true;
+                self.error = None;
+                self.last_ok_ms = Some(now_ms);
+                self.objects = objects;
+            }
+            Err(e) => {
+                self.ok = false;
+                self.error = Some(e);
+                self.objects = 0;
+            }
+        }
+    }
+}
+
+/// Calls made by one refresh, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    pub kube_pages: usize,
+    pub runtime_list: usize,
+    pub runtime_inspect: usize,
+    pub runtime_processes: usize,
+    pub runtime_image: usize,
+}
+
+impl CallCounts {
+    pub(crate) fn add(&mut self, other: &CallCounts) {
+        self.kube_pages += other.kube_pages;
+        self.runtime_list += other.runtime_list;
+        self.runtime_inspect += other.runtime_inspect;
+        self.runtime_processes += other.runtime_processes;
+        self.runtime_image += other.runtime_image;
+    }
+
+    pub fn runtime_total(&self) -> usize {
+        self.runtime_list + self.runtime_inspect + self.runtime_processes + self.runtime_image
+    }
+}
+
+/// Where the time of one refresh went, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    pub kubernetes_ms: u64,
+    pub runtime_ms: u64,
+    pub build_ms: u64,
+    pub render_ms: u64,
+}
+
+/// What `/status` shows about the collector.
+#[derive(Debug, Clone, Default)]
+pub struct CollectorStatus {
+    pub refreshes: u64,
+    pub last_refresh_start_ms: Option<i64>,
+    pub last_refresh_duration: Duration,
+    pub refresh_interval: Duration,
+    pub calls: CallCounts,
+    pub phases: Phases,
+    pub counts: Counts,
+    /// By list, keyed by the kind's plural: `nodes`, `pods`, ….
+    pub kubernetes: BTreeMap<String, SourceStatus>,
+    /// By node name.
+    pub nodes: BTreeMap<String, SourceStatus>,
+}

@@ -1,0 +1,199 @@
+//! What the collector observed, in the form the graph builder takes: the builder's input,
+//! and the boundary between collection (which fills it) and the graph (which reads it).
+//!
+//! Every observed object keeps its JSON text verbatim (`raw`), because the context graph
+//! serves it unchanged as `properties`; beside it sit only the few fields the graph rules
+//! need, parsed once. Parsing a 150,000-pod cluster into trees would cost several times the
+//! memory of the text itself, and the text is what we must send anyway.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::selector::LabelSelector;
+use super::Kind;
+
+/// The JSON text of one observed object, shared between snapshots without copying.
+pub type RawJson = Arc<str>;
+
+/// Fields every Kubernetes object has (those we use).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Empty for kinds without namespaces.
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A Kubernetes object of any kind as observed.
+#[derive(Debug, Clone)]
+pub struct KubeObject {
+    pub kind: Kind,
+    pub meta: ObjectMeta,
+    pub raw: RawJson,
+    /// Hash of the object ignoring fields that change without the object changing
+    /// (`resourceVersion`, `managedFields`, heartbeat and probe times).
+    pub fingerprint: u64,
+    /// [`super::fingerprint::text_hash`] of `raw`: finds this object again when the next
+    /// list sends the very same text.
+    pub text_hash: u64,
+    pub facts: Facts,
+}
+
+/// What the graph rules read of an object beyond its metadata, by kind.
+#[derive(Debug, Clone, Default)]
+pub enum Facts {
+    /// Nothing beyond the metadata.
+    #[default]
+    None,
+    Node(NodeFacts),
+    Pod(PodFacts),
+    /// The pods an object selects by label (a Service, a ReplicationController). `None`
+    /// selects nothing.
+    Selector(Option<LabelSelector>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// `InternalIP`, else `Hostname` address, else none (the name stands in).
+    pub address: Option<String>,
+    /// The `Hostname` address, the node's label in the graph; the name where there is none.
+    pub hostname: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodFacts {
+    /// `spec.nodeName`; `None` while the pod is not scheduled.
+    pub node_name: Option<String>,
+    /// Container IDs from `status.containerStatuses` (and init and ephemeral ones), without
+    /// their runtime prefix (`docker://`, `containerd://`, `cri-o://`).
+    pub container_ids: Vec<String>,
+}
+
+impl KubeObject {
+    pub fn node(&self) -> Option<&NodeFacts> {
+        match &self.facts {
+            Facts::Node(node) => Some(node),
+            _ => None,
+        }
+    }
+
+    pub fn pod(&self) -> Option<&PodFacts> {
+        match &self.facts {
+            Facts::Pod(pod) => Some(pod),
+            _ => None,
+        }
+    }
+
+    /// The selector of an object that selects pods, when it has one.
+    pub fn selector(&self) -> Option<&LabelSelector> {
+        match &self.facts {
+            Facts::Selector(selector) => selector.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// Everything read from the Kubernetes API in one refresh: the objects of each listed kind.
+#[derive(Debug, Clone)]
+pub struct KubeState {
+    /// Indexed by [`Kind::index`].
+    lists: Vec<Vec<KubeObject>>,
+}
+
+impl Default for KubeState {
+    fn default() -> Self {
+        KubeState {
+            lists: (0..Kind::COUNT).map(|_| Vec::new()).collect(),
+        }
+    }
+}
+
+impl KubeState {
+    /// The objects of `kind`, in the order they were listed.
+    pub fn of(&self, kind: Kind) -> &[KubeObject] {
+        &self.lists[kind.index()]
+    }
+
+    pub fn of_mut(&mut self, kind: Kind) -> &mut Vec<KubeObject> {
+        &mut self.lists[kind.index()]
+    }
+
+    pub fn set(&mut self, kind: Kind, objects: Vec<KubeObject>) {
+        self.lists[kind.index()] = objects;
+    }
+
+    /// Moves the objects of `kind` out, leaving none.
+    pub fn take(&mut self, kind: Kind) -> Vec<KubeObject> {
+        std::mem::take(&mut self.lists[kind.index()])
+    }
+
+    /// Adds an object to the list of its kind.
+    pub fn push(&mut self, object: KubeObject) {
+        self.lists[object.kind.index()].push(object);
+    }
+}
+
+/// One container as its node's runtime inspects it.
+#[derive(Debug, Clone)]
+pub struct Container {
+    /// The full 64-hex ID.
+    pub id: String,
+    /// The runtime's name for it (for Docker, without its leading `/`).
+    pub name: String,
+    /// The ID of the image it runs (`sha256:…`).
+    pub image_id: String,
+    /// The image name it was started from.
+    pub image_name: String,
+    pub labels: BTreeMap<String, String>,
+    pub started_at: String,
+    /// When it last stopped (a zero time while it never has).
+    pub finished_at: String,
+    pub running: bool,
+    /// The inspect text, after redaction by the runtime's reader.
+    pub raw: RawJson,
+    pub fingerprint: u64,
+}
+
+/// One process of a container, as a map of `ps` column title to value.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub pid: String,
+    pub raw: RawJson,
+    pub fingerprint: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub id: String,
+    /// The first repository tag, else the repository of the first digest; may be empty.
+    pub name: String,
+    pub raw: RawJson,
+    pub fingerprint: u64,
+}
+
+/// A container with the processes seen in it (none when they could not be read or it is
+/// not running).
+#[derive(Debug, Clone)]
+pub struct ObservedContainer {
+    pub container: Arc<Container>,
+    pub processes: Vec<Process>,
+}
+
+/// Everything read from one node's container runtime in one refresh.
+#[derive(Debug, Clone, Default)]
+pub struct NodeContainers {
+    pub node_name: String,
+    pub containers: Vec<ObservedContainer>,
+    pub images: Vec<Arc<Image>>,
+}
+
+/// The complete input of the graph builder.
+#[derive(Debug, Clone, Default)]
+pub struct Collected {
+    pub kube: KubeState,
+    pub nodes: Vec<NodeContainers>,
+    /// Nodes whose runtime could not be read this time: what the graph knew of them is
+    /// missing, but remembered for when they answer again.
+    pub unread_nodes: Vec<String>,
+}

@@ -1,0 +1,136 @@
+//! Requests and responses as handlers see them: plain values, so that most HTTP behaviour
+//! is a function from one to the other, tested without sockets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use cluster_insight_wire::head::{self, Version};
+
+use super::body::Body;
+
+/// The request method. Only GET and HEAD are served anywhere in this project; the rest are
+/// kept by name so that handlers can refuse them with 405 and say which method it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Other(String),
+}
+
+impl Method {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Other(name) => name,
+        }
+    }
+}
+
+/// A parsed request as a handler sees it. `target` is the request target exactly as the
+/// client sent it (path and query, still percent-encoded, or an absolute-form URI).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub target: String,
+    pub version: Version,
+    pub headers: Vec<(String, String)>,
+    pub remote: Option<SocketAddr>,
+}
+
+impl Method {
+    fn from_name(name: String) -> Method {
+        match name.as_str() {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            _ => Method::Other(name),
+        }
+    }
+}
+
+impl Request {
+    /// A request with no headers, for handlers called directly (tests, the benchmark).
+    pub fn get(target: &str) -> Request {
+        Request {
+            method: Method::Get,
+            target: target.to_string(),
+            version: Version::Http11,
+            headers: Vec::new(),
+            remote: None,
+        }
+    }
+
+    /// The request of a parsed head.
+    pub(crate) fn from_head(head: head::RequestHead, remote: Option<SocketAddr>) -> Request {
+        Request {
+            method: Method::from_name(head.method),
+            target: head.target,
+            version: head.version,
+            headers: head.headers,
+            remote,
+        }
+    }
+
+    /// Adds a header; for building requests by hand.
+    pub fn with_header(mut self, name: &str, value: &str) -> Request {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// The first value of a header, matched case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        head::header(&self.headers, name)
+    }
+
+    /// The path part of the target, without the query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The raw query string (after `?`), if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+}
+
+/// A response as handlers build it. `Content-Length` and `Connection` are the server's;
+/// handlers set the rest. (A handler answering HEAD may set `Content-Length` to the length
+/// the GET body would have; it is kept then.)
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &str, body: Body) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".to_string(), content_type.to_string())],
+            body,
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// The first value of a header, matched case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        head::header(&self.headers, name)
+    }
+
+    /// The error answer of every endpoint (contract §2): the JSON error body with `status`.
+    pub fn error(status: u16, message: &str) -> Response {
+        Response::new(
+            status,
+            "application/json",
+            Body::Owned(cluster_insight_wire::error_body(message).into_bytes()),
+        )
+    }
+}
+
+/// A handler shared by every worker thread.
+pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;

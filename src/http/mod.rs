@@ -1,0 +1,18 @@
+//! The binary's HTTP: a server for the master's API and the minion's proxy, a client for
+//! Docker daemons and node agents, and the layers every answer passes through.
+//!
+//! The bytes on the wire (heads, bodies, percent-encoding, reason phrases, the JSON error
+//! body) are the `cluster-insight-wire` crate's, shared with the cluster simulator; this
+//! module owns sockets, threads and timeouts. Nothing outside it opens a connection for
+//! HTTP except the Kubernetes client (ureq, for TLS).
+
+pub mod body;
+pub mod client;
+pub(crate) mod layers;
+pub mod message;
+pub mod server;
+
+pub use body::{Body, Composed, Piece};
+pub use client::{Client, ClientConfig, Endpoint};
+pub use message::{Handler, Method, Request, Response};
+pub use server::{serve, serve_listener, RunningServer};

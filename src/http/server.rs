@@ -1,0 +1,640 @@
+//! A small HTTP/1.1 server on std, the only code of the binary that accepts connections.
+//! Everything above it — the master's REST API, the minion's proxy — is a handler, a plain
+//! function from [`Request`] to [`Response`], so most HTTP behaviour is tested without
+//! sockets. Heads are parsed and written by the wire crate, the grammar the whole project
+//! shares.
+//!
+//! Built to keep answering under slow and hostile clients (ARCHITECTURE.md has the
+//! measurements that made us leave tiny_http):
+//! - one *head reader* thread owns every connection that is not being answered, on
+//!   non-blocking sockets: it collects request heads with a size cap (16 KiB, then 431) and
+//!   a deadline (10 s, then 408), and closes keep-alive connections idle for 15 s, so idle
+//!   or dribbling clients cost a socket, never a thread;
+//! - a fixed pool of workers runs the handler and writes the answer with a write timeout and
+//!   an overall deadline, so a client that never reads frees its worker;
+//! - the accept loop survives accept errors (descriptor exhaustion), and connections over
+//!   the limit get a 503 and are closed;
+//! - a panic inside a handler becomes a 500 for that request; the worker lives on.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use cluster_insight_wire::head::{self, HeadError, Parse, Version};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use super::body::Body;
+use super::message::{Handler, Method, Request, Response};
+
+/// Largest request head (request line and headers) we read.
+pub const MAX_HEAD_BYTES: usize = 16 << 10;
+/// A request head must be complete this long after its first byte.
+const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+/// A keep-alive connection with no new request for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Each write must make progress within this, and the whole answer finish within
+/// `ANSWER_DEADLINE`.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
+/// How long a worker waits for a client to take more of an answer before leaving the rest
+/// to the I/O thread.
+const WORKER_WRITE_PATIENCE: Duration = Duration::from_millis(200);
+/// Open connections beyond this get a 503 and are closed at once.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// A listening server with its threads. Dropping it does not stop it; call
+/// [`RunningServer::shutdown`] for that (tests do; the binary runs until killed).
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets the workers finish the answers in hand, and joins every thread.
+    pub fn shutdown(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop, which is blocked in accept().
+        let wake = match self.local_addr {
+            SocketAddr::V4(a) if a.ip().is_unspecified() => {
+                SocketAddr::from(([127, 0, 0, 1], a.port()))
+            }
+            SocketAddr::V6(a) if a.ip().is_unspecified() => {
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+            }
+            other => other,
+        };
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+
+    /// Blocks until the server stops (it stops only on shutdown).
+    pub fn join(self) {
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Binds `addr` and serves `handler` with `workers` threads named `name-N`.
+pub fn serve(
+    addr: SocketAddr,
+    workers: usize,
+    name: &str,
+    handler: Handler,
+) -> io::Result<RunningServer> {
+    serve_listener(TcpListener::bind(addr)?, workers, name, handler)
+}
+
+/// Serves on a listener the caller has already bound (so it can learn the port first).
+pub fn serve_listener(
+    listener: TcpListener,
+    workers: usize,
+    name: &str,
+    handler: Handler,
+) -> io::Result<RunningServer> {
+    let local_addr = listener.local_addr()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let open = Arc::new(AtomicUsize::new(0));
+    let workers = workers.max(1);
+    // Everything the I/O thread must look after: new connections, answers to finish.
+    let (events_tx, events_rx) = crossbeam_channel::unbounded::<Event>();
+    // Complete requests waiting for a worker; a full queue sheds load with 503.
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<(Conn, Request)>(workers * 64);
+
+    let mut threads = Vec::with_capacity(workers + 2);
+    {
+        let (stop, open, events) = (Arc::clone(&stop), Arc::clone(&open), events_tx.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("{name}-accept"))
+                .spawn(move || accept_loop(listener, &stop, &open, &events))?,
+        );
+    }
+    {
+        let stop = Arc::clone(&stop);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("{name}-io"))
+                .spawn(move || io_loop(&events_rx, &work_tx, &stop))?,
+        );
+    }
+    for n in 0..workers {
+        let (work_rx, events, handler) = (work_rx.clone(), events_tx.clone(), Arc::clone(&handler));
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("{name}-{n}"))
+                .spawn(move || worker(&work_rx, &events, &handler))?,
+        );
+    }
+    Ok(RunningServer {
+        local_addr,
+        stop,
+        threads,
+    })
+}
+
+/// An open connection (always non-blocking) and what was read from it but not yet used.
+/// Counted while it lives.
+struct Conn {
+    stream: TcpStream,
+    remote: Option<SocketAddr>,
+    buf: Vec<u8>,
+    /// When the current head began (first byte), or when the connection became idle.
+    since: Instant,
+    /// No byte of the next request yet: idle rules apply rather than the head deadline.
+    idle: bool,
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An answer being written: the head, then the body, as fast as the client reads.
+struct Outgoing {
+    conn: Conn,
+    head: Vec<u8>,
+    body: Body,
+    /// Bytes of head and body written so far.
+    written: usize,
+    /// Where in the body's pieces the last write ended.
+    piece_hint: usize,
+    keep_alive: bool,
+    started: Instant,
+    last_progress: Instant,
+}
+
+/// Pieces handed to one vectored write.
+const IOVECS_PER_WRITE: usize = 64;
+
+impl Outgoing {
+    fn total(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    /// Writes until done or the socket is full. `Ok(true)`: all written.
+    fn write_some(&mut self) -> io::Result<bool> {
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(IOVECS_PER_WRITE);
+        while self.written < self.total() {
+            slices.clear();
+            let body_offset = if self.written < self.head.len() {
+                slices.push(&self.head[self.written..]);
+                0
+            } else {
+                self.written - self.head.len()
+            };
+            let room = IOVECS_PER_WRITE - slices.len();
+            self.body
+                .pieces_from(body_offset, &mut self.piece_hint, room, &mut slices);
+            let io_slices: Vec<io::IoSlice<'_>> =
+                slices.iter().map(|s| io::IoSlice::new(s)).collect();
+            match self.conn.stream.write_vectored(&io_slices) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.written += n;
+                    self.last_progress = Instant::now();
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    fn stalled(&self) -> bool {
+        self.last_progress.elapsed() > WRITE_TIMEOUT || self.started.elapsed() > ANSWER_DEADLINE
+    }
+
+    /// After the last byte: back to reading the next request, or closed.
+    fn finish(self) -> Option<Conn> {
+        let mut conn = self.conn;
+        if self.keep_alive {
+            conn.idle = conn.buf.is_empty();
+            conn.since = Instant::now();
+            Some(conn)
+        } else {
+            let _ = conn.stream.shutdown(Shutdown::Write);
+            None
+        }
+    }
+}
+
+enum Event {
+    Conn(Conn),
+    Answer(Outgoing),
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    stop: &AtomicBool,
+    open: &Arc<AtomicUsize>,
+    events: &Sender<Event>,
+) {
+    let mut last_error_log: Option<Instant> = None;
+    loop {
+        let accepted = listener.accept();
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let (stream, remote) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of descriptors or threads: keep the loop alive and try again shortly.
+                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    log::warn!("accept failed: {e}; retrying");
+                    last_error_log = Some(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            open.fetch_sub(1, Ordering::SeqCst);
+            refuse_overloaded(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let conn = Conn {
+            remote: Some(remote),
+            stream,
+            buf: Vec::new(),
+            since: Instant::now(),
+            idle: true,
+            open: Arc::clone(open),
+        };
+        if conn.stream.set_nonblocking(true).is_err() {
+            continue;
+        }
+        if events.send(Event::Conn(conn)).is_err() {
+            return;
+        }
+    }
+}
+
+/// A best-effort 503 that never blocks the accept loop for long.
+fn refuse_overloaded(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let response = error_response(503, "too many connections").with_header("Retry-After", "1");
+    let body = response.body.to_vec();
+    let mut out = Vec::with_capacity(256 + body.len());
+    head::write_response_head(
+        &mut out,
+        Version::Http11,
+        503,
+        response
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+        Some(body.len() as u64),
+        false,
+    );
+    out.extend_from_slice(&body);
+    let _ = stream.write_all(&out);
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// What became of a connection in one pass of the I/O thread.
+enum Progress {
+    Waiting,
+    Ready(Request),
+    Close,
+    Reject(u16, &'static str),
+}
+
+/// The I/O thread: reads request heads from every connection that is not being answered,
+/// and finishes answers that did not fit into the socket at once. All sockets are
+/// non-blocking, so no client can hold this thread.
+fn io_loop(events: &Receiver<Event>, work: &Sender<(Conn, Request)>, stop: &AtomicBool) {
+    let mut reading: Vec<Conn> = Vec::new();
+    let mut writing: Vec<Outgoing> = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    let mut nap = Duration::from_millis(1);
+    while !stop.load(Ordering::SeqCst) {
+        // Wait for an event at most `nap` while there is work to poll, so new connections
+        // and answers are handled at once and pending sockets are polled again soon.
+        let wait = if reading.is_empty() && writing.is_empty() {
+            Duration::from_millis(200)
+        } else {
+            nap
+        };
+        let mut incoming: Vec<Event> = Vec::new();
+        match events.recv_timeout(wait) {
+            Ok(event) => incoming.push(event),
+            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        incoming.extend(events.try_iter());
+        for event in incoming {
+            match event {
+                Event::Conn(conn) => reading.push(conn),
+                Event::Answer(out) => writing.push(out),
+            }
+        }
+
+        let mut progressed = false;
+        let mut i = 0;
+        while i < writing.len() {
+            let before = writing[i].written;
+            match writing[i].write_some() {
+                Ok(true) => {
+                    progressed = true;
+                    if let Some(conn) = writing.swap_remove(i).finish() {
+                        reading.push(conn);
+                    }
+                }
+                Ok(false) if writing[i].stalled() => {
+                    log::debug!(
+                        "dropping a client that stopped reading: {:?}",
+                        writing[i].conn.remote
+                    );
+                    writing.swap_remove(i);
+                }
+                Ok(false) => {
+                    progressed |= writing[i].written > before;
+                    i += 1;
+                }
+                Err(_) => {
+                    writing.swap_remove(i);
+                }
+            }
+        }
+
+        let mut i = 0;
+        while i < reading.len() {
+            match poll_conn(&mut reading[i], &mut chunk, &mut progressed) {
+                Progress::Waiting => i += 1,
+                Progress::Close => {
+                    reading.swap_remove(i);
+                }
+                Progress::Reject(status, reason) => {
+                    writing.push(rejection(reading.swap_remove(i), status, reason));
+                }
+                Progress::Ready(request) => {
+                    let conn = reading.swap_remove(i);
+                    match work.try_send((conn, request)) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full((conn, _))) => {
+                            writing.push(rejection(conn, 503, "server busy, try again"));
+                        }
+                        Err(TrySendError::Disconnected(_)) => return,
+                    }
+                }
+            }
+        }
+        nap = if progressed {
+            Duration::from_millis(1)
+        } else {
+            (nap * 2).min(Duration::from_millis(10))
+        };
+    }
+}
+
+fn poll_conn(conn: &mut Conn, chunk: &mut [u8], progressed: &mut bool) -> Progress {
+    // A pipelined request may already be complete in the buffer.
+    if let Some(progress) = try_parse(conn) {
+        return progress;
+    }
+    loop {
+        match conn.stream.read(chunk) {
+            Ok(0) => return Progress::Close,
+            Ok(n) => {
+                *progressed = true;
+                if conn.idle {
+                    conn.idle = false;
+                    conn.since = Instant::now();
+                }
+                conn.buf.extend_from_slice(&chunk[..n]);
+                if let Some(progress) = try_parse(conn) {
+                    return progress;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return Progress::Close,
+        }
+    }
+    let waited = conn.since.elapsed();
+    if conn.idle && waited > IDLE_TIMEOUT {
+        Progress::Close
+    } else if !conn.idle && waited > HEAD_DEADLINE {
+        Progress::Reject(408, "the request head did not arrive in time")
+    } else {
+        Progress::Waiting
+    }
+}
+
+/// Parses a complete head out of the buffer, if there is one; refuses one that is already
+/// wrong or too large.
+fn try_parse(conn: &mut Conn) -> Option<Progress> {
+    match head::parse_request(&conn.buf) {
+        Ok(Parse::Partial) if conn.buf.len() > MAX_HEAD_BYTES => {
+            Some(Progress::Reject(431, "request head too large"))
+        }
+        Ok(Parse::Partial) => None,
+        Ok(Parse::Complete(_, len)) if len > MAX_HEAD_BYTES => {
+            Some(Progress::Reject(431, "request head too large"))
+        }
+        Ok(Parse::Complete(request, len)) => {
+            conn.buf.drain(..len);
+            Some(Progress::Ready(Request::from_head(request, conn.remote)))
+        }
+        Err(HeadError::TooLarge) => Some(Progress::Reject(431, "request head too large")),
+        Err(e) => Some(Progress::Reject(400, e.message())),
+    }
+}
+
+/// An error answer that closes the connection.
+fn rejection(conn: Conn, status: u16, message: &str) -> Outgoing {
+    outgoing(conn, &error_response(status, message), false, false, false)
+}
+
+/// The errors the server itself finds before any handler runs, in the JSON form of every
+/// endpoint (contract §2), readable by the browser pages of any origin like the rest.
+fn error_response(status: u16, message: &str) -> Response {
+    Response::error(status, message).with_header("Access-Control-Allow-Origin", "*")
+}
+
+fn worker(work: &Receiver<(Conn, Request)>, events: &Sender<Event>, handler: &Handler) {
+    for (conn, request) in work.iter() {
+        let http10 = request.version == Version::Http10;
+        let has_body = request
+            .header("Content-Length")
+            .is_some_and(|v| v.trim() != "0")
+            || request.header("Transfer-Encoding").is_some();
+        let connection = |token: &str| head::has_token(&request.headers, "connection", token);
+        // We never read request bodies (only GET and HEAD are served), so a connection that
+        // sent one cannot carry another request.
+        let keep_alive = !has_body && !connection("close") && (!http10 || connection("keep-alive"));
+
+        let response = match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
+            Ok(response) => response,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_string());
+                log::error!(
+                    "handler panicked on {} {}: {what}",
+                    request.method.as_str(),
+                    request.target
+                );
+                error_response(500, "internal error")
+            }
+        };
+        let head_only = request.method == Method::Head;
+        let mut out = outgoing(conn, &response, head_only, keep_alive, http10);
+        // Write at full speed while the client keeps reading (a blocking write wakes as soon
+        // as the socket drains); a client that stalls for WORKER_WRITE_PATIENCE is handed
+        // to the I/O thread, so a client that reads slowly never holds a worker for long.
+        let blocking = out.conn.stream.set_nonblocking(false).is_ok()
+            && out
+                .conn
+                .stream
+                .set_write_timeout(Some(WORKER_WRITE_PATIENCE))
+                .is_ok();
+        let written = if blocking {
+            out.write_some()
+        } else {
+            Err(io::Error::other("cannot switch the socket to blocking"))
+        };
+        if out.conn.stream.set_nonblocking(true).is_err() {
+            continue;
+        }
+        match written {
+            Ok(true) => {
+                if let Some(conn) = out.finish() {
+                    let _ = events.send(Event::Conn(conn));
+                }
+            }
+            Ok(false) => {
+                let _ = events.send(Event::Answer(out));
+            }
+            Err(e) => log::debug!("could not answer {:?}: {e}", out.conn.remote),
+        }
+    }
+}
+
+/// Serializes the head of `response`; the body is shared, not copied.
+fn outgoing(
+    conn: Conn,
+    response: &Response,
+    head_only: bool,
+    keep_alive: bool,
+    http10: bool,
+) -> Outgoing {
+    let no_body = head_only || cluster_insight_wire::status::has_no_body(response.status);
+    // Framing is the server's: handlers' own `Content-Length` and `Connection` are left out,
+    // except that a HEAD answer may say how long the GET body would be.
+    let content_length = if cluster_insight_wire::status::has_no_body(response.status) {
+        None
+    } else {
+        let declared = response
+            .header("Content-Length")
+            .filter(|_| head_only)
+            .and_then(|v| v.parse::<u64>().ok());
+        Some(declared.unwrap_or(response.body.len() as u64))
+    };
+    let headers = response
+        .headers
+        .iter()
+        .filter(|(name, _)| {
+            !name.eq_ignore_ascii_case("Content-Length") && !name.eq_ignore_ascii_case("Connection")
+        })
+        .map(|(n, v)| (n.as_str(), v.as_str()));
+    let mut head = Vec::with_capacity(256);
+    head::write_response_head(
+        &mut head,
+        if http10 {
+            Version::Http10
+        } else {
+            Version::Http11
+        },
+        response.status,
+        headers,
+        content_length,
+        keep_alive,
+    );
+    let now = Instant::now();
+    Outgoing {
+        conn,
+        head,
+        body: if no_body {
+            Body::Empty
+        } else {
+            response.body.clone()
+        },
+        written: 0,
+        piece_hint: 0,
+        keep_alive,
+        started: now,
+        last_progress: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the server writes for `response` to a GET on HTTP/1.1 with keep-alive.
+    fn written(response: &Response, head_only: bool) -> String {
+        let (client, server) = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            (client, listener.accept().unwrap().0)
+        };
+        drop(client);
+        let conn = Conn {
+            stream: server,
+            remote: None,
+            buf: Vec::new(),
+            since: Instant::now(),
+            idle: true,
+            open: Arc::new(AtomicUsize::new(1)),
+        };
+        let out = outgoing(conn, response, head_only, true, false);
+        let mut all = out.head.clone();
+        all.extend_from_slice(&out.body.to_vec());
+        String::from_utf8(all).unwrap()
+    }
+
+    #[test]
+    fn framing_is_the_servers() {
+        let response = Response::new(200, "text/plain", Body::Owned(b"hello".to_vec()))
+            .with_header("Content-Length", "99")
+            .with_header("Connection", "close");
+        assert_eq!(
+            written(&response, false),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\
+             Connection: keep-alive\r\n\r\nhello"
+        );
+        // HEAD: no body, and the length the GET body would have when the handler says so.
+        let head =
+            Response::new(200, "text/plain", Body::Empty).with_header("Content-Length", "42");
+        assert!(written(&head, true).contains("Content-Length: 42\r\n"));
+        let not_modified = Response {
+            status: 304,
+            headers: vec![("ETag".into(), "\"x\"".into())],
+            body: Body::Owned(b"ignored".to_vec()),
+        };
+        let text = written(&not_modified, false);
+        assert!(
+            text.ends_with("\r\n\r\n") && !text.contains("Content-Length"),
+            "{text}"
+        );
+    }
+}

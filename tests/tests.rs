@@ -1,0 +1,17 @@
+//! The integration tests, one crate: each module an area, all sharing `support`.
+//!
+//! They talk to real servers over real sockets: the cluster simulator (`cluster-insight-sim`),
+//! the real binary, a fake Docker daemon on a Unix socket, a TLS API server made per run.
+
+mod support;
+
+mod faults;
+mod fuzz;
+mod graph_rules;
+mod hostile_clients;
+mod load;
+mod master_http;
+mod minion;
+mod realdata;
+mod sim;
+mod tls;
