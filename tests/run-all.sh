@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of the project: the Rust unit and integration tests, then every suite
-# under tests/suites/ (shell tests of the scripts, the image and a real Docker daemon).
+# Runs every test of the project: the formatting and lint rules, the Rust unit and
+# integration tests of every crate of the workspace, the build without the simulator, then
+# every suite under tests/suites/ (shell tests of the scripts, the image and a real Docker
+# daemon).
 # Usage: tests/run-all.sh            (from anywhere; it works from the repository root)
 # Suites install what they need when run as root; under CI=true a suite that cannot run
 # fails instead of skipping.
@@ -23,7 +25,10 @@ run() {
     fi
 }
 
-run "cargo test" cargo test --all-targets --locked
+run "cargo fmt --check" cargo fmt --all --check
+run "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+run "cargo test" cargo test --workspace --all-targets --locked
+run "build without the demo feature" cargo build --locked --no-default-features
 for suite in tests/suites/*.sh; do
     [ -e "$suite" ] || continue
     run "$suite" bash "$suite"
