@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cluster_insight_sim::{SimSpec, Simulator};
+use cluster_insight_wire::head::Parse;
 use serde_json::{json, Value};
 
 const NAMED: &[(&str, &str)] = &[
@@ -251,18 +252,12 @@ fn fetch_into(
 ) -> std::io::Result<u16> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let enc = if gzip {
-        "Accept-Encoding: gzip\r\n"
-    } else {
-        ""
-    };
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: bench\r\n{enc}Connection: close\r\n\r\n"
-    )?;
+    let encoding = if gzip { "gzip" } else { "identity" };
+    s.write_all(&request_head(path, &[("Accept-Encoding", encoding)]))?;
     let mut buf = vec![0u8; 1 << 16];
     let mut head: Vec<u8> = Vec::new();
     let mut in_body = false;
+    let mut status = 0;
     loop {
         let n = s.read(&mut buf)?;
         if n == 0 {
@@ -273,21 +268,34 @@ fn fetch_into(
             continue;
         }
         head.extend_from_slice(&buf[..n]);
-        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            sink(&head[end + 4..]);
-            head.truncate(end + 4);
-            in_body = true;
-        } else if head.len() > 65_536 {
-            return Err(std::io::ErrorKind::InvalidData.into());
+        match cluster_insight_wire::head::parse_response(&head) {
+            Ok(Parse::Complete(response, len)) => {
+                sink(&head[len..]);
+                status = response.status;
+                in_body = true;
+            }
+            Ok(Parse::Partial) if head.len() <= 65_536 => {}
+            _ => return Err(std::io::ErrorKind::InvalidData.into()),
         }
     }
     if !in_body {
         return Err(std::io::ErrorKind::InvalidData.into());
     }
-    Ok(std::str::from_utf8(&head[9..12])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0))
+    Ok(status)
+}
+
+/// A GET of `path` that closes the connection after the answer.
+fn request_head(path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut head = Vec::new();
+    let fixed = [("Host", "bench"), ("Connection", "close")];
+    cluster_insight_wire::head::write_request_head(
+        &mut head,
+        "GET",
+        path,
+        fixed.iter().chain(headers).copied(),
+    )
+    .expect("the benchmark's paths are valid targets");
+    head
 }
 
 /// p50 of the time from sending a request to the first byte of the answer: what the server
@@ -299,12 +307,7 @@ fn time_to_first_byte(addr: SocketAddr, path: &str, samples: usize) -> f64 {
             continue;
         };
         let t = Instant::now();
-        if write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-        )
-        .is_err()
-        {
+        if s.write_all(&request_head(path, &[])).is_err() {
             continue;
         }
         let mut byte = [0u8; 1];

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cluster_insight::collect::objects::{parse_list_page, parse_object};
+use cluster_insight::collect::objects::{self, parse_list_page, parse_object};
 use cluster_insight::collect::runtime::docker::{
     parse_container_inspect, parse_container_list, parse_image, parse_top,
 };
@@ -387,7 +387,7 @@ fn keep<T>(list: &mut Vec<T>, item: T, rng: &mut Rng) {
 }
 
 fn kube_item(kind: Kind, raw: &RawValue, pool: &mut Pool, rng: &mut Rng) {
-    let _ = fingerprint::kube_object(raw.get());
+    let _ = fingerprint::ignoring(raw.get(), objects::VOLATILE);
     match kind {
         Kind::Node => {
             if let Ok(n) = parse_object(ApiKind::NODE, raw) {
@@ -469,7 +469,7 @@ fn feed(kind: Kind, text: &str, pool: &mut Pool, rng: &mut Rng) {
                 let _ = parse_container_list(text);
             }
             Kind::Inspect => {
-                let _ = fingerprint::container(text);
+                let _ = fingerprint::ignoring(text, &["ExecIDs", "Log"]);
                 if let Ok(c) = parse_container_inspect(text, rng.chance(2)) {
                     let node = docker_for(pool, rng);
                     if node.containers.len() < POOL_CAP {

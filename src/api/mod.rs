@@ -4,7 +4,8 @@
 //!
 //! [`handler`] is the whole API as the server runs it: the routes of [`handle`] inside the
 //! layers every answer passes through (read-only methods, conditional GET, CORS, an access
-//! log). Failures are [`ApiError`](error::ApiError)s, mapped to statuses in one place.
+//! log). The routes' failures are `ApiError`s, mapped to statuses in one place; the layers
+//! answer 405 and 304 themselves.
 
 mod error;
 mod home;

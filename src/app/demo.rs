@@ -10,6 +10,7 @@ use crate::cli::Options;
 use crate::collect::kube::{KubeClient, KubeConfig};
 use crate::collect::nodes::RuntimeSource;
 use crate::collect::CollectorConfig;
+use crate::graph::Kind;
 
 #[derive(Debug)]
 pub enum DemoError {
@@ -59,11 +60,12 @@ pub fn run(options: &Options, size: Option<&str>) -> Result<(), DemoError> {
     let master = Master::start(config, listener, options.workers)
         .map_err(|e| DemoError::Start(format!("cannot start the master: {e}")))?;
     let expected = sim.expected();
+    let count = |kind: Kind| expected.resources.get(kind.name()).copied().unwrap_or(0);
     log::info!(
         "demo: a simulated cluster ({} nodes, {} pods, {} containers) at {}",
-        expected.resources.get("Node").copied().unwrap_or(0),
-        expected.resources.get("Pod").copied().unwrap_or(0),
-        expected.resources.get("Container").copied().unwrap_or(0),
+        count(Kind::NODE),
+        count(Kind::POD),
+        count(Kind::CONTAINER),
         sim.kube_url()
     );
     println!(

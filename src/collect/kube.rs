@@ -49,8 +49,8 @@ impl KubeConfig {
 /// A failure of a list call, by cause.
 #[derive(Debug)]
 pub enum KubeError {
-    /// No HTTP answer: connection refused, TLS failure, timeout.
-    Transport(String),
+    /// No (complete) HTTP answer: connection refused, TLS failure, timeout.
+    Transport(TransportError),
     /// The API server answered with an error; `reason` and `message` come from its Status.
     Status {
         code: u16,
@@ -64,22 +64,31 @@ pub enum KubeError {
 impl fmt::Display for KubeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KubeError::Transport(e) => write!(f, "{e}"),
+            KubeError::Transport(t) => f.write_str(t.doing),
             KubeError::Status {
                 code,
                 reason,
                 message,
             } => write!(f, "HTTP {code} {reason}: {message}"),
-            KubeError::Parse(_) => write!(f, "an answer that cannot be used"),
+            // A parse error says what it could not read; it stands for the whole error.
+            KubeError::Parse(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// What was being done when no answer came, and ureq's account of why.
+#[derive(Debug)]
+pub struct TransportError {
+    pub doing: &'static str,
+    pub error: ureq::Error,
 }
 
 impl std::error::Error for KubeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            KubeError::Parse(e) => Some(e),
-            KubeError::Transport(_) | KubeError::Status { .. } => None,
+            KubeError::Transport(t) => Some(&t.error),
+            // Said by Display already.
+            KubeError::Parse(_) | KubeError::Status { .. } => None,
         }
     }
 }
@@ -314,16 +323,24 @@ impl KubeClient {
                 request = request.header("Authorization", &format!("Bearer {value}"));
             }
         }
-        let mut response = request
-            .call()
-            .map_err(|e| KubeError::Transport(describe_transport_error(&e)))?;
+        let mut response = request.call().map_err(|error| {
+            KubeError::Transport(TransportError {
+                doing: "no answer",
+                error,
+            })
+        })?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()
             .with_config()
             .limit(MAX_PAGE_BYTES)
             .read_to_string()
-            .map_err(|e| KubeError::Transport(format!("reading the response: {e}")))?;
+            .map_err(|error| {
+                KubeError::Transport(TransportError {
+                    doing: "reading the answer",
+                    error,
+                })
+            })?;
         if (200..300).contains(&status) {
             Ok(text)
         } else {
@@ -347,14 +364,6 @@ pub struct ListResult<T> {
     /// The first few errors, for the log.
     pub malformed: Vec<ParseError>,
     pub malformed_count: usize,
-}
-
-fn describe_transport_error(e: &ureq::Error) -> String {
-    match e {
-        ureq::Error::Timeout(what) => format!("timed out ({what})"),
-        ureq::Error::Io(io) => format!("connection failed: {io}"),
-        other => other.to_string(),
-    }
 }
 
 /// Reads a Kubernetes `Status` object out of an error body, when there is one.

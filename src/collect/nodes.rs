@@ -260,7 +260,7 @@ fn read_containers(
         Err(e) => {
             return NodeOutcome {
                 containers: None,
-                error: Some(format!("{}: {}", runtime.endpoint(), chain(&e))),
+                error: Some(chain(&e)),
                 failed_calls: 1,
             }
         }
@@ -340,7 +340,9 @@ fn read_containers(
         match runtime.image(&id) {
             Ok(image) => {
                 let image = Arc::new(image);
-                context.images.insert(Arc::clone(&image), context.refresh);
+                context
+                    .images
+                    .insert(&id, Arc::clone(&image), context.refresh);
                 images.push(image);
             }
             Err(e) => {

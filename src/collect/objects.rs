@@ -18,6 +18,16 @@ use crate::graph::observed::{Facts, KubeObject, NodeFacts, ObjectMeta, PodFacts}
 use crate::graph::selector::LabelSelector;
 use crate::graph::Kind;
 
+/// Keys that change while an object does not, ignored at any depth by its fingerprint: the
+/// API server bumps `resourceVersion` and rewrites `managedFields` on every write, the
+/// kubelet renews heartbeat and probe times.
+pub const VOLATILE: &[&str] = &[
+    "resourceVersion",
+    "managedFields",
+    "lastHeartbeatTime",
+    "lastProbeTime",
+];
+
 /// Parses one object of `kind`.
 pub fn parse_object(kind: Kind, raw: &RawValue) -> Result<KubeObject, ParseError> {
     match kind {
@@ -74,7 +84,8 @@ where
         .name
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ParseError::new(what, "object has no metadata.name"))?;
-    let fingerprint = fingerprint::kube_object(raw.get()).map_err(|e| ParseError::new(what, e))?;
+    let fingerprint =
+        fingerprint::ignoring(raw.get(), VOLATILE).map_err(|e| ParseError::new(what, e))?;
     let object = KubeObject {
         kind,
         meta: ObjectMeta {

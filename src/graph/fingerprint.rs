@@ -2,31 +2,15 @@
 //! that change while the object itself does not.
 //!
 //! A resource keeps its `timestamp` across refreshes while its fingerprint is unchanged, so
-//! a client can tell what changed by comparing timestamps. Kubernetes bumps
-//! `resourceVersion` and rewrites `managedFields` and heartbeat/probe times on objects whose
-//! meaning did not change; `top` rows carry CPU and memory readings that move every second.
+//! a client can tell what changed by comparing timestamps. Which fields change without the
+//! object changing is the source's business (Kubernetes bumps `resourceVersion`; a process
+//! row carries CPU readings): the reader of each source names them, this module only hashes.
 //! The hash is computed while the text is parsed, without building a tree.
 
 use std::fmt;
 use std::hash::Hasher;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
-/// Keys ignored at any depth of a Kubernetes object.
-const KUBE_VOLATILE: &[&str] = &[
-    "resourceVersion",
-    "managedFields",
-    "lastHeartbeatTime",
-    "lastProbeTime",
-];
-
-/// Keys ignored in a container inspect: the exec list grows with every exec probe, and the
-/// health log rotates on every health check.
-const CONTAINER_VOLATILE: &[&str] = &["ExecIDs", "Log", "FailingStreak"];
-
-/// Columns of a `top` row that are readings rather than state (`collect::runtime::docker::parse_top` hashes
-/// the rest as it copies them).
-pub const PROCESS_VOLATILE: &[&str] = &["%CPU", "%MEM", "VSZ", "RSS", "TIME", "STAT", "C"];
 
 /// A keyed hash of a text, the same for the same text within this process: finds the
 /// previous copy of an object that did not change, without letting whoever writes the
@@ -38,20 +22,13 @@ pub fn text_hash(text: &str) -> u64 {
     KEY.get_or_init(RandomState::new).hash_one(text)
 }
 
-pub fn kube_object(text: &str) -> Result<u64, serde_json::Error> {
-    hash_json(text, KUBE_VOLATILE)
-}
-
-pub fn container(text: &str) -> Result<u64, serde_json::Error> {
-    hash_json(text, CONTAINER_VOLATILE)
-}
-
 /// Any JSON text, nothing ignored.
 pub fn plain(text: &str) -> Result<u64, serde_json::Error> {
-    hash_json(text, &[])
+    ignoring(text, &[])
 }
 
-fn hash_json(text: &str, ignored: &[&str]) -> Result<u64, serde_json::Error> {
+/// A JSON text with the values of the keys `ignored` left out, at any depth.
+pub fn ignoring(text: &str, ignored: &[&str]) -> Result<u64, serde_json::Error> {
     let mut hasher = Fnv64::default();
     let mut de = serde_json::Deserializer::from_str(text);
     HashSeed {
@@ -175,15 +152,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn volatile_kubernetes_fields_do_not_count() {
+    fn ignored_keys_do_not_count_at_any_depth() {
         let a = r#"{"metadata":{"name":"n","resourceVersion":"1","managedFields":[{"x":1}]},
             "status":{"conditions":[{"type":"Ready","lastHeartbeatTime":"2026-01-01T00:00:00Z"}]}}"#;
         let b = r#"{"metadata":{"name":"n","resourceVersion":"2","managedFields":[]},
             "status":{"conditions":[{"type":"Ready","lastHeartbeatTime":"2026-01-01T00:00:10Z"}]}}"#;
         let c = r#"{"metadata":{"name":"n","resourceVersion":"2"},
             "status":{"conditions":[{"type":"NotReady","lastHeartbeatTime":"2026-01-01T00:00:10Z"}]}}"#;
-        assert_eq!(kube_object(a).unwrap(), kube_object(b).unwrap());
-        assert_ne!(kube_object(b).unwrap(), kube_object(c).unwrap());
+        let volatile = ["resourceVersion", "managedFields", "lastHeartbeatTime"];
+        let hash = |text| ignoring(text, &volatile).unwrap();
+        assert_eq!(hash(a), hash(b));
+        assert_ne!(hash(b), hash(c));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! No I/O and no clock here: the collector passes in what it observed, the time and the
 //! [`History`] of the previous build, and gets back the graph and the history to keep.
-//! Nothing here knows where the data came from (which API, which runtime); the types of
-//! resources are the table of kinds ([`Kind`]).
+//! Nothing here reads a source's wire format or knows which runtime a node has: the input
+//! is already parsed, and the rules are the contract's (the kubelet's labels and container
+//! names among them). The types of resources are the table of kinds ([`Kind`]).
 //!
 //! - [`observed`]: the builder's input, filled by the collector;
 //! - [`build`](build()): the rules — IDs, labels, relations;

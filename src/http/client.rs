@@ -492,17 +492,24 @@ fn read_response<R: BufRead>(
     is_head: bool,
     max_body: usize,
 ) -> Result<(Response, bool), Error> {
+    // One budget for the final head and every interim (1xx) head before it, so that a
+    // server cannot keep us reading interim answers for ever.
+    let mut budget = MAX_HEADER_BYTES;
     let head = loop {
-        let head = match head::read_response(r, MAX_HEADER_BYTES) {
-            Ok(Some(head)) => head,
+        let (head, len) = match head::read_response(r, budget) {
+            Ok(Some(read)) => read,
             Ok(None) => return Err(closed("before the response")),
             Err(ReadError::Closed) => return Err(closed("inside the response head")),
             Err(ReadError::Io(e)) => return Err(io_error(e)),
-            Err(ReadError::Head(HeadError::TooLarge)) => {
-                return Err(protocol("response head too long"))
+            Err(ReadError::Head {
+                error: HeadError::TooLarge,
+                ..
+            }) => return Err(protocol("response head too long")),
+            Err(ReadError::Head { error, start }) => {
+                return Err(protocol(format!("invalid response: {error} in {start:?}")))
             }
-            Err(ReadError::Head(e)) => return Err(protocol(format!("invalid response: {e}"))),
         };
+        budget -= len;
         match head.status {
             101 => return Err(protocol("unexpected 101 Switching Protocols")),
             100..=199 => continue,
@@ -579,6 +586,10 @@ mod tests {
         let mut raw = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
         raw.resize(MAX_HEADER_BYTES * 2, b'a');
         assert!(protocol_error(&raw).contains("too long"));
+        // Interim answers share the budget of the final one.
+        let raw = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(MAX_HEADER_BYTES / 20);
+        assert!(protocol_error(&raw).contains("too long"));
+        assert!(protocol_error(b"SSH-2.0-OpenSSH_9.6\r\n").contains("\"SSH-2.0-OpenSSH_9.6\""));
         assert!(matches!(
             parse(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n12345",

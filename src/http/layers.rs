@@ -1,5 +1,5 @@
-//! What every answer of a server gets, whatever its handler: wrappers around handlers, each
-//! one concern, composed where a server is assembled (`api::handler`, `proxy::handler`).
+//! What answers get whatever their handler: wrappers around handlers, each one concern,
+//! composed where a server is assembled (`api::handler`, `proxy::handler`).
 //!
 //! - [`read_only`]: only GET and HEAD reach the handler; anything else is 405 with `Allow`.
 //! - [`cors`]: `Access-Control-Allow-Origin: *`, so that browser pages of any origin can read
@@ -21,7 +21,7 @@ pub(crate) fn read_only(inner: Handler) -> Handler {
         Method::Other(ref name) => Response::error(
             405,
             &format!(
-                "method {} is not allowed: this server is read-only (GET, HEAD)",
+                "method {} is not allowed; use GET or HEAD",
                 printable(name, 20)
             ),
         )

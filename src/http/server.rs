@@ -1,4 +1,5 @@
-//! A small HTTP/1.1 server on std, the only code of the binary that accepts connections.
+//! A small HTTP/1.1 server on std, the only code of the product that accepts connections
+//! (the cluster simulator of `demo` builds has a server of its own).
 //! Everything above it — the master's REST API, the minion's proxy — is a handler, a plain
 //! function from [`Request`] to [`Response`], so most HTTP behaviour is tested without
 //! sockets. Heads are parsed and written by the wire crate, the grammar the whole project
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use cluster_insight_wire::head::{self, HeadError, Parse, Version};
+use cluster_insight_wire::head::{self, Parse, Version};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::body::Body;
@@ -154,6 +155,8 @@ struct Conn {
     since: Instant,
     /// No byte of the next request yet: idle rules apply rather than the head deadline.
     idle: bool,
+    /// `buf` holds bytes not parsed yet (what a client pipelined behind its last request).
+    unparsed: bool,
     open: Arc<AtomicUsize>,
 }
 
@@ -224,6 +227,7 @@ impl Outgoing {
         let mut conn = self.conn;
         if self.keep_alive {
             conn.idle = conn.buf.is_empty();
+            conn.unparsed = !conn.buf.is_empty();
             conn.since = Instant::now();
             Some(conn)
         } else {
@@ -274,6 +278,7 @@ fn accept_loop(
             buf: Vec::new(),
             since: Instant::now(),
             idle: true,
+            unparsed: false,
             open: Arc::clone(open),
         };
         if conn.stream.set_nonblocking(true).is_err() {
@@ -405,8 +410,10 @@ fn io_loop(events: &Receiver<Event>, work: &Sender<(Conn, Request)>, stop: &Atom
 
 fn poll_conn(conn: &mut Conn, chunk: &mut [u8], progressed: &mut bool) -> Progress {
     // A pipelined request may already be complete in the buffer.
-    if let Some(progress) = try_parse(conn) {
-        return progress;
+    if std::mem::take(&mut conn.unparsed) {
+        if let Some(progress) = try_parse(conn) {
+            return progress;
+        }
     }
     loop {
         match conn.stream.read(chunk) {
@@ -418,8 +425,14 @@ fn poll_conn(conn: &mut Conn, chunk: &mut [u8], progressed: &mut bool) -> Progre
                     conn.since = Instant::now();
                 }
                 conn.buf.extend_from_slice(&chunk[..n]);
-                if let Some(progress) = try_parse(conn) {
-                    return progress;
+                // A head completes at a line end: parsing again without a new one can only
+                // say what it said before, and a client sending a byte at a time would make
+                // every read cost the whole head again. The cap holds meanwhile.
+                let line_end = chunk[..n].contains(&b'\n');
+                if line_end || conn.buf.len() > MAX_HEAD_BYTES {
+                    if let Some(progress) = try_parse(conn) {
+                        return progress;
+                    }
                 }
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -438,22 +451,28 @@ fn poll_conn(conn: &mut Conn, chunk: &mut [u8], progressed: &mut bool) -> Progre
 }
 
 /// Parses a complete head out of the buffer, if there is one; refuses one that is already
-/// wrong or too large.
+/// wrong, or too large whatever else is wrong with it.
 fn try_parse(conn: &mut Conn) -> Option<Progress> {
+    // One empty line before a request line is tolerated (RFC 9112 §2.2); a head that is
+    // nothing but empty lines is not a request.
+    let leading_line_ends = conn
+        .buf
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .filter(|&&b| b == b'\n')
+        .count();
+    if leading_line_ends >= 2 {
+        return Some(Progress::Reject(400, "empty request"));
+    }
+    let too_large = conn.buf.len() > MAX_HEAD_BYTES;
     match head::parse_request(&conn.buf) {
-        Ok(Parse::Partial) if conn.buf.len() > MAX_HEAD_BYTES => {
-            Some(Progress::Reject(431, "request head too large"))
-        }
-        Ok(Parse::Partial) => None,
-        Ok(Parse::Complete(_, len)) if len > MAX_HEAD_BYTES => {
-            Some(Progress::Reject(431, "request head too large"))
-        }
-        Ok(Parse::Complete(request, len)) => {
+        Ok(Parse::Complete(request, len)) if len <= MAX_HEAD_BYTES => {
             conn.buf.drain(..len);
             Some(Progress::Ready(Request::from_head(request, conn.remote)))
         }
-        Err(HeadError::TooLarge) => Some(Progress::Reject(431, "request head too large")),
-        Err(e) => Some(Progress::Reject(400, e.message())),
+        Ok(Parse::Partial) if !too_large => None,
+        Err(e) if !too_large => Some(Progress::Reject(400, e.message())),
+        _ => Some(Progress::Reject(431, "request head too large")),
     }
 }
 
@@ -604,12 +623,69 @@ mod tests {
             buf: Vec::new(),
             since: Instant::now(),
             idle: true,
+            unparsed: false,
             open: Arc::new(AtomicUsize::new(1)),
         };
         let out = outgoing(conn, response, head_only, true, false);
         let mut all = out.head.clone();
         all.extend_from_slice(&out.body.to_vec());
         String::from_utf8(all).unwrap()
+    }
+
+    /// What the I/O thread makes of `bytes` arriving on a fresh connection.
+    fn parsed(bytes: &[u8]) -> Option<String> {
+        let (client, server) = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            (client, listener.accept().unwrap().0)
+        };
+        drop(client);
+        let mut conn = Conn {
+            stream: server,
+            remote: None,
+            buf: bytes.to_vec(),
+            since: Instant::now(),
+            idle: false,
+            unparsed: true,
+            open: Arc::new(AtomicUsize::new(1)),
+        };
+        try_parse(&mut conn).map(|progress| match progress {
+            Progress::Ready(request) => format!("request {}", request.target),
+            Progress::Reject(status, why) => format!("{status} {why}"),
+            Progress::Waiting => "waiting".to_string(),
+            Progress::Close => "close".to_string(),
+        })
+    }
+
+    #[test]
+    fn heads_are_refused_as_they_were() {
+        assert_eq!(
+            parsed(b"GET /a HTTP/1.1\r\n\r\n").as_deref(),
+            Some("request /a")
+        );
+        // One empty line before the request line is tolerated, two are no request.
+        assert_eq!(
+            parsed(b"\r\nGET /a HTTP/1.1\r\n\r\n").as_deref(),
+            Some("request /a")
+        );
+        assert_eq!(parsed(b"\r\n\r\n").as_deref(), Some("400 empty request"));
+        assert_eq!(
+            parsed(b"\n\nGET / HTTP/1.1\r\n\r\n").as_deref(),
+            Some("400 empty request")
+        );
+        assert_eq!(parsed(b"GET /a HTTP/1.1\r\nHost: x\r\n"), None);
+        assert!(parsed(b"GET /a HTTP/2.0\r\n\r\n")
+            .unwrap()
+            .starts_with("400"));
+        // Too large wins over anything else that is wrong with the head.
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        while many.len() <= MAX_HEAD_BYTES {
+            many.extend_from_slice(b"X-Filler: 0123456789012345678901234567890123456789\r\n");
+        }
+        assert_eq!(parsed(&many).as_deref(), Some("431 request head too large"));
+        let mut line = b"GET /".to_vec();
+        line.resize(MAX_HEAD_BYTES + 1, b'a');
+        assert_eq!(parsed(&line).as_deref(), Some("431 request head too large"));
     }
 
     #[test]

@@ -491,7 +491,8 @@ impl KubeStore {
     }
 
     /// A store of exactly these objects (each a JSON object with `kind` and `metadata`);
-    /// an object of a kind the table does not serve is an error.
+    /// an object of a kind the table does not serve, or a second object of the same kind,
+    /// namespace and name, is an error (no API server could hold both).
     pub(crate) fn from_objects(items: &[Value]) -> Result<KubeStore, String> {
         let mut store = KubeStore::empty();
         for item in items {
@@ -517,7 +518,18 @@ impl KubeStore {
             } else {
                 String::new()
             };
-            store.put(kind, obj(&namespace, &field("name"), &object));
+            let object = obj(&namespace, &field("name"), &object);
+            let list = &store.lists[kind.index()];
+            if list
+                .binary_search_by(|o| o.key().cmp(&object.key()))
+                .is_ok()
+            {
+                return Err(format!(
+                    "two {kind_name} objects named {:?} in namespace {:?}",
+                    object.name, object.namespace
+                ));
+            }
+            store.put(kind, object);
         }
         Ok(store)
     }

@@ -95,9 +95,16 @@ pub(crate) fn vanished(path: &str) -> Response {
 /// without `Content-Length` (the body runs until the connection closes), generated in small
 /// pieces. Stops quietly when the reader goes away.
 pub(crate) fn write_huge(stream: &mut TcpStream, len: usize) -> std::io::Result<()> {
-    stream.write_all(
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
-    )?;
+    let mut head = Vec::new();
+    cluster_insight_wire::head::write_response_head(
+        &mut head,
+        cluster_insight_wire::head::Version::Http11,
+        200,
+        [("Content-Type", "application/json")],
+        None,
+        false,
+    );
+    stream.write_all(&head)?;
     let opening = b"[{\"Id\":\"";
     stream.write_all(opening)?;
     let piece = [b'a'; 64 * 1024];

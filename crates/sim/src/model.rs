@@ -629,7 +629,9 @@ impl Cluster {
             .position(|p| p.namespace == namespace && p.name == name)
     }
 
-    /// Counts what the context graph of this cluster must hold (contract §3).
+    /// Counts what the context graph of this cluster must hold (contract §3). The type and
+    /// relation names are written out from the contract here, not taken from the table of
+    /// kinds: the expectation must not share a mistake with the code it checks.
     pub(crate) fn expected(&self) -> Expected {
         let mut resources: BTreeMap<String, usize> = BTreeMap::new();
         let mut relations: BTreeMap<String, usize> = BTreeMap::new();

@@ -225,12 +225,16 @@ enum ReadError {
 /// Reads one request head (and discards any body). `Ok(keep_alive)` with the request.
 fn read_request(reader: &mut BufReader<TcpStream>) -> Result<(Request, bool), ReadError> {
     let head = match head::read_request(reader, MAX_HEAD) {
-        Ok(Some(head)) => head,
+        Ok(Some((head, _))) => head,
         Ok(None) | Err(head::ReadError::Io(_)) => return Err(ReadError::Closed),
         Err(head::ReadError::Closed) => return Err(ReadError::Bad(400)),
-        Err(head::ReadError::Head(HeadError::TooLarge)) => return Err(ReadError::Bad(431)),
-        Err(head::ReadError::Head(HeadError::Version)) => return Err(ReadError::Bad(505)),
-        Err(head::ReadError::Head(_)) => return Err(ReadError::Bad(400)),
+        Err(head::ReadError::Head { error, .. }) => {
+            return Err(ReadError::Bad(match error {
+                HeadError::TooLarge => 431,
+                HeadError::Version => 505,
+                HeadError::Malformed(_) | HeadError::TooManyHeaders => 400,
+            }))
+        }
     };
     let (path, query) = parse_target(&head.target).map_err(|_| ReadError::Bad(400))?;
     let keep_alive = match head.version {

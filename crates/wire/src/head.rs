@@ -202,7 +202,12 @@ pub fn parse_response(buf: &[u8]) -> Result<Parse<ResponseHead>, HeadError> {
 #[derive(Debug)]
 pub enum ReadError {
     Io(io::Error),
-    Head(HeadError),
+    /// The head breaks the grammar; `start` is its first line (at most 80 bytes, made
+    /// printable), for the message of whoever reports it.
+    Head {
+        error: HeadError,
+        start: String,
+    },
     /// The stream ended inside a head (after at least one byte of it).
     Closed,
 }
@@ -211,7 +216,7 @@ impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReadError::Io(_) => f.write_str("reading a head"),
-            ReadError::Head(_) => f.write_str("an unreadable head"),
+            ReadError::Head { start, .. } => write!(f, "an unreadable head starting {start:?}"),
             ReadError::Closed => f.write_str("connection closed inside the head"),
         }
     }
@@ -221,29 +226,44 @@ impl std::error::Error for ReadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ReadError::Io(e) => Some(e),
-            ReadError::Head(e) => Some(e),
+            ReadError::Head { error, .. } => Some(error),
             ReadError::Closed => None,
         }
     }
 }
 
-/// Reads one request head of at most `max` bytes; `Ok(None)` when the stream ends cleanly
-/// before its first byte.
-pub fn read_request<R: BufRead>(r: &mut R, max: usize) -> Result<Option<RequestHead>, ReadError> {
+/// Reads one request head of at most `max` bytes, with the bytes it took; `Ok(None)` when
+/// the stream ends cleanly before its first byte.
+pub fn read_request<R: BufRead>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<(RequestHead, usize)>, ReadError> {
     read_head(r, max, parse_request)
 }
 
-/// Reads one response head of at most `max` bytes; `Ok(None)` when the stream ends cleanly
-/// before its first byte.
-pub fn read_response<R: BufRead>(r: &mut R, max: usize) -> Result<Option<ResponseHead>, ReadError> {
+/// Reads one response head of at most `max` bytes, with the bytes it took; `Ok(None)` when
+/// the stream ends cleanly before its first byte.
+pub fn read_response<R: BufRead>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<(ResponseHead, usize)>, ReadError> {
     read_head(r, max, parse_response)
+}
+
+/// The error for a head that breaks the grammar, with its first line.
+fn refused(error: HeadError, head: &[u8]) -> ReadError {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let start = String::from_utf8_lossy(&line[..line.len().min(80)])
+        .trim_end_matches('\r')
+        .to_string();
+    ReadError::Head { error, start }
 }
 
 fn read_head<R: BufRead, T>(
     r: &mut R,
     max: usize,
     parse: fn(&[u8]) -> Result<Parse<T>, HeadError>,
-) -> Result<Option<T>, ReadError> {
+) -> Result<Option<(T, usize)>, ReadError> {
     let mut head: Vec<u8> = Vec::new();
     loop {
         let available = match r.fill_buf() {
@@ -260,15 +280,23 @@ fn read_head<R: BufRead, T>(
         }
         let before = head.len();
         let take = available.len().min(max + 1 - before);
+        let line_end = available[..take].contains(&b'\n');
         head.extend_from_slice(&available[..take]);
-        match parse(&head).map_err(ReadError::Head)? {
+        // A head completes at a line end: without a new one, parsing again can only say
+        // what it said before (and a peer sending a byte at a time would make every read
+        // cost the whole head again).
+        if !line_end && head.len() <= max {
+            r.consume(take);
+            continue;
+        }
+        match parse(&head).map_err(|e| refused(e, &head))? {
             Parse::Complete(value, len) => {
                 // Only the head's own bytes leave the reader.
                 r.consume(len - before);
-                return Ok(Some(value));
+                return Ok(Some((value, len)));
             }
             Parse::Partial if head.len() > max => {
-                return Err(ReadError::Head(HeadError::TooLarge));
+                return Err(refused(HeadError::TooLarge, &head));
             }
             Parse::Partial => r.consume(take),
         }
@@ -419,12 +447,12 @@ mod tests {
             b"GET /a HTTP/1.1\r\nX: \xff\r\n\r\n",
             b"GET /a HTTP/1.1\r\nX: a\x00b\r\n\r\n",
         ] {
-            refused(parse_request, bad);
+            refuses(parse_request, bad);
         }
     }
 
     /// Asserts that `parse` refuses `raw`.
-    fn refused<T: std::fmt::Debug>(parse: fn(&[u8]) -> Result<Parse<T>, HeadError>, raw: &[u8]) {
+    fn refuses<T: std::fmt::Debug>(parse: fn(&[u8]) -> Result<Parse<T>, HeadError>, raw: &[u8]) {
         let outcome = parse(raw);
         assert!(
             outcome.is_err(),
@@ -473,7 +501,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nName : value\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n",
         ] {
-            refused(parse_response, bad);
+            refuses(parse_response, bad);
         }
     }
 
@@ -482,8 +510,9 @@ mod tests {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody";
         // One byte at a time, as a slow peer sends it.
         let mut reader = io::BufReader::with_capacity(1, &raw[..]);
-        let head = read_response(&mut reader, 1024).unwrap().unwrap();
+        let (head, len) = read_response(&mut reader, 1024).unwrap().unwrap();
         assert_eq!(header(&head.headers, "content-length"), Some("4"));
+        assert_eq!(len, raw.len() - 4);
         let mut rest = Vec::new();
         io::Read::read_to_end(&mut reader, &mut rest).unwrap();
         assert_eq!(rest, b"body");
@@ -496,8 +525,20 @@ mod tests {
         let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(2000));
         assert!(matches!(
             read_request(&mut long.as_bytes(), 1024),
-            Err(ReadError::Head(HeadError::TooLarge))
+            Err(ReadError::Head {
+                error: HeadError::TooLarge,
+                ..
+            })
         ));
+        match read_response(&mut &b"SSH-2.0-OpenSSH_9.6\r\nmore\r\n"[..], 1024) {
+            Err(e @ ReadError::Head { .. }) => {
+                assert_eq!(
+                    e.to_string(),
+                    "an unreadable head starting \"SSH-2.0-OpenSSH_9.6\""
+                )
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(read_request(&mut long.as_bytes(), 4096).unwrap().is_some());
     }
 

@@ -80,8 +80,10 @@ impl ImageCache {
         Some(Arc::clone(image))
     }
 
-    pub(crate) fn insert(&self, image: Arc<Image>, refresh: u64) {
-        self.0.lock().insert(image.id.clone(), (image, refresh));
+    /// Remembers `image` as the answer for `id`, the ID it was asked for: a node answers
+    /// only for the IDs it was asked about, whatever its answer says its ID is.
+    pub(crate) fn insert(&self, id: &str, image: Arc<Image>, refresh: u64) {
+        self.0.lock().insert(id.to_string(), (image, refresh));
     }
 
     /// Forgets images no container has used for a while.

@@ -21,6 +21,13 @@ use crate::graph::observed::{Container, Image, Process};
 use crate::http::{Client, ClientConfig, Endpoint};
 use cluster_insight_wire::percent;
 
+/// Keys of a container inspect that change while the container does not: the exec list
+/// grows with every exec probe, the health log rotates on every health check.
+const INSPECT_VOLATILE: &[&str] = &["ExecIDs", "Log", "FailingStreak"];
+
+/// Columns of a `top` row that are readings rather than state.
+const PROCESS_VOLATILE: &[&str] = &["%CPU", "%MEM", "VSZ", "RSS", "TIME", "STAT", "C"];
+
 /// Where the Docker daemon listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
@@ -79,7 +86,7 @@ impl NodeRuntime for DockerRuntime {
 
     fn list(&self) -> Result<Vec<Listed>, RuntimeError> {
         let listed = self.get(
-            &|| "list of containers".to_string(),
+            &|| format!("GET /containers/json at {}", self.client.endpoint()),
             "/containers/json",
             parse_container_list,
         )?;
@@ -263,8 +270,8 @@ pub fn parse_container_inspect(text: &str, show_env: bool) -> Result<Container, 
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let raw = serde_json::to_string(&value).map_err(|e| ParseError::new("container inspect", e))?;
-    let fingerprint =
-        fingerprint::container(&raw).map_err(|e| ParseError::new("container inspect", e))?;
+    let fingerprint = fingerprint::ignoring(&raw, INSPECT_VOLATILE)
+        .map_err(|e| ParseError::new("container inspect", e))?;
     Ok(Container {
         name: str_at(&["Name"]).trim_start_matches('/').to_string(),
         image_id: str_at(&["Image"]),
@@ -328,7 +335,7 @@ pub fn parse_top(text: &str) -> Result<Vec<Process>, ParseError> {
     let titles_json: Vec<String> = titles.iter().map(|t| json_string(t)).collect();
     let volatile: Vec<bool> = titles
         .iter()
-        .map(|t| fingerprint::PROCESS_VOLATILE.contains(&t.as_str()))
+        .map(|t| PROCESS_VOLATILE.contains(&t.as_str()))
         .collect();
     let mut out = Vec::new();
     for row in top.processes.unwrap_or_default() {

@@ -4,9 +4,10 @@
 //! state token that says when an earlier inspect still holds), inspect one, read its
 //! processes (which a runtime may not offer), inspect an image. A runtime is made per node
 //! by [`connect`]; what the collector gets back is the graph's own model
-//! ([`Container`], [`Process`], [`Image`]), already redacted. Nothing outside the runtime's
-//! module knows its wire format: Docker's JSON, its status texts and its redaction paths live
-//! in [`docker`].
+//! ([`Container`], [`Process`], [`Image`]), already redacted. Nothing else in collection knows
+//! a runtime's wire format: Docker's JSON, its status texts, its volatile fields and its
+//! redaction paths live in [`docker`]. (The minion's proxy knows Docker's paths, which it
+//! forwards.)
 //!
 //! Today every node speaks the Docker Engine API, through its minion or a local socket.
 
@@ -39,7 +40,8 @@ pub struct Listed {
 /// and why, by what the collector does about it.
 #[derive(Debug)]
 pub struct RuntimeError {
-    /// `inspect of container 0a1b…`, `top of container 0a1b…`.
+    /// What was asked, in the runtime's words, with where when that helps the reader:
+    /// `inspect of container 0a1b…`, `GET /containers/json at unix:/var/run/docker.sock`.
     pub call: String,
     pub cause: Cause,
 }
