@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::Options;
 use crate::collect::kube::{KubeClient, KubeConfig, KubeSetupError};
-use crate::collect::nodes::RuntimeSource;
 use crate::collect::runtime::docker::{socket_exists, DEFAULT_SOCKET};
 use crate::collect::CollectorConfig;
+use crate::collect::RuntimeSource;
 use crate::http::{ClientConfig, Endpoint};
 
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";

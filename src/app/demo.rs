@@ -8,8 +8,8 @@ use cluster_insight_sim::{SimSpec, Simulator};
 use super::master::Master;
 use crate::cli::Options;
 use crate::collect::kube::{KubeClient, KubeConfig};
-use crate::collect::nodes::RuntimeSource;
 use crate::collect::CollectorConfig;
+use crate::collect::RuntimeSource;
 use crate::graph::Kind;
 
 #[derive(Debug)]

@@ -13,10 +13,10 @@
 //! lose its skeleton), a failed node loses that node's containers until it answers again.
 
 pub mod kube;
-pub mod nodes;
+pub(crate) mod nodes;
 pub mod objects;
 pub mod runtime;
-pub mod status;
+pub(crate) mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -32,10 +32,12 @@ use crate::http::ClientConfig;
 use crate::publish::snapshot::{self, Snapshot};
 use crate::publish::{Published, Shared};
 use kube::KubeClient;
-use nodes::{NodeCache, NodeContext, RuntimeSource};
+use nodes::{NodeCache, NodeContext};
 use runtime::cache::ImageCache;
 use runtime::RuntimeOptions;
 use status::{CallCounts, CollectorStatus, Phases, SourceStatus};
+
+pub use nodes::RuntimeSource;
 
 /// Why a piece of observed data could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,7 @@ mod history;
 mod id;
 pub mod observed;
 mod pods;
-pub mod selector;
+pub(crate) mod selector;
 
 pub use build::{build, BuildOptions};
 pub use cluster_insight_kinds::Kind;

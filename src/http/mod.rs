@@ -6,11 +6,11 @@
 //! module owns sockets, threads and timeouts. Nothing outside it opens a connection for
 //! HTTP except the Kubernetes client (ureq, for TLS).
 
-pub mod body;
+mod body;
 pub mod client;
 pub(crate) mod layers;
-pub mod message;
-pub mod server;
+mod message;
+mod server;
 
 pub use body::{Body, Composed, Piece};
 pub use client::{Client, ClientConfig, Endpoint};

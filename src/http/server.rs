@@ -32,7 +32,7 @@ use super::body::Body;
 use super::message::{Handler, Method, Request, Response};
 
 /// Largest request head (request line and headers) we read.
-pub const MAX_HEAD_BYTES: usize = 16 << 10;
+pub(super) const MAX_HEAD_BYTES: usize = 16 << 10;
 /// A request head must be complete this long after its first byte.
 const HEAD_DEADLINE: Duration = Duration::from_secs(10);
 /// A keep-alive connection with no new request for this long is closed.
@@ -45,7 +45,7 @@ const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
 /// to the I/O thread.
 const WORKER_WRITE_PATIENCE: Duration = Duration::from_millis(200);
 /// Open connections beyond this get a 503 and are closed at once.
-pub const MAX_CONNECTIONS: usize = 4096;
+pub(super) const MAX_CONNECTIONS: usize = 4096;
 
 /// A listening server with its threads. Dropping it does not stop it; call
 /// [`RunningServer::shutdown`] for that (tests do; the binary runs until killed).

@@ -11,7 +11,7 @@ use crate::http::Method;
 use cluster_insight_wire::percent;
 
 /// The longest container or image ID (after percent-decoding) the proxy forwards.
-pub const MAX_ID_LEN: usize = 255;
+pub(super) const MAX_ID_LEN: usize = 255;
 
 /// Targets longer than this are refused before parsing: the longest allowed one, with every
 /// ID byte percent-encoded, is under 800 bytes.
@@ -19,7 +19,7 @@ const MAX_TARGET_LEN: usize = 2048;
 
 /// What to do with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(super) enum Decision {
     /// Send this normalized path and query to the daemon (with the request's method).
     Forward(String),
     /// Answer with an error and send nothing to the daemon.
@@ -28,7 +28,7 @@ pub enum Decision {
 
 /// Why a request is not forwarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub(super) enum Refusal {
     /// A method other than GET and HEAD (the method the client sent).
     Method(String),
     /// A path or query outside the allow-list; the text says which rule it broke.
@@ -36,7 +36,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn message(&self) -> String {
+    pub(super) fn message(&self) -> String {
         match self {
             Refusal::Method(name) => format!(
                 "method {} is not allowed: the minion is read-only (GET, HEAD)",
@@ -49,7 +49,7 @@ impl Refusal {
 
 /// The allow-list: decides whether `method` and `target` (as the client sent it) may go to
 /// the daemon, and if so, what exactly to send.
-pub fn check_request(method: &Method, target: &str) -> Decision {
+pub(super) fn check_request(method: &Method, target: &str) -> Decision {
     if let Method::Other(name) = method {
         return Decision::Refuse(Refusal::Method(name.clone()));
     }

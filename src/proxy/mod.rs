@@ -8,7 +8,7 @@
 //! its own status and body are passed through otherwise, within the body cap of the client
 //! configuration. Failures are `ProxyError`s, mapped to statuses in one place.
 
-pub mod allow;
+mod allow;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,7 +4,7 @@ use crate::graph::Graph;
 
 /// The graph in Graphviz DOT: one node per resource labelled `Type: label`, one edge per
 /// relation labelled with its type.
-pub fn render(graph: &Graph) -> String {
+pub(crate) fn render(graph: &Graph) -> String {
     let mut out = String::from("digraph cluster_insight {\n  rankdir=LR;\n  node [shape=box];\n");
     for r in &graph.resources {
         out.push_str(&format!(

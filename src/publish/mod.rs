@@ -4,7 +4,7 @@
 //! No I/O here. [`Shared`] holds the current snapshot with the status of the refresh that
 //! made it, swapped together under one lock, so a reader never sees one without the other.
 
-pub mod dot;
+pub(crate) mod dot;
 pub mod snapshot;
 
 use std::sync::Arc;
