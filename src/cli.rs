@@ -82,25 +82,25 @@ impl Mode {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub mode: Mode,
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     pub bind: IpAddr,
     pub workers: usize,
     pub debug: bool,
-    pub kubernetes_url: Option<String>,
+    pub(crate) kubernetes_url: Option<String>,
     pub token_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_tls_verify: bool,
-    pub docker_port: u16,
+    pub(crate) docker_port: u16,
     pub docker_socket: Option<PathBuf>,
-    pub no_docker: bool,
+    pub(crate) no_docker: bool,
     pub cluster_name: String,
     pub refresh_interval: Duration,
-    pub node_parallelism: usize,
-    pub show_env: bool,
+    pub(crate) node_parallelism: usize,
+    pub(crate) show_env: bool,
     /// Bound on one Kubernetes API call (one page of a list).
-    pub kube_timeout: Duration,
+    pub(crate) kube_timeout: Duration,
     /// Bound on one Docker API call through a minion or socket.
-    pub docker_timeout: Duration,
+    pub(crate) docker_timeout: Duration,
 }
 
 impl Default for Options {

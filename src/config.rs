@@ -59,7 +59,7 @@ pub struct KubeAccess {
 
 /// The first that applies: `--kubernetes-url`; in-cluster; a local `kubectl proxy`.
 /// `env` is the process environment, passed in so that this stays testable.
-pub fn kube_access(
+pub(crate) fn kube_access(
     options: &Options,
     env: impl Fn(&str) -> Option<String>,
     service_account_dir: &Path,
@@ -166,7 +166,7 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
 }
 
 /// Limits of one call to a node's runtime, from `--docker-timeout`.
-pub fn runtime_client_config(options: &Options) -> ClientConfig {
+pub(crate) fn runtime_client_config(options: &Options) -> ClientConfig {
     let defaults = ClientConfig::default();
     ClientConfig {
         connect_timeout: defaults.connect_timeout.min(options.docker_timeout),

@@ -27,7 +27,7 @@ pub(crate) struct ApiState {
     pub(crate) shared: Arc<Shared>,
     /// The `/version` string.
     pub(crate) version: String,
-    pub(crate) cluster_name: String,
+    pub cluster_name: String,
 }
 
 const JSON: &str = "application/json";

@@ -10,7 +10,7 @@ use crate::http::Endpoint;
 use cluster_insight_wire::time::rfc3339_millis;
 
 /// When this binary was built (RFC 3339 UTC), embedded by `build.rs`.
-pub fn build_date() -> String {
+pub(crate) fn build_date() -> String {
     let secs: i64 = env!("CLUSTER_INSIGHT_BUILD_EPOCH").parse().unwrap_or(0);
     rfc3339_millis(secs * 1000)
 }
@@ -26,7 +26,7 @@ pub fn binary_version() -> String {
 }
 
 /// The ID of the container this process runs in, if any.
-pub fn own_container_id() -> Option<String> {
+pub(crate) fn own_container_id() -> Option<String> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     container_id_from_mountinfo(&mountinfo)
 }
@@ -41,7 +41,7 @@ fn container_id_from_mountinfo(mountinfo: &str) -> Option<String> {
 
 /// The `/version` string, looking the image up through the Docker daemon at `docker` (a
 /// local socket or a minion) when this process runs in a container.
-pub fn version_string(docker: Option<Endpoint>) -> String {
+pub(crate) fn version_string(docker: Option<Endpoint>) -> String {
     let found = own_container_id()
         .zip(docker)
         .and_then(|(id, endpoint)| docker::image_of_container(endpoint, &id));

@@ -26,7 +26,7 @@ pub struct KubeConfig {
     pub token_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_tls_verify: bool,
-    pub page_size: usize,
+    pub(crate) page_size: usize,
     pub connect_timeout: Duration,
     /// Bound on one page: request, headers and body.
     pub request_timeout: Duration,
@@ -79,8 +79,8 @@ impl fmt::Display for KubeError {
 /// What was being done when no answer came, and ureq's account of why.
 #[derive(Debug)]
 pub struct TransportError {
-    pub doing: &'static str,
-    pub error: ureq::Error,
+    pub(crate) doing: &'static str,
+    pub(crate) error: ureq::Error,
 }
 
 impl std::error::Error for KubeError {
@@ -241,7 +241,7 @@ impl KubeClient {
         })
     }
 
-    pub fn base_url(&self) -> &str {
+    pub(crate) fn base_url(&self) -> &str {
         &self.base_url
     }
 
@@ -360,10 +360,10 @@ const MAX_PAGE_BYTES: u64 = 128 << 20;
 #[derive(Debug)]
 pub struct ListResult<T> {
     pub items: Vec<T>,
-    pub pages: usize,
+    pub(crate) pages: usize,
     /// The first few errors, for the log.
-    pub malformed: Vec<ParseError>,
-    pub malformed_count: usize,
+    pub(crate) malformed: Vec<ParseError>,
+    pub(crate) malformed_count: usize,
 }
 
 /// Reads a Kubernetes `Status` object out of an error body, when there is one.

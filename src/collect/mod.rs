@@ -42,8 +42,8 @@ pub use nodes::RuntimeSource;
 /// Why a piece of observed data could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
-    pub what: String,
-    pub detail: String,
+    pub(crate) what: String,
+    pub(crate) detail: String,
 }
 
 impl ParseError {
@@ -66,18 +66,18 @@ impl std::error::Error for ParseError {}
 #[derive(Clone)]
 pub struct CollectorConfig {
     pub kube: KubeClient,
-    pub runtimes: RuntimeSource,
+    pub(crate) runtimes: RuntimeSource,
     /// Limits of one call to a node's runtime.
-    pub runtime_client: ClientConfig,
-    pub node_parallelism: usize,
-    pub show_env: bool,
+    pub(crate) runtime_client: ClientConfig,
+    pub(crate) node_parallelism: usize,
+    pub(crate) show_env: bool,
     pub refresh_interval: Duration,
     pub cluster_name: String,
     /// The `/version` string, stamped on every resource and relation as `createdBy`.
     pub created_by: String,
 }
 
-pub struct Collector {
+pub(crate) struct Collector {
     config: CollectorConfig,
     shared: Arc<Shared>,
     /// The last good copy of each listed kind's list (`None`: never listed).
@@ -96,7 +96,7 @@ fn now_ms() -> i64 {
 }
 
 impl Collector {
-    pub fn new(config: CollectorConfig, shared: Arc<Shared>) -> Collector {
+    pub(crate) fn new(config: CollectorConfig, shared: Arc<Shared>) -> Collector {
         let interval = config.refresh_interval;
         shared.update_status(|status| status.refresh_interval = interval);
         Collector {
@@ -112,7 +112,7 @@ impl Collector {
     }
 
     /// Refreshes every interval until `stop` receives or is dropped.
-    pub fn run(mut self, stop: Receiver<()>) {
+    pub(crate) fn run(mut self, stop: Receiver<()>) {
         loop {
             let started = Instant::now();
             // A bug met while refreshing must not end the collector: the last snapshot
@@ -136,7 +136,7 @@ impl Collector {
     }
 
     /// One complete refresh: collect, build, render, publish.
-    pub fn refresh_once(&mut self) -> Arc<Snapshot> {
+    pub(crate) fn refresh_once(&mut self) -> Arc<Snapshot> {
         self.refresh += 1;
         let started = Instant::now();
         let start_ms = now_ms();

@@ -42,7 +42,7 @@ pub(crate) struct NodeCache {
 /// What every node worker of one refresh shares.
 pub(crate) struct NodeContext {
     pub(crate) options: RuntimeOptions,
-    pub(crate) images: Arc<ImageCache>,
+    pub images: Arc<ImageCache>,
     pub(crate) refresh: u64,
     pub(crate) now_ms: i64,
     /// No call is started after this.
@@ -53,7 +53,7 @@ pub(crate) struct NodeContext {
 /// What reading the nodes gave: the containers of every node that answered, the names of
 /// those that did not, the calls made.
 pub(crate) struct NodesRead {
-    pub(crate) nodes: Vec<NodeContainers>,
+    pub nodes: Vec<NodeContainers>,
     pub(crate) unread: Vec<String>,
     pub(crate) calls: CallCounts,
 }

@@ -224,7 +224,7 @@ fn replication_controller(raw: &RawValue) -> Result<KubeObject, ParseError> {
 
 /// `docker://abc` → `abc`; any `RUNTIME://ID`. An ID without a runtime is not a container
 /// ID Kubernetes would write, so it is refused.
-pub fn strip_runtime_prefix(id: &str) -> Option<&str> {
+pub(crate) fn strip_runtime_prefix(id: &str) -> Option<&str> {
     let (_, rest) = id.split_once("://")?;
     (!rest.is_empty()).then_some(rest)
 }
@@ -265,7 +265,7 @@ impl<'a> Previous<'a> {
 #[derive(Debug)]
 pub struct ListPage<'a> {
     pub items: Vec<&'a RawValue>,
-    pub continue_token: Option<String>,
+    pub(crate) continue_token: Option<String>,
 }
 
 pub fn parse_list_page(text: &str) -> Result<ListPage<'_>, ParseError> {

@@ -9,18 +9,18 @@ use crate::publish::snapshot::Counts;
 
 /// The health of one source (one Kubernetes list, or one node's runtime).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SourceStatus {
-    pub ok: bool,
-    pub error: Option<String>,
-    pub last_attempt_ms: i64,
-    pub last_ok_ms: Option<i64>,
+pub(crate) struct SourceStatus {
+    pub(crate) ok: bool,
+    pub(crate) error: Option<String>,
+    pub(crate) last_attempt_ms: i64,
+    pub(crate) last_ok_ms: Option<i64>,
     /// Where the source was reached, for people reading `/status`.
-    pub endpoint: String,
+    pub(crate) endpoint: String,
     /// Objects read from it in the last refresh (for a node: containers).
-    pub objects: usize,
+    pub(crate) objects: usize,
     /// Calls of the last refresh that failed while the source as a whole answered (a
     /// container's inspect or processes, an image inspect).
-    pub failed_calls: usize,
+    pub(crate) failed_calls: usize,
 }
 
 impl SourceStatus {
@@ -62,12 +62,12 @@ impl SourceStatus {
 
 /// Calls made by one refresh, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CallCounts {
-    pub kube_pages: usize,
-    pub runtime_list: usize,
-    pub runtime_inspect: usize,
-    pub runtime_processes: usize,
-    pub runtime_image: usize,
+pub(crate) struct CallCounts {
+    pub(crate) kube_pages: usize,
+    pub(crate) runtime_list: usize,
+    pub(crate) runtime_inspect: usize,
+    pub(crate) runtime_processes: usize,
+    pub(crate) runtime_image: usize,
 }
 
 impl CallCounts {
@@ -79,32 +79,32 @@ impl CallCounts {
         self.runtime_image += other.runtime_image;
     }
 
-    pub fn runtime_total(&self) -> usize {
+    pub(crate) fn runtime_total(&self) -> usize {
         self.runtime_list + self.runtime_inspect + self.runtime_processes + self.runtime_image
     }
 }
 
 /// Where the time of one refresh went, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Phases {
-    pub kubernetes_ms: u64,
-    pub runtime_ms: u64,
-    pub build_ms: u64,
-    pub render_ms: u64,
+pub(crate) struct Phases {
+    pub(crate) kubernetes_ms: u64,
+    pub(crate) runtime_ms: u64,
+    pub(crate) build_ms: u64,
+    pub(crate) render_ms: u64,
 }
 
 /// What `/status` shows about the collector.
 #[derive(Debug, Clone, Default)]
-pub struct CollectorStatus {
-    pub refreshes: u64,
-    pub last_refresh_start_ms: Option<i64>,
-    pub last_refresh_duration: Duration,
+pub(crate) struct CollectorStatus {
+    pub(crate) refreshes: u64,
+    pub(crate) last_refresh_start_ms: Option<i64>,
+    pub(crate) last_refresh_duration: Duration,
     pub refresh_interval: Duration,
-    pub calls: CallCounts,
-    pub phases: Phases,
-    pub counts: Counts,
+    pub(crate) calls: CallCounts,
+    pub(crate) phases: Phases,
+    pub(crate) counts: Counts,
     /// By list, keyed by the kind's plural: `nodes`, `pods`, ….
-    pub kubernetes: BTreeMap<String, SourceStatus>,
+    pub(crate) kubernetes: BTreeMap<String, SourceStatus>,
     /// By node name.
     pub nodes: BTreeMap<String, SourceStatus>,
 }

@@ -15,7 +15,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 /// A keyed hash of a text, the same for the same text within this process: finds the
 /// previous copy of an object that did not change, without letting whoever writes the
 /// objects choose collisions.
-pub fn text_hash(text: &str) -> u64 {
+pub(crate) fn text_hash(text: &str) -> u64 {
     use std::collections::hash_map::RandomState;
     use std::hash::BuildHasher;
     static KEY: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
@@ -42,7 +42,7 @@ pub fn ignoring(text: &str, ignored: &[&str]) -> Result<u64, serde_json::Error> 
 
 /// FNV-1a: fast on short keys and values, and stable across runs and builds (the standard
 /// library's hasher promises neither), which keeps fingerprints comparable in tests.
-pub struct Fnv64(u64);
+pub(crate) struct Fnv64(u64);
 
 impl Default for Fnv64 {
     fn default() -> Self {

@@ -34,10 +34,6 @@ pub(super) struct Entry<T> {
 pub const HISTORY_GRACE: u64 = 30;
 
 impl History {
-    pub fn is_empty(&self) -> bool {
-        self.resources.is_empty()
-    }
-
     /// Carries over from `previous` the entries of `unread_nodes` this build did not see,
     /// while they are within the grace period.
     pub(super) fn carry_over(&mut self, previous: &History, unread_nodes: &[String]) {

@@ -21,7 +21,7 @@ mod history;
 mod id;
 pub mod observed;
 mod pods;
-pub(crate) mod selector;
+pub mod selector;
 
 pub use build::{build, BuildOptions};
 pub use cluster_insight_kinds::Kind;
@@ -89,7 +89,7 @@ impl Graph {
 }
 
 /// The first 12 hex digits of an ID, after any `sha256:` prefix.
-pub fn hex12(id: &str) -> &str {
+pub(crate) fn hex12(id: &str) -> &str {
     let hex = id.split_once(':').map_or(id, |(_, h)| h);
     match hex.char_indices().nth(12) {
         Some((end, _)) => &hex[..end],

@@ -13,7 +13,7 @@ use super::selector::LabelSelector;
 use super::Kind;
 
 /// The JSON text of one observed object, shared between snapshots without copying.
-pub type RawJson = Arc<str>;
+pub(crate) type RawJson = Arc<str>;
 
 /// Fields every Kubernetes object has (those we use).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct ObjectMeta {
     pub namespace: String,
     pub name: String,
     pub uid: String,
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
 }
 
 /// A Kubernetes object of any kind as observed.
@@ -30,19 +30,19 @@ pub struct ObjectMeta {
 pub struct KubeObject {
     pub kind: Kind,
     pub meta: ObjectMeta,
-    pub raw: RawJson,
+    pub(crate) raw: RawJson,
     /// Hash of the object ignoring fields that change without the object changing
     /// (`resourceVersion`, `managedFields`, heartbeat and probe times).
-    pub fingerprint: u64,
+    pub(crate) fingerprint: u64,
     /// [`super::fingerprint::text_hash`] of `raw`: finds this object again when the next
     /// list sends the very same text.
-    pub text_hash: u64,
-    pub facts: Facts,
+    pub(crate) text_hash: u64,
+    pub(crate) facts: Facts,
 }
 
 /// What the graph rules read of an object beyond its metadata, by kind.
 #[derive(Debug, Clone, Default)]
-pub enum Facts {
+pub(crate) enum Facts {
     /// Nothing beyond the metadata.
     #[default]
     None,
@@ -58,7 +58,7 @@ pub struct NodeFacts {
     /// `InternalIP`, else `Hostname` address, else none (the name stands in).
     pub address: Option<String>,
     /// The `Hostname` address, the node's label in the graph; the name where there is none.
-    pub hostname: String,
+    pub(crate) hostname: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,7 +86,7 @@ impl KubeObject {
     }
 
     /// The selector of an object that selects pods, when it has one.
-    pub fn selector(&self) -> Option<&LabelSelector> {
+    pub(crate) fn selector(&self) -> Option<&LabelSelector> {
         match &self.facts {
             Facts::Selector(selector) => selector.as_ref(),
             _ => None,
@@ -124,13 +124,8 @@ impl KubeState {
     }
 
     /// Moves the objects of `kind` out, leaving none.
-    pub fn take(&mut self, kind: Kind) -> Vec<KubeObject> {
+    pub(crate) fn take(&mut self, kind: Kind) -> Vec<KubeObject> {
         std::mem::take(&mut self.lists[kind.index()])
-    }
-
-    /// Adds an object to the list of its kind.
-    pub fn push(&mut self, object: KubeObject) {
-        self.lists[object.kind.index()].push(object);
     }
 }
 
@@ -142,25 +137,23 @@ pub struct Container {
     /// The runtime's name for it (for Docker, without its leading `/`).
     pub name: String,
     /// The ID of the image it runs (`sha256:…`).
-    pub image_id: String,
-    /// The image name it was started from.
-    pub image_name: String,
-    pub labels: BTreeMap<String, String>,
-    pub started_at: String,
+    pub(crate) image_id: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) started_at: String,
     /// When it last stopped (a zero time while it never has).
-    pub finished_at: String,
-    pub running: bool,
+    pub(crate) finished_at: String,
+    pub(crate) running: bool,
     /// The inspect text, after redaction by the runtime's reader.
-    pub raw: RawJson,
-    pub fingerprint: u64,
+    pub(crate) raw: RawJson,
+    pub(crate) fingerprint: u64,
 }
 
 /// One process of a container, as a map of `ps` column title to value.
 #[derive(Debug, Clone)]
 pub struct Process {
-    pub pid: String,
-    pub raw: RawJson,
-    pub fingerprint: u64,
+    pub(crate) pid: String,
+    pub(crate) raw: RawJson,
+    pub(crate) fingerprint: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -168,8 +161,8 @@ pub struct Image {
     pub id: String,
     /// The first repository tag, else the repository of the first digest; may be empty.
     pub name: String,
-    pub raw: RawJson,
-    pub fingerprint: u64,
+    pub(crate) raw: RawJson,
+    pub(crate) fingerprint: u64,
 }
 
 /// A container with the processes seen in it (none when they could not be read or it is

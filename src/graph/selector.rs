@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::Deserialize;
+
 use super::observed::KubeObject;
 
 /// A label selector, evaluated as Kubernetes does: every `matchLabels` pair and every
@@ -48,6 +50,71 @@ impl LabelSelector {
             .iter()
             .all(|(k, v)| labels.get(k) == Some(v))
             && self.match_expressions.iter().all(|r| r.matches(labels))
+    }
+}
+
+/// A selector that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectorError(pub String);
+
+impl std::fmt::Display for SelectorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "label selector: {}", self.0)
+    }
+}
+
+impl std::error::Error for SelectorError {}
+
+impl LabelSelector {
+    /// A `metav1.LabelSelector` as the API writes it:
+    /// `{"matchLabels": {...}, "matchExpressions": [{"key", "operator", "values"}]}`. An
+    /// unknown operator, or values where the operator takes none (or none where it needs
+    /// some), is an error: guessing would select pods the object does not.
+    pub fn from_json(text: &str) -> Result<LabelSelector, SelectorError> {
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(default, rename = "matchLabels")]
+            match_labels: Option<BTreeMap<String, String>>,
+            #[serde(default, rename = "matchExpressions")]
+            match_expressions: Option<Vec<RawRequirement>>,
+        }
+        #[derive(Deserialize)]
+        struct RawRequirement {
+            key: String,
+            operator: String,
+            #[serde(default)]
+            values: Option<Vec<String>>,
+        }
+        // serde would also take a sequence for a struct; a selector is an object.
+        if !text.trim_start().starts_with('{') {
+            return Err(SelectorError("not a JSON object".to_string()));
+        }
+        let raw: Raw = serde_json::from_str(text).map_err(|e| SelectorError(e.to_string()))?;
+        let mut match_expressions = Vec::new();
+        for r in raw.match_expressions.unwrap_or_default() {
+            let values = r.values.unwrap_or_default();
+            let operator = match (r.operator.as_str(), values.is_empty()) {
+                ("In", false) => Operator::In(values),
+                ("NotIn", false) => Operator::NotIn(values),
+                ("Exists", true) => Operator::Exists,
+                ("DoesNotExist", true) => Operator::DoesNotExist,
+                (op @ ("In" | "NotIn"), true) => {
+                    return Err(SelectorError(format!("{op} needs values")))
+                }
+                (op @ ("Exists" | "DoesNotExist"), false) => {
+                    return Err(SelectorError(format!("{op} takes no values")))
+                }
+                (op, _) => return Err(SelectorError(format!("unknown operator {op:?}"))),
+            };
+            match_expressions.push(Requirement {
+                key: r.key,
+                operator,
+            });
+        }
+        Ok(LabelSelector {
+            match_labels: raw.match_labels.unwrap_or_default(),
+            match_expressions,
+        })
     }
 }
 
@@ -159,5 +226,32 @@ mod tests {
         }
         assert!(LabelSelector::default().matches(&web));
         assert!(!LabelSelector::from_labels(labels(&[("app", "db")])).matches(&web));
+    }
+
+    #[test]
+    fn selectors_are_read_as_the_api_writes_them() {
+        let s = LabelSelector::from_json(
+            r#"{"matchLabels":{"app":"web"},"matchExpressions":[
+                {"key":"tier","operator":"In","values":["front","back"]},
+                {"key":"canary","operator":"DoesNotExist"}]}"#,
+        )
+        .unwrap();
+        assert!(s.matches(&labels(&[("app", "web"), ("tier", "front")])));
+        assert!(!s.matches(&labels(&[
+            ("app", "web"),
+            ("tier", "front"),
+            ("canary", "1")
+        ])));
+        assert!(!s.matches(&labels(&[("app", "web")])));
+        assert!(LabelSelector::from_json("{}").unwrap().is_empty());
+        for bad in [
+            r#"{"matchExpressions":[{"key":"a","operator":"Near","values":["x"]}]}"#,
+            r#"{"matchExpressions":[{"key":"a","operator":"In"}]}"#,
+            r#"{"matchExpressions":[{"key":"a","operator":"Exists","values":["x"]}]}"#,
+            r#"{"matchLabels":{"a":1}}"#,
+            r#"[]"#,
+        ] {
+            assert!(LabelSelector::from_json(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -16,17 +16,13 @@ pub enum Body {
 }
 
 impl Body {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Body::Empty => 0,
             Body::Owned(bytes) => bytes.len(),
             Body::Shared(bytes) => bytes.len(),
             Body::Composed(c) => c.len(),
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The whole body in one buffer (a copy for composed bodies; for tests and small bodies).
@@ -37,7 +33,7 @@ impl Body {
     }
 
     /// Calls `f` with each piece of the body in order.
-    pub fn for_each_piece(&self, mut f: impl FnMut(&[u8])) {
+    pub(crate) fn for_each_piece(&self, mut f: impl FnMut(&[u8])) {
         match self {
             Body::Empty => {}
             Body::Owned(bytes) => f(bytes),
@@ -91,7 +87,7 @@ enum Owner {
 
 impl Piece {
     /// `range` of `bytes`; clamped to the buffer.
-    pub fn bytes_range(bytes: &Arc<[u8]>, range: std::ops::Range<usize>) -> Piece {
+    pub(crate) fn bytes_range(bytes: &Arc<[u8]>, range: std::ops::Range<usize>) -> Piece {
         let end = range.end.min(bytes.len());
         Piece {
             owner: Owner::Bytes(Arc::clone(bytes)),
@@ -101,7 +97,7 @@ impl Piece {
     }
 
     /// All of `text`.
-    pub fn text(text: &Arc<str>) -> Piece {
+    pub(crate) fn text(text: &Arc<str>) -> Piece {
         Piece {
             owner: Owner::Text(Arc::clone(text)),
             start: 0,
@@ -127,7 +123,7 @@ impl Piece {
 
 impl Composed {
     /// Appends a piece, merging it with the last one when it continues the same buffer.
-    pub fn push(&mut self, piece: Piece) {
+    pub(crate) fn push(&mut self, piece: Piece) {
         if piece.start == piece.end {
             return;
         }
@@ -142,12 +138,8 @@ impl Composed {
         self.pieces.push(piece);
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     fn pieces_from<'a>(

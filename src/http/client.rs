@@ -23,10 +23,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The most bytes a response's status line and headers (or a chunked body's trailers) may take.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// The most idle connections a [`Client`] keeps for reuse.
-pub const MAX_IDLE_CONNECTIONS: usize = 4;
+pub(crate) const MAX_IDLE_CONNECTIONS: usize = 4;
 
 /// An idle connection older than this is closed rather than reused: servers drop idle
 /// connections on timers of their own, and a fresh connection is cheap on the networks we use.
@@ -77,20 +77,20 @@ impl Default for ClientConfig {
 /// A complete response.
 #[derive(Debug, Clone)]
 pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         head::header(&self.headers, name)
     }
 }
 
 /// Why a request failed, by what the caller can do about it.
 #[derive(Debug)]
-pub enum Error {
+pub(crate) enum Error {
     /// No connection could be made: refused, no such socket, unreachable, or not within
     /// `connect_timeout`.
     Connect(std::io::Error),
@@ -179,16 +179,12 @@ impl Client {
         }
     }
 
-    pub fn endpoint(&self) -> &Endpoint {
+    pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 
-    pub fn config(&self) -> &ClientConfig {
-        &self.config
-    }
-
     /// GET `path_and_query` (already encoded).
-    pub fn get(&self, path_and_query: &str) -> Result<Response, Error> {
+    pub(crate) fn get(&self, path_and_query: &str) -> Result<Response, Error> {
         self.request("GET", path_and_query)
     }
 
@@ -197,7 +193,7 @@ impl Client {
     /// `path_and_query` must be an origin-form target (`/...`) of visible ASCII characters,
     /// already percent-encoded; anything else is refused with [`Error::Protocol`] before a
     /// connection is made.
-    pub fn request(&self, method: &str, path_and_query: &str) -> Result<Response, Error> {
+    pub(crate) fn request(&self, method: &str, path_and_query: &str) -> Result<Response, Error> {
         let mut head = Vec::with_capacity(160 + path_and_query.len());
         head::write_request_head(
             &mut head,

@@ -1,7 +1,6 @@
 //! Requests and responses as handlers see them: plain values, so that most HTTP behaviour
 //! is a function from one to the other, tested without sockets.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cluster_insight_wire::head::{self, Version};
@@ -31,11 +30,10 @@ impl Method {
 /// client sent it (path and query, still percent-encoded, or an absolute-form URI).
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub method: Method,
+    pub(crate) method: Method,
     pub target: String,
-    pub version: Version,
-    pub headers: Vec<(String, String)>,
-    pub remote: Option<SocketAddr>,
+    pub(crate) version: Version,
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 impl Method {
@@ -49,47 +47,42 @@ impl Method {
 }
 
 impl Request {
-    /// A request with no headers, for handlers called directly (tests, the benchmark).
-    pub fn get(target: &str) -> Request {
+    /// A request with no headers, for handlers called directly.
+    #[cfg(test)]
+    pub(crate) fn get(target: &str) -> Request {
         Request {
             method: Method::Get,
             target: target.to_string(),
             version: Version::Http11,
             headers: Vec::new(),
-            remote: None,
         }
     }
 
     /// The request of a parsed head.
-    pub(crate) fn from_head(head: head::RequestHead, remote: Option<SocketAddr>) -> Request {
+    pub(crate) fn from_head(head: head::RequestHead) -> Request {
         Request {
             method: Method::from_name(head.method),
             target: head.target,
             version: head.version,
             headers: head.headers,
-            remote,
         }
     }
 
     /// Adds a header; for building requests by hand.
-    pub fn with_header(mut self, name: &str, value: &str) -> Request {
+    #[cfg(test)]
+    pub(crate) fn with_header(mut self, name: &str, value: &str) -> Request {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
     /// The first value of a header, matched case-insensitively.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         head::header(&self.headers, name)
     }
 
     /// The path part of the target, without the query.
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
-    }
-
-    /// The raw query string (after `?`), if any.
-    pub fn query(&self) -> Option<&str> {
-        self.target.split_once('?').map(|(_, q)| q)
     }
 }
 
@@ -98,8 +91,8 @@ impl Request {
 /// the GET body would have; it is kept then.)
 #[derive(Debug, Clone)]
 pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
     pub body: Body,
 }
 
@@ -112,18 +105,18 @@ impl Response {
         }
     }
 
-    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+    pub(crate) fn with_header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
     /// The first value of a header, matched case-insensitively.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         head::header(&self.headers, name)
     }
 
     /// The error answer of every endpoint (contract §2): the JSON error body with `status`.
-    pub fn error(status: u16, message: &str) -> Response {
+    pub(crate) fn error(status: u16, message: &str) -> Response {
         Response::new(
             status,
             "application/json",

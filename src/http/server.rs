@@ -468,7 +468,7 @@ fn try_parse(conn: &mut Conn) -> Option<Progress> {
     match head::parse_request(&conn.buf) {
         Ok(Parse::Complete(request, len)) if len <= MAX_HEAD_BYTES => {
             conn.buf.drain(..len);
-            Some(Progress::Ready(Request::from_head(request, conn.remote)))
+            Some(Progress::Ready(Request::from_head(request)))
         }
         Ok(Parse::Partial) if !too_large => None,
         Err(e) if !too_large => Some(Progress::Reject(400, e.message())),

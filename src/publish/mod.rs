@@ -16,24 +16,24 @@ use snapshot::Snapshot;
 
 /// What the collector publishes and the API reads.
 #[derive(Default)]
-pub struct Shared {
+pub(crate) struct Shared {
     published: RwLock<Published>,
 }
 
 /// A snapshot and the status of the refresh that made it.
 #[derive(Default, Clone)]
-pub struct Published {
-    pub snapshot: Option<Arc<Snapshot>>,
-    pub status: Arc<CollectorStatus>,
+pub(crate) struct Published {
+    pub(crate) snapshot: Option<Arc<Snapshot>>,
+    pub(crate) status: Arc<CollectorStatus>,
 }
 
 impl Shared {
-    pub fn current(&self) -> Option<Arc<Snapshot>> {
+    pub(crate) fn current(&self) -> Option<Arc<Snapshot>> {
         self.published.read().snapshot.clone()
     }
 
     /// The snapshot and its status, as one.
-    pub fn published(&self) -> Published {
+    pub(crate) fn published(&self) -> Published {
         self.published.read().clone()
     }
 

@@ -22,12 +22,12 @@ use cluster_insight_wire::time::rfc3339_millis;
 /// ask.
 #[derive(Debug)]
 pub struct Rendered {
-    pub content_type: &'static str,
+    pub(crate) content_type: &'static str,
     /// Plain: shares the observed objects' text with the graph instead of copying it.
     pub body: Body,
     gzip: OnceLock<Arc<[u8]>>,
     /// Strong tag of the plain body; the gzip body's tag adds `-gzip` inside the quotes.
-    pub etag: String,
+    pub(crate) etag: String,
 }
 
 impl Rendered {
@@ -41,7 +41,7 @@ impl Rendered {
     }
 
     /// The body gzipped; concurrent first callers wait for one compression.
-    pub fn gzip(&self) -> Arc<[u8]> {
+    pub(crate) fn gzip(&self) -> Arc<[u8]> {
         Arc::clone(self.gzip.get_or_init(|| {
             let mut encoder =
                 GzEncoder::new(Vec::with_capacity(self.body.len() / 8), Compression::fast());
@@ -58,14 +58,14 @@ impl Rendered {
         }))
     }
 
-    pub fn gzip_etag(&self) -> String {
+    pub(crate) fn gzip_etag(&self) -> String {
         format!("{}-gzip\"", self.etag.trim_end_matches('"'))
     }
 }
 
 /// Counts of a graph, for `/status` and the logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub resources: BTreeMap<&'static str, usize>,
     pub relations: BTreeMap<&'static str, usize>,
 }
@@ -73,7 +73,7 @@ pub struct Counts {
 #[derive(Debug)]
 pub struct Snapshot {
     /// Increases by one with every snapshot the process publishes.
-    pub sequence: u64,
+    pub(crate) sequence: u64,
     pub timestamp_ms: i64,
     pub cluster: Rendered,
     pub resources: Rendered,
@@ -82,7 +82,7 @@ pub struct Snapshot {
     debug: OnceLock<Rendered>,
     debug_etag: String,
     graph: Graph,
-    pub counts: Counts,
+    pub(crate) counts: Counts,
 }
 
 /// Where one resource's JSON lies: `prefix` in the glue, its properties text, `suffix` in
@@ -243,7 +243,7 @@ pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
 
 impl Snapshot {
     /// `/debug`: the graph in DOT, rendered on first use.
-    pub fn debug(&self) -> &Rendered {
+    pub(crate) fn debug(&self) -> &Rendered {
         self.debug.get_or_init(|| {
             Rendered::new(
                 "text/vnd.graphviz; charset=utf-8",

@@ -20,7 +20,7 @@ const AGE_SLACK_MS: i64 = 2000;
 
 /// A container inspect kept while the container is known not to have changed.
 pub(crate) struct CachedContainer {
-    pub(crate) container: Arc<Container>,
+    pub container: Arc<Container>,
     /// The listed state the inspect was made under.
     listed_state: String,
     /// When the container entered its state: `StartedAt` while it runs, else `FinishedAt`.

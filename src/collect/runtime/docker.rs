@@ -29,16 +29,16 @@ const INSPECT_VOLATILE: &[&str] = &["ExecIDs", "Log", "FailingStreak"];
 const PROCESS_VOLATILE: &[&str] = &["%CPU", "%MEM", "VSZ", "RSS", "TIME", "STAT", "C"];
 
 /// Where the Docker daemon listens unless told otherwise.
-pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+pub(crate) const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
 /// A node's runtime read through the Docker Engine API.
-pub struct DockerRuntime {
+pub(crate) struct DockerRuntime {
     client: Client,
     show_env: bool,
 }
 
 impl DockerRuntime {
-    pub fn new(client: Client, show_env: bool) -> DockerRuntime {
+    pub(crate) fn new(client: Client, show_env: bool) -> DockerRuntime {
         DockerRuntime { client, show_env }
     }
 
@@ -155,7 +155,7 @@ pub(crate) fn listed_state(entry: ListedContainer) -> Listed {
 
 /// The image and image ID of the container `id`, looked up through the daemon at
 /// `endpoint`, for `/version`: `(Config.Image, Image)`.
-pub fn image_of_container(endpoint: Endpoint, id: &str) -> Option<(String, String)> {
+pub(crate) fn image_of_container(endpoint: Endpoint, id: &str) -> Option<(String, String)> {
     let config = ClientConfig {
         connect_timeout: std::time::Duration::from_secs(1),
         io_timeout: std::time::Duration::from_secs(2),
@@ -176,7 +176,7 @@ pub fn image_of_container(endpoint: Endpoint, id: &str) -> Option<(String, Strin
 }
 
 /// Whether a daemon socket exists at `path`.
-pub fn socket_exists(path: &Path) -> bool {
+pub(crate) fn socket_exists(path: &Path) -> bool {
     std::fs::metadata(path).is_ok()
 }
 
@@ -185,9 +185,9 @@ pub fn socket_exists(path: &Path) -> bool {
 pub struct ListedContainer {
     pub id: String,
     /// `running`, `exited`, … (absent in old daemons: empty).
-    pub state: String,
+    pub(crate) state: String,
     /// `Up 2 hours`, `Exited (0) 5 minutes ago`, …
-    pub status: String,
+    pub(crate) status: String,
 }
 
 pub fn parse_container_list(text: &str) -> Result<Vec<ListedContainer>, ParseError> {
@@ -275,7 +275,6 @@ pub fn parse_container_inspect(text: &str, show_env: bool) -> Result<Container, 
     Ok(Container {
         name: str_at(&["Name"]).trim_start_matches('/').to_string(),
         image_id: str_at(&["Image"]),
-        image_name: str_at(&["Config", "Image"]),
         started_at: str_at(&["State", "StartedAt"]),
         finished_at: str_at(&["State", "FinishedAt"]),
         id,
@@ -288,7 +287,7 @@ pub fn parse_container_inspect(text: &str, show_env: bool) -> Result<Container, 
 
 /// `Config.Env` values become `NAME=<redacted>` unless `show_env`; `ExecIDs` becomes its
 /// length. Everything else is left as it was.
-pub fn redact_inspect(value: &mut Value, show_env: bool) {
+pub(crate) fn redact_inspect(value: &mut Value, show_env: bool) {
     if !show_env {
         if let Some(env) = value
             .get_mut("Config")
@@ -429,8 +428,8 @@ pub fn parse_image(text: &str) -> Result<Image, ParseError> {
 /// restart, an exit or a health change shows in one or the other.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StatusParts {
-    pub shape: String,
-    pub age_upper_bound_secs: Option<u64>,
+    pub(crate) shape: String,
+    pub(crate) age_upper_bound_secs: Option<u64>,
 }
 
 pub(crate) fn split_status(status: &str) -> StatusParts {
@@ -499,10 +498,7 @@ mod tests {
         assert!(c.raw.contains(r#""WEIRD""#));
         assert!(c.raw.contains(r#""ExecIDs":3"#));
         assert_eq!(c.name, "k8s_app_p_ns_uid_0");
-        assert_eq!(
-            (c.image_id.as_str(), c.image_name.as_str()),
-            ("sha256:1", "nginx:1.27")
-        );
+        assert_eq!(c.image_id, "sha256:1");
         assert!(c.running);
         let shown = parse_container_inspect(text, true).unwrap();
         assert!(shown.raw.contains("PASSWORD=hunter2"));

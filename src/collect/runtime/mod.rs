@@ -24,30 +24,30 @@ use crate::http::{Client, ClientConfig, Endpoint};
 /// One container as the runtime's list shows it: enough to tell whether an earlier inspect
 /// still describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub id: String,
     /// The list's account of the container's state, reduced by the runtime to what changes
     /// only when the container does (a restart, an exit, a health change): while it is
     /// the same, so is the container, apart from how long it has been so.
-    pub state: String,
+    pub(crate) state: String,
     /// At most how long, in seconds, the list says the container has been in its state,
     /// when it says (Docker's `Up 2 hours`). A restart shows as an age below the time the
     /// inspect gave.
-    pub age_at_most_secs: Option<u64>,
+    pub(crate) age_at_most_secs: Option<u64>,
 }
 
 /// A failed runtime call: which call (in the runtime's words, for the log and `/status`)
 /// and why, by what the collector does about it.
 #[derive(Debug)]
-pub struct RuntimeError {
+pub(crate) struct RuntimeError {
     /// What was asked, in the runtime's words, with where when that helps the reader:
     /// `inspect of container 0a1b…`, `GET /containers/json at unix:/var/run/docker.sock`.
-    pub call: String,
-    pub cause: Cause,
+    pub(crate) call: String,
+    pub(crate) cause: Cause,
 }
 
 #[derive(Debug)]
-pub enum Cause {
+pub(crate) enum Cause {
     /// Could not talk to the runtime at all, or it did not speak its protocol.
     Transport(crate::http::client::Error),
     /// The container or image is not (or no longer) there.
@@ -59,7 +59,7 @@ pub enum Cause {
 }
 
 impl RuntimeError {
-    pub fn is_not_found(&self) -> bool {
+    pub(crate) fn is_not_found(&self) -> bool {
         matches!(self.cause, Cause::NotFound)
     }
 }
@@ -88,7 +88,7 @@ impl std::error::Error for RuntimeError {
 
 /// A node's container runtime, as the collector reads it. Implementations only read, and
 /// redact what they return (environment values) before anyone else sees it.
-pub trait NodeRuntime: Send + Sync {
+pub(crate) trait NodeRuntime: Send + Sync {
     /// Where the runtime is reached, for `/status` and the logs.
     fn endpoint(&self) -> String;
 
@@ -105,15 +105,15 @@ pub trait NodeRuntime: Send + Sync {
 
 /// How a runtime is read, whatever the node.
 #[derive(Debug, Clone)]
-pub struct RuntimeOptions {
+pub(crate) struct RuntimeOptions {
     pub client: ClientConfig,
     /// Leave container environment values as they are (they hold secrets).
-    pub show_env: bool,
+    pub(crate) show_env: bool,
 }
 
 /// The runtime at `endpoint`: a node's minion (TCP) or a local daemon socket, both of which
 /// speak the Docker Engine API.
-pub fn connect(endpoint: Endpoint, options: &RuntimeOptions) -> Arc<dyn NodeRuntime> {
+pub(crate) fn connect(endpoint: Endpoint, options: &RuntimeOptions) -> Arc<dyn NodeRuntime> {
     Arc::new(docker::DockerRuntime::new(
         Client::new(endpoint, options.client.clone()),
         options.show_env,
