@@ -477,3 +477,211 @@ fn kubelet_names() {
         assert_eq!(got, expect, "{name}");
     }
 }
+
+/// An object of `kind` from its JSON, as the API server lists it.
+fn object(kind: Kind, value: serde_json::Value) -> KubeObject {
+    parse_object(kind, &raw(value)).unwrap_or_else(|e| panic!("{kind}: {e}"))
+}
+
+/// Metadata of a namespaced object in `ns`, owned by the objects of `owner_uids`.
+fn meta(ns: &str, name: &str, uid: &str, owner_uids: &[&str]) -> serde_json::Value {
+    let owners: Vec<_> = owner_uids
+        .iter()
+        .map(|u| json!({"apiVersion": "apps/v1", "kind": "Whatever", "name": "x", "uid": u, "controller": true}))
+        .collect();
+    json!({"namespace": ns, "name": name, "uid": uid, "ownerReferences": owners, "labels": {"app": name},
+        "managedFields": [{"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:spec": {}}}]})
+}
+
+/// Today's workloads: every kind of contract §6 with its relations.
+fn workloads() -> Collected {
+    let mut c = Collected::default();
+    let mut set = |kind: Kind, objects: Vec<serde_json::Value>| {
+        *c.kube.of_mut(kind) = objects.into_iter().map(|o| object(kind, o)).collect();
+    };
+    set(
+        Kind::NAMESPACE,
+        vec![json!({"metadata": {"name": "shop", "uid": "ns-shop"}})],
+    );
+    set(
+        Kind::NODE,
+        vec![json!({"metadata": {"name": "n1", "uid": "node-1"}})],
+    );
+    set(
+        Kind::DEPLOYMENT,
+        vec![
+            json!({"metadata": meta("shop", "web", "d-web", &[]), "spec": {"selector": {"matchLabels": {"app": "web"}}}}),
+        ],
+    );
+    set(
+        Kind::REPLICA_SET,
+        vec![
+            json!({"metadata": meta("shop", "web-5d9", "rs-web", &["d-web"])}),
+            // Owned by a Rollout that is not in the graph: no relation, and its namespace
+            // holds it.
+            json!({"metadata": meta("shop", "canary-77", "rs-canary", &["rollout-uid"])}),
+        ],
+    );
+    set(
+        Kind::STATEFUL_SET,
+        vec![json!({"metadata": meta("shop", "db", "sts-db", &[])})],
+    );
+    set(
+        Kind::DAEMON_SET,
+        vec![json!({"metadata": meta("shop", "agent", "ds-agent", &[])})],
+    );
+    set(
+        Kind::CRON_JOB,
+        vec![json!({"metadata": meta("shop", "report", "cj-report", &[])})],
+    );
+    set(
+        Kind::JOB,
+        vec![json!({"metadata": meta("shop", "report-29", "job-report", &["cj-report"])})],
+    );
+    let pod = |name: &str, uid: &str, owner: &str, node: Option<&str>, claim: Option<&str>| {
+        let mut spec = json!({"containers": [{"name": "c"}]});
+        if let Some(n) = node {
+            spec["nodeName"] = json!(n);
+        }
+        if let Some(c) = claim {
+            spec["volumes"] = json!([{"name": "data", "persistentVolumeClaim": {"claimName": c}}, {"name": "tmp", "emptyDir": {}}]);
+        }
+        json!({"metadata": meta("shop", name, uid, &[owner]), "spec": spec})
+    };
+    set(
+        Kind::POD,
+        vec![
+            pod("web-5d9-a", "p-web", "rs-web", Some("n1"), None),
+            pod("db-0", "p-db", "sts-db", None, Some("data-db-0")),
+            pod("agent-x", "p-agent", "ds-agent", Some("n1"), None),
+            pod("report-29-q", "p-report", "job-report", Some("n1"), None),
+            // Owned by nothing in the graph and run by no node: its namespace holds it.
+            pod("stray", "p-stray", "gone", None, None),
+        ],
+    );
+    set(
+        Kind::PERSISTENT_VOLUME_CLAIM,
+        vec![
+            json!({"metadata": meta("shop", "data-db-0", "pvc-db", &[]), "spec": {"volumeName": "pv-1"}}),
+        ],
+    );
+    set(
+        Kind::PERSISTENT_VOLUME,
+        vec![json!({"metadata": {"name": "pv-1", "uid": "pv-uid"}})],
+    );
+    set(
+        Kind::SERVICE,
+        vec![
+            // Selects web by label, but its slice lists the db pod: the slice wins.
+            json!({"metadata": meta("shop", "front", "svc-front", &[]), "spec": {"selector": {"app": "web-5d9-a"}}}),
+            // No selector, manual endpoints.
+            json!({"metadata": meta("shop", "legacy", "svc-legacy", &[])}),
+            // A selector and no slice: the selector decides.
+            json!({"metadata": meta("shop", "agents", "svc-agents", &[]), "spec": {"selector": {"app": "agent-x"}}}),
+        ],
+    );
+    set(
+        Kind::ENDPOINT_SLICE,
+        vec![
+            json!({"metadata": {"namespace": "shop", "name": "front-abc", "labels": {"kubernetes.io/service-name": "front"}},
+                "endpoints": [{"addresses": ["10.0.0.9"], "targetRef": {"kind": "Pod", "namespace": "shop", "name": "db-0", "uid": "p-db"}}]}),
+            json!({"metadata": {"namespace": "shop", "name": "legacy-1", "labels": {"kubernetes.io/service-name": "legacy"}},
+                "endpoints": [{"addresses": ["10.0.0.7"], "targetRef": {"kind": "Pod", "name": "stray"}},
+                              {"addresses": ["192.0.2.1"]}]}),
+        ],
+    );
+    set(
+        Kind::INGRESS,
+        vec![
+            json!({"metadata": meta("shop", "www", "ing-www", &[]), "spec": {
+            "defaultBackend": {"service": {"name": "legacy", "port": {"number": 80}}},
+            "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "front", "port": {"number": 80}}}},
+                                          {"path": "/gone", "pathType": "Prefix", "backend": {"service": {"name": "missing"}}}]}}]}}),
+        ],
+    );
+    set(
+        Kind::HORIZONTAL_POD_AUTOSCALER,
+        vec![
+            json!({"metadata": meta("shop", "web", "hpa-web", &[]), "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}}}),
+        ],
+    );
+    c
+}
+
+#[test]
+fn workloads_owners_and_the_relations_of_today() {
+    let (graph, _) = build(&workloads(), &options(), 1, &History::default());
+    check_invariants(&graph);
+    let got = relations(&graph);
+    let expected: BTreeSet<String> = [
+        "contains Cluster:test -> Namespace:shop",
+        "contains Cluster:test -> Node:n1",
+        "contains Cluster:test -> PersistentVolume:pv-1",
+        "contains Cluster:test -> Service:shop/front",
+        "contains Cluster:test -> Service:shop/legacy",
+        "contains Cluster:test -> Service:shop/agents",
+        "runs Node:n1 -> Pod:shop/web-5d9-a",
+        "runs Node:n1 -> Pod:shop/agent-x",
+        "runs Node:n1 -> Pod:shop/report-29-q",
+        "owns ReplicaSet:shop/web-5d9 -> Pod:shop/web-5d9-a",
+        "owns StatefulSet:shop/db -> Pod:shop/db-0",
+        "owns DaemonSet:shop/agent -> Pod:shop/agent-x",
+        "owns Job:shop/report-29 -> Pod:shop/report-29-q",
+        "owns Deployment:shop/web -> ReplicaSet:shop/web-5d9",
+        "owns CronJob:shop/report -> Job:shop/report-29",
+        "uses Pod:shop/db-0 -> PersistentVolumeClaim:shop/data-db-0",
+        "bindsTo PersistentVolumeClaim:shop/data-db-0 -> PersistentVolume:pv-1",
+        "loadBalances Service:shop/front -> Pod:shop/db-0",
+        "loadBalances Service:shop/legacy -> Pod:shop/stray",
+        "loadBalances Service:shop/agents -> Pod:shop/agent-x",
+        "routes Ingress:shop/www -> Service:shop/legacy",
+        "routes Ingress:shop/www -> Service:shop/front",
+        "scales HorizontalPodAutoscaler:shop/web -> Deployment:shop/web",
+        // What nothing else in the graph holds, the namespace does.
+        "contains Namespace:shop -> Pod:shop/stray",
+        "contains Namespace:shop -> ReplicaSet:shop/canary-77",
+        "contains Namespace:shop -> Deployment:shop/web",
+        "contains Namespace:shop -> StatefulSet:shop/db",
+        "contains Namespace:shop -> DaemonSet:shop/agent",
+        "contains Namespace:shop -> CronJob:shop/report",
+        "contains Namespace:shop -> Service:shop/front",
+        "contains Namespace:shop -> Service:shop/legacy",
+        "contains Namespace:shop -> Service:shop/agents",
+        "contains Namespace:shop -> PersistentVolumeClaim:shop/data-db-0",
+        "contains Namespace:shop -> Ingress:shop/www",
+        "contains Namespace:shop -> HorizontalPodAutoscaler:shop/web",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(
+        got.difference(&expected).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "unexpected"
+    );
+    assert_eq!(
+        expected.difference(&got).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "missing"
+    );
+    // EndpointSlices are read, not shown.
+    assert!(graph
+        .resources
+        .iter()
+        .all(|r| !r.id.starts_with("EndpointSlice")));
+    // The API server's bookkeeping is not served.
+    for r in &graph.resources {
+        assert!(!r.properties.contains("managedFields"), "{}", r.id);
+        serde_json::from_str::<serde_json::Value>(&r.properties).unwrap();
+    }
+    let label = |id: &str| {
+        graph
+            .resources
+            .iter()
+            .find(|r| &*r.id == id)
+            .map(|r| r.label.clone())
+    };
+    assert_eq!(label("Namespace:shop").as_deref(), Some("shop"));
+    assert_eq!(label("PersistentVolume:pv-1").as_deref(), Some("pv-1"));
+}

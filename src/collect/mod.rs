@@ -80,8 +80,8 @@ pub struct CollectorConfig {
 pub(crate) struct Collector {
     config: CollectorConfig,
     shared: Arc<Shared>,
-    /// The last good copy of each listed kind's list (`None`: never listed).
-    last_good: Vec<Option<Vec<KubeObject>>>,
+    /// The last good copy of each listed kind's list.
+    last_good: HashMap<Kind, Vec<KubeObject>>,
     node_caches: HashMap<String, NodeCache>,
     images: Arc<ImageCache>,
     history: History,
@@ -102,7 +102,7 @@ impl Collector {
         Collector {
             config,
             shared,
-            last_good: (0..Kind::COUNT).map(|_| None).collect(),
+            last_good: HashMap::new(),
             node_caches: HashMap::new(),
             images: Arc::new(ImageCache::default()),
             history: History::default(),
@@ -205,7 +205,7 @@ impl Collector {
         // What was used is the last good copy of each list for the next refresh.
         let Collected { mut kube, .. } = collected;
         for kind in Kind::listed() {
-            self.last_good[kind.index()] = Some(kube.take(kind));
+            self.last_good.insert(kind, kube.take(kind));
         }
         lap(&mut phases.render_ms);
 
@@ -260,7 +260,7 @@ impl Collector {
         let fetched: Vec<(Kind, Fetched)> = std::thread::scope(|s| {
             let readers: Vec<_> = Kind::listed()
                 .map(|kind| {
-                    let last = last_good[kind.index()].as_deref();
+                    let last = last_good.get(&kind).map(Vec::as_slice);
                     (kind, s.spawn(move || fetch_list(client, kind, last)))
                 })
                 .collect();
@@ -289,7 +289,7 @@ impl Collector {
                     entry.record(now, endpoint.clone(), Err(e));
                     // Moved, not copied: the collector puts what it used back after the
                     // build.
-                    self.last_good[kind.index()].take().unwrap_or_default()
+                    self.last_good.remove(&kind).unwrap_or_default()
                 }
             };
             kube.set(kind, objects);

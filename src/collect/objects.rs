@@ -2,8 +2,10 @@
 //! metadata every object has, its fingerprint, and the facts the graph rules of its kind
 //! read — one parse function per kind that has such facts ([`parse_object`] dispatches).
 //!
-//! The object's text is kept as it came; serde skips every field not named here without
-//! building a tree. Parsers take text and return typed errors; they never panic.
+//! The object's text is kept as it came, but for `metadata.managedFields` (the API server's
+//! bookkeeping of who wrote which field: large, and of no use to a reader), which is cut
+//! out; serde skips every field not named here without building a tree. Parsers take text
+//! and return typed errors; they never panic.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +16,9 @@ use serde_json::value::RawValue;
 
 use super::ParseError;
 use crate::graph::fingerprint;
-use crate::graph::observed::{Facts, KubeObject, NodeFacts, ObjectMeta, PodFacts};
+use crate::graph::observed::{
+    EndpointFacts, Facts, KubeObject, NodeFacts, ObjectMeta, PodFacts, PodRef, TargetRef,
+};
 use crate::graph::selector::LabelSelector;
 use crate::graph::Kind;
 
@@ -35,6 +39,10 @@ pub fn parse_object(kind: Kind, raw: &RawValue) -> Result<KubeObject, ParseError
         Kind::POD => pod(raw),
         Kind::SERVICE => service(raw),
         Kind::REPLICATION_CONTROLLER => replication_controller(raw),
+        Kind::ENDPOINT_SLICE => endpoint_slice(raw),
+        Kind::INGRESS => ingress(raw),
+        Kind::PERSISTENT_VOLUME_CLAIM => claim(raw),
+        Kind::HORIZONTAL_POD_AUTOSCALER => autoscaler(raw),
         _ => {
             let (object, NoFields {}, NoFields {}) = parse_with(kind, raw)?;
             Ok(object)
@@ -52,6 +60,17 @@ struct MetaFields {
     uid: Option<String>,
     #[serde(default)]
     labels: Option<BTreeMap<String, String>>,
+    #[serde(default, rename = "ownerReferences")]
+    owner_references: Option<Vec<OwnerReference>>,
+    /// Only whether it is there: it is cut out of the text.
+    #[serde(default, rename = "managedFields")]
+    managed_fields: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct OwnerReference {
+    #[serde(default)]
+    uid: Option<String>,
 }
 
 /// An object's metadata, and the parts of its `spec` (`S`) and `status` (`T`) its kind reads.
@@ -74,36 +93,105 @@ where
     S: DeserializeOwned + Default,
     T: DeserializeOwned + Default,
 {
-    let what = kind.name();
     let parsed: WithMeta<S, T> =
-        serde_json::from_str(raw.get()).map_err(|e| ParseError::new(what, e))?;
-    let meta = parsed
-        .metadata
-        .ok_or_else(|| ParseError::new(what, "object has no metadata"))?;
+        serde_json::from_str(raw.get()).map_err(|e| ParseError::new(kind.name(), e))?;
+    let object = object(kind, raw, parsed.metadata)?;
+    Ok((
+        object,
+        parsed.spec.unwrap_or_default(),
+        parsed.status.unwrap_or_default(),
+    ))
+}
+
+/// The object of `raw`, of which `metadata` was read.
+fn object(
+    kind: Kind,
+    raw: &RawValue,
+    metadata: Option<MetaFields>,
+) -> Result<KubeObject, ParseError> {
+    let what = kind.name();
+    let meta = metadata.ok_or_else(|| ParseError::new(what, "object has no metadata"))?;
     let name = meta
         .name
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ParseError::new(what, "object has no metadata.name"))?;
     let fingerprint =
         fingerprint::ignoring(raw.get(), VOLATILE).map_err(|e| ParseError::new(what, e))?;
-    let object = KubeObject {
+    let text: Arc<str> = match meta.managed_fields {
+        Some(_) => Arc::from(
+            without_managed_fields(raw.get())
+                .as_deref()
+                .unwrap_or(raw.get()),
+        ),
+        None => Arc::from(raw.get()),
+    };
+    Ok(KubeObject {
         kind,
         meta: ObjectMeta {
             namespace: meta.namespace.unwrap_or_default(),
             name,
             uid: meta.uid.unwrap_or_default(),
             labels: meta.labels.unwrap_or_default(),
+            owners: meta
+                .owner_references
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|o| o.uid.filter(|u| !u.is_empty()))
+                .collect(),
         },
-        raw: Arc::from(raw.get()),
+        raw: text,
         fingerprint,
+        // Of the text as it came, so that the next list finds it again (see `Previous`).
         text_hash: fingerprint::text_hash(raw.get()),
+        text_len: raw.get().len(),
         facts: Facts::None,
-    };
-    Ok((
-        object,
-        parsed.spec.unwrap_or_default(),
-        parsed.status.unwrap_or_default(),
-    ))
+    })
+}
+
+/// `text` without `metadata.managedFields`, cut out of the text as it is (nothing else is
+/// rewritten); `None` when there is none to cut or it cannot be found for sure (an escaped
+/// key), in which case the text stays whole.
+fn without_managed_fields(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Top<'a> {
+        #[serde(borrow)]
+        metadata: &'a RawValue,
+    }
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(borrow, rename = "managedFields")]
+        managed_fields: Option<&'a RawValue>,
+    }
+    let top: Top = serde_json::from_str(text).ok()?;
+    let meta: Meta = serde_json::from_str(top.metadata.get()).ok()?;
+    let value = meta.managed_fields?.get();
+    // Both borrow from `text`: where the value lies in it.
+    let start = (value.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let end = start + value.len();
+    const KEY: &str = "\"managedFields\"";
+    let key = text.get(..start)?.rfind(KEY)?;
+    if !text[key + KEY.len()..start]
+        .bytes()
+        .all(|b| b == b':' || b.is_ascii_whitespace())
+    {
+        return None;
+    }
+    let before = text[..key].trim_end();
+    let after = text[end..].trim_start();
+    let mut out = String::with_capacity(text.len() - (end - key));
+    if let Some(head) = before.strip_suffix(',') {
+        // `…, "managedFields": […]` : the comma before goes with it.
+        out.push_str(head);
+        out.push_str(&text[end..]);
+    } else if let Some(tail) = after.strip_prefix(',') {
+        // `{"managedFields": […], …`: the comma after goes with it.
+        out.push_str(&text[..key]);
+        out.push_str(tail);
+    } else {
+        out.push_str(&text[..key]);
+        out.push_str(&text[end..]);
+    }
+    Some(out)
 }
 
 fn node(raw: &RawValue) -> Result<KubeObject, ParseError> {
@@ -142,6 +230,18 @@ fn pod(raw: &RawValue) -> Result<KubeObject, ParseError> {
     struct Spec {
         #[serde(default, rename = "nodeName")]
         node_name: Option<String>,
+        #[serde(default)]
+        volumes: Option<Vec<Volume>>,
+    }
+    #[derive(Deserialize)]
+    struct Volume {
+        #[serde(default, rename = "persistentVolumeClaim")]
+        persistent_volume_claim: Option<ClaimSource>,
+    }
+    #[derive(Deserialize)]
+    struct ClaimSource {
+        #[serde(default, rename = "claimName")]
+        claim_name: Option<String>,
     }
     #[derive(Deserialize, Default)]
     struct Status {
@@ -158,6 +258,13 @@ fn pod(raw: &RawValue) -> Result<KubeObject, ParseError> {
         container_id: Option<String>,
     }
     let (mut object, spec, status): (_, Spec, Status) = parse_with(Kind::POD, raw)?;
+    let claims = spec
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| v.persistent_volume_claim.and_then(|c| c.claim_name))
+        .filter(|c| !c.is_empty())
+        .collect();
     let container_ids = [
         status.containers,
         status.init_containers,
@@ -172,6 +279,7 @@ fn pod(raw: &RawValue) -> Result<KubeObject, ParseError> {
     object.facts = Facts::Pod(PodFacts {
         node_name: spec.node_name.filter(|n| !n.is_empty()),
         container_ids,
+        claims,
     });
     Ok(object)
 }
@@ -222,6 +330,151 @@ fn replication_controller(raw: &RawValue) -> Result<KubeObject, ParseError> {
     Ok(object)
 }
 
+fn endpoint_slice(raw: &RawValue) -> Result<KubeObject, ParseError> {
+    // A slice has its endpoints at the top, beside its metadata: no spec, no status.
+    #[derive(Deserialize)]
+    struct Slice {
+        #[serde(default)]
+        metadata: Option<MetaFields>,
+        #[serde(default)]
+        endpoints: Option<Vec<Endpoint>>,
+    }
+    #[derive(Deserialize)]
+    struct Endpoint {
+        #[serde(default, rename = "targetRef")]
+        target: Option<Target>,
+    }
+    #[derive(Deserialize)]
+    struct Target {
+        #[serde(default)]
+        kind: Option<String>,
+        #[serde(default)]
+        namespace: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        uid: Option<String>,
+    }
+    let slice: Slice = serde_json::from_str(raw.get())
+        .map_err(|e| ParseError::new(Kind::ENDPOINT_SLICE.name(), e))?;
+    let mut object = object(Kind::ENDPOINT_SLICE, raw, slice.metadata)?;
+    let pods = slice
+        .endpoints
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| e.target)
+        .filter(|t| t.kind.as_deref() == Some("Pod"))
+        .filter_map(|t| {
+            Some(PodRef {
+                namespace: t.namespace.filter(|n| !n.is_empty()),
+                name: t.name.filter(|n| !n.is_empty())?,
+                uid: t.uid.filter(|u| !u.is_empty()),
+            })
+        })
+        .collect();
+    object.facts = Facts::Endpoints(EndpointFacts {
+        service: object.meta.labels.get(SERVICE_NAME_LABEL).cloned(),
+        pods,
+    });
+    Ok(object)
+}
+
+/// The label that ties an EndpointSlice to its Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+fn ingress(raw: &RawValue) -> Result<KubeObject, ParseError> {
+    #[derive(Deserialize, Default)]
+    struct Spec {
+        #[serde(default, rename = "defaultBackend")]
+        default_backend: Option<Backend>,
+        #[serde(default)]
+        rules: Option<Vec<Rule>>,
+    }
+    #[derive(Deserialize)]
+    struct Rule {
+        #[serde(default)]
+        http: Option<Http>,
+    }
+    #[derive(Deserialize)]
+    struct Http {
+        #[serde(default)]
+        paths: Option<Vec<Path>>,
+    }
+    #[derive(Deserialize)]
+    struct Path {
+        #[serde(default)]
+        backend: Option<Backend>,
+    }
+    #[derive(Deserialize)]
+    struct Backend {
+        #[serde(default)]
+        service: Option<ServiceBackend>,
+    }
+    #[derive(Deserialize)]
+    struct ServiceBackend {
+        #[serde(default)]
+        name: Option<String>,
+    }
+    let (mut object, spec, NoFields {}): (_, Spec, _) = parse_with(Kind::INGRESS, raw)?;
+    let paths = spec
+        .rules
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| r.http)
+        .flat_map(|h| h.paths.unwrap_or_default())
+        .filter_map(|p| p.backend);
+    let mut services: Vec<String> = Vec::new();
+    for backend in spec.default_backend.into_iter().chain(paths) {
+        if let Some(name) = backend
+            .service
+            .and_then(|s| s.name)
+            .filter(|n| !n.is_empty())
+        {
+            if !services.contains(&name) {
+                services.push(name);
+            }
+        }
+    }
+    object.facts = Facts::Routes(services);
+    Ok(object)
+}
+
+fn claim(raw: &RawValue) -> Result<KubeObject, ParseError> {
+    #[derive(Deserialize, Default)]
+    struct Spec {
+        #[serde(default, rename = "volumeName")]
+        volume_name: Option<String>,
+    }
+    let (mut object, spec, NoFields {}): (_, Spec, _) =
+        parse_with(Kind::PERSISTENT_VOLUME_CLAIM, raw)?;
+    object.facts = Facts::Claim(spec.volume_name.filter(|v| !v.is_empty()));
+    Ok(object)
+}
+
+fn autoscaler(raw: &RawValue) -> Result<KubeObject, ParseError> {
+    #[derive(Deserialize, Default)]
+    struct Spec {
+        #[serde(default, rename = "scaleTargetRef")]
+        target: Option<Target>,
+    }
+    #[derive(Deserialize)]
+    struct Target {
+        #[serde(default)]
+        kind: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+    }
+    let (mut object, spec, NoFields {}): (_, Spec, _) =
+        parse_with(Kind::HORIZONTAL_POD_AUTOSCALER, raw)?;
+    object.facts = Facts::ScaleTarget(spec.target.and_then(|t| {
+        Some(TargetRef {
+            kind: t.kind.filter(|k| !k.is_empty())?,
+            name: t.name.filter(|n| !n.is_empty())?,
+        })
+    }));
+    Ok(object)
+}
+
 /// `docker://abc` → `abc`; any `RUNTIME://ID`. An ID without a runtime is not a container
 /// ID Kubernetes would write, so it is refused.
 pub(crate) fn strip_runtime_prefix(id: &str) -> Option<&str> {
@@ -248,13 +501,16 @@ impl<'a> Previous<'a> {
         Previous { items, by_hash }
     }
 
-    /// The previous object whose text is exactly `text`, if any.
+    /// The previous object whose text was exactly `text`, if any: the same keyed hash and
+    /// the same length. (`raw` no longer holds that text when `managedFields` was cut out;
+    /// the hash is keyed with this process's random key, so whoever writes objects cannot
+    /// make two texts collide, and by chance it takes about 2^32 texts of one length.)
     pub(crate) fn find(&self, text: &str) -> Option<KubeObject> {
         let candidates = self.by_hash.get(&fingerprint::text_hash(text))?;
         candidates
             .iter()
             .map(|&i| &self.items[i])
-            .find(|item| &*item.raw == text)
+            .find(|item| item.text_len == text.len())
             .cloned()
     }
 }
@@ -400,7 +656,59 @@ mod tests {
         assert!(previous
             .find(r#"{"metadata":{"name":"a","resourceVersion":"2"}}"#)
             .is_none());
+        assert!(previous
+            .find(r#"{"metadata":{"name":"b","resourceVersion":"2"}}"#)
+            .is_none());
         assert!(Previous::new(&[]).find(a).is_none());
+    }
+
+    #[test]
+    fn managed_fields_are_cut_out_of_the_text() {
+        for (text, expect) in [
+            (
+                r#"{"metadata":{"name":"a","managedFields":[{"m":1}],"uid":"u"},"x":1}"#,
+                Some(r#"{"metadata":{"name":"a","uid":"u"},"x":1}"#),
+            ),
+            (
+                r#"{"metadata":{"managedFields":[{"m":{"a":"b"}}], "name":"a"}}"#,
+                Some(r#"{"metadata":{ "name":"a"}}"#),
+            ),
+            (
+                r#"{"metadata":{"name":"a" , "managedFields" : [] }}"#,
+                Some(r#"{"metadata":{"name":"a"  }}"#),
+            ),
+            // Null is nothing to cut.
+            (r#"{"metadata":{"managedFields":null}}"#, None),
+            // A key written with an escape is not found for sure: the text stays whole.
+            (r#"{"metadata":{"managed\u0046ields":[],"name":"a"}}"#, None),
+            (r#"{"metadata":{"name":"a"}}"#, None),
+            (
+                r#"{"spec":{"managedFields":[]},"metadata":{"name":"a"}}"#,
+                None,
+            ),
+        ] {
+            let got = without_managed_fields(text);
+            assert_eq!(got.as_deref(), expect, "{text}");
+            if let Some(got) = got {
+                serde_json::from_str::<serde_json::Value>(&got).unwrap();
+            }
+        }
+        // The object keeps what it was found by, and serves the cut text.
+        let text = r#"{"metadata":{"name":"p","managedFields":[{"manager":"kubelet"}]}}"#;
+        let pod = parse_object(Kind::POD, &raw(text)).unwrap();
+        assert_eq!(&*pod.raw, r#"{"metadata":{"name":"p"}}"#);
+        let old = [pod];
+        assert!(Previous::new(&old).find(text).is_some());
+    }
+
+    #[test]
+    fn owners_are_read_by_uid() {
+        let rs = parse_object(
+            Kind::REPLICA_SET,
+            &raw(r#"{"metadata":{"name":"rs","ownerReferences":[{"kind":"Deployment","name":"d","uid":"u1"},{"uid":""},{"kind":"X"}]}}"#),
+        )
+        .unwrap();
+        assert_eq!(rs.meta.owners, ["u1"]);
     }
 
     #[test]

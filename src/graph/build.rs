@@ -1,10 +1,12 @@
 //! The rules of the graph (contract §3): resource IDs and labels, and the relations.
 //!
-//! The builder adds the Cluster root, then every listed Kubernetes object (in the table's
-//! order of kinds), then the relations of those objects, kind by kind, each by its rule in
-//! [`Builder::object_relations`]; then, node by node, images, containers and processes.
-//! Relations come after all objects so that a rule can point at any object; their order in
-//! the graph is the order of the kinds, then of the objects.
+//! The builder adds the Cluster root, then every listed Kubernetes object the graph shows
+//! (in the table's order of kinds), then the relations of those objects, kind by kind, each
+//! by its rule in [`Builder::object_relations`] — and, for every kind, who owns it
+//! (`ownerReferences`, by uid) and, when nothing in the graph does, the namespace that
+//! holds it; then, node by node, images, containers and processes. Relations come after all
+//! objects so that a rule can point at any object; their order in the graph is the order of
+//! the kinds, then of the objects.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use super::fingerprint;
 use super::history::{Entry, History};
 use super::id::{Id, IdMap, IdSet};
-use super::observed::{Collected, KubeObject, NodeContainers, RawJson};
+use super::observed::{Collected, Facts, KubeObject, NodeContainers, PodRef, RawJson};
 use super::pods::{short_container_name, PodLookup};
 use super::selector::SelectorIndex;
 use super::{hex12, Graph, Kind, Relation, RelationType, Resource};
@@ -73,15 +75,104 @@ fn object_id(object: &KubeObject) -> Id {
 /// What the relation rules of Kubernetes objects may look up.
 struct ObjectIndex<'a> {
     cluster: Id,
-    /// Graph IDs of the listed objects, by kind and position; `None` for a duplicate.
+    /// Graph IDs of the listed objects, by kind and position; `None` for a duplicate or a
+    /// kind the graph does not show.
     ids: Vec<Vec<Option<Id>>>,
     nodes: HashMap<&'a str, Id>,
     selectable: SelectorIndex<'a>,
+    /// The objects in the graph by uid: owners are named by uid.
+    by_uid: HashMap<&'a str, Id>,
+    /// The objects in the graph by name, with their kind and namespace (empty for kinds
+    /// without). Keyed by the name alone so that any `&str` can look them up.
+    by_name: HashMap<&'a str, Vec<(Kind, &'a str, Id)>>,
+    /// The pods the EndpointSlices of a Service list, by the Service's name, with its
+    /// namespace; a Service with any slice is here, even with no pod.
+    endpoints: HashMap<&'a str, Vec<(&'a str, Vec<&'a PodRef>)>>,
 }
 
-impl ObjectIndex<'_> {
+impl<'a> ObjectIndex<'a> {
     fn id(&self, kind: Kind, index: usize) -> Option<&Id> {
-        self.ids[kind.index()][index].as_ref()
+        self.ids.get(kind.index())?.get(index)?.as_ref()
+    }
+
+    fn named(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Id> {
+        let namespace = if kind.namespaced() { namespace } else { "" };
+        self.by_name
+            .get(name)?
+            .iter()
+            .find(|(k, ns, _)| *k == kind && *ns == namespace)
+            .map(|(_, _, id)| id)
+    }
+
+    /// The pods a Service's EndpointSlices list, if it has any slice.
+    fn endpoint_pods(&self, namespace: &str, service: &str) -> Option<&[&'a PodRef]> {
+        self.endpoints
+            .get(service)?
+            .iter()
+            .find(|(ns, _)| *ns == namespace)
+            .map(|(_, pods)| pods.as_slice())
+    }
+
+    fn new(
+        kube: &'a crate::graph::observed::KubeState,
+        ids: Vec<Vec<Option<Id>>>,
+        cluster: Id,
+    ) -> ObjectIndex<'a> {
+        let mut by_uid = HashMap::new();
+        let mut by_name: HashMap<&str, Vec<(Kind, &str, Id)>> = HashMap::new();
+        for kind in Kind::listed() {
+            let kind_ids = ids.get(kind.index()).map_or(&[][..], Vec::as_slice);
+            for (object, id) in kube.of(kind).iter().zip(kind_ids) {
+                let Some(id) = id else { continue };
+                let meta = &object.meta;
+                if !meta.uid.is_empty() {
+                    by_uid
+                        .entry(meta.uid.as_str())
+                        .or_insert_with(|| id.clone());
+                }
+                let same = by_name.entry(meta.name.as_str()).or_default();
+                if !same
+                    .iter()
+                    .any(|(k, ns, _)| *k == kind && *ns == meta.namespace)
+                {
+                    same.push((kind, meta.namespace.as_str(), id.clone()));
+                }
+            }
+        }
+        let mut endpoints: HashMap<&str, Vec<(&str, Vec<&PodRef>)>> = HashMap::new();
+        for slice in kube.of(Kind::ENDPOINT_SLICE) {
+            let Facts::Endpoints(facts) = &slice.facts else {
+                continue;
+            };
+            let Some(service) = &facts.service else {
+                continue;
+            };
+            let namespace = slice.meta.namespace.as_str();
+            let of_service = endpoints.entry(service.as_str()).or_default();
+            match of_service.iter_mut().find(|(ns, _)| *ns == namespace) {
+                Some((_, pods)) => pods.extend(&facts.pods),
+                None => of_service.push((namespace, facts.pods.iter().collect())),
+            }
+        }
+        let nodes = kube
+            .of(Kind::NODE)
+            .iter()
+            .zip(&ids[Kind::NODE.index()])
+            .filter_map(|(node, id)| Some((node.meta.name.as_str(), id.clone()?)))
+            .collect();
+        let selectable = {
+            let pod_ids = &ids[Kind::POD.index()];
+            SelectorIndex::new(kube.of(Kind::POD), |i| pod_ids[i].is_some())
+        };
+        ObjectIndex {
+            cluster,
+            ids,
+            nodes,
+            selectable,
+            by_uid,
+            by_name,
+            endpoints,
+        }
     }
 }
 
@@ -168,31 +259,16 @@ impl Builder<'_> {
             None,
         );
 
-        // Every listed object, kind by kind.
-        let mut ids: Vec<Vec<Option<Id>>> = (0..Kind::COUNT).map(|_| Vec::new()).collect();
-        for kind in Kind::listed() {
+        // Every listed object the graph shows, kind by kind.
+        let mut ids: Vec<Vec<Option<Id>>> = (0..Kind::count()).map(|_| Vec::new()).collect();
+        for kind in Kind::listed().filter(|k| Kind::in_graph().any(|g| g == *k)) {
             ids[kind.index()] = kube
                 .of(kind)
                 .iter()
                 .map(|object| self.object(object))
                 .collect();
         }
-        let nodes: HashMap<&str, Id> = kube
-            .of(Kind::NODE)
-            .iter()
-            .zip(&ids[Kind::NODE.index()])
-            .filter_map(|(node, id)| Some((node.meta.name.as_str(), id.clone()?)))
-            .collect();
-        let selectable = {
-            let pod_ids = &ids[Kind::POD.index()];
-            SelectorIndex::new(kube.of(Kind::POD), |i| pod_ids[i].is_some())
-        };
-        let index = ObjectIndex {
-            selectable,
-            cluster,
-            nodes,
-            ids,
-        };
+        let index = ObjectIndex::new(kube, ids, cluster);
         for kind in Kind::listed() {
             for (i, object) in kube.of(kind).iter().enumerate() {
                 if let Some(id) = index.id(kind, i) {
@@ -233,28 +309,86 @@ impl Builder<'_> {
         .then_some(id)
     }
 
-    /// The relations a Kubernetes object is the source or the target of: one rule per kind.
+    /// The relations a Kubernetes object is the source or the target of: one rule per kind,
+    /// then its owners and its namespace.
     fn object_relations(&mut self, object: &KubeObject, id: &Id, index: &ObjectIndex) {
-        match object.kind {
-            Kind::NODE => self.relation(RelationType::Contains, &index.cluster, id),
-            Kind::POD => {
-                let node = object
-                    .pod()
-                    .and_then(|p| p.node_name.as_deref())
-                    .and_then(|n| index.nodes.get(n));
-                if let Some(node) = node {
+        let namespace = object.meta.namespace.as_str();
+        let mut run_by_node = false;
+        match (object.kind, &object.facts) {
+            (Kind::NODE | Kind::NAMESPACE | Kind::PERSISTENT_VOLUME, _) => {
+                self.relation(RelationType::Contains, &index.cluster, id)
+            }
+            (Kind::POD, Facts::Pod(pod)) => {
+                if let Some(node) = pod.node_name.as_deref().and_then(|n| index.nodes.get(n)) {
                     self.relation(RelationType::Runs, node, id);
+                    run_by_node = true;
+                }
+                for claim in &pod.claims {
+                    if let Some(claim) =
+                        index.named(Kind::PERSISTENT_VOLUME_CLAIM, namespace, claim)
+                    {
+                        self.relation(RelationType::Uses, id, claim);
+                    }
                 }
             }
-            Kind::SERVICE => {
+            (Kind::SERVICE, _) => {
                 self.relation(RelationType::Contains, &index.cluster, id);
-                self.selected_pods(RelationType::LoadBalances, object, id, index);
+                match index.endpoint_pods(namespace, &object.meta.name) {
+                    Some(pods) => self.endpoint_pods(pods, namespace, id, index),
+                    None => self.selected_pods(RelationType::LoadBalances, object, id, index),
+                }
             }
-            Kind::REPLICATION_CONTROLLER => {
+            (Kind::REPLICATION_CONTROLLER, _) => {
                 self.relation(RelationType::Contains, &index.cluster, id);
                 self.selected_pods(RelationType::Monitors, object, id, index);
             }
+            (Kind::INGRESS, Facts::Routes(services)) => {
+                for service in services {
+                    if let Some(service) = index.named(Kind::SERVICE, namespace, service) {
+                        self.relation(RelationType::Routes, id, service);
+                    }
+                }
+            }
+            (Kind::PERSISTENT_VOLUME_CLAIM, Facts::Claim(Some(volume))) => {
+                if let Some(volume) = index.named(Kind::PERSISTENT_VOLUME, "", volume) {
+                    self.relation(RelationType::BindsTo, id, volume);
+                }
+            }
+            (Kind::HORIZONTAL_POD_AUTOSCALER, Facts::ScaleTarget(Some(target))) => {
+                let scaled = Kind::by_name(&target.kind)
+                    .and_then(|kind| index.named(kind, namespace, &target.name));
+                if let Some(scaled) = scaled {
+                    self.relation(RelationType::Scales, id, scaled);
+                }
+            }
             _ => {}
+        }
+        let mut owned = false;
+        for uid in &object.meta.owners {
+            if let Some(owner) = index.by_uid.get(uid.as_str()) {
+                self.relation(RelationType::Owns, owner, id);
+                owned = true;
+            }
+        }
+        // The namespace holds what nothing else in the graph does (a node holds its pods).
+        if object.kind.namespaced() && !owned && !run_by_node {
+            if let Some(ns) = index.named(Kind::NAMESPACE, "", namespace) {
+                self.relation(RelationType::Contains, ns, id);
+            }
+        }
+    }
+
+    /// `loadBalances` from a Service to the pods its EndpointSlices list.
+    fn endpoint_pods(&mut self, pods: &[&PodRef], namespace: &str, id: &Id, index: &ObjectIndex) {
+        for pod in pods {
+            let by_uid = pod.uid.as_deref().and_then(|uid| index.by_uid.get(uid));
+            let by_name = || {
+                let ns = pod.namespace.as_deref().unwrap_or(namespace);
+                index.named(Kind::POD, ns, &pod.name)
+            };
+            if let Some(pod_id) = by_uid.filter(|p| p.starts_with("Pod:")).or_else(by_name) {
+                self.relation(RelationType::LoadBalances, id, pod_id);
+            }
         }
     }
 

@@ -39,6 +39,11 @@ pub enum RelationType {
     Monitors,
     LoadBalances,
     CreatedFrom,
+    Owns,
+    Routes,
+    Uses,
+    BindsTo,
+    Scales,
 }
 
 impl RelationType {
@@ -49,6 +54,11 @@ impl RelationType {
             RelationType::Monitors => "monitors",
             RelationType::LoadBalances => "loadBalances",
             RelationType::CreatedFrom => "createdFrom",
+            RelationType::Owns => "owns",
+            RelationType::Routes => "routes",
+            RelationType::Uses => "uses",
+            RelationType::BindsTo => "bindsTo",
+            RelationType::Scales => "scales",
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct ObjectMeta {
     pub name: String,
     pub uid: String,
     pub(crate) labels: BTreeMap<String, String>,
+    /// The uids of the objects `metadata.ownerReferences` names.
+    pub(crate) owners: Vec<String>,
 }
 
 /// A Kubernetes object of any kind as observed.
@@ -34,9 +36,11 @@ pub struct KubeObject {
     /// Hash of the object ignoring fields that change without the object changing
     /// (`resourceVersion`, `managedFields`, heartbeat and probe times).
     pub(crate) fingerprint: u64,
-    /// [`super::fingerprint::text_hash`] of `raw`: finds this object again when the next
+    /// [`super::fingerprint::text_hash`] and length of the text as the API server sent it
+    /// (before `managedFields` was cut out of `raw`): find this object again when the next
     /// list sends the very same text.
     pub(crate) text_hash: u64,
+    pub(crate) text_len: usize,
     pub(crate) facts: Facts,
 }
 
@@ -51,6 +55,38 @@ pub(crate) enum Facts {
     /// The pods an object selects by label (a Service, a ReplicationController). `None`
     /// selects nothing.
     Selector(Option<LabelSelector>),
+    /// Which pods of which Service an EndpointSlice lists.
+    Endpoints(EndpointFacts),
+    /// The Services an Ingress sends to (its rules' and its default backend's).
+    Routes(Vec<String>),
+    /// The PersistentVolume a claim is bound to (`spec.volumeName`), once it is.
+    Claim(Option<String>),
+    /// What a HorizontalPodAutoscaler scales (`spec.scaleTargetRef`).
+    ScaleTarget(Option<TargetRef>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct EndpointFacts {
+    /// The Service the slice belongs to (its `kubernetes.io/service-name` label).
+    pub(crate) service: Option<String>,
+    /// The pods its endpoints point to (`targetRef` of kind Pod).
+    pub(crate) pods: Vec<PodRef>,
+}
+
+/// A pod as another object names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PodRef {
+    /// Absent: the namespace of the object that names it.
+    pub(crate) namespace: Option<String>,
+    pub(crate) name: String,
+    pub(crate) uid: Option<String>,
+}
+
+/// An object of the same namespace, named by kind and name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TargetRef {
+    pub(crate) kind: String,
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,6 +104,8 @@ pub struct PodFacts {
     /// Container IDs from `status.containerStatuses` (and init and ephemeral ones), without
     /// their runtime prefix (`docker://`, `containerd://`, `cri-o://`).
     pub container_ids: Vec<String>,
+    /// The PersistentVolumeClaims its volumes name.
+    pub(crate) claims: Vec<String>,
 }
 
 impl KubeObject {
@@ -104,7 +142,7 @@ pub struct KubeState {
 impl Default for KubeState {
     fn default() -> Self {
         KubeState {
-            lists: (0..Kind::COUNT).map(|_| Vec::new()).collect(),
+            lists: (0..Kind::count()).map(|_| Vec::new()).collect(),
         }
     }
 }
@@ -112,20 +150,24 @@ impl Default for KubeState {
 impl KubeState {
     /// The objects of `kind`, in the order they were listed.
     pub fn of(&self, kind: Kind) -> &[KubeObject] {
-        &self.lists[kind.index()]
+        self.lists.get(kind.index()).map_or(&[], Vec::as_slice)
     }
 
     pub fn of_mut(&mut self, kind: Kind) -> &mut Vec<KubeObject> {
+        // Kinds registered after this state was made have no list yet.
+        if self.lists.len() <= kind.index() {
+            self.lists.resize_with(kind.index() + 1, Vec::new);
+        }
         &mut self.lists[kind.index()]
     }
 
     pub fn set(&mut self, kind: Kind, objects: Vec<KubeObject>) {
-        self.lists[kind.index()] = objects;
+        *self.of_mut(kind) = objects;
     }
 
     /// Moves the objects of `kind` out, leaving none.
     pub(crate) fn take(&mut self, kind: Kind) -> Vec<KubeObject> {
-        std::mem::take(&mut self.lists[kind.index()])
+        std::mem::take(self.of_mut(kind))
     }
 }
 

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::sync::OnceLock;
 
 /// A resource type: an index into the table. Types order as the table lists them, which is
 /// the order of the graph's resources.
@@ -54,12 +55,13 @@ pub enum Source {
     /// Made by the graph builder (the Cluster, the graph's root). It is not a type the REST
     /// API lists on its own.
     Builder,
-    /// Listed from the Kubernetes API.
+    /// Listed from the Kubernetes API and shown in the graph.
     Kubernetes,
+    /// Listed from the Kubernetes API for what the graph rules read in it, not shown
+    /// (EndpointSlices: which pods a Service sends to).
+    KubernetesInput,
     /// Read from each node's container runtime.
     Runtime,
-    /// Not part of the graph: served by the cluster simulator for clients such as kubectl.
-    Simulator,
 }
 
 /// One row of the table.
@@ -70,10 +72,11 @@ pub struct KindInfo {
     /// Lower-case plural (`pods`): the Kubernetes resource name, the `/status` key of its
     /// list, and the name the REST API links to.
     pub plural: &'static str,
-    /// kubectl's short names (`po`), as the Kubernetes API's discovery announces them.
+    /// kubectl's short names (`po`), as the Kubernetes API's discovery announces them; the
+    /// REST API takes them too.
     pub short_names: &'static [&'static str],
-    /// Further names `/cluster/resources/TYPE` accepts besides the name (in any case) and
-    /// the plural.
+    /// Further names `/cluster/resources/TYPE` accepts besides the name (in any case), the
+    /// plural and the short names.
     pub aliases: &'static [&'static str],
     pub api: Option<Api>,
     pub source: Source,
@@ -83,8 +86,9 @@ pub struct KindInfo {
 
 const CORE_V1: &str = "v1";
 
-/// The table. Its order is the graph's order of resource types.
-static TABLE: [KindInfo; 9] = [
+/// The table of the built-in kinds. Its order is the graph's order of resource types;
+/// kinds added at start-up (see [`Kind::register_extra`]) follow it.
+static TABLE: [KindInfo; 20] = [
     KindInfo {
         name: "Cluster",
         plural: "clusters",
@@ -93,6 +97,19 @@ static TABLE: [KindInfo; 9] = [
         api: None,
         source: Source::Builder,
         summary: "the cluster itself, the root of the graph",
+    },
+    KindInfo {
+        name: "Namespace",
+        plural: "namespaces",
+        short_names: &["ns"],
+        aliases: &[],
+        api: Some(Api {
+            group: "",
+            version: CORE_V1,
+            namespaced: false,
+        }),
+        source: Source::Kubernetes,
+        summary: "namespaces",
     },
     KindInfo {
         name: "Node",
@@ -106,6 +123,19 @@ static TABLE: [KindInfo; 9] = [
         }),
         source: Source::Kubernetes,
         summary: "nodes",
+    },
+    KindInfo {
+        name: "PersistentVolume",
+        plural: "persistentvolumes",
+        short_names: &["pv"],
+        aliases: &[],
+        api: Some(Api {
+            group: "",
+            version: CORE_V1,
+            namespaced: false,
+        }),
+        source: Source::Kubernetes,
+        summary: "persistent volumes",
     },
     KindInfo {
         name: "Pod",
@@ -147,6 +177,123 @@ static TABLE: [KindInfo; 9] = [
         summary: "replication controllers",
     },
     KindInfo {
+        name: "Deployment",
+        plural: "deployments",
+        short_names: &["deploy"],
+        aliases: &[],
+        api: Some(Api {
+            group: "apps",
+            version: "v1",
+            namespaced: true,
+        }),
+        source: Source::Kubernetes,
+        summary: "deployments",
+    },
+    KindInfo {
+        name: "ReplicaSet",
+        plural: "replicasets",
+        short_names: &["rs"],
+        aliases: &[],
+        api: Some(Api {
+            group: "apps",
+            version: "v1",
+            namespaced: true,
+        }),
+        source: Source::Kubernetes,
+        summary: "replica sets",
+    },
+    KindInfo {
+        name: "StatefulSet",
+        plural: "statefulsets",
+        short_names: &["sts"],
+        aliases: &[],
+        api: Some(Api {
+            group: "apps",
+            version: "v1",
+            namespaced: true,
+        }),
+        source: Source::Kubernetes,
+        summary: "stateful sets",
+    },
+    KindInfo {
+        name: "DaemonSet",
+        plural: "daemonsets",
+        short_names: &["ds"],
+        aliases: &[],
+        api: Some(Api {
+            group: "apps",
+            version: "v1",
+            namespaced: true,
+        }),
+        source: Source::Kubernetes,
+        summary: "daemon sets",
+    },
+    KindInfo {
+        name: "Job",
+        plural: "jobs",
+        short_names: &[],
+        aliases: &[],
+        api: Some(Api {
+            group: "batch",
+            version: "v1",
+            namespaced: true,
+        }),
+        source: Source::Kubernetes,
+        summary: "jobs",
+    },
+    KindInfo {
+        name: "CronJob",
+        plural: "cronjobs",
+        short_names: &["cj"],
+        aliases: &[],
+        api: Some(Api {
+            group: "batch",
+            version: "v1",
+            namespaced: true,
+        }),
+        source: Source::Kubernetes,
+        summary: "cron jobs",
+    },
+    KindInfo {
+        name: "Ingress",
+        plural: "ingresses",
+        short_names: &["ing"],
+        aliases: &[],
+        api: Some(Api {
+            group: "networking.k8s.io",
+            version: "v1",
+            namespaced: true,
+        }),
+        source: Source::Kubernetes,
+        summary: "ingresses",
+    },
+    KindInfo {
+        name: "PersistentVolumeClaim",
+        plural: "persistentvolumeclaims",
+        short_names: &["pvc"],
+        aliases: &[],
+        api: Some(Api {
+            group: "",
+            version: CORE_V1,
+            namespaced: true,
+        }),
+        source: Source::Kubernetes,
+        summary: "persistent volume claims",
+    },
+    KindInfo {
+        name: "HorizontalPodAutoscaler",
+        plural: "horizontalpodautoscalers",
+        short_names: &["hpa"],
+        aliases: &[],
+        api: Some(Api {
+            group: "autoscaling",
+            version: "v2",
+            namespaced: true,
+        }),
+        source: Source::Kubernetes,
+        summary: "horizontal pod autoscalers",
+    },
+    KindInfo {
         name: "Container",
         plural: "containers",
         short_names: &[],
@@ -174,62 +321,116 @@ static TABLE: [KindInfo; 9] = [
         summary: "processes (rows of ps aux)",
     },
     KindInfo {
-        name: "Namespace",
-        plural: "namespaces",
-        short_names: &["ns"],
+        name: "EndpointSlice",
+        plural: "endpointslices",
+        short_names: &[],
         aliases: &[],
         api: Some(Api {
-            group: "",
-            version: CORE_V1,
-            namespaced: false,
+            group: "discovery.k8s.io",
+            version: "v1",
+            namespaced: true,
         }),
-        source: Source::Simulator,
-        summary: "namespaces",
+        source: Source::KubernetesInput,
+        summary: "endpoint slices: which pods a service sends to",
     },
 ];
 
+/// Kinds named at start-up (custom resources and any other kind the table does not have),
+/// set once.
+static EXTRA: OnceLock<Vec<KindInfo>> = OnceLock::new();
+
+/// The most kinds there can be, built-in and extra.
+const MAX_KINDS: usize = u8::MAX as usize;
+
 impl Kind {
     pub const CLUSTER: Kind = Kind(0);
-    pub const NODE: Kind = Kind(1);
-    pub const POD: Kind = Kind(2);
-    pub const SERVICE: Kind = Kind(3);
-    pub const REPLICATION_CONTROLLER: Kind = Kind(4);
-    pub const CONTAINER: Kind = Kind(5);
-    pub const IMAGE: Kind = Kind(6);
-    pub const PROCESS: Kind = Kind(7);
-    pub const NAMESPACE: Kind = Kind(8);
+    pub const NAMESPACE: Kind = Kind(1);
+    pub const NODE: Kind = Kind(2);
+    pub const PERSISTENT_VOLUME: Kind = Kind(3);
+    pub const POD: Kind = Kind(4);
+    pub const SERVICE: Kind = Kind(5);
+    pub const REPLICATION_CONTROLLER: Kind = Kind(6);
+    pub const DEPLOYMENT: Kind = Kind(7);
+    pub const REPLICA_SET: Kind = Kind(8);
+    pub const STATEFUL_SET: Kind = Kind(9);
+    pub const DAEMON_SET: Kind = Kind(10);
+    pub const JOB: Kind = Kind(11);
+    pub const CRON_JOB: Kind = Kind(12);
+    pub const INGRESS: Kind = Kind(13);
+    pub const PERSISTENT_VOLUME_CLAIM: Kind = Kind(14);
+    pub const HORIZONTAL_POD_AUTOSCALER: Kind = Kind(15);
+    pub const CONTAINER: Kind = Kind(16);
+    pub const IMAGE: Kind = Kind(17);
+    pub const PROCESS: Kind = Kind(18);
+    pub const ENDPOINT_SLICE: Kind = Kind(19);
 
-    /// Its row of the table.
+    /// Its row of the table (or of the extra kinds).
     pub fn info(self) -> &'static KindInfo {
-        &TABLE[usize::from(self.0)]
+        let i = usize::from(self.0);
+        match TABLE.get(i) {
+            Some(info) => info,
+            // A Kind beyond the table is made only by `register_extra`, after EXTRA is set,
+            // with an index into it.
+            None => &EXTRA.get().expect("extra kinds are registered")[i - TABLE.len()],
+        }
     }
 
     pub fn name(self) -> &'static str {
         self.info().name
     }
 
-    /// Its position in the table (for arrays indexed by kind).
+    /// Its position among all kinds (for arrays indexed by kind).
     pub fn index(self) -> usize {
         usize::from(self.0)
     }
 
-    /// How many kinds there are.
-    pub const COUNT: usize = TABLE.len();
+    /// How many kinds there are, built-in and extra.
+    pub fn count() -> usize {
+        TABLE.len() + EXTRA.get().map_or(0, Vec::len)
+    }
 
-    /// Every kind, in table order.
+    /// Every kind: the table's, then the extra ones, in the graph's order.
     pub fn all() -> impl Iterator<Item = Kind> {
-        // The table is far smaller than 256 rows.
-        (0..TABLE.len()).map(|i| Kind(i as u8))
+        // At most MAX_KINDS: register_extra refuses more.
+        (0..Kind::count()).map(|i| Kind(i as u8))
+    }
+
+    /// Adds kinds the table does not have (custom resources, named at start-up), once per
+    /// process; they follow the table in the graph's order. Returns them.
+    pub fn register_extra(kinds: Vec<KindInfo>) -> Result<Vec<Kind>, ExtraKindsError> {
+        if TABLE.len() + kinds.len() > MAX_KINDS {
+            return Err(ExtraKindsError::TooMany);
+        }
+        for (i, kind) in kinds.iter().enumerate() {
+            let taken = Kind::all().any(|k| {
+                let info = k.info();
+                info.name == kind.name || (info.plural == kind.plural && info.api == kind.api)
+            }) || kinds[..i].iter().any(|k| k.name == kind.name);
+            if taken {
+                return Err(ExtraKindsError::Taken(kind.name.to_string()));
+            }
+        }
+        let count = kinds.len();
+        EXTRA
+            .set(kinds)
+            .map_err(|_| ExtraKindsError::AlreadyRegistered)?;
+        Ok((TABLE.len()..TABLE.len() + count)
+            .map(|i| Kind(i as u8))
+            .collect())
     }
 
     /// The types of the graph's resources, in the graph's order.
     pub fn in_graph() -> impl Iterator<Item = Kind> {
-        Kind::all().filter(|k| k.info().source != Source::Simulator)
+        Kind::all().filter(|k| k.info().source != Source::KubernetesInput)
     }
 
     /// The kinds the master lists from the Kubernetes API.
     pub fn listed() -> impl Iterator<Item = Kind> {
-        Kind::all().filter(|k| k.info().source == Source::Kubernetes && k.info().api.is_some())
+        Kind::all().filter(|k| {
+            let info = k.info();
+            matches!(info.source, Source::Kubernetes | Source::KubernetesInput)
+                && info.api.is_some()
+        })
     }
 
     /// The types `/cluster/resources/TYPE` serves.
@@ -242,14 +443,15 @@ impl Kind {
         Kind::all().find(|k| k.name() == name)
     }
 
-    /// The queryable type `/cluster/resources/TYPE` names: its name in any case, its plural
-    /// or one of its aliases.
+    /// The queryable type `/cluster/resources/TYPE` names: its name in any case, its plural,
+    /// one of kubectl's short names or one of its aliases.
     pub fn from_type_name(text: &str) -> Option<Kind> {
         let lower = text.to_ascii_lowercase();
         Kind::queryable().find(|k| {
             let info = k.info();
             info.name.eq_ignore_ascii_case(&lower)
                 || info.plural == lower
+                || info.short_names.contains(&lower.as_str())
                 || info.aliases.contains(&lower.as_str())
         })
     }
@@ -271,7 +473,69 @@ impl Kind {
         info.api
             .map(|api| format!("{}/{}", api.prefix(), info.plural))
     }
+
+    /// Whether objects of the kind live in namespaces.
+    pub fn namespaced(self) -> bool {
+        self.info().api.is_some_and(|api| api.namespaced)
+    }
 }
+
+impl KindInfo {
+    /// A row for a kind the table does not have, as the API server's discovery describes
+    /// it. Its texts live as long as the process (kinds are registered once, at start-up).
+    pub fn extra(
+        name: &str,
+        plural: &str,
+        group: &str,
+        version: &str,
+        namespaced: bool,
+    ) -> KindInfo {
+        let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+        let group = leak(group);
+        let version = leak(version);
+        KindInfo {
+            name: leak(name),
+            plural: leak(plural),
+            short_names: &[],
+            aliases: &[],
+            api: Some(Api {
+                group,
+                version,
+                namespaced,
+            }),
+            source: Source::Kubernetes,
+            summary: leak(&format!(
+                "{plural} ({}, named with --extra-kinds)",
+                if group.is_empty() {
+                    version.to_string()
+                } else {
+                    format!("{group}/{version}")
+                }
+            )),
+        }
+    }
+}
+
+/// Why extra kinds cannot be registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtraKindsError {
+    AlreadyRegistered,
+    TooMany,
+    /// A kind of this name (or this resource) exists already.
+    Taken(String),
+}
+
+impl fmt::Display for ExtraKindsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExtraKindsError::AlreadyRegistered => f.write_str("extra kinds are registered already"),
+            ExtraKindsError::TooMany => write!(f, "more than {MAX_KINDS} kinds in all"),
+            ExtraKindsError::Taken(name) => write!(f, "kind {name} exists already"),
+        }
+    }
+}
+
+impl std::error::Error for ExtraKindsError {}
 
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -302,11 +566,22 @@ mod tests {
             (Kind::IMAGE, "Image"),
             (Kind::PROCESS, "Process"),
             (Kind::NAMESPACE, "Namespace"),
+            (Kind::DEPLOYMENT, "Deployment"),
+            (Kind::REPLICA_SET, "ReplicaSet"),
+            (Kind::STATEFUL_SET, "StatefulSet"),
+            (Kind::DAEMON_SET, "DaemonSet"),
+            (Kind::JOB, "Job"),
+            (Kind::CRON_JOB, "CronJob"),
+            (Kind::INGRESS, "Ingress"),
+            (Kind::PERSISTENT_VOLUME_CLAIM, "PersistentVolumeClaim"),
+            (Kind::PERSISTENT_VOLUME, "PersistentVolume"),
+            (Kind::HORIZONTAL_POD_AUTOSCALER, "HorizontalPodAutoscaler"),
+            (Kind::ENDPOINT_SLICE, "EndpointSlice"),
         ] {
             assert_eq!(kind.name(), name);
             assert_eq!(Kind::by_name(name), Some(kind));
         }
-        assert_eq!(Kind::all().count(), Kind::COUNT);
+        assert_eq!(Kind::all().count(), Kind::count());
     }
 
     #[test]
@@ -333,10 +608,48 @@ mod tests {
             Some(Kind::REPLICATION_CONTROLLER)
         );
         assert_eq!(Kind::from_type_name("Processes"), Some(Kind::PROCESS));
+        for (name, kind) in [
+            ("deploy", Kind::DEPLOYMENT),
+            ("rs", Kind::REPLICA_SET),
+            ("sts", Kind::STATEFUL_SET),
+            ("ds", Kind::DAEMON_SET),
+            ("jobs", Kind::JOB),
+            ("cj", Kind::CRON_JOB),
+            ("ing", Kind::INGRESS),
+            ("pvc", Kind::PERSISTENT_VOLUME_CLAIM),
+            ("pv", Kind::PERSISTENT_VOLUME),
+            ("ns", Kind::NAMESPACE),
+            ("hpa", Kind::HORIZONTAL_POD_AUTOSCALER),
+            ("po", Kind::POD),
+            ("no", Kind::NODE),
+            ("svc", Kind::SERVICE),
+            ("rc", Kind::REPLICATION_CONTROLLER),
+        ] {
+            assert_eq!(Kind::from_type_name(name), Some(kind), "{name}");
+        }
         // The root and what the graph does not show are not types to ask for.
         assert_eq!(Kind::from_type_name("cluster"), None);
-        assert_eq!(Kind::from_type_name("namespaces"), None);
+        assert_eq!(Kind::from_type_name("endpointslices"), None);
         assert_eq!(Kind::from_type_name("widgets"), None);
+    }
+
+    #[test]
+    fn extra_kinds_follow_the_table_once() {
+        let rollout = KindInfo::extra("Rollout", "rollouts", "argoproj.io", "v1alpha1", true);
+        let kinds = Kind::register_extra(vec![rollout]).unwrap();
+        assert_eq!(kinds.len(), 1);
+        let k = kinds[0];
+        assert_eq!((k.name(), k.index()), ("Rollout", TABLE.len()));
+        assert!(k > Kind::PROCESS && Kind::listed().any(|l| l == k));
+        assert_eq!(
+            k.list_path().as_deref(),
+            Some("/apis/argoproj.io/v1alpha1/rollouts")
+        );
+        assert_eq!(Kind::from_type_name("ROLLOUTS"), Some(k));
+        assert_eq!(
+            Kind::register_extra(Vec::new()),
+            Err(ExtraKindsError::AlreadyRegistered)
+        );
     }
 
     #[test]
@@ -349,7 +662,12 @@ mod tests {
         );
         assert_eq!(Kind::from_api_resource("apps", "v1", "pods"), None);
         let listed: Vec<&str> = Kind::listed().map(Kind::name).collect();
-        assert_eq!(listed, ["Node", "Pod", "Service", "ReplicationController"]);
+        assert!(listed.contains(&"EndpointSlice") && listed.contains(&"Deployment"));
+        assert!(!listed.contains(&"Container") && !listed.contains(&"Cluster"));
+        assert_eq!(
+            Kind::DEPLOYMENT.list_path().as_deref(),
+            Some("/apis/apps/v1/deployments")
+        );
         let apps = Api {
             group: "apps",
             version: "v1",

@@ -11,8 +11,9 @@
 use serde_json::{json, Map, Value};
 
 use super::model::{
-    self, Cluster, Controller, Image, Matching, Node, Pod, PodContainer, Rng, Service,
+    self, Cluster, Controller, Image, Matching, Node, Pod, PodContainer, Rng, Service, WorkloadKind,
 };
+use super::workloads;
 use cluster_insight_kinds::Kind;
 use cluster_insight_wire::percent;
 use cluster_insight_wire::time::rfc3339_millis;
@@ -47,12 +48,12 @@ pub(crate) struct KubeStore {
     pub min_continue_rv: u64,
 }
 
-fn kube_time(millis: i64) -> String {
+pub(crate) fn kube_time(millis: i64) -> String {
     let text = rfc3339_millis(millis - millis.rem_euclid(1000));
     text.replacen(".000Z", "Z", 1)
 }
 
-fn labels_json(labels: &[(String, String)]) -> Value {
+pub(crate) fn labels_json(labels: &[(String, String)]) -> Value {
     Value::Object(
         labels
             .iter()
@@ -71,7 +72,7 @@ fn image_ref(image: &Image) -> String {
     }
 }
 
-fn container_spec(c: &Cluster, name: &str, image: usize) -> Value {
+pub(crate) fn container_spec(c: &Cluster, name: &str, image: usize) -> Value {
     json!({
         "name": name,
         "image": image_ref(&c.images[image]),
@@ -85,7 +86,7 @@ fn container_spec(c: &Cluster, name: &str, image: usize) -> Value {
     })
 }
 
-fn pod_ip(pod: &Pod, node: usize) -> String {
+pub(crate) fn pod_ip(pod: &Pod, node: usize) -> String {
     format!(
         "10.{}.{}.{}",
         64 + (node / 256) % 128,
@@ -179,9 +180,11 @@ pub(crate) fn pod_text(c: &Cluster, pod: &Pod) -> String {
     let mut out = String::with_capacity(4096);
     out.push_str("{\"metadata\":{");
     push_field(&mut out, true, "name", &pod.name);
-    let owner = pod.controller.and_then(|i| c.controllers.get(i));
-    if let Some(rc) = owner {
-        push_field(&mut out, false, "generateName", &format!("{}-", rc.name));
+    let owner = pod_owner(c, pod);
+    if let Some(owner) = &owner {
+        if owner.kind != "StatefulSet" {
+            push_field(&mut out, false, "generateName", &format!("{}-", owner.name));
+        }
     }
     push_field(&mut out, false, "namespace", &pod.namespace);
     push_field(&mut out, false, "uid", &pod.uid);
@@ -190,19 +193,25 @@ pub(crate) fn pod_text(c: &Cluster, pod: &Pod) -> String {
     push_field(&mut out, false, "creationTimestamp", &created);
     out.push_str(",\"labels\":");
     push_labels(&mut out, &pod.labels);
-    if let Some(rc) = owner {
-        out.push_str(
-            ",\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":\"ReplicationController\"",
-        );
-        push_field(&mut out, false, "name", &rc.name);
-        push_field(&mut out, false, "uid", &rc.uid);
+    if let Some(owner) = &owner {
+        out.push_str(",\"ownerReferences\":[{");
+        push_field(&mut out, true, "apiVersion", owner.api_version);
+        push_field(&mut out, false, "kind", owner.kind);
+        push_field(&mut out, false, "name", owner.name);
+        push_field(&mut out, false, "uid", owner.uid);
         out.push_str(",\"controller\":true,\"blockOwnerDeletion\":true}]");
     }
     out.push_str(concat!(
         r#"},"spec":{"volumes":[{"name":"kube-api-access","projected":{"sources":["#,
         r#"{"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}},"#,
-        r#"{"configMap":{"name":"kube-root-ca.crt","items":[{"key":"ca.crt","path":"ca.crt"}]}}],"defaultMode":420}}],"containers":["#
+        r#"{"configMap":{"name":"kube-root-ca.crt","items":[{"key":"ca.crt","path":"ca.crt"}]}}],"defaultMode":420}}"#
     ));
+    if let Some(claim) = pod.claim.and_then(|i| c.claims.get(i)) {
+        out.push_str(r#",{"name":"data","persistentVolumeClaim":{"#);
+        push_field(&mut out, true, "claimName", &claim.name);
+        out.push_str("}}");
+    }
+    out.push_str(r#"],"containers":["#);
     for (i, pc) in pod.containers.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -263,6 +272,52 @@ pub(crate) fn pod_text(c: &Cluster, pod: &Pod) -> String {
     }
     out.shrink_to_fit();
     out
+}
+
+/// A pod's controller as its `ownerReferences` names it.
+struct OwnerRef<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    name: &'a str,
+    uid: &'a str,
+}
+
+fn pod_owner<'a>(c: &'a Cluster, pod: &Pod) -> Option<OwnerRef<'a>> {
+    if let Some(rc) = pod.controller.and_then(|i| c.controllers.get(i)) {
+        return Some(OwnerRef {
+            api_version: "v1",
+            kind: "ReplicationController",
+            name: &rc.name,
+            uid: &rc.uid,
+        });
+    }
+    let w = pod.workload.and_then(|i| c.workloads.get(i))?;
+    Some(match (w.kind, &w.child) {
+        (WorkloadKind::Deployment, Some(rs)) => OwnerRef {
+            api_version: "apps/v1",
+            kind: "ReplicaSet",
+            name: &rs.name,
+            uid: &rs.uid,
+        },
+        (WorkloadKind::CronJob, Some(job)) => OwnerRef {
+            api_version: "batch/v1",
+            kind: "Job",
+            name: &job.name,
+            uid: &job.uid,
+        },
+        (WorkloadKind::StatefulSet, _) => OwnerRef {
+            api_version: "apps/v1",
+            kind: "StatefulSet",
+            name: &w.name,
+            uid: &w.uid,
+        },
+        _ => OwnerRef {
+            api_version: "apps/v1",
+            kind: "DaemonSet",
+            name: &w.name,
+            uid: &w.uid,
+        },
+    })
 }
 
 /// Serializes every pod, on all cores: the largest part of start-up for big clusters.
@@ -426,7 +481,7 @@ fn namespace_json(c: &Cluster, index: usize, name: &str) -> Value {
     })
 }
 
-fn obj(namespace: &str, name: &str, value: &Value) -> Obj {
+pub(crate) fn obj(namespace: &str, name: &str, value: &Value) -> Obj {
     Obj {
         namespace: namespace.to_string(),
         name: name.to_string(),
@@ -477,15 +532,28 @@ impl KubeStore {
         ] {
             store.lists[kind.index()] = list;
         }
+        for (kind, object) in workloads::objects(c) {
+            store.lists[kind.index()].push(object);
+        }
         for list in &mut store.lists {
             list.sort_by(|a, b| a.key().cmp(&b.key()));
         }
         store
     }
 
+    /// Renders every EndpointSlice again (they list pods, so they change with them).
+    pub(crate) fn refresh_slices(&mut self, c: &Cluster) {
+        let mut slices: Vec<Obj> = workloads::endpoint_slices(c)
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect();
+        slices.sort_by(|a, b| a.key().cmp(&b.key()));
+        self.lists[Kind::ENDPOINT_SLICE.index()] = slices;
+    }
+
     fn empty() -> KubeStore {
         KubeStore {
-            lists: vec![Vec::new(); Kind::COUNT],
+            lists: vec![Vec::new(); Kind::count()],
             min_continue_rv: 0,
         }
     }
@@ -1137,7 +1205,8 @@ mod tests {
             assert_eq!(r(unknown), "Unknown", "{unknown}");
         }
         assert!(resource_list("", "v1").is_some());
-        assert!(resource_list("apps", "v1").is_none());
+        assert!(resource_list("apps", "v1").is_some());
+        assert!(resource_list("example.com", "v1").is_none());
     }
 
     #[test]

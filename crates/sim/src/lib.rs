@@ -31,6 +31,7 @@ mod mangle;
 mod model;
 mod server;
 mod table;
+mod workloads;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -54,7 +55,16 @@ pub struct SimSpec {
     pub processes_per_container: usize,
     pub namespaces: usize,
     pub services: usize,
+    /// ReplicationControllers (the seed's controller kind).
     pub controllers: usize,
+    /// Deployments, each with one ReplicaSet, a Service, an Ingress and an autoscaler.
+    pub deployments: usize,
+    /// StatefulSets; each of their pods has a claim bound to a volume of its own.
+    pub statefulsets: usize,
+    /// DaemonSets: each has one pod on every node.
+    pub daemonsets: usize,
+    /// CronJobs, each with the Job of its last run.
+    pub cronjobs: usize,
     pub unscheduled_pods: usize,
     /// Containers outside Kubernetes on every node (no kubelet name, no labels).
     pub standalone_containers_per_node: usize,
@@ -75,6 +85,10 @@ impl Default for SimSpec {
             namespaces: 2,
             services: 4,
             controllers: 2,
+            deployments: 2,
+            statefulsets: 1,
+            daemonsets: 1,
+            cronjobs: 1,
             unscheduled_pods: 1,
             standalone_containers_per_node: 1,
             images: 4,
@@ -88,7 +102,8 @@ impl SimSpec {
     /// Parses `key=value` pairs separated by commas over the defaults, e.g.
     /// `nodes=10,pods-per-node=30,docker=false`. Keys (`-` or `_` alike): `nodes`,
     /// `pods-per-node`, `containers-per-pod`, `processes-per-container` (`processes`),
-    /// `namespaces`, `services`, `controllers`, `unscheduled-pods` (`unscheduled`),
+    /// `namespaces`, `services`, `controllers`, `deployments`, `statefulsets`, `daemonsets`,
+    /// `cronjobs`, `unscheduled-pods` (`unscheduled`),
     /// `standalone-containers-per-node` (`standalone`), `images`, `docker`, `seed`.
     /// An empty string or `default` gives the defaults.
     pub fn parse_size(s: &str) -> Result<SimSpec, String> {
@@ -116,6 +131,10 @@ impl SimSpec {
                 "namespaces" => spec.namespaces = number()?,
                 "services" => spec.services = number()?,
                 "controllers" => spec.controllers = number()?,
+                "deployments" => spec.deployments = number()?,
+                "statefulsets" => spec.statefulsets = number()?,
+                "daemonsets" => spec.daemonsets = number()?,
+                "cronjobs" => spec.cronjobs = number()?,
                 "unscheduled-pods" | "unscheduled" => spec.unscheduled_pods = number()?,
                 "standalone-containers-per-node" | "standalone" => {
                     spec.standalone_containers_per_node = number()?
@@ -347,6 +366,10 @@ impl Simulator {
             unscheduled_pods: 0,
             services: 0,
             controllers: 0,
+            deployments: 0,
+            statefulsets: 0,
+            daemonsets: 0,
+            cronjobs: 0,
             with_docker: false,
             ..SimSpec::default()
         };
@@ -552,6 +575,7 @@ impl Simulator {
             }
             cluster.next_rv();
             kube.remove_pod(namespace, name);
+            kube.refresh_slices(cluster);
             if let Some(rc) = pod.controller {
                 let rv = cluster.next_rv();
                 cluster.controllers[rc].rv = rv;

@@ -171,7 +171,12 @@ pub(crate) struct Pod {
     pub rv: u64,
     pub labels: Vec<(String, String)>,
     pub node: Option<usize>,
+    /// The ReplicationController that owns it.
     pub controller: Option<usize>,
+    /// The workload that owns it (through its ReplicaSet or Job, where it has one).
+    pub workload: Option<usize>,
+    /// The claim its volume names (a StatefulSet's pods).
+    pub claim: Option<usize>,
     pub created: i64,
     pub matching: Matching,
     pub containers: Vec<PodContainer>,
@@ -203,6 +208,58 @@ pub(crate) struct Controller {
     pub images: Vec<usize>,
 }
 
+/// The workload kinds of today (beside the seed's ReplicationControllers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WorkloadKind {
+    /// Owns a ReplicaSet, which owns the pods.
+    Deployment,
+    /// Owns its pods; each pod has a claim.
+    StatefulSet,
+    /// Owns one pod per node.
+    DaemonSet,
+    /// Owns a Job, which owns the pods.
+    CronJob,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Workload {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub rv: u64,
+    pub created: i64,
+    /// `app=NAME`: the pods' labels and the selector.
+    pub labels: Vec<(String, String)>,
+    pub images: Vec<usize>,
+    /// The ReplicaSet of a Deployment, the Job of a CronJob.
+    pub child: Option<Child>,
+    /// A Deployment's Ingress and autoscaler.
+    pub ingress_uid: String,
+    pub autoscaler_uid: String,
+}
+
+/// The object between a workload and its pods.
+#[derive(Debug, Clone)]
+pub(crate) struct Child {
+    pub name: String,
+    pub uid: String,
+    pub rv: u64,
+    pub created: i64,
+}
+
+/// A StatefulSet pod's claim and the volume bound to it.
+#[derive(Debug, Clone)]
+pub(crate) struct Claim {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub rv: u64,
+    pub created: i64,
+    pub volume: String,
+    pub volume_uid: String,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Cluster {
     pub spec: SimSpec,
@@ -211,6 +268,8 @@ pub(crate) struct Cluster {
     pub pods: Vec<Pod>,
     pub services: Vec<Service>,
     pub controllers: Vec<Controller>,
+    pub workloads: Vec<Workload>,
+    pub claims: Vec<Claim>,
     pub images: Vec<Image>,
     /// The cluster-wide resource version; every change takes the next one.
     pub rv: u64,
@@ -295,6 +354,84 @@ fn pod_suffix(index: usize, seed: u64) -> String {
         x /= n;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Who owns a pod as it is generated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Rc(usize),
+    Workload(usize),
+    None,
+}
+
+const STATEFUL_NAMES: [&str; 3] = ["postgres", "kafka", "zookeeper"];
+const DAEMON_NAMES: [&str; 3] = ["node-exporter", "fluent-bit", "csi-node"];
+const CRON_NAMES: [&str; 3] = ["nightly-report", "backup", "cleanup"];
+
+fn named(names: &[&str], i: usize, fallback: &str) -> String {
+    match names.get(i) {
+        Some(name) => (*name).to_string(),
+        None => format!("{fallback}-{i}"),
+    }
+}
+
+/// The Deployments, StatefulSets, DaemonSets and CronJobs of a spec, in that order.
+fn workloads(
+    spec: &SimSpec,
+    namespaces: &[String],
+    rng: &mut Rng,
+    now: i64,
+    next_rv: &mut impl FnMut() -> u64,
+    app_image: impl Fn(usize) -> usize,
+) -> Vec<Workload> {
+    let kinds = std::iter::repeat_n(WorkloadKind::Deployment, spec.deployments)
+        .enumerate()
+        .chain(std::iter::repeat_n(WorkloadKind::StatefulSet, spec.statefulsets).enumerate())
+        .chain(std::iter::repeat_n(WorkloadKind::DaemonSet, spec.daemonsets).enumerate())
+        .chain(std::iter::repeat_n(WorkloadKind::CronJob, spec.cronjobs).enumerate());
+    kinds
+        .enumerate()
+        .map(|(w, (i, kind))| {
+            let name = match kind {
+                WorkloadKind::Deployment => app_name(spec.controllers + i),
+                WorkloadKind::StatefulSet => named(&STATEFUL_NAMES, i, "store"),
+                WorkloadKind::DaemonSet => named(&DAEMON_NAMES, i, "agent"),
+                WorkloadKind::CronJob => named(&CRON_NAMES, i, "job"),
+            };
+            let created = now - 86_400_000 * 5 - w as i64 * 60_000;
+            let child = match kind {
+                WorkloadKind::Deployment => Some(Child {
+                    name: format!("{name}-{}", rng.hex(10)),
+                    uid: rng.uuid(),
+                    rv: next_rv(),
+                    created: created + 1000,
+                }),
+                WorkloadKind::CronJob => Some(Child {
+                    // Named for the minute it was scheduled, as the CronJob controller does.
+                    name: format!("{name}-{}", (now - 3_600_000) / 60_000),
+                    uid: rng.uuid(),
+                    rv: next_rv(),
+                    created: now - 3_600_000,
+                }),
+                _ => None,
+            };
+            Workload {
+                kind,
+                namespace: namespaces[(w + 1) % namespaces.len()].clone(),
+                labels: vec![("app".into(), name.clone())],
+                images: (0..spec.containers_per_pod)
+                    .map(|k| app_image(w * spec.containers_per_pod + k + 1))
+                    .collect(),
+                name,
+                uid: rng.uuid(),
+                rv: next_rv(),
+                created,
+                child,
+                ingress_uid: rng.uuid(),
+                autoscaler_uid: rng.uuid(),
+            }
+        })
+        .collect()
 }
 
 impl Cluster {
@@ -388,23 +525,75 @@ impl Cluster {
             })
             .collect();
 
+        let workloads = workloads(spec, &namespaces, &mut rng, now, &mut next_rv, app_image);
+
         let scheduled = spec.nodes * spec.pods_per_node;
         let total = scheduled + spec.unscheduled_pods;
         let mut pods = Vec::with_capacity(total);
+        let mut claims = Vec::new();
         let mut unowned = 0usize;
+        let mut ordinals = vec![0usize; workloads.len()];
+        // Who owns which pod: a DaemonSet the first slots of every node, then every fourth
+        // pod nobody, then the controllers and the other workloads in turn.
+        let owners: Vec<Owner> = (0..spec.controllers)
+            .map(Owner::Rc)
+            .chain(
+                workloads
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| w.kind != WorkloadKind::DaemonSet)
+                    .map(|(i, _)| Owner::Workload(i)),
+            )
+            .collect();
+        let daemonsets: Vec<usize> = workloads
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.kind == WorkloadKind::DaemonSet)
+            .map(|(i, _)| i)
+            .collect();
         for p in 0..total {
             let node = (p < scheduled).then(|| p / spec.pods_per_node.max(1));
-            let controller = (spec.controllers > 0 && p % 4 != 3).then(|| p % spec.controllers);
-            let (namespace, name, labels) = match controller {
-                Some(c) => {
+            let slot = p % spec.pods_per_node.max(1);
+            let owner = match daemonsets.get(slot) {
+                Some(&ds) if node.is_some() => Owner::Workload(ds),
+                _ if p % 4 == 3 || owners.is_empty() => Owner::None,
+                _ => owners[p % owners.len()],
+            };
+            let suffix = pod_suffix(p, spec.seed);
+            let (namespace, name, labels) = match owner {
+                Owner::Rc(c) => {
                     let rc = &controllers[c];
                     (
                         rc.namespace.clone(),
-                        format!("{}-{}", rc.name, pod_suffix(p, spec.seed)),
+                        format!("{}-{suffix}", rc.name),
                         rc.labels.clone(),
                     )
                 }
-                None => {
+                Owner::Workload(w) => {
+                    let wl = &workloads[w];
+                    let mut labels = wl.labels.clone();
+                    let name = match (wl.kind, &wl.child) {
+                        (WorkloadKind::Deployment, Some(rs)) => {
+                            let hash = rs.name.rsplit('-').next().unwrap_or_default();
+                            labels.push(("pod-template-hash".into(), hash.to_string()));
+                            format!("{}-{suffix}", rs.name)
+                        }
+                        (WorkloadKind::StatefulSet, _) => {
+                            let name = format!("{}-{}", wl.name, ordinals[w]);
+                            ordinals[w] += 1;
+                            labels
+                                .push(("statefulset.kubernetes.io/pod-name".into(), name.clone()));
+                            name
+                        }
+                        (WorkloadKind::CronJob, Some(job)) => {
+                            labels.push(("job-name".into(), job.name.clone()));
+                            format!("{}-{suffix}", job.name)
+                        }
+                        _ => format!("{}-{suffix}", wl.name),
+                    };
+                    (wl.namespace.clone(), name, labels)
+                }
+                Owner::None => {
                     // Same names in different namespaces: solo-0 in each namespace, and so on.
                     let ns = namespaces[unowned % namespaces.len()].clone();
                     let name = format!("solo-{}", unowned / namespaces.len());
@@ -413,6 +602,25 @@ impl Cluster {
                     (ns, name, labels)
                 }
             };
+            let (controller, workload) = match owner {
+                Owner::Rc(c) => (Some(c), None),
+                Owner::Workload(w) => (None, Some(w)),
+                Owner::None => (None, None),
+            };
+            let claim = workload
+                .filter(|&w| workloads[w].kind == WorkloadKind::StatefulSet)
+                .map(|_| {
+                    claims.push(Claim {
+                        namespace: namespace.clone(),
+                        name: format!("data-{name}"),
+                        uid: rng.uuid(),
+                        rv: next_rv(),
+                        created: now - 86_400_000,
+                        volume: format!("pvc-{}", rng.uuid()),
+                        volume_uid: rng.uuid(),
+                    });
+                    claims.len() - 1
+                });
             let matching = match (node.is_some() && spec.with_docker, p % 8) {
                 (true, 5) => Matching::StatusId,
                 (true, 6) => Matching::KubeletName,
@@ -422,9 +630,10 @@ impl Cluster {
             let containers = (0..spec.containers_per_pod)
                 .map(|k| PodContainer {
                     name: container_name(k),
-                    image: match controller {
-                        Some(c) => controllers[c].images[k],
-                        None => app_image(p + k),
+                    image: match owner {
+                        Owner::Rc(c) => controllers[c].images[k],
+                        Owner::Workload(w) => workloads[w].images[k],
+                        Owner::None => app_image(p + k),
                     },
                     id: rng.hex(64),
                     started: created + 2_000 + k as i64 * 150,
@@ -440,6 +649,8 @@ impl Cluster {
                 labels,
                 node,
                 controller,
+                workload,
+                claim,
                 created,
                 matching,
                 containers,
@@ -544,7 +755,7 @@ impl Cluster {
             }
         }
 
-        let services = (0..spec.services)
+        let services: Vec<Service> = (0..spec.services)
             .map(|j| {
                 let ns_of = |i: usize| namespaces[i % namespaces.len()].clone();
                 let (namespace, name, selector) = match (j, controllers.first()) {
@@ -598,6 +809,23 @@ impl Cluster {
             })
             .collect();
 
+        let mut services: Vec<Service> = services;
+        for (d, w) in workloads
+            .iter()
+            .filter(|w| w.kind == WorkloadKind::Deployment)
+            .enumerate()
+        {
+            services.push(Service {
+                namespace: w.namespace.clone(),
+                name: w.name.clone(),
+                uid: rng.uuid(),
+                rv: next_rv(),
+                created: w.created + 1000,
+                selector: Some(w.labels.clone()),
+                cluster_ip: format!("10.97.{}.{}", (d / 250) % 256, 10 + d % 240),
+            });
+        }
+
         Cluster {
             spec: spec.clone(),
             namespaces,
@@ -605,6 +833,8 @@ impl Cluster {
             pods,
             services,
             controllers,
+            workloads,
+            claims,
             images,
             rv,
             now,
@@ -705,11 +935,86 @@ impl Cluster {
             let n = selected(&rc.namespace, &rc.selector);
             add(&mut relations, "monitors ReplicationController->Pod", n);
         }
+        // Every Service has an EndpointSlice here: its pods are the slice's.
         for svc in &self.services {
-            if let Some(selector) = svc.selector.as_deref().filter(|s| !s.is_empty()) {
-                let n = selected(&svc.namespace, selector);
-                add(&mut relations, "loadBalances Service->Pod", n);
+            let n = super::workloads::endpoint_pods(self, svc).len();
+            add(&mut relations, "loadBalances Service->Pod", n);
+        }
+
+        // Today's kinds, and who owns what.
+        let count = |kind: WorkloadKind| self.workloads.iter().filter(|w| w.kind == kind).count();
+        let deployments = count(WorkloadKind::Deployment);
+        let cronjobs = count(WorkloadKind::CronJob);
+        add(&mut resources, "Namespace", self.namespaces.len());
+        add(&mut resources, "Deployment", deployments);
+        add(&mut resources, "ReplicaSet", deployments);
+        add(
+            &mut resources,
+            "StatefulSet",
+            count(WorkloadKind::StatefulSet),
+        );
+        add(&mut resources, "DaemonSet", count(WorkloadKind::DaemonSet));
+        add(&mut resources, "CronJob", cronjobs);
+        add(&mut resources, "Job", cronjobs);
+        add(&mut resources, "Ingress", deployments);
+        add(&mut resources, "HorizontalPodAutoscaler", deployments);
+        add(&mut resources, "PersistentVolumeClaim", self.claims.len());
+        add(&mut resources, "PersistentVolume", self.claims.len());
+        add(
+            &mut relations,
+            "contains Cluster->Namespace",
+            self.namespaces.len(),
+        );
+        add(
+            &mut relations,
+            "contains Cluster->PersistentVolume",
+            self.claims.len(),
+        );
+        add(&mut relations, "owns Deployment->ReplicaSet", deployments);
+        add(&mut relations, "owns CronJob->Job", cronjobs);
+        add(&mut relations, "routes Ingress->Service", deployments);
+        add(
+            &mut relations,
+            "scales HorizontalPodAutoscaler->Deployment",
+            deployments,
+        );
+        add(
+            &mut relations,
+            "bindsTo PersistentVolumeClaim->PersistentVolume",
+            self.claims.len(),
+        );
+        for pod in &self.pods {
+            let owner = match (pod.controller, pod.workload.map(|w| self.workloads[w].kind)) {
+                (Some(_), _) => Some("ReplicationController"),
+                (_, Some(WorkloadKind::Deployment)) => Some("ReplicaSet"),
+                (_, Some(WorkloadKind::StatefulSet)) => Some("StatefulSet"),
+                (_, Some(WorkloadKind::DaemonSet)) => Some("DaemonSet"),
+                (_, Some(WorkloadKind::CronJob)) => Some("Job"),
+                (None, None) => None,
+            };
+            match owner {
+                Some(owner) => add(&mut relations, &format!("owns {owner}->Pod"), 1),
+                // What nothing owns and no node runs, its namespace holds.
+                None if pod.node.is_none() => add(&mut relations, "contains Namespace->Pod", 1),
+                None => {}
             }
+            if pod.claim.is_some() {
+                add(&mut relations, "uses Pod->PersistentVolumeClaim", 1);
+            }
+        }
+        // Nothing owns these: their namespace holds them.
+        for (kind, n) in [
+            ("Service", self.services.len()),
+            ("ReplicationController", self.controllers.len()),
+            ("Deployment", deployments),
+            ("StatefulSet", count(WorkloadKind::StatefulSet)),
+            ("DaemonSet", count(WorkloadKind::DaemonSet)),
+            ("CronJob", cronjobs),
+            ("Ingress", deployments),
+            ("HorizontalPodAutoscaler", deployments),
+            ("PersistentVolumeClaim", self.claims.len()),
+        ] {
+            add(&mut relations, &format!("contains Namespace->{kind}"), n);
         }
         Expected {
             resources,
