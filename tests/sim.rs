@@ -810,6 +810,57 @@ fn kubectl_reads_the_simulated_cluster() {
         controllers.contains("DESIRED") && controllers.contains("frontend"),
         "{controllers}"
     );
+    // Today's kinds, by kubectl's short names, with their API groups.
+    let workloads = run(&["get", "deploy,rs,sts,ds,job,cronjob,ing,pvc,pv,hpa", "-A"]);
+    for kind in [
+        "deployment.apps/",
+        "replicaset.apps/",
+        "statefulset.apps/",
+        "daemonset.apps/",
+        "job.batch/",
+        "cronjob.batch/",
+        "ingress.networking.k8s.io/",
+        "persistentvolumeclaim/",
+        "persistentvolume/",
+        "horizontalpodautoscaler.autoscaling/",
+    ] {
+        assert!(
+            workloads.contains(kind),
+            "{kind} missing from:\n{workloads}"
+        );
+    }
+    // Label selectors, and YAML made by kubectl from the JSON.
+    let app = "node-exporter";
+    let selected = run(&[
+        "get",
+        "pods",
+        "-A",
+        "-l",
+        &format!("app={app}"),
+        "-o",
+        "name",
+    ]);
+    let expected = sim
+        .pods()
+        .iter()
+        .filter(|(_, n, _)| n.starts_with(app))
+        .count();
+    assert_eq!(selected.lines().count(), expected, "{selected}");
+    let none = run(&[
+        "get",
+        "pods",
+        "-A",
+        "-l",
+        "app in (no-such-app)",
+        "-o",
+        "name",
+    ]);
+    assert!(none.trim().is_empty(), "{none}");
+    let yaml = run(&["get", "deploy", "-A", "-o", "yaml"]);
+    assert!(
+        yaml.contains("kind: Deployment") && yaml.contains("matchLabels"),
+        "{yaml}"
+    );
     let _ = std::fs::remove_dir_all(&home);
 }
 

@@ -20,6 +20,102 @@ use cluster_insight_wire::time::rfc3339_millis;
 
 use super::server::{Counters, Request, Response, Shared};
 
+/// One requirement of a label selector in kubectl's syntax.
+#[derive(Debug, PartialEq, Eq)]
+enum Requirement {
+    Equals(String, String),
+    NotEquals(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    DoesNotExist(String),
+}
+
+/// `app=web,tier!=db,env in (a,b),env notin (c),release,!canary`: the label selector
+/// syntax of the API (`k8s.io/apimachinery/pkg/labels`).
+fn parse_selector(text: &str) -> Result<Vec<Requirement>, String> {
+    // Split at commas outside parentheses.
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, ch) in text.char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    let set = |rest: &str| -> Result<Vec<String>, String> {
+        let inner = rest
+            .trim()
+            .strip_prefix('(')
+            .and_then(|r| r.strip_suffix(')'))
+            .ok_or_else(|| format!("expected a set in parentheses: {rest:?}"))?;
+        Ok(inner.split(',').map(|v| v.trim().to_string()).collect())
+    };
+    parts
+        .into_iter()
+        .map(|part| {
+            let part = part.trim();
+            if part.is_empty() {
+                return Err("empty requirement".to_string());
+            }
+            if let Some(key) = part.strip_prefix('!') {
+                return Ok(Requirement::DoesNotExist(key.trim().to_string()));
+            }
+            if let Some((key, value)) = part.split_once("!=") {
+                return Ok(Requirement::NotEquals(
+                    key.trim().into(),
+                    value.trim().into(),
+                ));
+            }
+            if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                return Ok(Requirement::Equals(key.trim().into(), value.trim().into()));
+            }
+            if let Some((key, rest)) = part.split_once(" notin ") {
+                return Ok(Requirement::NotIn(key.trim().into(), set(rest)?));
+            }
+            if let Some((key, rest)) = part.split_once(" in ") {
+                return Ok(Requirement::In(key.trim().into(), set(rest)?));
+            }
+            if part.contains([' ', '(', ')']) {
+                return Err(format!("{part:?}"));
+            }
+            Ok(Requirement::Exists(part.to_string()))
+        })
+        .collect()
+}
+
+/// Whether the object of `json` has labels that meet every requirement.
+fn selected(selector: &[Requirement], json: &str) -> bool {
+    let object: Value = serde_json::from_str(json).unwrap_or_default();
+    let label = |k: &str| {
+        object["metadata"]["labels"]
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    selector.iter().all(|r| match r {
+        Requirement::Equals(k, v) => label(k).as_ref() == Some(v),
+        Requirement::NotEquals(k, v) => label(k).as_ref() != Some(v),
+        Requirement::In(k, values) => label(k).is_some_and(|v| values.contains(&v)),
+        Requirement::NotIn(k, values) => label(k).is_none_or(|v| !values.contains(&v)),
+        Requirement::Exists(k) => label(k).is_some(),
+        Requirement::DoesNotExist(k) => label(k).is_none(),
+    })
+}
+
+/// `v1`, `apps/v1`, …: what the objects of `kind` say they are.
+fn group_version(kind: Kind) -> String {
+    kind.info()
+        .api
+        .map_or_else(|| "v1".to_string(), |api| api.group_version())
+}
+
 /// Whether the API serves objects of `kind` per namespace.
 fn namespaced(kind: Kind) -> bool {
     kind.info().api.is_some_and(|api| api.namespaced)
@@ -862,13 +958,16 @@ fn list(
             json!({}),
         );
     }
-    for selector in ["labelSelector", "fieldSelector"] {
-        if req.param(selector).is_some_and(|v| !v.is_empty()) {
-            return bad_request(&format!(
-                "{selector} is not supported by the cluster simulator"
-            ));
-        }
+    if req.param("fieldSelector").is_some_and(|v| !v.is_empty()) {
+        return bad_request("fieldSelector is not supported by the cluster simulator");
     }
+    let selector = match req.param("labelSelector").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(text) => match parse_selector(text) {
+            Ok(selector) => Some(selector),
+            Err(e) => return bad_request(&format!("unable to parse requirement: {e}")),
+        },
+    };
     let limit = match req.param("limit") {
         None | Some("") => 0usize,
         Some(text) => match text.parse::<i64>() {
@@ -885,6 +984,18 @@ fn list(
             &all[lo..hi]
         }
         None => all,
+    };
+    let filtered: Vec<Obj>;
+    let scoped: &[Obj] = match &selector {
+        None => scoped,
+        Some(selector) => {
+            filtered = scoped
+                .iter()
+                .filter(|o| selected(selector, &o.json))
+                .cloned()
+                .collect();
+            &filtered
+        }
     };
     let rv = state.cluster.rv;
     let start = match req.param("continue") {
@@ -930,8 +1041,9 @@ fn list(
     let size: usize = page.iter().map(|o| o.json.len() + 1).sum::<usize>() + metadata.len() + 96;
     let mut body = String::with_capacity(size);
     body.push_str(&format!(
-        "{{\"kind\":\"{}List\",\"apiVersion\":\"v1\",\"metadata\":{metadata},\"items\":[",
-        kind.name()
+        "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{metadata},\"items\":[",
+        kind.name(),
+        group_version(kind)
     ));
     for (i, o) in page.iter().enumerate() {
         if i > 0 {
@@ -965,8 +1077,9 @@ fn get(
         Ok(i) => {
             let json = &list[i].json;
             let body = format!(
-                "{{\"kind\":\"{}\",\"apiVersion\":\"v1\",{}\n",
+                "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",{}\n",
                 kind.name(),
+                group_version(kind),
                 json.get(1..).unwrap_or("}")
             );
             Response::json(200, body)
@@ -1207,6 +1320,26 @@ mod tests {
         assert!(resource_list("", "v1").is_some());
         assert!(resource_list("apps", "v1").is_some());
         assert!(resource_list("example.com", "v1").is_none());
+    }
+
+    #[test]
+    fn label_selectors_in_kubectl_syntax() {
+        let labels = r#"{"metadata":{"labels":{"app":"web","tier":"front"}}}"#;
+        for (selector, expect) in [
+            ("app=web", true),
+            ("app==web,tier=front", true),
+            ("app!=web", false),
+            ("tier in (front, back)", true),
+            ("tier notin (front)", false),
+            ("app,!canary", true),
+            ("canary", false),
+            ("app in (web),tier notin (db)", true),
+        ] {
+            let parsed = parse_selector(selector).unwrap();
+            assert_eq!(selected(&parsed, labels), expect, "{selector}");
+        }
+        assert!(parse_selector("app in web").is_err());
+        assert!(parse_selector("a,,b").is_err());
     }
 
     #[test]
