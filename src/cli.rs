@@ -8,6 +8,13 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::collect::kube::GroupVersionResource;
+use crate::graph::Kind;
+
+/// Kinds `--extra-kinds` may add: far more than a graph can show legibly, and within what
+/// the table of kinds can index.
+const MAX_EXTRA_KINDS: usize = 100;
+
 pub const USAGE: &str = "\
 cluster-insight: a context graph of a Kubernetes cluster, served over REST
 
@@ -30,6 +37,9 @@ MASTER (serves the context graph, default port 5555):
                                   of the minions (a single-node cluster)
     --no-docker                   Kubernetes objects only: no containers, images, processes
     --cluster-name NAME           the Cluster resource's name (default: cluster)
+    --extra-kinds LIST            more kinds to show, custom resources included, as
+                                  GROUP/VERSION/RESOURCE (VERSION/RESOURCE for the core
+                                  group), comma-separated: argoproj.io/v1alpha1/rollouts
     --refresh-interval SECS       seconds between refreshes (default 10)
     --node-parallelism N          nodes read at once (default 16)
     --kube-timeout SECS           bound on one Kubernetes API call (default 30)
@@ -54,7 +64,8 @@ DEMO AND SIMULATE:
     simulate                      serves a simulated Kubernetes API (and Docker APIs on
                                   127.0.x.y) until stopped, and prints where
     --size SIZE                   e.g. nodes=10,pods-per-node=30,docker=false
-    --kube-objects FILE           (simulate) serve these objects (a v1 List JSON) instead
+    --kube-objects FILE           (simulate) serve these objects (a v1 List JSON) instead;
+                                  CustomResourceDefinitions among them add their types
 
 EXIT CODES: 0 done, 1 failure while running, 2 bad command line, 3 bad configuration
 (unreadable token or CA, bad URL), 4 cannot listen on the port.
@@ -94,6 +105,8 @@ pub struct Options {
     pub docker_socket: Option<PathBuf>,
     pub(crate) no_docker: bool,
     pub cluster_name: String,
+    /// Kinds to list beyond the built-in ones.
+    pub extra_kinds: Vec<GroupVersionResource>,
     pub refresh_interval: Duration,
     pub(crate) node_parallelism: usize,
     pub(crate) show_env: bool,
@@ -119,6 +132,7 @@ impl Default for Options {
             docker_socket: None,
             no_docker: false,
             cluster_name: "cluster".to_string(),
+            extra_kinds: Vec::new(),
             refresh_interval: Duration::from_secs(10),
             node_parallelism: 16,
             show_env: false,
@@ -228,6 +242,40 @@ pub fn parse(
                 }
                 options.cluster_name = name;
             }
+            Long("extra-kinds") => {
+                let text = string(&mut parser, "--extra-kinds")?;
+                for item in text.split(',').filter(|i| !i.trim().is_empty()) {
+                    let kind = GroupVersionResource::parse(item)
+                        .map_err(|e| CliError(format!("--extra-kinds: {e}")))?;
+                    // One version of a resource: two would show each object twice.
+                    let same = |g: &GroupVersionResource| {
+                        g.group == kind.group && g.resource == kind.resource
+                    };
+                    if let Some(built_in) = Kind::all().find(|k| {
+                        let info = k.info();
+                        info.plural == kind.resource
+                            && info.api.is_some_and(|api| api.group == kind.group)
+                    }) {
+                        return Err(CliError(format!(
+                            "--extra-kinds: {kind} is shown already (as {built_in})"
+                        )));
+                    }
+                    match options.extra_kinds.iter().find(|g| same(g)) {
+                        Some(g) if *g == kind => {}
+                        Some(g) => {
+                            return Err(CliError(format!(
+                                "--extra-kinds: {kind} and {g} are one resource; name one version"
+                            )))
+                        }
+                        None => options.extra_kinds.push(kind),
+                    }
+                }
+                if options.extra_kinds.len() > MAX_EXTRA_KINDS {
+                    return Err(CliError(format!(
+                        "--extra-kinds: at most {MAX_EXTRA_KINDS} kinds"
+                    )));
+                }
+            }
             Long("refresh-interval") => {
                 options.refresh_interval =
                     seconds(&mut parser, "--refresh-interval", 0.1, 86_400.0)?
@@ -333,7 +381,8 @@ pub fn parse(
 }
 
 /// Flags only the master reads.
-const MASTER_ONLY: [&str; 12] = [
+const MASTER_ONLY: [&str; 13] = [
+    "extra-kinds",
     "kubernetes-url",
     "token-file",
     "ca-file",

@@ -160,6 +160,7 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
             refresh_interval: options.refresh_interval,
             cluster_name: options.cluster_name.clone(),
             created_by,
+            extra_kinds: options.extra_kinds.clone(),
         },
         access,
     })

@@ -69,6 +69,8 @@ enum Visible {
     KubeAll,
     /// `/status`: this Kubernetes list is `ERROR`, the others `OK`.
     KubeList(&'static str),
+    /// `/status`: this Kubernetes list is `SKIPPED`, the others `OK`, and so is the API.
+    KubeSkipped(&'static str),
     /// `/status`: node 0 is `ERROR`, the others `OK`.
     Node,
     /// The log has a line containing this.
@@ -164,6 +166,30 @@ fn rows() -> Vec<Row> {
             Running,
             none,
             Visible::KubeList("pods"),
+        ),
+        // One list forbidden, or not served, from the start: a kind this cluster does not
+        // have (or the master's role may not list) is passed over, the rest is whole.
+        row(
+            KubeOn("/horizontalpodautoscalers"),
+            Status(403),
+            FromStart,
+            Loses::Some(&["HorizontalPodAutoscaler"]),
+            Visible::KubeSkipped("horizontalpodautoscalers"),
+        ),
+        row(
+            KubeOn("/horizontalpodautoscalers"),
+            Status(404),
+            FromStart,
+            Loses::Some(&["HorizontalPodAutoscaler"]),
+            Visible::KubeSkipped("horizontalpodautoscalers"),
+        ),
+        // Forbidden after it was listed: a failure, and the last good list stays.
+        row(
+            KubeOn("/deployments"),
+            Status(403),
+            Running,
+            none,
+            Visible::KubeList("deployments"),
         ),
         // A bad object in a good list: that object is skipped, the others stay.
         row(
@@ -611,6 +637,22 @@ fn check(row: &Row) {
                 log.contains(&format!("last good list of {list}")),
                 "not logged"
             );
+        }
+        Visible::KubeSkipped(list) => {
+            let skipped = &status["sources"]["kubernetes"]["lists"][list];
+            assert_eq!(skipped["status"], "SKIPPED", "{status}");
+            assert!(
+                skipped["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("GET ")),
+                "why is said: {status}"
+            );
+            for (name, ok) in &lists {
+                assert!(*ok || name == list, "{name}: {status}");
+            }
+            assert_eq!(status["sources"]["kubernetes"]["status"], "OK", "{status}");
+            let said = format!("passing over {list}");
+            assert_eq!(log.matches(&said).count(), 1, "said once:\n{log}");
         }
         Visible::Node => {
             assert!(!nodes[&node0], "{status}");

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod extra_kinds;
 mod faults;
 mod fuzz;
 mod graph_rules;

@@ -10,7 +10,7 @@ use cluster_insight_wire::time::rfc3339_millis;
 pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, now: i64) -> String {
     let source = |s: &SourceStatus| {
         serde_json::json!({
-            "status": if s.ok { "OK" } else { "ERROR" },
+            "status": if s.skipped { "SKIPPED" } else if s.ok { "OK" } else { "ERROR" },
             "endpoint": s.endpoint,
             "error": s.error,
             "objects": s.objects,
@@ -19,7 +19,9 @@ pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, no
             "lastOk": s.last_ok_ms.map(rfc3339_millis),
         })
     };
-    let kube_ok = !status.kubernetes.is_empty() && status.kubernetes.values().all(|s| s.ok);
+    // A kind passed over on purpose leaves the rest of the graph whole.
+    let kube_ok =
+        !status.kubernetes.is_empty() && status.kubernetes.values().all(|s| s.ok || s.skipped);
     let nodes_failed = status.nodes.values().filter(|s| !s.ok).count();
     // The keys of the calls are the contract's and predate other runtimes than Docker.
     serde_json::json!({

@@ -56,6 +56,7 @@ pub fn run(options: &Options, size: Option<&str>) -> Result<(), DemoError> {
             options.cluster_name.clone()
         },
         created_by: format!("{} (demo)", super::version::binary_version()),
+        extra_kinds: options.extra_kinds.clone(),
     };
     let master = Master::start(config, listener, options.workers)
         .map_err(|e| DemoError::Start(format!("cannot start the master: {e}")))?;

@@ -2,8 +2,9 @@
 //!
 //! With `--size`, the generated cluster of the simulator crate (a Kubernetes API and one Docker
 //! API per node on 127.0.x.y). With `--kube-objects FILE`, a Kubernetes API serving exactly
-//! the objects of a v1 `List` file, paged and served like a real API server's — for tests
-//! that pair a real Docker daemon's containers with pods written for them.
+//! the objects of a v1 `List` file, paged and served like a real API server's (custom
+//! resources too, when their definitions are in the file) — for tests that pair a real
+//! Docker daemon's containers with pods written for them, or try `--extra-kinds`.
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -316,6 +316,33 @@ impl KubeClient {
         }
     }
 
+    /// What the API server serves in one group version (`GET /api/v1`,
+    /// `GET /apis/GROUP/VERSION`): its resources, without their subresources.
+    pub(crate) fn discover(
+        &self,
+        group: &str,
+        version: &str,
+    ) -> Result<Vec<ApiResource>, KubeError> {
+        #[derive(Deserialize)]
+        struct ResourceList {
+            #[serde(default)]
+            resources: Vec<ApiResource>,
+        }
+        let path = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let text = self.get(&format!("{}{path}", self.base_url))?;
+        let list: ResourceList = serde_json::from_str(&text)
+            .map_err(|e| KubeError::Parse(ParseError::new(format!("discovery of {path}"), e)))?;
+        Ok(list
+            .resources
+            .into_iter()
+            .filter(|r| !r.name.contains('/'))
+            .collect())
+    }
+
     fn get(&self, url: &str) -> Result<String, KubeError> {
         let mut request = self.agent.get(url);
         if let Some(token) = &self.token {
@@ -345,6 +372,70 @@ impl KubeClient {
             Ok(text)
         } else {
             Err(status_error(status, &text))
+        }
+    }
+}
+
+/// One resource of a discovery document (`APIResourceList`).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ApiResource {
+    /// The plural, as in paths (`rollouts`); subresources are `rollouts/status`.
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) kind: String,
+    #[serde(default)]
+    pub(crate) namespaced: bool,
+}
+
+/// A kind named by its API group, version and resource (`argoproj.io/v1alpha1/rollouts`;
+/// `v1/configmaps` for the core group), as `--extra-kinds` names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupVersionResource {
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+}
+
+impl GroupVersionResource {
+    /// Reads `GROUP/VERSION/RESOURCE` or `VERSION/RESOURCE` (the core group).
+    pub fn parse(text: &str) -> Result<GroupVersionResource, String> {
+        let parts: Vec<&str> = text.trim().split('/').collect();
+        let (group, version, resource) = match parts.as_slice() {
+            [version, resource] => ("", *version, *resource),
+            [group, version, resource] => (*group, *version, *resource),
+            _ => return Err(format!("{text:?} is not GROUP/VERSION/RESOURCE")),
+        };
+        // A group is a DNS subdomain (`argoproj.io`); a version and a resource are labels.
+        let name = |s: &str, dots: bool| {
+            !s.is_empty()
+                && s.len() <= 253
+                && s.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || (dots && b == b'.')
+                })
+        };
+        if !(group.is_empty() || name(group, true))
+            || !name(version, false)
+            || !name(resource, false)
+        {
+            return Err(format!(
+                "{text:?}: the group is a lower-case domain name (argoproj.io), the version \
+                 and the resource lower-case words (v1alpha1, rollouts)"
+            ));
+        }
+        Ok(GroupVersionResource {
+            group: group.to_string(),
+            version: version.to_string(),
+            resource: resource.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for GroupVersionResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.group.is_empty() {
+            write!(f, "{}/{}", self.version, self.resource)
+        } else {
+            write!(f, "{}/{}/{}", self.group, self.version, self.resource)
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod objects;
 pub mod runtime;
 pub(crate) mod status;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -31,7 +31,8 @@ use crate::graph::{self, BuildOptions, History, Kind};
 use crate::http::ClientConfig;
 use crate::publish::snapshot::{self, Snapshot};
 use crate::publish::{Published, Shared};
-use kube::KubeClient;
+use cluster_insight_kinds::KindInfo;
+use kube::{GroupVersionResource, KubeClient};
 use nodes::{NodeCache, NodeContext};
 use runtime::cache::ImageCache;
 use runtime::RuntimeOptions;
@@ -75,6 +76,8 @@ pub struct CollectorConfig {
     pub cluster_name: String,
     /// The `/version` string, stamped on every resource and relation as `createdBy`.
     pub created_by: String,
+    /// Kinds to list beyond the table's, named at start-up.
+    pub extra_kinds: Vec<GroupVersionResource>,
 }
 
 pub(crate) struct Collector {
@@ -82,6 +85,12 @@ pub(crate) struct Collector {
     shared: Arc<Shared>,
     /// The last good copy of each listed kind's list.
     last_good: HashMap<Kind, Vec<KubeObject>>,
+    /// Kinds listed at least once: a later 403 or 404 is a failure, not a kind to pass over.
+    listed_once: HashSet<Kind>,
+    /// Extra kinds still waiting for discovery, and those it said the server does not serve
+    /// (with their `/status` key and why).
+    pending_extra: Vec<GroupVersionResource>,
+    unserved_extra: Vec<(String, String)>,
     node_caches: HashMap<String, NodeCache>,
     images: Arc<ImageCache>,
     history: History,
@@ -97,12 +106,16 @@ fn now_ms() -> i64 {
 
 impl Collector {
     pub(crate) fn new(config: CollectorConfig, shared: Arc<Shared>) -> Collector {
+        let pending_extra = config.extra_kinds.clone();
         let interval = config.refresh_interval;
         shared.update_status(|status| status.refresh_interval = interval);
         Collector {
             config,
             shared,
             last_good: HashMap::new(),
+            listed_once: HashSet::new(),
+            pending_extra,
+            unserved_extra: Vec::new(),
             node_caches: HashMap::new(),
             images: Arc::new(ImageCache::default()),
             history: History::default(),
@@ -151,6 +164,7 @@ impl Collector {
             *into = phase.elapsed().as_millis() as u64;
             phase = Instant::now();
         };
+        self.register_extra_kinds(start_ms, &mut kube_status);
         let kube = self.collect_kube(start_ms, &mut kube_status, &mut calls);
         lap(&mut phases.kubernetes_ms);
         let nodes = kube.of(Kind::NODE);
@@ -267,9 +281,12 @@ impl Collector {
             readers
                 .into_iter()
                 .map(|(kind, reader)| {
-                    let fetched = reader
-                        .join()
-                        .unwrap_or_else(|_| Err("the list reader panicked".to_string()));
+                    let fetched = reader.join().unwrap_or_else(|_| {
+                        Err(ListError {
+                            message: "the list reader panicked".to_string(),
+                            status: None,
+                        })
+                    });
                     (kind, fetched)
                 })
                 .collect()
@@ -277,16 +294,35 @@ impl Collector {
         let mut kube = KubeState::default();
         for (kind, fetched) in fetched {
             let name = kind.info().plural;
-            let entry = status.entry(name.to_string()).or_default();
+            let entry = status.entry(kind.status_key()).or_default();
             let objects = match fetched {
                 Ok((items, pages)) => {
                     calls.kube_pages += pages;
                     entry.record(now, endpoint.clone(), Ok(items.len()));
+                    self.listed_once.insert(kind);
                     items
                 }
-                Err(e) => {
-                    log::warn!("Kubernetes API: {e}; keeping the last good list of {name}");
-                    entry.record(now, endpoint.clone(), Err(e));
+                // A kind never listed that the server does not serve, or does not let us
+                // list, is passed over; the rest of the graph is whole. (Once listed, the
+                // same answer is a failure: what was read is kept.)
+                Err(ListError {
+                    message,
+                    status: Some(code @ (403 | 404)),
+                }) if !self.listed_once.contains(&kind) => {
+                    let why = if code == 403 {
+                        "the master may not list it"
+                    } else {
+                        "the API server does not serve it"
+                    };
+                    if !entry.skipped {
+                        log::warn!("Kubernetes API: passing over {name}: {why} ({message})");
+                    }
+                    entry.record_skipped(now, endpoint.clone(), format!("{why}: {message}"));
+                    Vec::new()
+                }
+                Err(ListError { message, .. }) => {
+                    log::warn!("Kubernetes API: {message}; keeping the last good list of {name}");
+                    entry.record(now, endpoint.clone(), Err(message));
                     // Moved, not copied: the collector puts what it used back after the
                     // build.
                     self.last_good.remove(&kind).unwrap_or_default()
@@ -294,16 +330,129 @@ impl Collector {
             };
             kube.set(kind, objects);
         }
+        for (key, why) in &self.unserved_extra {
+            status.entry(key.clone()).or_default().record_skipped(
+                now,
+                endpoint.clone(),
+                why.clone(),
+            );
+        }
         kube
+    }
+
+    /// Learns the extra kinds' names and scopes from the API server's discovery and adds
+    /// them to the kinds, once; until discovery answers, they wait (and say so in
+    /// `/status`). A kind discovery does not list is passed over.
+    fn register_extra_kinds(&mut self, now: i64, status: &mut BTreeMap<String, SourceStatus>) {
+        if self.pending_extra.is_empty() {
+            return;
+        }
+        let client = &self.config.kube;
+        let endpoint = client.base_url().to_string();
+        let mut found = Vec::new();
+        let mut unserved = Vec::new();
+        let mut group_versions: Vec<(&str, &str)> = Vec::new();
+        for gvr in &self.pending_extra {
+            let gv = (gvr.group.as_str(), gvr.version.as_str());
+            if !group_versions.contains(&gv) {
+                group_versions.push(gv);
+            }
+        }
+        for (group, version) in group_versions {
+            let wanted = self
+                .pending_extra
+                .iter()
+                .filter(|g| g.group == group && g.version == version);
+            let served = match client.discover(group, version) {
+                Ok(resources) => resources,
+                Err(kube::KubeError::Status { code: 404, .. }) => Vec::new(),
+                Err(e) => {
+                    let why = format!("waiting for discovery: {}", crate::report::chain(&e));
+                    log::warn!("Kubernetes API: extra kinds: {why}");
+                    for gvr in wanted {
+                        status.entry(extra_status_key(gvr)).or_default().record(
+                            now,
+                            endpoint.clone(),
+                            Err(why.clone()),
+                        );
+                    }
+                    return;
+                }
+            };
+            for gvr in wanted {
+                let resource = served
+                    .iter()
+                    .find(|r| r.name == gvr.resource && !r.kind.is_empty());
+                match resource {
+                    None => unserved.push((
+                        gvr.clone(),
+                        format!("the API server does not serve {gvr} (discovery)"),
+                    )),
+                    // Resources are named `Kind:namespace/name`: one name, one kind.
+                    Some(r)
+                        if Kind::by_name(&r.kind).is_some()
+                            || found.iter().any(|k: &KindInfo| k.name == r.kind) =>
+                    {
+                        unserved.push((
+                            gvr.clone(),
+                            format!("its kind, {}, is the name of another kind shown", r.kind),
+                        ))
+                    }
+                    Some(r) => found.push(KindInfo::extra(
+                        &r.kind,
+                        &r.name,
+                        group,
+                        version,
+                        r.namespaced,
+                    )),
+                }
+            }
+        }
+        // The CLI bounds the count and discovery the names: this cannot fail but once.
+        match Kind::register_extra(found) {
+            Ok(kinds) => {
+                for kind in kinds {
+                    log::info!(
+                        "showing {} as {kind} ({})",
+                        kind.status_key(),
+                        kind.list_path().unwrap_or_default()
+                    );
+                }
+            }
+            Err(e) => log::error!("Kubernetes API: extra kinds: {e}"),
+        }
+        for (gvr, why) in unserved {
+            log::warn!("Kubernetes API: passing over {gvr}: {why}");
+            self.unserved_extra.push((extra_status_key(&gvr), why));
+        }
+        self.pending_extra.clear();
     }
 }
 
+/// The `/status` key of an extra kind before it is a kind: as [`Kind::status_key`] will say.
+fn extra_status_key(gvr: &GroupVersionResource) -> String {
+    if gvr.group.is_empty() {
+        gvr.resource.clone()
+    } else {
+        format!("{}.{}", gvr.resource, gvr.group)
+    }
+}
+
+/// Why a list could not be read, with the API server's status when it answered.
+struct ListError {
+    message: String,
+    status: Option<u16>,
+}
+
 /// A list's objects and the pages it took, or why it could not be read.
-type Fetched = Result<(Vec<KubeObject>, usize), String>;
+type Fetched = Result<(Vec<KubeObject>, usize), ListError>;
 
 fn fetch_list(client: &KubeClient, kind: Kind, last: Option<&[KubeObject]>) -> Fetched {
     let Some(path) = kind.list_path() else {
-        return Err(format!("{kind} is not served by the Kubernetes API"));
+        return Err(ListError {
+            message: format!("{kind} is not served by the Kubernetes API"),
+            status: None,
+        });
     };
     let previous = objects::Previous::new(last.unwrap_or_default());
     let list = client
@@ -311,7 +460,13 @@ fn fetch_list(client: &KubeClient, kind: Kind, last: Option<&[KubeObject]>) -> F
             Some(unchanged) => Ok(unchanged),
             None => objects::parse_object(kind, raw),
         })
-        .map_err(|e| format!("GET {path}: {}", crate::report::chain(&e)))?;
+        .map_err(|e| ListError {
+            status: match &e {
+                kube::KubeError::Status { code, .. } => Some(*code),
+                _ => None,
+            },
+            message: format!("GET {path}: {}", crate::report::chain(&e)),
+        })?;
     for e in &list.malformed {
         log::warn!("GET {path}: skipping an object: {e}");
     }

@@ -11,6 +11,9 @@ use crate::publish::snapshot::Counts;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct SourceStatus {
     pub(crate) ok: bool,
+    /// Not read on purpose: a kind the API server does not serve, or that the master may
+    /// not list. `error` says why; the rest of the graph is whole.
+    pub(crate) skipped: bool,
     pub(crate) error: Option<String>,
     pub(crate) last_attempt_ms: i64,
     pub(crate) last_ok_ms: Option<i64>,
@@ -41,9 +44,16 @@ impl SourceStatus {
         }
     }
 
+    /// A source passed over, and why.
+    pub(crate) fn record_skipped(&mut self, now_ms: i64, endpoint: String, why: String) {
+        self.record(now_ms, endpoint, Err(why));
+        self.skipped = true;
+    }
+
     pub(crate) fn record(&mut self, now_ms: i64, endpoint: String, outcome: Result<usize, String>) {
         self.last_attempt_ms = now_ms;
         self.endpoint = endpoint;
+        self.skipped = false;
         match outcome {
             Ok(objects) => {
                 self.ok = true;
@@ -103,7 +113,8 @@ pub(crate) struct CollectorStatus {
     pub(crate) calls: CallCounts,
     pub(crate) phases: Phases,
     pub(crate) counts: Counts,
-    /// By list, keyed by the kind's plural: `nodes`, `pods`, ….
+    /// By list, keyed by [`Kind::status_key`](crate::graph::Kind::status_key): `nodes`,
+    /// `pods`, …, `rollouts.argoproj.io`.
     pub(crate) kubernetes: BTreeMap<String, SourceStatus>,
     /// By node name.
     pub nodes: BTreeMap<String, SourceStatus>,

@@ -370,11 +370,14 @@ impl Builder<'_> {
                 owned = true;
             }
         }
-        // The namespace holds what nothing else in the graph does (a node holds its pods).
+        // The namespace holds what nothing else in the graph does (a node holds its pods);
+        // the cluster holds the extra kinds' cluster-wide objects nothing owns.
         if object.kind.namespaced() && !owned && !run_by_node {
             if let Some(ns) = index.named(Kind::NAMESPACE, "", namespace) {
                 self.relation(RelationType::Contains, ns, id);
             }
+        } else if object.kind.is_extra() && !object.kind.namespaced() && !owned {
+            self.relation(RelationType::Contains, &index.cluster, id);
         }
     }
 

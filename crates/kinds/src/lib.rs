@@ -474,6 +474,24 @@ impl Kind {
             .map(|api| format!("{}/{}", api.prefix(), info.plural))
     }
 
+    /// Whether the kind was added at start-up rather than being in the table.
+    pub fn is_extra(self) -> bool {
+        self.index() >= TABLE.len()
+    }
+
+    /// The key of its list in the master's `/status`: the plural for the table's kinds,
+    /// `plural.group` for the extra ones (as kubectl names them), which may share a plural
+    /// with a kind of another group.
+    pub fn status_key(self) -> String {
+        let info = self.info();
+        match info.api {
+            Some(api) if self.is_extra() && !api.group.is_empty() => {
+                format!("{}.{}", info.plural, api.group)
+            }
+            _ => info.plural.to_string(),
+        }
+    }
+
     /// Whether objects of the kind live in namespaces.
     pub fn namespaced(self) -> bool {
         self.info().api.is_some_and(|api| api.namespaced)

@@ -18,7 +18,7 @@ use cluster_insight_kinds::Kind;
 use cluster_insight_wire::percent;
 use cluster_insight_wire::time::rfc3339_millis;
 
-use super::server::{Counters, Request, Response, Shared};
+use super::server::{Request, Response, Shared};
 
 /// One requirement of a label selector in kubectl's syntax.
 #[derive(Debug, PartialEq, Eq)]
@@ -135,10 +135,85 @@ impl Obj {
     }
 }
 
+/// A type of object the simulated API serves: one of the table's kinds, or a custom
+/// resource that a CustomResourceDefinition given to the simulator defines (by its index
+/// in [`KubeStore::custom`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Type {
+    Table(Kind),
+    Custom(usize),
+}
+
+/// A custom resource type, as its CustomResourceDefinition names it (one per served
+/// version).
+#[derive(Debug, Clone)]
+struct CustomType {
+    kind: String,
+    plural: String,
+    group: String,
+    version: String,
+    namespaced: bool,
+    short_names: Vec<String>,
+}
+
+impl CustomType {
+    /// The types one `CustomResourceDefinition` (apiextensions.k8s.io/v1) defines.
+    fn from_definition(crd: &Value) -> Result<Vec<CustomType>, String> {
+        let spec = &crd["spec"];
+        let text = |v: &Value, what: &str| {
+            v.as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| format!("a CustomResourceDefinition without {what}"))
+        };
+        let group = text(&spec["group"], "spec.group")?;
+        let kind = text(&spec["names"]["kind"], "spec.names.kind")?;
+        let plural = text(&spec["names"]["plural"], "spec.names.plural")?;
+        let namespaced = match spec["scope"].as_str() {
+            Some("Namespaced") => true,
+            Some("Cluster") => false,
+            _ => return Err(format!("{kind}: spec.scope is Namespaced or Cluster")),
+        };
+        let short_names: Vec<String> = spec["names"]["shortNames"]
+            .as_array()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let versions: Vec<String> = spec["versions"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|v| v["served"].as_bool() != Some(false))
+            .filter_map(|v| v["name"].as_str().map(str::to_string))
+            .collect();
+        if versions.is_empty() {
+            return Err(format!("{kind}: no served version in spec.versions"));
+        }
+        Ok(versions
+            .into_iter()
+            .map(|version| CustomType {
+                kind: kind.clone(),
+                plural: plural.clone(),
+                group: group.clone(),
+                version,
+                namespaced,
+                short_names: short_names.clone(),
+            })
+            .collect())
+    }
+}
+
 /// The serialized objects, per kind (indexed by [`Kind::index`]), sorted by (namespace,
 /// name).
 pub(crate) struct KubeStore {
     lists: Vec<Vec<Obj>>,
+    /// Custom resource types and their objects, sorted like the lists.
+    custom: Vec<(CustomType, Vec<Obj>)>,
     /// Continue tokens issued at a lower resource version answer 410 (see
     /// `Faults::expire_continue_tokens`).
     pub min_continue_rv: u64,
@@ -650,20 +725,48 @@ impl KubeStore {
     fn empty() -> KubeStore {
         KubeStore {
             lists: vec![Vec::new(); Kind::count()],
+            custom: Vec::new(),
             min_continue_rv: 0,
         }
     }
 
-    /// A store of exactly these objects (each a JSON object with `kind` and `metadata`);
-    /// an object of a kind the table does not serve, or a second object of the same kind,
-    /// namespace and name, is an error (no API server could hold both).
+    /// A store of exactly these objects (each a JSON object with `kind` and `metadata`).
+    /// A `CustomResourceDefinition` among them defines a custom resource type, served like
+    /// the table's kinds (discovery, lists, objects); objects of it name its `apiVersion`.
+    /// An object of a kind neither the table nor a definition serves, or a second object of
+    /// the same kind, namespace and name, is an error (no API server could hold both).
     pub(crate) fn from_objects(items: &[Value]) -> Result<KubeStore, String> {
         let mut store = KubeStore::empty();
-        for item in items {
+        let is_definition = |item: &Value| item["kind"] == "CustomResourceDefinition";
+        for item in items.iter().filter(|i| is_definition(i)) {
+            for custom in CustomType::from_definition(item)? {
+                let taken = Kind::from_api_resource(&custom.group, &custom.version, &custom.plural)
+                    .is_some()
+                    || store
+                        .find_type(&custom.group, &custom.version, &custom.plural)
+                        .is_some();
+                if taken {
+                    return Err(format!(
+                        "{}/{}/{} is defined twice",
+                        custom.group, custom.version, custom.plural
+                    ));
+                }
+                store.custom.push((custom, Vec::new()));
+            }
+        }
+        for item in items.iter().filter(|i| !is_definition(i)) {
             let kind_name = item.get("kind").and_then(Value::as_str).unwrap_or("");
-            let kind = Kind::by_name(kind_name)
-                .filter(|k| k.info().api.is_some())
-                .ok_or_else(|| format!("objects of kind {kind_name:?} are not served"))?;
+            let api_version = item.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+            let custom = store.custom.iter().position(|(t, _)| {
+                t.kind == kind_name && format!("{}/{}", t.group, t.version) == api_version
+            });
+            let kind = match custom {
+                Some(i) => Type::Custom(i),
+                None => Kind::by_name(kind_name)
+                    .filter(|k| k.info().api.is_some())
+                    .map(Type::Table)
+                    .ok_or_else(|| format!("objects of kind {kind_name:?} are not served"))?,
+            };
             let meta = item.get("metadata");
             let field = |name: &str| {
                 meta.and_then(|m| m.get(name))
@@ -677,13 +780,13 @@ impl KubeStore {
                 fields.remove("kind");
                 fields.remove("apiVersion");
             }
-            let namespace = if namespaced(kind) {
+            let namespace = if store.namespaced(kind) {
                 field("namespace")
             } else {
                 String::new()
             };
             let object = obj(&namespace, &field("name"), &object);
-            let list = &store.lists[kind.index()];
+            let list = store.objects(kind);
             if list
                 .binary_search_by(|o| o.key().cmp(&object.key()))
                 .is_ok()
@@ -693,17 +796,72 @@ impl KubeStore {
                     object.name, object.namespace
                 ));
             }
-            store.put(kind, object);
+            let list = match kind {
+                Type::Table(kind) => &mut store.lists[kind.index()],
+                Type::Custom(i) => &mut store.custom[i].1,
+            };
+            put(list, object);
         }
         Ok(store)
     }
 
-    fn put(&mut self, kind: Kind, object: Obj) {
-        let list = &mut self.lists[kind.index()];
-        match list.binary_search_by(|o| o.key().cmp(&object.key())) {
-            Ok(i) => list[i] = object,
-            Err(i) => list.insert(i, object),
+    /// The objects of a type, sorted by namespace and name.
+    fn objects(&self, t: Type) -> &[Obj] {
+        match t {
+            Type::Table(kind) => &self.lists[kind.index()],
+            Type::Custom(i) => &self.custom[i].1,
         }
+    }
+
+    /// The type's kind, as its objects name it (`Pod`, `Rollout`).
+    fn kind_name(&self, t: Type) -> &str {
+        match t {
+            Type::Table(kind) => kind.name(),
+            Type::Custom(i) => &self.custom[i].0.kind,
+        }
+    }
+
+    fn plural(&self, t: Type) -> &str {
+        match t {
+            Type::Table(kind) => kind.info().plural,
+            Type::Custom(i) => &self.custom[i].0.plural,
+        }
+    }
+
+    /// `v1`, `apps/v1`, `argoproj.io/v1alpha1`: what the type's objects say they are.
+    fn group_version(&self, t: Type) -> String {
+        match t {
+            Type::Table(kind) => group_version(kind),
+            Type::Custom(i) => {
+                let custom = &self.custom[i].0;
+                format!("{}/{}", custom.group, custom.version)
+            }
+        }
+    }
+
+    fn namespaced(&self, t: Type) -> bool {
+        match t {
+            Type::Table(kind) => namespaced(kind),
+            Type::Custom(i) => self.custom[i].0.namespaced,
+        }
+    }
+
+    /// The type served at `GROUP/VERSION` under `plural`.
+    fn find_type(&self, group: &str, version: &str, plural: &str) -> Option<Type> {
+        Kind::from_api_resource(group, version, plural)
+            .map(Type::Table)
+            .or_else(|| {
+                self.custom
+                    .iter()
+                    .position(|(t, _)| {
+                        t.group == group && t.version == version && t.plural == plural
+                    })
+                    .map(Type::Custom)
+            })
+    }
+
+    fn put(&mut self, kind: Kind, object: Obj) {
+        put(&mut self.lists[kind.index()], object);
     }
 
     /// Re-serializes one pod after a change of the model.
@@ -745,6 +903,14 @@ impl KubeStore {
         if let Ok(i) = list.binary_search_by(|o| o.key().cmp(&(namespace, name))) {
             list.remove(i);
         }
+    }
+}
+
+/// Puts `object` in its place in a sorted list, replacing one of the same key.
+fn put(list: &mut Vec<Obj>, object: Obj) {
+    match list.binary_search_by(|o| o.key().cmp(&object.key())) {
+        Ok(i) => list[i] = object,
+        Err(i) => list.insert(i, object),
     }
 }
 
@@ -816,33 +982,37 @@ enum Target<'a> {
     },
     /// A list, across namespaces (`None`) or in one.
     List {
-        kind: Kind,
+        kind: Type,
         namespace: Option<&'a str>,
     },
     /// One object; `namespace` is empty for kinds that have none.
     Get {
-        kind: Kind,
+        kind: Type,
         namespace: &'a str,
         name: &'a str,
     },
     Unknown,
 }
 
-fn resolve<'a>(segments: &[&'a str]) -> Target<'a> {
+fn resolve<'a>(store: &KubeStore, segments: &[&'a str]) -> Target<'a> {
     let (group, version, rest) = match segments {
         ["api", version, rest @ ..] => ("", *version, rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return Target::Unknown,
     };
     let kind = |plural: &str, in_namespace: bool| {
-        Kind::from_api_resource(group, version, plural).filter(|k| namespaced(*k) == in_namespace)
+        store
+            .find_type(group, version, plural)
+            .filter(|t| store.namespaced(*t) == in_namespace)
     };
     let target = match rest {
         [] => Some(Target::Resources { group, version }),
-        [plural] => Kind::from_api_resource(group, version, plural).map(|kind| Target::List {
-            kind,
-            namespace: None,
-        }),
+        [plural] => store
+            .find_type(group, version, plural)
+            .map(|kind| Target::List {
+                kind,
+                namespace: None,
+            }),
         [plural, name] => kind(plural, false).map(|kind| Target::Get {
             kind,
             namespace: "",
@@ -871,11 +1041,12 @@ fn segments(path: &str) -> Option<Vec<String>> {
 }
 
 /// Counts the request by kind (before any fault applies).
-pub(crate) fn count(counters: &Counters, req: &Request) {
+pub(crate) fn count(shared: &Shared, req: &Request) {
     use std::sync::atomic::Ordering::Relaxed;
+    let counters = &shared.counters;
     let decoded = segments(&req.path).unwrap_or_default();
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
-    let counter = match resolve(&segments) {
+    let counter = match resolve(&shared.state.read().kube, &segments) {
         Target::List { .. } => &counters.kube_list_pages,
         Target::Get { .. } => &counters.kube_get,
         Target::Resources { .. } | Target::Unknown => &counters.kube_other,
@@ -946,7 +1117,7 @@ fn decode_continue(token: &str, current_rv: u64, min_rv: u64) -> Option<(String,
 
 fn list(
     state: &super::server::State,
-    kind: Kind,
+    kind: Type,
     namespace: Option<&str>,
     req: &Request,
 ) -> Response {
@@ -976,7 +1147,7 @@ fn list(
             Err(_) => return bad_request(&format!("invalid limit: {text:?}")),
         },
     };
-    let all = &state.kube.lists[kind.index()];
+    let all = state.kube.objects(kind);
     let scoped: &[Obj] = match namespace {
         Some(ns) => {
             let lo = all.partition_point(|o| o.namespace.as_str() < ns);
@@ -1020,7 +1191,7 @@ fn list(
             }
         }
         let table = super::table::table(
-            kind,
+            table_kind(kind),
             page.iter().map(|o| o.json.as_str()),
             metadata,
             state.cluster.now,
@@ -1042,8 +1213,8 @@ fn list(
     let mut body = String::with_capacity(size);
     body.push_str(&format!(
         "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{metadata},\"items\":[",
-        kind.name(),
-        group_version(kind)
+        state.kube.kind_name(kind),
+        state.kube.group_version(kind)
     ));
     for (i, o) in page.iter().enumerate() {
         if i > 0 {
@@ -1057,17 +1228,17 @@ fn list(
 
 fn get(
     state: &super::server::State,
-    kind: Kind,
+    kind: Type,
     namespace: &str,
     name: &str,
     req: &Request,
 ) -> Response {
-    let list = &state.kube.lists[kind.index()];
+    let list = state.kube.objects(kind);
     match list.binary_search_by(|o| o.key().cmp(&(namespace, name))) {
         Ok(i) if super::table::wants_table(req.header("accept")) => {
             let metadata = json!({ "resourceVersion": state.cluster.rv.to_string() });
             let table = super::table::table(
-                kind,
+                table_kind(kind),
                 std::iter::once(list[i].json.as_str()),
                 metadata,
                 state.cluster.now,
@@ -1078,8 +1249,8 @@ fn get(
             let json = &list[i].json;
             let body = format!(
                 "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",{}\n",
-                kind.name(),
-                group_version(kind),
+                state.kube.kind_name(kind),
+                state.kube.group_version(kind),
                 json.get(1..).unwrap_or("}")
             );
             Response::json(200, body)
@@ -1087,8 +1258,8 @@ fn get(
         Err(_) => status(
             404,
             "NotFound",
-            &format!("{} \"{name}\" not found", kind.info().plural),
-            json!({"name": name, "kind": kind.info().plural}),
+            &format!("{} \"{name}\" not found", state.kube.plural(kind)),
+            json!({"name": name, "kind": state.kube.plural(kind)}),
         ),
     }
 }
@@ -1101,31 +1272,45 @@ fn version() -> Value {
     })
 }
 
-/// The discovery document of one group version, from the table; `None` when the table
-/// has no kind there.
-fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let mut kinds: Vec<Kind> = Kind::all()
+/// The discovery document of one group version: the table's kinds and the custom types
+/// there; `None` when there are none.
+fn resource_list(store: &KubeStore, group: &str, version: &str) -> Option<Value> {
+    let mut resources: Vec<(&str, Value)> = Kind::all()
         .filter(|k| {
             k.info()
                 .api
                 .is_some_and(|api| api.group == group && api.version == version)
         })
-        .collect();
-    if kinds.is_empty() {
-        return None;
-    }
-    kinds.sort_by_key(|k| k.info().plural);
-    let resources: Vec<Value> = kinds
-        .into_iter()
         .map(|kind| {
             let info = kind.info();
-            json!({
+            let resource = json!({
                 "name": info.plural, "singularName": info.name.to_ascii_lowercase(),
                 "namespaced": namespaced(kind), "kind": info.name,
                 "verbs": ["get", "list"], "shortNames": info.short_names,
-            })
+            });
+            (info.plural, resource)
         })
+        .chain(
+            store
+                .custom
+                .iter()
+                .map(|(t, _)| t)
+                .filter(|t| t.group == group && t.version == version)
+                .map(|t| {
+                    let resource = json!({
+                        "name": t.plural, "singularName": t.kind.to_ascii_lowercase(),
+                        "namespaced": t.namespaced, "kind": t.kind,
+                        "verbs": ["get", "list"], "shortNames": t.short_names,
+                    });
+                    (t.plural.as_str(), resource)
+                }),
+        )
         .collect();
+    if resources.is_empty() {
+        return None;
+    }
+    resources.sort_by(|a, b| a.0.cmp(b.0));
+    let resources: Vec<Value> = resources.into_iter().map(|(_, r)| r).collect();
     let group_version = if group.is_empty() {
         version.to_string()
     } else {
@@ -1136,17 +1321,24 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
     }))
 }
 
-/// `/apis`: the named groups of the table.
-fn group_list() -> Value {
+/// `/apis`: the named groups of the table, then those of the custom types.
+fn group_list(store: &KubeStore) -> Value {
     let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
-    for api in Kind::all().filter_map(|k| k.info().api) {
-        if api.group.is_empty() {
+    let table = Kind::all()
+        .filter_map(|k| k.info().api)
+        .map(|api| (api.group, api.version));
+    let custom = store
+        .custom
+        .iter()
+        .map(|(t, _)| (t.group.as_str(), t.version.as_str()));
+    for (group, version) in table.chain(custom) {
+        if group.is_empty() {
             continue;
         }
-        match groups.iter_mut().find(|(g, _)| *g == api.group) {
-            Some((_, versions)) if versions.contains(&api.version) => {}
-            Some((_, versions)) => versions.push(api.version),
-            None => groups.push((api.group, vec![api.version])),
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, versions)) if versions.contains(&version) => {}
+            Some((_, versions)) => versions.push(version),
+            None => groups.push((group, vec![version])),
         }
     }
     let groups: Vec<Value> = groups
@@ -1160,6 +1352,14 @@ fn group_list() -> Value {
         })
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// The kind whose Table columns a type's lists show (custom types have none of their own).
+fn table_kind(t: Type) -> Option<Kind> {
+    match t {
+        Type::Table(kind) => Some(kind),
+        Type::Custom(_) => None,
+    }
 }
 
 /// Answers one request to the Kubernetes API.
@@ -1192,12 +1392,14 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
                 "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server}]});
             Response::json(200, body.to_string())
         }
-        ["apis"] => Response::json(200, group_list().to_string()),
-        _ => match resolve(&segments) {
-            Target::Resources { group, version } => match resource_list(group, version) {
-                Some(list) => Response::json(200, list.to_string()),
-                None => not_found_path(),
-            },
+        ["apis"] => Response::json(200, group_list(&state.kube).to_string()),
+        _ => match resolve(&state.kube, &segments) {
+            Target::Resources { group, version } => {
+                match resource_list(&state.kube, group, version) {
+                    Some(list) => Response::json(200, list.to_string()),
+                    None => not_found_path(),
+                }
+            }
             Target::List { kind, namespace } => list(&state, kind, namespace, req),
             Target::Get {
                 kind,
@@ -1289,24 +1491,38 @@ mod tests {
     }
 
     #[test]
-    fn paths_resolve_through_the_table() {
+    fn paths_resolve_through_the_table_and_the_definitions() {
+        let crd = json!({"kind": "CustomResourceDefinition", "spec": {
+            "group": "example.com", "scope": "Cluster",
+            "names": {"kind": "Widget", "plural": "widgets", "shortNames": ["wd"]},
+            "versions": [{"name": "v1", "served": true}, {"name": "v0", "served": false}]}});
+        let widget = json!({"kind": "Widget", "apiVersion": "example.com/v1",
+            "metadata": {"name": "w1", "namespace": "ignored"}});
+        let store = KubeStore::from_objects(&[widget.clone(), crd.clone()]).unwrap();
         let r = |path: &str| {
             let decoded = segments(path).unwrap();
             let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
-            format!("{:?}", resolve(&parts))
+            format!("{:?}", resolve(&store, &parts))
         };
-        assert_eq!(r("/api/v1/pods"), "List { kind: Pod, namespace: None }");
+        assert_eq!(
+            r("/api/v1/pods"),
+            "List { kind: Table(Pod), namespace: None }"
+        );
         assert_eq!(
             r("/api/v1/namespaces/ns/pods"),
-            "List { kind: Pod, namespace: Some(\"ns\") }"
+            "List { kind: Table(Pod), namespace: Some(\"ns\") }"
         );
         assert_eq!(
             r("/api/v1/namespaces/ns"),
-            "Get { kind: Namespace, namespace: \"\", name: \"ns\" }"
+            "Get { kind: Table(Namespace), namespace: \"\", name: \"ns\" }"
         );
         assert_eq!(
             r("/api/v1/nodes/n%31"),
-            "Get { kind: Node, namespace: \"\", name: \"n1\" }"
+            "Get { kind: Table(Node), namespace: \"\", name: \"n1\" }"
+        );
+        assert_eq!(
+            r("/apis/example.com/v1/widgets/w1"),
+            "Get { kind: Custom(0), namespace: \"\", name: \"w1\" }"
         );
         for unknown in [
             "/api/v1/pods/p",
@@ -1314,12 +1530,37 @@ mod tests {
             "/apis/apps/v1/pods",
             "/api/v2/pods",
             "/api/v1/secrets",
+            "/apis/example.com/v0/widgets",
+            "/apis/example.com/v1/namespaces/ns/widgets",
         ] {
             assert_eq!(r(unknown), "Unknown", "{unknown}");
         }
-        assert!(resource_list("", "v1").is_some());
-        assert!(resource_list("apps", "v1").is_some());
-        assert!(resource_list("example.com", "v1").is_none());
+        assert!(resource_list(&store, "", "v1").is_some());
+        assert!(resource_list(&store, "apps", "v1").is_some());
+        let widgets = resource_list(&store, "example.com", "v1").unwrap();
+        assert_eq!(widgets["resources"][0]["kind"], "Widget");
+        assert_eq!(widgets["resources"][0]["namespaced"], false);
+        assert!(resource_list(&store, "example.com", "v0").is_none());
+        assert!(group_list(&store)["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "example.com"));
+        // Cluster-scoped: the namespace an object names is not its place.
+        assert_eq!(store.objects(Type::Custom(0))[0].namespace, "");
+        // A type defined twice, an object of an undefined type, a definition without a
+        // scope: each refused with what is wrong.
+        let twice = KubeStore::from_objects(&[crd.clone(), crd.clone()]);
+        assert!(twice.err().unwrap().contains("defined twice"));
+        let undefined = KubeStore::from_objects(&[widget]);
+        assert!(undefined
+            .err()
+            .unwrap()
+            .contains("\"Widget\" are not served"));
+        let mut no_scope = crd;
+        no_scope["spec"]["scope"] = json!("Everywhere");
+        let no_scope = KubeStore::from_objects(&[no_scope]);
+        assert!(no_scope.err().unwrap().contains("spec.scope"));
     }
 
     #[test]

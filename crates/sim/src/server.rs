@@ -553,7 +553,7 @@ fn serve_connection(shared: &Shared, ep: &Endpoint, stream: TcpStream) {
             }
         };
         match ep.role {
-            Role::Kube => kube::count(&shared.counters, &request),
+            Role::Kube => kube::count(shared, &request),
             Role::Node(_) => docker::count(&shared.counters, &request),
         }
         let head_only = request.method == "HEAD";

@@ -81,7 +81,7 @@ fn column(name: &str, kind: &str, priority: u8, description: &str) -> Value {
     json!({"name": name, "type": kind, "format": format, "description": description, "priority": priority})
 }
 
-fn columns(kind: Kind) -> Vec<Value> {
+fn columns(kind: Option<Kind>) -> Vec<Value> {
     let name = column(
         "Name",
         "string",
@@ -90,7 +90,7 @@ fn columns(kind: Kind) -> Vec<Value> {
     );
     let age = column("Age", "string", 0, "CreationTimestamp is a timestamp representing the server time when this object was created.");
     match kind {
-        Kind::POD => vec![
+        Some(Kind::POD) => vec![
             name,
             column(
                 "Ready",
@@ -119,7 +119,7 @@ fn columns(kind: Kind) -> Vec<Value> {
                 "Name of the node this pod is scheduled on.",
             ),
         ],
-        Kind::NODE => vec![
+        Some(Kind::NODE) => vec![
             name,
             column("Status", "string", 0, "The status of the node"),
             column("Roles", "string", 0, "The roles of the node"),
@@ -143,7 +143,7 @@ fn columns(kind: Kind) -> Vec<Value> {
                 "Container runtime version reported by the node.",
             ),
         ],
-        Kind::SERVICE => vec![
+        Some(Kind::SERVICE) => vec![
             name,
             column("Type", "string", 0, "The type of the service."),
             column("Cluster-IP", "string", 0, "The cluster IP of the service."),
@@ -162,7 +162,7 @@ fn columns(kind: Kind) -> Vec<Value> {
                 "The label selector of the service.",
             ),
         ],
-        Kind::REPLICATION_CONTROLLER => vec![
+        Some(Kind::REPLICATION_CONTROLLER) => vec![
             name,
             column("Desired", "integer", 0, "Number of desired pods."),
             column("Current", "integer", 0, "Number of actually running pods."),
@@ -175,7 +175,7 @@ fn columns(kind: Kind) -> Vec<Value> {
                 "The label selector of the controller.",
             ),
         ],
-        Kind::NAMESPACE => vec![
+        Some(Kind::NAMESPACE) => vec![
             name,
             column("Status", "string", 0, "The status of the namespace"),
             age,
@@ -200,7 +200,7 @@ fn str_of(value: &Value) -> String {
     value.as_str().unwrap_or("").to_string()
 }
 
-fn cells(kind: Kind, object: &Value, now: i64) -> Vec<Value> {
+fn cells(kind: Option<Kind>, object: &Value, now: i64) -> Vec<Value> {
     let meta = &object["metadata"];
     let name = str_of(&meta["name"]);
     let age = meta["creationTimestamp"]
@@ -208,7 +208,7 @@ fn cells(kind: Kind, object: &Value, now: i64) -> Vec<Value> {
         .and_then(parse_rfc3339_millis)
         .map_or("<unknown>".to_string(), |t| human_age(now - t));
     match kind {
-        Kind::POD => {
+        Some(Kind::POD) => {
             let statuses = object["status"]["containerStatuses"]
                 .as_array()
                 .cloned()
@@ -234,7 +234,7 @@ fn cells(kind: Kind, object: &Value, now: i64) -> Vec<Value> {
                 json!(or_none(&object["spec"]["nodeName"])),
             ]
         }
-        Kind::NODE => {
+        Some(Kind::NODE) => {
             let ready = object["status"]["conditions"]
                 .as_array()
                 .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
@@ -276,7 +276,7 @@ fn cells(kind: Kind, object: &Value, now: i64) -> Vec<Value> {
                 )),
             ]
         }
-        Kind::SERVICE => {
+        Some(Kind::SERVICE) => {
             let ports = object["spec"]["ports"]
                 .as_array()
                 .map(|ps| {
@@ -296,7 +296,7 @@ fn cells(kind: Kind, object: &Value, now: i64) -> Vec<Value> {
                 json!(selector_text(&object["spec"]["selector"])),
             ]
         }
-        Kind::REPLICATION_CONTROLLER => vec![
+        Some(Kind::REPLICATION_CONTROLLER) => vec![
             json!(name),
             object["spec"]["replicas"].clone(),
             object["status"]["replicas"].clone(),
@@ -304,7 +304,7 @@ fn cells(kind: Kind, object: &Value, now: i64) -> Vec<Value> {
             json!(age),
             json!(selector_text(&object["spec"]["selector"])),
         ],
-        Kind::NAMESPACE => vec![
+        Some(Kind::NAMESPACE) => vec![
             json!(name),
             json!(str_of(&object["status"]["phase"])),
             json!(age),
@@ -314,8 +314,9 @@ fn cells(kind: Kind, object: &Value, now: i64) -> Vec<Value> {
 }
 
 /// A Table of `items` (stored JSON texts); `list_metadata` is the list's metadata object.
+/// Kinds without columns of their own (custom resources: `None`) show a name and an age.
 pub(crate) fn table<'a>(
-    kind: Kind,
+    kind: Option<Kind>,
     items: impl Iterator<Item = &'a str>,
     list_metadata: Value,
     now: i64,
