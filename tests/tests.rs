@@ -11,6 +11,7 @@ mod fuzz;
 mod graph_rules;
 mod hostile_clients;
 mod load;
+mod manifest;
 mod master_http;
 mod minion;
 mod realdata;

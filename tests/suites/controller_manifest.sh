@@ -6,7 +6,7 @@
 #     (tests/data/realdata/kubernetes-client+python/kubernetes/swagger.json.unprocessed.gz,
 #     see tests/data/realdata/NOTICE.md), with a small strict validator below, so a second,
 #     independent schema agrees;
-#  3. the policy the manifests promise: read-only RBAC limited to four resources, no
+#  3. the policy the manifests promise: list and watch only, on exactly the kinds read, no
 #     privileged or escalating container, read-only root filesystems, dropped capabilities,
 #     requests and limits everywhere, the Docker socket mounted read-only as a socket,
 #     minions on every node (hostPort 4243, tolerating every taint), one master on 5555.
@@ -210,17 +210,38 @@ check("every namespaced object lives in cluster-insight",
 check("the Namespace comes first, so that one apply creates it before its contents",
       bool(items) and items[0].get("kind") == "Namespace")
 
-READ = {"get", "list", "watch"}
-all_verbs = [v for i in items if i.get("kind") in ("Role", "ClusterRole")
-             for r in i.get("rules", []) for v in r.get("verbs", [])]
-check("no write verb (nor *) in any role", bool(all_verbs) and set(all_verbs) <= READ,
-      str(sorted(set(all_verbs) - READ)))
+# The master lists and (soon) watches; it gets no single object, so it may not.
+READ = {"list", "watch"}
+all_rules = [r for i in items if i.get("kind") in ("Role", "ClusterRole") for r in i.get("rules", [])]
+all_verbs = [v for r in all_rules for v in r.get("verbs", [])]
+check("no verb but list and watch (no get, no write, no *) in any role",
+      bool(all_verbs) and set(all_verbs) <= READ, str(sorted(set(all_verbs) - READ)))
+check("no role names secrets, a wildcard, a subresource or a non-resource URL",
+      all("secrets" not in r.get("resources", []) and "*" not in r.get("resources", [])
+          and "*" not in r.get("apiGroups", [])
+          and not any("/" in x for x in r.get("resources", []))
+          and not r.get("nonResourceURLs") and not r.get("resourceNames") for r in all_rules),
+      json.dumps(all_rules))
+# Exactly what the master lists (its table of kinds; the integration tests tie the two).
+LISTED = {
+    "": ["namespaces", "nodes", "persistentvolumeclaims", "persistentvolumes", "pods",
+         "replicationcontrollers", "services"],
+    "apps": ["daemonsets", "deployments", "replicasets", "statefulsets"],
+    "batch": ["cronjobs", "jobs"],
+    "networking.k8s.io": ["ingresses"],
+    "autoscaling": ["horizontalpodautoscalers"],
+    "discovery.k8s.io": ["endpointslices"],
+}
 rules = role.get("rules", [])
-check("the ClusterRole grants get/list/watch on exactly nodes, pods, services, replicationcontrollers",
-      len(rules) == 1 and rules[0].get("apiGroups") == [""]
-      and sorted(rules[0].get("resources", [])) == ["nodes", "pods", "replicationcontrollers", "services"]
-      and sorted(rules[0].get("verbs", [])) == ["get", "list", "watch"]
-      and not rules[0].get("resourceNames") and not rules[0].get("nonResourceURLs"), json.dumps(rules))
+granted = {}
+for r in rules:
+    for g in r.get("apiGroups", []):
+        for res in r.get("resources", []):
+            granted.setdefault(g, set()).add(res)
+check("the ClusterRole grants list and watch on exactly the kinds the master lists",
+      {g: sorted(v) for g, v in granted.items()} == LISTED
+      and all(sorted(r.get("verbs", [])) == ["list", "watch"] for r in rules),
+      json.dumps(rules))
 check("the ClusterRoleBinding binds that ClusterRole to the master's ServiceAccount",
       binding.get("roleRef") == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                  "name": role.get("metadata", {}).get("name")}
