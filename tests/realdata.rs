@@ -7,7 +7,7 @@
 
 use crate::support::realdata::realdata;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -391,4 +391,398 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// A recorded cluster: lists of several kinds, parsed, plus a Namespace for each namespace
+/// its objects name (the recordings hold no Namespace objects), and the raw JSON the
+/// expectations are computed from.
+#[derive(Default)]
+struct Recorded {
+    collected: Collected,
+    /// Each object once, by its graph ID, as the recording has it.
+    raw: BTreeMap<String, (Kind, Value)>,
+}
+
+impl Recorded {
+    fn add(&mut self, kind: Kind, text: &str) {
+        let page = parse_list_page(text).expect("a list");
+        for (item, value) in page.items.iter().zip(list_items(text)) {
+            let object = parse_object(kind, item).expect("a real object parses");
+            let id = raw_id(kind, &value);
+            // Recordings of several clusters may repeat an object: the graph keeps the first.
+            if self.raw.contains_key(&id) {
+                continue;
+            }
+            self.raw.insert(id, (kind, value));
+            self.collected.kube.of_mut(kind).push(object);
+        }
+    }
+
+    fn add_file(&mut self, kind: Kind, path: &Path) {
+        self.add(kind, &read(path));
+    }
+
+    /// Adds a Namespace for each namespace named, then builds the graph.
+    fn build(mut self) -> (Graph, Recorded) {
+        let namespaces: std::collections::BTreeSet<String> = self
+            .raw
+            .values()
+            .filter(|(kind, _)| kind.namespaced())
+            .filter_map(|(_, v)| v["metadata"]["namespace"].as_str().map(str::to_string))
+            .collect();
+        let items: Vec<Value> = namespaces
+            .iter()
+            .map(|ns| serde_json::json!({"metadata": {"name": ns, "uid": format!("namespace-{ns}")}}))
+            .collect();
+        self.add(
+            Kind::NAMESPACE,
+            &serde_json::json!({ "items": items }).to_string(),
+        );
+        let options = BuildOptions {
+            cluster_name: "recorded".into(),
+        };
+        let (graph, _) = build(&self.collected, &options, 0, &History::default());
+        (graph, self)
+    }
+
+    /// The `owns` and Namespace `contains` relations the recording implies, worked out here
+    /// from the raw JSON: an owner named by uid and present; a namespace for what has no
+    /// owner present and is not a pod that a present node runs.
+    fn expected_ownership(&self) -> BTreeSet<String> {
+        let by_uid: HashMap<&str, &str> = self
+            .raw
+            .iter()
+            .filter_map(|(id, (_, v))| Some((v["metadata"]["uid"].as_str()?, id.as_str())))
+            .collect();
+        let mut out = BTreeSet::new();
+        for (id, (kind, v)) in &self.raw {
+            let mut owned = false;
+            for owner in v["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                if let Some(owner) = owner["uid"].as_str().and_then(|u| by_uid.get(u)) {
+                    out.insert(format!("{owner} owns {id}"));
+                    owned = true;
+                }
+            }
+            let run_by_node = *kind == Kind::POD
+                && v["spec"]["nodeName"]
+                    .as_str()
+                    .is_some_and(|n| self.raw.contains_key(&format!("Node:{n}")));
+            if kind.namespaced() && !owned && !run_by_node {
+                let ns = v["metadata"]["namespace"].as_str().unwrap();
+                out.insert(format!("Namespace:{ns} contains {id}"));
+            }
+        }
+        out
+    }
+}
+
+fn raw_id(kind: Kind, value: &Value) -> String {
+    let name = value["metadata"]["name"].as_str().unwrap();
+    if kind.namespaced() {
+        let ns = value["metadata"]["namespace"].as_str().unwrap();
+        format!("{kind}:{ns}/{name}")
+    } else {
+        format!("{kind}:{name}")
+    }
+}
+
+/// The graph's `owns` relations and the `contains` relations out of Namespaces.
+fn ownership(graph: &Graph) -> BTreeSet<String> {
+    graph
+        .relations
+        .iter()
+        .filter(|r| {
+            r.kind.as_str() == "owns"
+                || (r.kind.as_str() == "contains" && r.source.starts_with("Namespace:"))
+        })
+        .map(|r| format!("{} {} {}", r.source, r.kind.as_str(), r.target))
+        .collect()
+}
+
+fn owns_between(set: &BTreeSet<String>, owner: &str, owned: &str) -> usize {
+    set.iter()
+        .filter(|r| r.starts_with(&format!("{owner}:")) && r.contains(&format!(" owns {owned}:")))
+        .count()
+}
+
+#[test]
+fn sonobuoy_workloads_own_their_pods() {
+    let Some(root) = realdata() else { return };
+    let dir = root.join("vmware-tanzu+sonobuoy/results-0.10/resources");
+    let mut recorded = Recorded::default();
+    recorded.add_file(Kind::NODE, &dir.join("cluster/Nodes.json"));
+    for ns in ["kube-system", "heptio-sonobuoy"] {
+        for (kind, file) in [
+            (Kind::POD, "Pods"),
+            (Kind::DEPLOYMENT, "Deployments"),
+            (Kind::REPLICA_SET, "ReplicaSets"),
+            (Kind::DAEMON_SET, "DaemonSets"),
+        ] {
+            let path = dir.join(format!("ns/{ns}/{file}.json"));
+            if path.exists() {
+                recorded.add_file(kind, &path);
+            }
+        }
+    }
+    let (graph, recorded) = recorded.build();
+    let expected = recorded.expected_ownership();
+    let got = ownership(&graph);
+    assert_eq!(got, expected);
+    // What the recording is known to hold: each of the 4 ReplicaSets owned by its
+    // Deployment, 3 of them with a pod (one is scaled to zero), 10 DaemonSet pods.
+    assert_eq!(owns_between(&got, "Deployment", "ReplicaSet"), 4);
+    assert_eq!(owns_between(&got, "ReplicaSet", "Pod"), 3);
+    assert_eq!(owns_between(&got, "DaemonSet", "Pod"), 10);
+}
+
+#[test]
+fn troubleshoot_bundles_with_owners_missing_and_managed_fields() {
+    let Some(root) = realdata() else { return };
+    let dir = root.join("replicatedhq+troubleshoot/pkg/analyze/files");
+    let mut recorded = Recorded::default();
+    recorded.add_file(Kind::NODE, &dir.join("nodes.json"));
+    for (kind, folder) in [
+        (Kind::POD, "pods"),
+        (Kind::DEPLOYMENT, "deployments"),
+        (Kind::REPLICA_SET, "replicasets"),
+        (Kind::STATEFUL_SET, "statefulsets"),
+        (Kind::JOB, "jobs"),
+    ] {
+        for path in walk(&dir.join(folder)) {
+            recorded.add_file(kind, &path);
+        }
+    }
+    let with_managed_fields = recorded
+        .raw
+        .values()
+        .filter(|(_, v)| v["metadata"].get("managedFields").is_some())
+        .count();
+    let (graph, recorded) = recorded.build();
+    assert_eq!(ownership(&graph), recorded.expected_ownership());
+    // StatefulSets owned by Prometheus custom resources, ReplicaSets whose Deployments were
+    // not collected: owners absent from the graph, so no relation (and no error); their
+    // namespaces hold them.
+    let got = ownership(&graph);
+    for orphan in [
+        "StatefulSet:monitoring/prometheus-k8s",
+        "StatefulSet:monitoring/alertmanager-prometheus-alertmanager",
+    ] {
+        assert!(
+            got.contains(&format!("Namespace:monitoring contains {orphan}")),
+            "{orphan}: {got:#?}"
+        );
+    }
+    // managedFields is cut from what the graph shows.
+    assert!(with_managed_fields >= 20, "{with_managed_fields}");
+    for resource in &graph.resources {
+        assert!(
+            !resource.properties.contains("\"managedFields\""),
+            "{}",
+            resource.id
+        );
+    }
+}
+
+#[test]
+fn kdash_lists_of_every_workload_kind() {
+    let Some(root) = realdata() else { return };
+    let dir = root.join("kdash-rs+kdash/test_data");
+    let mut recorded = Recorded::default();
+    for (kind, file, count) in [
+        (Kind::NODE, "nodes", 1),
+        // 13 items, one of them twice (the graph shows it once).
+        (Kind::POD, "pods", 12),
+        (Kind::SERVICE, "svcs", 5),
+        (Kind::DEPLOYMENT, "deployments", 4),
+        (Kind::REPLICA_SET, "replicasets", 4),
+        (Kind::STATEFUL_SET, "stfs", 1),
+        (Kind::DAEMON_SET, "daemonsets", 1),
+        (Kind::JOB, "jobs", 3),
+        (Kind::REPLICATION_CONTROLLER, "replication_controllers", 2),
+    ] {
+        recorded.add_file(kind, &dir.join(format!("{file}.json")));
+        assert_eq!(recorded.collected.kube.of(kind).len(), count, "{file}");
+    }
+    let (graph, recorded) = recorded.build();
+    let got = ownership(&graph);
+    assert_eq!(got, recorded.expected_ownership());
+    // The lists come from different clusters: k3s's Deployments own their ReplicaSets, but
+    // the pods' ReplicaSets were never recorded, so namespaces hold the pods.
+    assert_eq!(owns_between(&got, "Deployment", "ReplicaSet"), 4);
+    assert_eq!(owns_between(&got, "ReplicaSet", "Pod"), 0);
+    assert!(got.contains("Namespace:default contains Pod:default/adservice-f787c8dcd-tb6x2"));
+    // Services still balance over the pods their selectors pick.
+    let raw_pods: Vec<Value> = list_items(&read(&dir.join("pods.json")));
+    let raw_services: Vec<Value> = list_items(&read(&dir.join("svcs.json")));
+    assert_eq!(
+        count(&graph, "loadBalances"),
+        selected(&raw_pods, &raw_services, |s| s.get("spec")?.get("selector"))
+    );
+}
+
+#[test]
+fn recorded_deployment_lists_and_a_job_with_its_pod() {
+    let Some(root) = realdata() else { return };
+    let replays = root.join("Arnavion+k8s-openapi/k8s-openapi-tests/test-replays");
+    for version in ["v1-13", "v1-36"] {
+        let exchanges = |file: &str| -> Vec<Value> {
+            serde_json::from_str(&read(&replays.join(format!("{version}/{file}")))).unwrap()
+        };
+        let mut recorded = Recorded::default();
+        let deployments = exchanges("deployment-list.json");
+        recorded.add(
+            Kind::DEPLOYMENT,
+            deployments[0]["response_body"].as_str().unwrap(),
+        );
+        // The Job as last read before its pods were listed, and that pod list.
+        let job = exchanges("job-create.json");
+        let pods_at = job
+            .iter()
+            .position(|e| {
+                e["request_url"]
+                    .as_str()
+                    .is_some_and(|u| u.contains("/pods") && !u.contains("labelSelector"))
+            })
+            .unwrap();
+        let job_body = job[..pods_at]
+            .iter()
+            .rev()
+            .find_map(|e| e["response_body"].as_str())
+            .unwrap();
+        recorded.add(Kind::JOB, &format!("{{\"items\":[{job_body}]}}"));
+        recorded.add(Kind::POD, job[pods_at]["response_body"].as_str().unwrap());
+        let (graph, recorded) = recorded.build();
+        let got = ownership(&graph);
+        assert_eq!(got, recorded.expected_ownership(), "{version}");
+        assert_eq!(owns_between(&got, "Job", "Pod"), 1, "{version}: {got:#?}");
+        assert!(
+            got.contains("Namespace:kube-system contains Deployment:kube-system/coredns"),
+            "{version}: {got:#?}"
+        );
+    }
+}
+
+/// The official OpenAPI document (Kubernetes 1.36).
+fn api_specification(root: &Path) -> Value {
+    use std::io::Read;
+    let path = root.join("kubernetes-client+python/kubernetes/swagger.json.unprocessed.gz");
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut text)
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Whether `fields` (`spec.volumes.persistentVolumeClaim.claimName`; arrays are walked
+/// through) is a path of the definition `name` in the specification.
+fn has_field(spec: &Value, name: &str, fields: &str) -> bool {
+    fn resolve<'a>(definitions: &'a Value, mut schema: &'a Value) -> &'a Value {
+        loop {
+            if let Some(reference) = schema["$ref"].as_str() {
+                schema = &definitions[reference.trim_start_matches("#/definitions/")];
+            } else if schema["type"] == "array" {
+                schema = &schema["items"];
+            } else {
+                return schema;
+            }
+        }
+    }
+    let definitions = &spec["definitions"];
+    let mut schema = resolve(definitions, &definitions[name]);
+    for field in fields.split('.') {
+        match schema["properties"].get(field) {
+            Some(next) => schema = resolve(definitions, next),
+            None => return false,
+        }
+    }
+    true
+}
+
+#[test]
+fn the_table_of_kinds_and_the_fields_read_agree_with_the_api_specification() {
+    let Some(root) = realdata() else { return };
+    let spec = api_specification(&root);
+    let paths = &spec["paths"];
+    for kind in Kind::listed() {
+        let info = kind.info();
+        let api = info.api.unwrap();
+        let list = kind.list_path().unwrap();
+        let get = &paths[&list]["get"];
+        assert_eq!(get["x-kubernetes-action"], "list", "{list}");
+        assert_eq!(
+            get["x-kubernetes-group-version-kind"],
+            serde_json::json!({"group": api.group, "version": api.version, "kind": info.name}),
+            "{list}"
+        );
+        // Per namespace exactly when the table says the kind is namespaced.
+        let prefix = list.trim_end_matches(&format!("/{}", info.plural));
+        let per_namespace = format!("{prefix}/namespaces/{{namespace}}/{}", info.plural);
+        assert_eq!(
+            paths.get(&per_namespace).is_some(),
+            kind.namespaced(),
+            "{per_namespace}"
+        );
+    }
+    // Every field a relation rule reads is where the specification puts it.
+    for (definition, fields) in [
+        (
+            "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+            "ownerReferences.uid",
+        ),
+        ("io.k8s.api.core.v1.Pod", "spec.nodeName"),
+        (
+            "io.k8s.api.core.v1.Pod",
+            "spec.volumes.persistentVolumeClaim.claimName",
+        ),
+        (
+            "io.k8s.api.core.v1.Pod",
+            "status.containerStatuses.containerID",
+        ),
+        (
+            "io.k8s.api.core.v1.PersistentVolumeClaim",
+            "spec.volumeName",
+        ),
+        (
+            "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
+            "spec.scaleTargetRef.kind",
+        ),
+        (
+            "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
+            "spec.scaleTargetRef.name",
+        ),
+        (
+            "io.k8s.api.networking.v1.Ingress",
+            "spec.rules.http.paths.backend.service.name",
+        ),
+        (
+            "io.k8s.api.networking.v1.Ingress",
+            "spec.defaultBackend.service.name",
+        ),
+        (
+            "io.k8s.api.discovery.v1.EndpointSlice",
+            "endpoints.targetRef.uid",
+        ),
+        (
+            "io.k8s.api.discovery.v1.EndpointSlice",
+            "endpoints.targetRef.name",
+        ),
+        ("io.k8s.api.discovery.v1.EndpointSlice", "metadata.labels"),
+        (
+            "io.k8s.api.apps.v1.Deployment",
+            "spec.selector.matchExpressions.operator",
+        ),
+        ("io.k8s.api.core.v1.Service", "spec.selector"),
+        ("io.k8s.api.core.v1.ReplicationController", "spec.selector"),
+    ] {
+        assert!(
+            has_field(&spec, definition, fields),
+            "{definition}: {fields}"
+        );
+    }
+    assert!(!has_field(&spec, "io.k8s.api.core.v1.Pod", "spec.claims"));
 }
