@@ -140,6 +140,17 @@ fn custom_resources_named_at_start_are_shown_with_what_they_own() {
             "{relation} missing: {related:#?}"
         );
     }
+    // After the table's kinds, in the order named.
+    let position = |kind: &str| {
+        graph["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|r| r["type"] == kind)
+            .unwrap()
+    };
+    assert!(position("HorizontalPodAutoscaler") < position("Rollout"));
+    assert!(position("Rollout") < position("ClusterIssuer"));
     // Owned, so not also held by the namespace.
     assert!(!related.contains("Namespace:shop contains ReplicaSet:shop/checkout-6f7d9c"));
     let rollout = graph["resources"]

@@ -90,6 +90,40 @@ fn endpoints_status_codes_and_headers() {
     ] {
         assert!(home.text().contains(&format!("href=\"{link}\"")), "{link}");
     }
+    // Every type and every relation of the graph is on the page, with an example that is
+    // in the graph: the first resource of each type, a real relation of each relation type.
+    let page = home.text();
+    let graph = get(addr, "/cluster").json();
+    let mut first_of_type = std::collections::BTreeMap::new();
+    for r in graph["resources"].as_array().unwrap() {
+        first_of_type
+            .entry(r["type"].as_str().unwrap().to_string())
+            .or_insert_with(|| r["id"].as_str().unwrap().to_string());
+    }
+    assert!(first_of_type.len() >= 18, "{first_of_type:?}");
+    for (kind, id) in first_of_type.iter().filter(|(k, _)| *k != "Cluster") {
+        assert!(page.contains(&format!("<td>{kind}</td>")), "{kind}");
+        assert!(page.contains(&format!("<code>{id}</code>")), "{kind}: {id}");
+    }
+    let mut shown = std::collections::BTreeSet::new();
+    for r in graph["relations"].as_array().unwrap() {
+        let example = format!(
+            "<code>{}</code> → <code>{}</code>",
+            r["source"].as_str().unwrap(),
+            r["target"].as_str().unwrap()
+        );
+        if page.contains(&example) {
+            shown.insert(r["type"].as_str().unwrap().to_string());
+        }
+    }
+    let types: std::collections::BTreeSet<String> = graph["relations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(shown, types, "each relation type has an example");
+    assert_eq!(types.len(), 10, "{types:?}");
 
     for path in [
         "/healthz",

@@ -408,6 +408,13 @@ impl Collector {
                 }
             }
         }
+        // In the order named, whatever the order of the group versions asked.
+        let named_at = |info: &KindInfo| {
+            self.pending_extra.iter().position(|g| {
+                g.resource == info.plural && info.api.is_some_and(|api| api.group == g.group)
+            })
+        };
+        found.sort_by_key(|info| named_at(info));
         // The CLI bounds the count and discovery the names: this cannot fail but once.
         match Kind::register_extra(found) {
             Ok(kinds) => {

@@ -63,6 +63,122 @@ impl RelationType {
     }
 }
 
+/// One rule of the graph: a relation, between which types, and when. The builder applies
+/// them (`build.rs`); this list states them for people (the home page shows each with an
+/// example from the live graph). `"*"` is any type.
+#[derive(Debug, Clone, Copy)]
+pub struct RelationRule {
+    pub relation: RelationType,
+    pub from: &'static [&'static str],
+    pub to: &'static [&'static str],
+    pub when: &'static str,
+}
+
+/// Every rule, in the order the contract gives them.
+pub const RELATION_RULES: &[RelationRule] = &[
+    RelationRule {
+        relation: RelationType::Contains,
+        from: &["Cluster"],
+        to: &[
+            "Node",
+            "Namespace",
+            "PersistentVolume",
+            "Service",
+            "ReplicationController",
+        ],
+        when: "always; also the cluster-wide objects of --extra-kinds kinds that nothing owns",
+    },
+    RelationRule {
+        relation: RelationType::Contains,
+        from: &["Namespace"],
+        to: &["*"],
+        when: "a namespaced object with no owner in the graph that is not a pod a node runs",
+    },
+    RelationRule {
+        relation: RelationType::Contains,
+        from: &["Pod"],
+        to: &["Container"],
+        when: "the container's kubelet labels name the pod, else the pod's containerStatuses \
+               list the container, else the kubelet's container name does",
+    },
+    RelationRule {
+        relation: RelationType::Contains,
+        from: &["Container"],
+        to: &["Process"],
+        when: "a row of the container's process list",
+    },
+    RelationRule {
+        relation: RelationType::Runs,
+        from: &["Node"],
+        to: &["Pod"],
+        when: "the pod's spec.nodeName",
+    },
+    RelationRule {
+        relation: RelationType::Runs,
+        from: &["Node"],
+        to: &["Container"],
+        when: "a container of the node that belongs to no pod",
+    },
+    RelationRule {
+        relation: RelationType::Monitors,
+        from: &["ReplicationController"],
+        to: &["Pod"],
+        when: "its selector selects the pod (same namespace)",
+    },
+    RelationRule {
+        relation: RelationType::LoadBalances,
+        from: &["Service"],
+        to: &["Pod"],
+        when: "the Service's EndpointSlices list the pod; without slices, its selector selects it",
+    },
+    RelationRule {
+        relation: RelationType::CreatedFrom,
+        from: &["Container"],
+        to: &["Image"],
+        when: "the container's image ID",
+    },
+    RelationRule {
+        relation: RelationType::Owns,
+        from: &["*"],
+        to: &["*"],
+        when: "the object's ownerReferences name the owner by uid and the owner is in the graph \
+               (Deployment → ReplicaSet → Pod, StatefulSet, DaemonSet, Job → Pod, CronJob → Job, \
+               any --extra-kinds owner)",
+    },
+    RelationRule {
+        relation: RelationType::Routes,
+        from: &["Ingress"],
+        to: &["Service"],
+        when: "a rule or the default backend names the Service",
+    },
+    RelationRule {
+        relation: RelationType::Uses,
+        from: &["Pod"],
+        to: &["PersistentVolumeClaim"],
+        when: "a volume of the pod names the claim",
+    },
+    RelationRule {
+        relation: RelationType::BindsTo,
+        from: &["PersistentVolumeClaim"],
+        to: &["PersistentVolume"],
+        when: "the claim's spec.volumeName",
+    },
+    RelationRule {
+        relation: RelationType::Scales,
+        from: &["HorizontalPodAutoscaler"],
+        to: &["*"],
+        when: "its scaleTargetRef, when the target is in the graph",
+    },
+];
+
+impl RelationRule {
+    /// Whether a relation of this rule's type from a `from` to a `to` fits the rule.
+    pub fn fits(&self, relation: RelationType, from: &str, to: &str) -> bool {
+        let among = |types: &[&str], t: &str| types.iter().any(|x| *x == "*" || *x == t);
+        self.relation == relation && among(self.from, from) && among(self.to, to)
+    }
+}
+
 /// A resource of the graph. `properties` is the observed JSON text, never re-serialized.
 #[derive(Debug, Clone)]
 pub struct Resource {

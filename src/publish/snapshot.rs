@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::graph::{Graph, Kind};
+use crate::graph::{Graph, Id, Kind, RELATION_RULES};
 use crate::http::{Body, Composed, Piece};
 use cluster_insight_wire::time::rfc3339_millis;
 
@@ -81,6 +81,8 @@ pub struct Snapshot {
     /// The DOT rendering, made on the first request for `/debug` from `graph`.
     debug: OnceLock<Rendered>,
     debug_etag: String,
+    /// The home page's examples, found on its first request.
+    examples: OnceLock<Examples>,
     graph: Graph,
     pub(crate) counts: Counts,
 }
@@ -236,12 +238,55 @@ pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
         by_type,
         debug: OnceLock::new(),
         debug_etag: format!("{tag}-debug"),
+        examples: OnceLock::new(),
         counts,
         graph,
     }
 }
 
+/// One resource of each type and one relation of each rule, to show what the graph holds.
+#[derive(Debug, Default)]
+pub(crate) struct Examples {
+    /// The first resource of each type.
+    pub(crate) resources: BTreeMap<Kind, Id>,
+    /// By rule of [`RELATION_RULES`]: the first relation that fits it (source, target).
+    pub(crate) relations: Vec<Option<(Id, Id)>>,
+}
+
+impl Examples {
+    fn of(graph: &Graph) -> Examples {
+        let mut resources = BTreeMap::new();
+        for r in &graph.resources {
+            resources.entry(r.kind).or_insert_with(|| r.id.clone());
+        }
+        let mut relations: Vec<Option<(Id, Id)>> = vec![None; RELATION_RULES.len()];
+        fn type_of(id: &Id) -> &str {
+            id.split(':').next().unwrap_or("")
+        }
+        for r in &graph.relations {
+            if relations.iter().all(Option::is_some) {
+                break;
+            }
+            let (from, to) = (type_of(&r.source), type_of(&r.target));
+            for (rule, example) in RELATION_RULES.iter().zip(relations.iter_mut()) {
+                if example.is_none() && rule.fits(r.kind, from, to) {
+                    *example = Some((r.source.clone(), r.target.clone()));
+                }
+            }
+        }
+        Examples {
+            resources,
+            relations,
+        }
+    }
+}
+
 impl Snapshot {
+    /// One resource of each type and one relation of each rule, found on first use.
+    pub(crate) fn examples(&self) -> &Examples {
+        self.examples.get_or_init(|| Examples::of(&self.graph))
+    }
+
     /// `/debug`: the graph in DOT, rendered on first use.
     pub(crate) fn debug(&self) -> &Rendered {
         self.debug.get_or_init(|| {
