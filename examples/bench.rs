@@ -20,11 +20,26 @@ use cluster_insight_sim::{SimSpec, Simulator};
 use cluster_insight_wire::head::Parse;
 use serde_json::{json, Value};
 
+/// Every kind at every size: about one Deployment (with its ReplicaSet, Service, Ingress and
+/// autoscaler) per 50 pods, a StatefulSet (a claim and a volume per pod) and a CronJob per
+/// 500, three DaemonSets (a pod on every node each).
 const NAMED: &[(&str, &str)] = &[
-    ("small", "nodes=10,pods-per-node=30"),
-    ("medium", "nodes=100,pods-per-node=30"),
-    ("large", "nodes=1000,pods-per-node=30"),
-    ("kube-only", "nodes=5000,pods-per-node=30,docker=false"),
+    (
+        "small",
+        "nodes=10,pods-per-node=30,deployments=6,statefulsets=1,daemonsets=3,cronjobs=1",
+    ),
+    (
+        "medium",
+        "nodes=100,pods-per-node=30,deployments=60,statefulsets=6,daemonsets=3,cronjobs=6",
+    ),
+    (
+        "large",
+        "nodes=1000,pods-per-node=30,deployments=600,statefulsets=60,daemonsets=3,cronjobs=60",
+    ),
+    (
+        "kube-only",
+        "nodes=5000,pods-per-node=30,docker=false,deployments=3000,statefulsets=300,daemonsets=3,cronjobs=300",
+    ),
 ];
 
 fn main() {
@@ -191,10 +206,13 @@ fn run_size(binary: &Path, name: &str, spec_text: &str) -> Value {
     }
     let rss_peak_mib = status_kb(pid, "VmHWM") as f64 / 1024.0;
     let rss_now_mib = status_kb(pid, "VmRSS") as f64 / 1024.0;
+    // Last, not to disturb the rest: what keeping managedFields would have added.
+    let (served_bytes, managed_fields_bytes) = sim.managed_fields_bytes();
     json!({
         "size": name,
         "spec": spec_text,
         "resources": s2["counts"]["resources"],
+        "relations": s2["counts"]["relations"],
         "simulator_start_s": round(sim_start_s),
         "first_refresh_ms": first_ms,
         "steady_refresh_ms": steady_ms,
@@ -209,6 +227,8 @@ fn run_size(binary: &Path, name: &str, spec_text: &str) -> Value {
         "rss_now_mib": round(rss_now_mib),
         "cluster_bytes": plain,
         "cluster_gzip_bytes": gzip,
+        "kube_objects_bytes": served_bytes,
+        "managed_fields_bytes_dropped": managed_fields_bytes,
         "latency": latency,
     })
 }
@@ -400,7 +420,7 @@ fn status_kb(pid: u32, key: &str) -> u64 {
 
 fn markdown(results: &[Value]) -> String {
     let mut out = String::from(
-        "| size | pods | containers | first refresh | steady refresh | CPU / cycle | peak RSS | k8s pages / refresh | minion calls / refresh (steady) | /cluster | gzip | first byte p50 | p50 / p99 (1 client) | p50 / p99 (16) | p50 / p99 (64) | req/s (1 / 16 / 64) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| size | pods | containers | first refresh | steady refresh | CPU / cycle | peak RSS | k8s pages / refresh | minion calls / refresh (steady) | /cluster | gzip | managedFields dropped | first byte p50 | p50 / p99 (1 client) | p50 / p99 (16) | p50 / p99 (64) | req/s (1 / 16 / 64) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let lat = |i: usize| {
@@ -415,7 +435,7 @@ fn markdown(results: &[Value]) -> String {
             .map(|k| calls[k].as_u64().unwrap_or(0))
             .sum::<u64>();
         out.push_str(&format!(
-            "| {} | {} | {} | {} ms | {} ms | {} s | {:.0} MiB | {} | {} | {:.1} MB | {:.1} MB | {} ms | {} | {} | {} | {} / {} / {} |\n",
+            "| {} | {} | {} | {} ms | {} ms | {} s | {:.0} MiB | {} | {} | {:.1} MB | {:.1} MB | {:.1} MB | {} ms | {} | {} | {} | {} / {} / {} |\n",
             r["size"].as_str().unwrap_or(""),
             r["resources"]["Pod"],
             r["resources"]["Container"].as_u64().unwrap_or(0),
@@ -427,6 +447,7 @@ fn markdown(results: &[Value]) -> String {
             minion,
             r["cluster_bytes"].as_f64().unwrap_or(0.0) / 1e6,
             r["cluster_gzip_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            r["managed_fields_bytes_dropped"].as_f64().unwrap_or(0.0) / 1e6,
             r["time_to_first_byte_ms"],
             lat(0),
             lat(1),
@@ -434,6 +455,26 @@ fn markdown(results: &[Value]) -> String {
             r["latency"][0]["rps"],
             r["latency"][1]["rps"],
             r["latency"][2]["rps"],
+        ));
+    }
+    // What each graph held, by type.
+    for r in results {
+        let by_type = |counts: &Value| {
+            counts
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        };
+        out.push_str(&format!(
+            "\n{}: resources: {}; relations: {}.\n",
+            r["size"].as_str().unwrap_or(""),
+            by_type(&r["resources"]),
+            by_type(&r["relations"]),
         ));
     }
     out

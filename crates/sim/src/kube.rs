@@ -345,6 +345,65 @@ fn push_container_status(out: &mut String, c: &Cluster, pod: &Pod, pc: &PodConta
     out.push_str(r#","started":true}"#);
 }
 
+/// The `managedFields` an API server keeps on a pod: the fields its creator set (with one
+/// entry per container) and those the kubelet sets in its status. About 2 KB a pod, as on
+/// real clusters, where they are a large share of every list; the master drops them.
+fn push_pod_managed_fields(out: &mut String, pod: &Pod, owner: Option<&OwnerRef>, created: &str) {
+    let manager = if owner.is_some() {
+        "kube-controller-manager"
+    } else {
+        "kubectl-run"
+    };
+    out.push_str(&format!(
+        r#","managedFields":[{{"manager":"{manager}","operation":"Update","apiVersion":"v1","time":"{created}","fieldsType":"FieldsV1","fieldsV1":{{"f:metadata":{{"f:labels":{{".":{{}}"#
+    ));
+    for (key, _) in &pod.labels {
+        out.push(',');
+        push_json_str(out, &format!("f:{key}"));
+        out.push_str(":{}");
+    }
+    out.push('}');
+    if let Some(owner) = owner {
+        out.push_str(&format!(
+            r#","f:generateName":{{}},"f:ownerReferences":{{".":{{}},"k:{{\"uid\":\"{}\"}}":{{}}}}"#,
+            owner.uid
+        ));
+    }
+    out.push_str(r#"},"f:spec":{"f:containers":{"#);
+    for (i, pc) in pod.containers.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!(
+            concat!(
+                r#""k:{{\"name\":\"{}\"}}":{{".":{{}},"f:env":{{".":{{}},"k:{{\"name\":\"LOG_LEVEL\"}}":{{".":{{}},"f:name":{{}},"f:value":{{}}}}}},"#,
+                r#""f:image":{{}},"f:imagePullPolicy":{{}},"f:name":{{}},"f:ports":{{".":{{}},"k:{{\"containerPort\":8080,\"protocol\":\"TCP\"}}":{{".":{{}},"f:containerPort":{{}},"f:name":{{}},"f:protocol":{{}}}}}},"#,
+                r#""f:resources":{{".":{{}},"f:limits":{{".":{{}},"f:memory":{{}}}},"f:requests":{{".":{{}},"f:cpu":{{}},"f:memory":{{}}}}}},"#,
+                r#""f:terminationMessagePath":{{}},"f:terminationMessagePolicy":{{}},"f:volumeMounts":{{".":{{}},"k:{{\"mountPath\":\"/var/run/secrets/kubernetes.io/serviceaccount\"}}":{{".":{{}},"f:mountPath":{{}},"f:name":{{}},"f:readOnly":{{}}}}}}}}"#
+            ),
+            pc.name
+        ));
+    }
+    out.push_str(concat!(
+        r#"},"f:dnsPolicy":{},"f:enableServiceLinks":{},"f:restartPolicy":{},"f:schedulerName":{},"#,
+        r#""f:securityContext":{},"f:terminationGracePeriodSeconds":{}}}}"#
+    ));
+    if pod.node.is_some() {
+        out.push_str(&format!(
+            concat!(
+                r#",{{"manager":"kubelet","operation":"Update","apiVersion":"v1","time":"{}","fieldsType":"FieldsV1","fieldsV1":{{"f:status":{{"f:conditions":{{"#,
+                r#""k:{{\"type\":\"ContainersReady\"}}":{{".":{{}},"f:lastProbeTime":{{}},"f:lastTransitionTime":{{}},"f:status":{{}},"f:type":{{}}}},"#,
+                r#""k:{{\"type\":\"Initialized\"}}":{{".":{{}},"f:lastProbeTime":{{}},"f:lastTransitionTime":{{}},"f:status":{{}},"f:type":{{}}}},"#,
+                r#""k:{{\"type\":\"Ready\"}}":{{".":{{}},"f:lastProbeTime":{{}},"f:lastTransitionTime":{{}},"f:status":{{}},"f:type":{{}}}}}},"#,
+                r#""f:containerStatuses":{{}},"f:hostIP":{{}},"f:phase":{{}},"f:podIP":{{}},"f:podIPs":{{".":{{}},"k:{{\"ip\":\"10.244.0.{}\"}}":{{".":{{}},"f:ip":{{}}}}}},"f:startTime":{{}}}}}},"subresource":"status"}}"#
+            ),
+            created,
+            2 + pod.ip_suffix % 250
+        ));
+    }
+    out.push(']');
+}
+
 /// A pod as the API server lists it, written directly as text: at 150,000 pods, building
 /// `serde_json::Value` trees first took most of the simulator's start-up time.
 pub(crate) fn pod_text(c: &Cluster, pod: &Pod) -> String {
@@ -372,6 +431,7 @@ pub(crate) fn pod_text(c: &Cluster, pod: &Pod) -> String {
         push_field(&mut out, false, "uid", owner.uid);
         out.push_str(",\"controller\":true,\"blockOwnerDeletion\":true}]");
     }
+    push_pod_managed_fields(&mut out, pod, owner.as_ref(), &created);
     out.push_str(concat!(
         r#"},"spec":{"volumes":[{"name":"kube-api-access","projected":{"sources":["#,
         r#"{"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}},"#,
@@ -803,6 +863,25 @@ impl KubeStore {
             put(list, object);
         }
         Ok(store)
+    }
+
+    /// See [`Simulator::managed_fields_bytes`](crate::Simulator::managed_fields_bytes).
+    pub(crate) fn managed_fields_bytes(&self) -> (usize, usize) {
+        let all = self
+            .lists
+            .iter()
+            .chain(self.custom.iter().map(|(_, list)| list))
+            .flatten();
+        let (mut total, mut managed) = (0, 0);
+        for object in all {
+            total += object.json.len();
+            let value: Value = serde_json::from_str(&object.json).unwrap_or_default();
+            if let Some(fields) = value["metadata"].get("managedFields") {
+                // `"managedFields":` and a comma, besides the value.
+                managed += fields.to_string().len() + "\"managedFields\":,".len();
+            }
+        }
+        (total, managed)
     }
 
     /// The objects of a type, sorted by namespace and name.
@@ -1481,6 +1560,9 @@ mod tests {
                 pod.containers.len()
             );
             assert_eq!(value["spec"]["nodeName"].is_string(), pod.node.is_some());
+            // The creator's fields, and the kubelet's once the pod is on a node.
+            let managers = value["metadata"]["managedFields"].as_array().unwrap();
+            assert_eq!(managers.len(), 1 + usize::from(pod.node.is_some()));
         }
         let value: Value = serde_json::from_str(&pod_text(&c, &c.pods[p])).unwrap();
         assert_eq!(value["metadata"]["labels"]["quote\"d"], "back\\slash\n");

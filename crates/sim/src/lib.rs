@@ -471,6 +471,13 @@ impl Simulator {
         &self.expected
     }
 
+    /// The bytes of every object the Kubernetes API serves, and of their
+    /// `metadata.managedFields` (with its key): what a reader that keeps whole objects
+    /// would hold, and what the master drops.
+    pub fn managed_fields_bytes(&self) -> (usize, usize) {
+        self.shared.state.read().kube.managed_fields_bytes()
+    }
+
     pub fn request_counts(&self) -> RequestCounts {
         self.shared.counters.snapshot()
     }
