@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::collect::kube::GroupVersionResource;
+use crate::collect::extra::GroupVersionResource;
 use crate::graph::Kind;
 
 /// Kinds `--extra-kinds` may add: far more than a graph can show legibly, and within what
@@ -39,7 +39,8 @@ MASTER (serves the context graph, default port 5555):
     --cluster-name NAME           the Cluster resource's name (default: cluster)
     --extra-kinds LIST            more kinds to show, custom resources included, as
                                   GROUP/VERSION/RESOURCE (VERSION/RESOURCE for the core
-                                  group), comma-separated: argoproj.io/v1alpha1/rollouts
+                                  group), comma-separated, the flag repeatable:
+                                  argoproj.io/v1alpha1/rollouts
     --refresh-interval SECS       seconds between refreshes (default 10)
     --node-parallelism N          nodes read at once (default 16)
     --kube-timeout SECS           bound on one Kubernetes API call (default 30)
@@ -257,7 +258,7 @@ pub fn parse(
                             && info.api.is_some_and(|api| api.group == kind.group)
                     }) {
                         return Err(CliError(format!(
-                            "--extra-kinds: {kind} is shown already (as {built_in})"
+                            "--extra-kinds: {kind} is read already (as {built_in})"
                         )));
                     }
                     match options.extra_kinds.iter().find(|g| same(g)) {

@@ -203,11 +203,111 @@ fn custom_resources_named_at_start_are_shown_with_what_they_own() {
 }
 
 #[test]
+fn a_kind_is_added_when_discovery_answers_and_a_taken_kind_gets_its_group() {
+    // A Knative Service: its `kind` is the core Service's, so it is named with its group.
+    let mut items: Vec<Value> = serde_json::from_str::<Value>(&objects()).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    items.push(definition(
+        "serving.knative.dev",
+        "Service",
+        "services",
+        "Namespaced",
+        "v1",
+    ));
+    items.push(
+        json!({"kind": "Service", "apiVersion": "serving.knative.dev/v1",
+        "metadata": {"name": "checkout", "namespace": "shop", "uid": "ksvc-1"},
+        "spec": {"template": {"spec": {"containers": [{"image": "shop/checkout:1.4"}]}}}}),
+    );
+    let list = json!({"kind": "List", "items": items}).to_string();
+    let sim = Simulator::start_with_objects(&list, 0).unwrap();
+    // Discovery of Argo's group fails at first (and so would its list).
+    sim.faults().set_kube_on(
+        "/apis/argoproj.io/",
+        cluster_insight_sim::Fault::Status(503),
+    );
+    let master = MasterProcess::against(
+        &sim,
+        &[
+            "--no-docker",
+            "--extra-kinds",
+            "argoproj.io/v1alpha1/rollouts,serving.knative.dev/v1/services",
+        ],
+    );
+    let status = master.wait_for_refreshes(2);
+    let lists = &status["sources"]["kubernetes"]["lists"];
+    let waiting = &lists["rollouts.argoproj.io"];
+    assert_eq!(waiting["status"], "ERROR", "{status}");
+    assert!(
+        waiting["error"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for discovery"),
+        "{status}"
+    );
+    assert_eq!(status["sources"]["kubernetes"]["status"], "ERROR");
+    assert_eq!(
+        lists["services.serving.knative.dev"]["status"], "OK",
+        "{status}"
+    );
+    let graph = get(master.addr, "/cluster").json();
+    let shown = ids(&graph);
+    assert!(
+        shown.contains("Service.serving.knative.dev:shop/checkout"),
+        "{shown:?}"
+    );
+    assert!(!shown.iter().any(|id| id.starts_with("Rollout:")));
+    assert!(relations(&graph)
+        .contains("Namespace:shop contains Service.serving.knative.dev:shop/checkout"));
+    // The built-in plural still names the built-in kind; the added one answers to its name.
+    let core = get(master.addr, "/cluster/resources/services").json();
+    assert!(core["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["type"] == "Service"));
+    let knative = get(
+        master.addr,
+        "/cluster/resources/Service.serving.knative.dev",
+    )
+    .json();
+    assert_eq!(
+        knative["resources"].as_array().unwrap().len(),
+        1,
+        "{knative}"
+    );
+
+    // Discovery answers: the kind is added, listed and placed by the next refreshes.
+    sim.faults().clear();
+    let mut shown_now = false;
+    for _ in 0..20 {
+        let status = master.wait_for_more_refreshes(1);
+        let graph = get(master.addr, "/cluster").json();
+        if ids(&graph).contains("Rollout:shop/checkout") {
+            graph_consistency(&graph).unwrap();
+            assert!(relations(&graph)
+                .contains("Rollout:shop/checkout owns ReplicaSet:shop/checkout-6f7d9c"));
+            assert_eq!(
+                status["sources"]["kubernetes"]["lists"]["rollouts.argoproj.io"]["status"], "OK",
+                "{status}"
+            );
+            shown_now = true;
+            break;
+        }
+    }
+    assert!(shown_now, "the Rollout never came:\n{}", master.log_text());
+    assert_eq!(master.status()["sources"]["kubernetes"]["status"], "OK");
+}
+
+#[test]
 fn extra_kinds_that_cannot_be_shown_are_refused_at_start() {
     for (flag, says) in [
-        ("apps/v1/deployments", "shown already"),
-        ("apps/v1beta2/deployments", "shown already"),
-        ("v1/pods", "shown already"),
+        ("apps/v1/deployments", "read already"),
+        ("apps/v1beta2/deployments", "read already"),
+        ("v1/pods", "read already"),
+        ("discovery.k8s.io/v1/endpointslices", "read already"),
         ("argoproj.io/rollouts", "lower-case words"),
         ("Argoproj.io/v1alpha1/rollouts", "lower-case domain"),
         (

@@ -167,8 +167,9 @@ fn rows() -> Vec<Row> {
             none,
             Visible::KubeList("pods"),
         ),
-        // One list forbidden, or not served, from the start: a kind this cluster does not
-        // have (or the master's role may not list) is passed over, the rest is whole.
+        // A kind of a named group forbidden, or not served (discovery agreeing), from the
+        // start: a kind this cluster does not have, or the master's role may not list, is
+        // passed over, the rest is whole.
         row(
             KubeOn("/horizontalpodautoscalers"),
             Status(403),
@@ -177,11 +178,27 @@ fn rows() -> Vec<Row> {
             Visible::KubeSkipped("horizontalpodautoscalers"),
         ),
         row(
-            KubeOn("/horizontalpodautoscalers"),
+            KubeOn("/apis/autoscaling/v2"),
             Status(404),
             FromStart,
             Loses::Some(&["HorizontalPodAutoscaler"]),
             Visible::KubeSkipped("horizontalpodautoscalers"),
+        ),
+        // A 404 that discovery contradicts, and a 403 on the core group, which every server
+        // serves: failures (a wrong URL, a missing binding), never a healthy empty list.
+        row(
+            KubeOn("/horizontalpodautoscalers"),
+            Status(404),
+            FromStart,
+            Loses::Some(&["HorizontalPodAutoscaler"]),
+            Visible::KubeList("horizontalpodautoscalers"),
+        ),
+        row(
+            KubeOn("/replicationcontrollers"),
+            Status(403),
+            FromStart,
+            Loses::Some(&["ReplicationController"]),
+            Visible::KubeList("replicationcontrollers"),
         ),
         // Forbidden after it was listed: a failure, and the last good list stays.
         row(

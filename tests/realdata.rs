@@ -408,13 +408,12 @@ impl Recorded {
         let page = parse_list_page(text).expect("a list");
         for (item, value) in page.items.iter().zip(list_items(text)) {
             let object = parse_object(kind, item).expect("a real object parses");
-            let id = raw_id(kind, &value);
-            // Recordings of several clusters may repeat an object: the graph keeps the first.
-            if self.raw.contains_key(&id) {
-                continue;
-            }
-            self.raw.insert(id, (kind, value));
             self.collected.kube.of_mut(kind).push(object);
+            // Recordings of several clusters may repeat an object: the graph keeps the
+            // first, and so do the expectations.
+            self.raw
+                .entry(raw_id(kind, &value))
+                .or_insert((kind, value));
         }
     }
 
@@ -605,9 +604,20 @@ fn kdash_lists_of_every_workload_kind() {
         (Kind::REPLICATION_CONTROLLER, "replication_controllers", 2),
     ] {
         recorded.add_file(kind, &dir.join(format!("{file}.json")));
-        assert_eq!(recorded.collected.kube.of(kind).len(), count, "{file}");
+        let distinct = recorded.raw.values().filter(|(k, _)| *k == kind).count();
+        assert_eq!(distinct, count, "{file}");
     }
     let (graph, recorded) = recorded.build();
+    // The pod listed twice is one resource.
+    assert_eq!(recorded.collected.kube.of(Kind::POD).len(), 13);
+    assert_eq!(
+        graph
+            .resources
+            .iter()
+            .filter(|r| r.kind == Kind::POD)
+            .count(),
+        12
+    );
     let got = ownership(&graph);
     assert_eq!(got, recorded.expected_ownership());
     // The lists come from different clusters: k3s's Deployments own their ReplicaSets, but

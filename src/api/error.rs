@@ -12,6 +12,8 @@ pub(crate) enum ApiError {
     NoSuchEndpoint(String),
     /// The first refresh has not finished.
     NoSnapshotYet,
+    /// A type added since the current snapshot was made: the next one has it.
+    NotCollectedYet(String),
 }
 
 impl ApiError {
@@ -19,7 +21,7 @@ impl ApiError {
         match self {
             ApiError::BadPath => 400,
             ApiError::UnknownType(_) | ApiError::NoSuchEndpoint(_) => 404,
-            ApiError::NoSnapshotYet => 503,
+            ApiError::NoSnapshotYet | ApiError::NotCollectedYet(_) => 503,
         }
     }
 
@@ -35,6 +37,9 @@ impl ApiError {
                 format!("no such endpoint: {}", truncate(path, 128))
             }
             ApiError::NoSnapshotYet => "no snapshot yet: the first refresh has not finished".into(),
+            ApiError::NotCollectedYet(kind) => {
+                format!("{kind} is being collected for the first time: ask again shortly")
+            }
         }
     }
 
@@ -42,7 +47,9 @@ impl ApiError {
     pub(crate) fn response(&self) -> Response {
         let response = Response::error(self.status(), &self.message());
         match self {
-            ApiError::NoSnapshotYet => response.with_header("Retry-After", "2"),
+            ApiError::NoSnapshotYet | ApiError::NotCollectedYet(_) => {
+                response.with_header("Retry-After", "2")
+            }
             _ => response,
         }
     }

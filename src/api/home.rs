@@ -78,9 +78,15 @@ pub(crate) fn page(state: &ApiState) -> Response {
             .map_or(String::new(), |id| {
                 format!("<code>{}</code>", html_escape(id))
             });
+        // An added kind may share its plural with a built-in one; its name is its own.
+        let path = if kind.is_extra() {
+            format!("/cluster/resources/{}", info.name)
+        } else {
+            format!("/cluster/resources/{}", info.plural)
+        };
         types.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{count}</td><td>{example}</td></tr>\n",
-            link(&format!("/cluster/resources/{}", info.plural)),
+            link(&path),
             html_escape(info.name),
             html_escape(&names.join(", ")),
         ));

@@ -69,15 +69,20 @@ fn route(state: &ApiState, request: &Request) -> Result<Response, ApiError> {
             Response::new(200, JSON, Body::Owned(body.into_bytes()))
                 .with_header("Cache-Control", "no-cache")
         }
-        "/cluster" => snapshot_body(state, request, |s| &s.cluster)?,
-        "/cluster/resources" => snapshot_body(state, request, |s| &s.resources)?,
-        "/debug" => snapshot_body(state, request, Snapshot::debug)?,
+        "/cluster" => snapshot_body(state, request, |s| Ok(&s.cluster))?,
+        "/cluster/resources" => snapshot_body(state, request, |s| Ok(&s.resources))?,
+        "/debug" => snapshot_body(state, request, |s| Ok(s.debug()))?,
         _ => match path.strip_prefix("/cluster/resources/") {
             Some(name) => {
                 let kind = Kind::from_type_name(name)
                     .ok_or_else(|| ApiError::UnknownType(name.to_string()))?;
-                // Every queryable type has a body in every snapshot.
-                snapshot_body(state, request, |s| &s.by_type[&kind])?
+                // Every queryable type has a body in every snapshot made since it was added
+                // (an `--extra-kinds` kind is added during a refresh).
+                snapshot_body(state, request, |s| {
+                    s.by_type
+                        .get(&kind)
+                        .ok_or_else(|| ApiError::NotCollectedYet(kind.name().to_string()))
+                })?
             }
             None => return Err(ApiError::NoSuchEndpoint(path.to_string())),
         },
@@ -88,10 +93,10 @@ fn route(state: &ApiState, request: &Request) -> Result<Response, ApiError> {
 fn snapshot_body(
     state: &ApiState,
     request: &Request,
-    pick: impl Fn(&Snapshot) -> &Rendered,
+    pick: impl Fn(&Snapshot) -> Result<&Rendered, ApiError>,
 ) -> Result<Response, ApiError> {
     let snapshot = state.shared.current().ok_or(ApiError::NoSnapshotYet)?;
-    let rendered = pick(&snapshot);
+    let rendered = pick(&snapshot)?;
     let response = if accepts_gzip(request.header("Accept-Encoding")) {
         Response::new(200, rendered.content_type, Body::Shared(rendered.gzip()))
             .with_header("Content-Encoding", "gzip")

@@ -387,59 +387,6 @@ pub(crate) struct ApiResource {
     pub(crate) namespaced: bool,
 }
 
-/// A kind named by its API group, version and resource (`argoproj.io/v1alpha1/rollouts`;
-/// `v1/configmaps` for the core group), as `--extra-kinds` names them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupVersionResource {
-    pub group: String,
-    pub version: String,
-    pub resource: String,
-}
-
-impl GroupVersionResource {
-    /// Reads `GROUP/VERSION/RESOURCE` or `VERSION/RESOURCE` (the core group).
-    pub fn parse(text: &str) -> Result<GroupVersionResource, String> {
-        let parts: Vec<&str> = text.trim().split('/').collect();
-        let (group, version, resource) = match parts.as_slice() {
-            [version, resource] => ("", *version, *resource),
-            [group, version, resource] => (*group, *version, *resource),
-            _ => return Err(format!("{text:?} is not GROUP/VERSION/RESOURCE")),
-        };
-        // A group is a DNS subdomain (`argoproj.io`); a version and a resource are labels.
-        let name = |s: &str, dots: bool| {
-            !s.is_empty()
-                && s.len() <= 253
-                && s.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || (dots && b == b'.')
-                })
-        };
-        if !(group.is_empty() || name(group, true))
-            || !name(version, false)
-            || !name(resource, false)
-        {
-            return Err(format!(
-                "{text:?}: the group is a lower-case domain name (argoproj.io), the version \
-                 and the resource lower-case words (v1alpha1, rollouts)"
-            ));
-        }
-        Ok(GroupVersionResource {
-            group: group.to_string(),
-            version: version.to_string(),
-            resource: resource.to_string(),
-        })
-    }
-}
-
-impl fmt::Display for GroupVersionResource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.group.is_empty() {
-            write!(f, "{}/{}", self.version, self.resource)
-        } else {
-            write!(f, "{}/{}/{}", self.group, self.version, self.resource)
-        }
-    }
-}
-
 /// 10,000 pages of 500 objects: five million, far beyond any cluster.
 const MAX_PAGES: usize = 10_000;
 

@@ -12,6 +12,7 @@
 //! failed Kubernetes list keeps the last good copy of that list (the graph would otherwise
 //! lose its skeleton), a failed node loses that node's containers until it answers again.
 
+pub mod extra;
 pub mod kube;
 pub(crate) mod nodes;
 pub mod objects;
@@ -31,8 +32,8 @@ use crate::graph::{self, BuildOptions, History, Kind};
 use crate::http::ClientConfig;
 use crate::publish::snapshot::{self, Snapshot};
 use crate::publish::{Published, Shared};
-use cluster_insight_kinds::KindInfo;
-use kube::{GroupVersionResource, KubeClient};
+use extra::{ExtraKinds, GroupVersionResource};
+use kube::KubeClient;
 use nodes::{NodeCache, NodeContext};
 use runtime::cache::ImageCache;
 use runtime::RuntimeOptions;
@@ -87,10 +88,8 @@ pub(crate) struct Collector {
     last_good: HashMap<Kind, Vec<KubeObject>>,
     /// Kinds listed at least once: a later 403 or 404 is a failure, not a kind to pass over.
     listed_once: HashSet<Kind>,
-    /// Extra kinds still waiting for discovery, and those it said the server does not serve
-    /// (with their `/status` key and why).
-    pending_extra: Vec<GroupVersionResource>,
-    unserved_extra: Vec<(String, String)>,
+    /// The `--extra-kinds` kinds discovery has not named yet.
+    extra: ExtraKinds,
     node_caches: HashMap<String, NodeCache>,
     images: Arc<ImageCache>,
     history: History,
@@ -106,7 +105,7 @@ fn now_ms() -> i64 {
 
 impl Collector {
     pub(crate) fn new(config: CollectorConfig, shared: Arc<Shared>) -> Collector {
-        let pending_extra = config.extra_kinds.clone();
+        let extra = ExtraKinds::new(&config.extra_kinds);
         let interval = config.refresh_interval;
         shared.update_status(|status| status.refresh_interval = interval);
         Collector {
@@ -114,8 +113,7 @@ impl Collector {
             shared,
             last_good: HashMap::new(),
             listed_once: HashSet::new(),
-            pending_extra,
-            unserved_extra: Vec::new(),
+            extra,
             node_caches: HashMap::new(),
             images: Arc::new(ImageCache::default()),
             history: History::default(),
@@ -164,7 +162,8 @@ impl Collector {
             *into = phase.elapsed().as_millis() as u64;
             phase = Instant::now();
         };
-        self.register_extra_kinds(start_ms, &mut kube_status);
+        self.extra
+            .discover(&self.config.kube, self.refresh, start_ms, &mut kube_status);
         let kube = self.collect_kube(start_ms, &mut kube_status, &mut calls);
         lap(&mut phases.kubernetes_ms);
         let nodes = kube.of(Kind::NODE);
@@ -294,6 +293,10 @@ impl Collector {
         let mut kube = KubeState::default();
         for (kind, fetched) in fetched {
             let name = kind.info().plural;
+            let pass_over = match &fetched {
+                Err(e) if !self.listed_once.contains(&kind) => why_pass_over(client, kind, e),
+                _ => None,
+            };
             let entry = status.entry(kind.status_key()).or_default();
             let objects = match fetched {
                 Ok((items, pages)) => {
@@ -302,18 +305,8 @@ impl Collector {
                     self.listed_once.insert(kind);
                     items
                 }
-                // A kind never listed that the server does not serve, or does not let us
-                // list, is passed over; the rest of the graph is whole. (Once listed, the
-                // same answer is a failure: what was read is kept.)
-                Err(ListError {
-                    message,
-                    status: Some(code @ (403 | 404)),
-                }) if !self.listed_once.contains(&kind) => {
-                    let why = if code == 403 {
-                        "the master may not list it"
-                    } else {
-                        "the API server does not serve it"
-                    };
+                Err(ListError { message, .. }) if pass_over.is_some() => {
+                    let why = pass_over.unwrap_or_default();
                     if !entry.skipped {
                         log::warn!("Kubernetes API: passing over {name}: {why} ({message})");
                     }
@@ -330,118 +323,37 @@ impl Collector {
             };
             kube.set(kind, objects);
         }
-        for (key, why) in &self.unserved_extra {
-            status.entry(key.clone()).or_default().record_skipped(
-                now,
-                endpoint.clone(),
-                why.clone(),
-            );
-        }
         kube
-    }
-
-    /// Learns the extra kinds' names and scopes from the API server's discovery and adds
-    /// them to the kinds, once; until discovery answers, they wait (and say so in
-    /// `/status`). A kind discovery does not list is passed over.
-    fn register_extra_kinds(&mut self, now: i64, status: &mut BTreeMap<String, SourceStatus>) {
-        if self.pending_extra.is_empty() {
-            return;
-        }
-        let client = &self.config.kube;
-        let endpoint = client.base_url().to_string();
-        let mut found = Vec::new();
-        let mut unserved = Vec::new();
-        let mut group_versions: Vec<(&str, &str)> = Vec::new();
-        for gvr in &self.pending_extra {
-            let gv = (gvr.group.as_str(), gvr.version.as_str());
-            if !group_versions.contains(&gv) {
-                group_versions.push(gv);
-            }
-        }
-        for (group, version) in group_versions {
-            let wanted = self
-                .pending_extra
-                .iter()
-                .filter(|g| g.group == group && g.version == version);
-            let served = match client.discover(group, version) {
-                Ok(resources) => resources,
-                Err(kube::KubeError::Status { code: 404, .. }) => Vec::new(),
-                Err(e) => {
-                    let why = format!("waiting for discovery: {}", crate::report::chain(&e));
-                    log::warn!("Kubernetes API: extra kinds: {why}");
-                    for gvr in wanted {
-                        status.entry(extra_status_key(gvr)).or_default().record(
-                            now,
-                            endpoint.clone(),
-                            Err(why.clone()),
-                        );
-                    }
-                    return;
-                }
-            };
-            for gvr in wanted {
-                let resource = served
-                    .iter()
-                    .find(|r| r.name == gvr.resource && !r.kind.is_empty());
-                match resource {
-                    None => unserved.push((
-                        gvr.clone(),
-                        format!("the API server does not serve {gvr} (discovery)"),
-                    )),
-                    // Resources are named `Kind:namespace/name`: one name, one kind.
-                    Some(r)
-                        if Kind::by_name(&r.kind).is_some()
-                            || found.iter().any(|k: &KindInfo| k.name == r.kind) =>
-                    {
-                        unserved.push((
-                            gvr.clone(),
-                            format!("its kind, {}, is the name of another kind shown", r.kind),
-                        ))
-                    }
-                    Some(r) => found.push(KindInfo::extra(
-                        &r.kind,
-                        &r.name,
-                        group,
-                        version,
-                        r.namespaced,
-                    )),
-                }
-            }
-        }
-        // In the order named, whatever the order of the group versions asked.
-        let named_at = |info: &KindInfo| {
-            self.pending_extra.iter().position(|g| {
-                g.resource == info.plural && info.api.is_some_and(|api| api.group == g.group)
-            })
-        };
-        found.sort_by_key(|info| named_at(info));
-        // The CLI bounds the count and discovery the names: this cannot fail but once.
-        match Kind::register_extra(found) {
-            Ok(kinds) => {
-                for kind in kinds {
-                    log::info!(
-                        "showing {} as {kind} ({})",
-                        kind.status_key(),
-                        kind.list_path().unwrap_or_default()
-                    );
-                }
-            }
-            Err(e) => log::error!("Kubernetes API: extra kinds: {e}"),
-        }
-        for (gvr, why) in unserved {
-            log::warn!("Kubernetes API: passing over {gvr}: {why}");
-            self.unserved_extra.push((extra_status_key(&gvr), why));
-        }
-        self.pending_extra.clear();
     }
 }
 
-/// The `/status` key of an extra kind before it is a kind: as [`Kind::status_key`] will say.
-fn extra_status_key(gvr: &GroupVersionResource) -> String {
-    if gvr.group.is_empty() {
-        gvr.resource.clone()
-    } else {
-        format!("{}.{}", gvr.resource, gvr.group)
+/// Why a kind never listed may be passed over, the rest of the graph being whole: the
+/// master may not list it (403), or the server does not serve it (404, and discovery
+/// agrees). `None` for a failure. The core group's kinds are never passed over: every API
+/// server serves them, and a 403 or 404 there says the master is misconfigured (a wrong
+/// URL, no role binding), which must not look like a healthy empty cluster.
+fn why_pass_over(client: &KubeClient, kind: Kind, error: &ListError) -> Option<String> {
+    let api = kind.info().api?;
+    if api.group.is_empty() {
+        return None;
+    }
+    match error.status? {
+        403 => Some("the master may not list it".to_string()),
+        404 => {
+            let served = match client.discover(api.group, api.version) {
+                Ok(resources) => resources.iter().any(|r| r.name == kind.info().plural),
+                Err(kube::KubeError::Status { code: 404, .. }) => false,
+                Err(_) => return None,
+            };
+            (!served).then(|| {
+                format!(
+                    "the API server does not serve it (no {}/{} in discovery)",
+                    api.group_version(),
+                    kind.info().plural
+                )
+            })
+        }
+        _ => None,
     }
 }
 

@@ -51,7 +51,7 @@ pub fn parse_object(kind: Kind, raw: &RawValue) -> Result<KubeObject, ParseError
 }
 
 #[derive(Deserialize)]
-struct MetaFields {
+struct MetaFields<'a> {
     #[serde(default)]
     namespace: Option<String>,
     #[serde(default)]
@@ -62,9 +62,9 @@ struct MetaFields {
     labels: Option<BTreeMap<String, String>>,
     #[serde(default, rename = "ownerReferences")]
     owner_references: Option<Vec<OwnerReference>>,
-    /// Only whether it is there: it is cut out of the text.
-    #[serde(default, rename = "managedFields")]
-    managed_fields: Option<serde::de::IgnoredAny>,
+    /// Where it lies in the object's text, to cut it out.
+    #[serde(default, borrow, rename = "managedFields")]
+    managed_fields: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -75,9 +75,9 @@ struct OwnerReference {
 
 /// An object's metadata, and the parts of its `spec` (`S`) and `status` (`T`) its kind reads.
 #[derive(Deserialize)]
-struct WithMeta<S, T> {
-    #[serde(default)]
-    metadata: Option<MetaFields>,
+struct WithMeta<'a, S, T> {
+    #[serde(default, borrow)]
+    metadata: Option<MetaFields<'a>>,
     #[serde(default)]
     spec: Option<S>,
     #[serde(default)]
@@ -93,7 +93,7 @@ where
     S: DeserializeOwned + Default,
     T: DeserializeOwned + Default,
 {
-    let parsed: WithMeta<S, T> =
+    let parsed: WithMeta<'_, S, T> =
         serde_json::from_str(raw.get()).map_err(|e| ParseError::new(kind.name(), e))?;
     let object = object(kind, raw, parsed.metadata)?;
     Ok((
@@ -107,7 +107,7 @@ where
 fn object(
     kind: Kind,
     raw: &RawValue,
-    metadata: Option<MetaFields>,
+    metadata: Option<MetaFields<'_>>,
 ) -> Result<KubeObject, ParseError> {
     let what = kind.name();
     let meta = metadata.ok_or_else(|| ParseError::new(what, "object has no metadata"))?;
@@ -118,8 +118,8 @@ fn object(
     let fingerprint =
         fingerprint::ignoring(raw.get(), VOLATILE).map_err(|e| ParseError::new(what, e))?;
     let text: Arc<str> = match meta.managed_fields {
-        Some(_) => Arc::from(
-            without_managed_fields(raw.get())
+        Some(value) => Arc::from(
+            without_managed_fields(raw.get(), value.get())
                 .as_deref()
                 .unwrap_or(raw.get()),
         ),
@@ -148,25 +148,13 @@ fn object(
     })
 }
 
-/// `text` without `metadata.managedFields`, cut out of the text as it is (nothing else is
-/// rewritten); `None` when there is none to cut or it cannot be found for sure (an escaped
-/// key), in which case the text stays whole.
-fn without_managed_fields(text: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Top<'a> {
-        #[serde(borrow)]
-        metadata: &'a RawValue,
-    }
-    #[derive(Deserialize)]
-    struct Meta<'a> {
-        #[serde(borrow, rename = "managedFields")]
-        managed_fields: Option<&'a RawValue>,
-    }
-    let top: Top = serde_json::from_str(text).ok()?;
-    let meta: Meta = serde_json::from_str(top.metadata.get()).ok()?;
-    let value = meta.managed_fields?.get();
-    // Both borrow from `text`: where the value lies in it.
+/// `text` without `metadata.managedFields`, whose value `value` is (a slice of `text`, as
+/// the parse found it), cut out of the text as it is (nothing else is rewritten); `None`
+/// when it cannot be found for sure (an escaped key), in which case the text stays whole.
+fn without_managed_fields(text: &str, value: &str) -> Option<String> {
+    // `value` borrows from `text`: where it lies in it.
     let start = (value.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    text.get(start..start + value.len())?;
     let end = start + value.len();
     const KEY: &str = "\"managedFields\"";
     let key = text.get(..start)?.rfind(KEY)?;
@@ -311,7 +299,12 @@ fn replication_controller(raw: &RawValue) -> Result<KubeObject, ParseError> {
     #[derive(Deserialize, Default)]
     struct Template {
         #[serde(default)]
-        metadata: Option<MetaFields>,
+        metadata: Option<TemplateMeta>,
+    }
+    #[derive(Deserialize, Default)]
+    struct TemplateMeta {
+        #[serde(default)]
+        labels: Option<BTreeMap<String, String>>,
     }
     let (mut object, spec, NoFields {}): (_, Spec, _) =
         parse_with(Kind::REPLICATION_CONTROLLER, raw)?;
@@ -333,9 +326,9 @@ fn replication_controller(raw: &RawValue) -> Result<KubeObject, ParseError> {
 fn endpoint_slice(raw: &RawValue) -> Result<KubeObject, ParseError> {
     // A slice has its endpoints at the top, beside its metadata: no spec, no status.
     #[derive(Deserialize)]
-    struct Slice {
-        #[serde(default)]
-        metadata: Option<MetaFields>,
+    struct Slice<'a> {
+        #[serde(default, borrow)]
+        metadata: Option<MetaFields<'a>>,
         #[serde(default)]
         endpoints: Option<Vec<Endpoint>>,
     }
@@ -459,6 +452,8 @@ fn autoscaler(raw: &RawValue) -> Result<KubeObject, ParseError> {
     }
     #[derive(Deserialize)]
     struct Target {
+        #[serde(default, rename = "apiVersion")]
+        api_version: Option<String>,
         #[serde(default)]
         kind: Option<String>,
         #[serde(default)]
@@ -467,7 +462,14 @@ fn autoscaler(raw: &RawValue) -> Result<KubeObject, ParseError> {
     let (mut object, spec, NoFields {}): (_, Spec, _) =
         parse_with(Kind::HORIZONTAL_POD_AUTOSCALER, raw)?;
     object.facts = Facts::ScaleTarget(spec.target.and_then(|t| {
+        // `apps/v1` → `apps`; `v1` → the core group.
+        let group = t.api_version.filter(|v| !v.is_empty()).map(|v| {
+            v.rsplit_once('/')
+                .map_or("", |(group, _)| group)
+                .to_string()
+        });
         Some(TargetRef {
+            group,
             kind: t.kind.filter(|k| !k.is_empty())?,
             name: t.name.filter(|n| !n.is_empty())?,
         })
@@ -687,7 +689,12 @@ mod tests {
                 None,
             ),
         ] {
-            let got = without_managed_fields(text);
+            // As `object` does: the parse finds the value, the text loses it.
+            let parsed: WithMeta<'_, NoFields, NoFields> = serde_json::from_str(text).unwrap();
+            let got = parsed
+                .metadata
+                .and_then(|m| m.managed_fields)
+                .and_then(|value| without_managed_fields(text, value.get()));
             assert_eq!(got.as_deref(), expect, "{text}");
             if let Some(got) = got {
                 serde_json::from_str::<serde_json::Value>(&got).unwrap();

@@ -355,8 +355,11 @@ impl Builder<'_> {
                 }
             }
             (Kind::HORIZONTAL_POD_AUTOSCALER, Facts::ScaleTarget(Some(target))) => {
-                let scaled = Kind::by_name(&target.kind)
-                    .and_then(|kind| index.named(kind, namespace, &target.name));
+                let kind = match &target.group {
+                    Some(group) => Kind::by_group_kind(group, &target.kind),
+                    None => Kind::by_name(&target.kind),
+                };
+                let scaled = kind.and_then(|kind| index.named(kind, namespace, &target.name));
                 if let Some(scaled) = scaled {
                     self.relation(RelationType::Scales, id, scaled);
                 }

@@ -85,6 +85,8 @@ pub(crate) struct PodRef {
 /// An object of the same namespace, named by kind and name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct TargetRef {
+    /// The group of its `apiVersion`, when it has one (`apps`; empty for the core group).
+    pub(crate) group: Option<String>,
     pub(crate) kind: String,
     pub(crate) name: String,
 }

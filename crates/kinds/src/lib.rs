@@ -8,11 +8,14 @@
 //! from it, and the cluster simulator serves its routes and discovery documents from it.
 //! A new kind is one entry here (then its parser and its graph rule in the master).
 //!
-//! The table is data only: no parsing, no I/O, no dependency.
+//! The table is data: no parsing, no I/O. Kinds the user names at start-up
+//! (`--extra-kinds`) are appended to it as the master learns them from the API server
+//! ([`Kind::register_extra`]); a kind, once added, stays for the life of the process.
 
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// A resource type: an index into the table. Types order as the table lists them, which is
@@ -70,7 +73,8 @@ pub struct KindInfo {
     /// The type's name in the graph (`Pod`), which is also the Kubernetes `kind`.
     pub name: &'static str,
     /// Lower-case plural (`pods`): the Kubernetes resource name, the `/status` key of its
-    /// list, and the name the REST API links to.
+    /// list (with its group for an extra kind: [`Kind::status_key`]), and the name the REST
+    /// API links to.
     pub plural: &'static str,
     /// kubectl's short names (`po`), as the Kubernetes API's discovery announces them; the
     /// REST API takes them too.
@@ -335,12 +339,35 @@ static TABLE: [KindInfo; 20] = [
     },
 ];
 
-/// Kinds named at start-up (custom resources and any other kind the table does not have),
-/// set once.
-static EXTRA: OnceLock<Vec<KindInfo>> = OnceLock::new();
-
 /// The most kinds there can be, built-in and extra.
 const MAX_KINDS: usize = u8::MAX as usize;
+
+/// The most kinds that can be added to the table.
+const MAX_EXTRA: usize = MAX_KINDS - TABLE.len();
+
+/// Kinds added while running (custom resources and any other kind the table does not
+/// have), in slots filled in order and never emptied: a [`Kind`] made from a slot stays
+/// valid for the life of the process, and reading one takes no lock.
+static EXTRA: [OnceLock<KindInfo>; MAX_EXTRA] = [const { OnceLock::new() }; MAX_EXTRA];
+
+/// How many slots of [`EXTRA`] are filled; raised after the slots are, so that whoever
+/// sees a count sees the rows under it.
+static EXTRA_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// One registration at a time.
+static REGISTERING: parking_lot::Mutex<()> = parking_lot::const_mutex(());
+
+/// What [`Kind::info`] answers for an index no kind has (no [`Kind`] can hold one: they
+/// are made only from the table and the filled slots).
+static UNKNOWN: KindInfo = KindInfo {
+    name: "Unknown",
+    plural: "unknown",
+    short_names: &[],
+    aliases: &[],
+    api: None,
+    source: Source::Builder,
+    summary: "no such kind",
+};
 
 impl Kind {
     pub const CLUSTER: Kind = Kind(0);
@@ -369,9 +396,10 @@ impl Kind {
         let i = usize::from(self.0);
         match TABLE.get(i) {
             Some(info) => info,
-            // A Kind beyond the table is made only by `register_extra`, after EXTRA is set,
-            // with an index into it.
-            None => &EXTRA.get().expect("extra kinds are registered")[i - TABLE.len()],
+            None => EXTRA
+                .get(i - TABLE.len())
+                .and_then(OnceLock::get)
+                .unwrap_or(&UNKNOWN),
         }
     }
 
@@ -386,7 +414,7 @@ impl Kind {
 
     /// How many kinds there are, built-in and extra.
     pub fn count() -> usize {
-        TABLE.len() + EXTRA.get().map_or(0, Vec::len)
+        TABLE.len() + EXTRA_COUNT.load(Ordering::Acquire)
     }
 
     /// Every kind: the table's, then the extra ones, in the graph's order.
@@ -395,10 +423,18 @@ impl Kind {
         (0..Kind::count()).map(|i| Kind(i as u8))
     }
 
-    /// Adds kinds the table does not have (custom resources, named at start-up), once per
-    /// process; they follow the table in the graph's order. Returns them.
+    /// The table's kinds only, whatever was added (the cluster simulator serves these).
+    pub fn built_in() -> impl Iterator<Item = Kind> {
+        (0..TABLE.len()).map(|i| Kind(i as u8))
+    }
+
+    /// Adds kinds the table does not have (custom resources, named at start-up); they
+    /// follow the table and the kinds added before them, in the graph's order. Returns them.
+    /// All or none are added.
     pub fn register_extra(kinds: Vec<KindInfo>) -> Result<Vec<Kind>, ExtraKindsError> {
-        if TABLE.len() + kinds.len() > MAX_KINDS {
+        let _one_at_a_time = REGISTERING.lock();
+        let start = EXTRA_COUNT.load(Ordering::Acquire);
+        if start + kinds.len() > MAX_EXTRA {
             return Err(ExtraKindsError::TooMany);
         }
         for (i, kind) in kinds.iter().enumerate() {
@@ -411,10 +447,12 @@ impl Kind {
             }
         }
         let count = kinds.len();
-        EXTRA
-            .set(kinds)
-            .map_err(|_| ExtraKindsError::AlreadyRegistered)?;
-        Ok((TABLE.len()..TABLE.len() + count)
+        for (slot, kind) in EXTRA[start..start + count].iter().zip(kinds) {
+            // Slots past the count are filled only here, under the lock: each is empty.
+            let _ = slot.set(kind);
+        }
+        EXTRA_COUNT.store(start + count, Ordering::Release);
+        Ok((TABLE.len() + start..TABLE.len() + start + count)
             .map(|i| Kind(i as u8))
             .collect())
     }
@@ -441,6 +479,27 @@ impl Kind {
     /// The kind a graph type is named by exactly (`Pod`).
     pub fn by_name(name: &str) -> Option<Kind> {
         Kind::all().find(|k| k.name() == name)
+    }
+
+    /// The kind the API calls `kind` in group `group` (an `apiVersion`'s group; empty for
+    /// the core group): `Deployment` in `apps`.
+    pub fn by_group_kind(group: &str, kind: &str) -> Option<Kind> {
+        Kind::all()
+            .find(|k| k.api_kind() == kind && k.info().api.is_some_and(|api| api.group == group))
+    }
+
+    /// Its `kind` as the API names it: its name, less the `.group` an extra kind's name
+    /// carries when another kind has the same `kind` (`Service.serving.knative.dev`).
+    pub fn api_kind(self) -> &'static str {
+        let info = self.info();
+        match info.api {
+            Some(api) if self.is_extra() && !api.group.is_empty() => info
+                .name
+                .strip_suffix(api.group)
+                .and_then(|n| n.strip_suffix('.'))
+                .unwrap_or(info.name),
+            _ => info.name,
+        }
     }
 
     /// The queryable type `/cluster/resources/TYPE` names: its name in any case, its plural,
@@ -485,9 +544,7 @@ impl Kind {
     pub fn status_key(self) -> String {
         let info = self.info();
         match info.api {
-            Some(api) if self.is_extra() && !api.group.is_empty() => {
-                format!("{}.{}", info.plural, api.group)
-            }
+            Some(api) if self.is_extra() => extra_status_key(info.plural, api.group),
             _ => info.plural.to_string(),
         }
     }
@@ -495,6 +552,16 @@ impl Kind {
     /// Whether objects of the kind live in namespaces.
     pub fn namespaced(self) -> bool {
         self.info().api.is_some_and(|api| api.namespaced)
+    }
+}
+
+/// The `/status` key of an extra kind's list: `plural.group`, or the plural for the core
+/// group.
+pub fn extra_status_key(plural: &str, group: &str) -> String {
+    if group.is_empty() {
+        plural.to_string()
+    } else {
+        format!("{plural}.{group}")
     }
 }
 
@@ -537,7 +604,6 @@ impl KindInfo {
 /// Why extra kinds cannot be registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExtraKindsError {
-    AlreadyRegistered,
     TooMany,
     /// A kind of this name (or this resource) exists already.
     Taken(String),
@@ -546,7 +612,6 @@ pub enum ExtraKindsError {
 impl fmt::Display for ExtraKindsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ExtraKindsError::AlreadyRegistered => f.write_str("extra kinds are registered already"),
             ExtraKindsError::TooMany => write!(f, "more than {MAX_KINDS} kinds in all"),
             ExtraKindsError::Taken(name) => write!(f, "kind {name} exists already"),
         }
@@ -599,13 +664,12 @@ mod tests {
             assert_eq!(kind.name(), name);
             assert_eq!(Kind::by_name(name), Some(kind));
         }
-        assert_eq!(Kind::all().count(), Kind::count());
     }
 
     #[test]
     fn names_are_unique_and_resolve_to_one_kind() {
         let mut seen = HashSet::new();
-        for kind in Kind::all() {
+        for kind in Kind::built_in() {
             let info = kind.info();
             for name in [info.name.to_ascii_lowercase(), info.plural.to_string()]
                 .into_iter()
@@ -651,8 +715,9 @@ mod tests {
         assert_eq!(Kind::from_type_name("widgets"), None);
     }
 
+    // The only test here that adds kinds: the others see the table grow while they run.
     #[test]
-    fn extra_kinds_follow_the_table_once() {
+    fn extra_kinds_follow_the_table_in_the_order_added() {
         let rollout = KindInfo::extra("Rollout", "rollouts", "argoproj.io", "v1alpha1", true);
         let kinds = Kind::register_extra(vec![rollout]).unwrap();
         assert_eq!(kinds.len(), 1);
@@ -664,10 +729,48 @@ mod tests {
             Some("/apis/argoproj.io/v1alpha1/rollouts")
         );
         assert_eq!(Kind::from_type_name("ROLLOUTS"), Some(k));
-        assert_eq!(
-            Kind::register_extra(Vec::new()),
-            Err(ExtraKindsError::AlreadyRegistered)
+        assert_eq!(k.status_key(), "rollouts.argoproj.io");
+        assert!(Kind::built_in().all(|b| b != k));
+
+        // Later additions follow; a name taken refuses the whole batch; a kind whose `kind`
+        // another has is named with its group.
+        let knative = KindInfo::extra(
+            "Service.serving.knative.dev",
+            "services",
+            "serving.knative.dev",
+            "v1",
+            true,
         );
+        let again = KindInfo::extra("Rollout", "rollouts", "argoproj.io", "v1", true);
+        let count = Kind::count();
+        assert_eq!(
+            Kind::register_extra(vec![knative, again]),
+            Err(ExtraKindsError::Taken("Rollout".into()))
+        );
+        assert_eq!(Kind::count(), count);
+        let knative = KindInfo::extra(
+            "Service.serving.knative.dev",
+            "services",
+            "serving.knative.dev",
+            "v1",
+            true,
+        );
+        let kn = Kind::register_extra(vec![knative]).unwrap()[0];
+        assert_eq!(kn.index(), TABLE.len() + 1);
+        assert_eq!(kn.api_kind(), "Service");
+        assert_eq!(
+            Kind::by_group_kind("serving.knative.dev", "Service"),
+            Some(kn)
+        );
+        assert_eq!(Kind::by_group_kind("", "Service"), Some(Kind::SERVICE));
+        assert_eq!(
+            Kind::by_group_kind("apps", "Deployment"),
+            Some(Kind::DEPLOYMENT)
+        );
+        assert_eq!(Kind::by_group_kind("", "Deployment"), None);
+        // The built-in plural still names the built-in kind.
+        assert_eq!(Kind::from_type_name("services"), Some(Kind::SERVICE));
+        assert_eq!(Kind(250).name(), "Unknown");
     }
 
     #[test]

@@ -116,6 +116,12 @@ fn group_version(kind: Kind) -> String {
         .map_or_else(|| "v1".to_string(), |api| api.group_version())
 }
 
+/// `kind` if it is one of the table's: the simulator serves those, never the kinds a
+/// master in the same process (`demo`) adds to the table while it runs.
+fn built_in(kind: Option<Kind>) -> Option<Kind> {
+    kind.filter(|k| !k.is_extra())
+}
+
 /// Whether the API serves objects of `kind` per namespace.
 fn namespaced(kind: Kind) -> bool {
     kind.info().api.is_some_and(|api| api.namespaced)
@@ -784,7 +790,7 @@ impl KubeStore {
 
     fn empty() -> KubeStore {
         KubeStore {
-            lists: vec![Vec::new(); Kind::count()],
+            lists: vec![Vec::new(); Kind::built_in().count()],
             custom: Vec::new(),
             min_continue_rv: 0,
         }
@@ -800,8 +806,12 @@ impl KubeStore {
         let is_definition = |item: &Value| item["kind"] == "CustomResourceDefinition";
         for item in items.iter().filter(|i| is_definition(i)) {
             for custom in CustomType::from_definition(item)? {
-                let taken = Kind::from_api_resource(&custom.group, &custom.version, &custom.plural)
-                    .is_some()
+                let taken = built_in(Kind::from_api_resource(
+                    &custom.group,
+                    &custom.version,
+                    &custom.plural,
+                ))
+                .is_some()
                     || store
                         .find_type(&custom.group, &custom.version, &custom.plural)
                         .is_some();
@@ -822,7 +832,7 @@ impl KubeStore {
             });
             let kind = match custom {
                 Some(i) => Type::Custom(i),
-                None => Kind::by_name(kind_name)
+                None => built_in(Kind::by_name(kind_name))
                     .filter(|k| k.info().api.is_some())
                     .map(Type::Table)
                     .ok_or_else(|| format!("objects of kind {kind_name:?} are not served"))?,
@@ -927,7 +937,7 @@ impl KubeStore {
 
     /// The type served at `GROUP/VERSION` under `plural`.
     fn find_type(&self, group: &str, version: &str, plural: &str) -> Option<Type> {
-        Kind::from_api_resource(group, version, plural)
+        built_in(Kind::from_api_resource(group, version, plural))
             .map(Type::Table)
             .or_else(|| {
                 self.custom
@@ -1354,7 +1364,7 @@ fn version() -> Value {
 /// The discovery document of one group version: the table's kinds and the custom types
 /// there; `None` when there are none.
 fn resource_list(store: &KubeStore, group: &str, version: &str) -> Option<Value> {
-    let mut resources: Vec<(&str, Value)> = Kind::all()
+    let mut resources: Vec<(&str, Value)> = Kind::built_in()
         .filter(|k| {
             k.info()
                 .api
@@ -1403,7 +1413,7 @@ fn resource_list(store: &KubeStore, group: &str, version: &str) -> Option<Value>
 /// `/apis`: the named groups of the table, then those of the custom types.
 fn group_list(store: &KubeStore) -> Value {
     let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
-    let table = Kind::all()
+    let table = Kind::built_in()
         .filter_map(|k| k.info().api)
         .map(|api| (api.group, api.version));
     let custom = store

@@ -936,8 +936,9 @@ impl Cluster {
             add(&mut relations, "monitors ReplicationController->Pod", n);
         }
         // Every Service has an EndpointSlice here: its pods are the slice's.
+        let endpoints = super::workloads::EndpointIndex::new(self);
         for svc in &self.services {
-            let n = super::workloads::endpoint_pods(self, svc).len();
+            let n = endpoints.endpoint_pods(svc).len();
             add(&mut relations, "loadBalances Service->Pod", n);
         }
 

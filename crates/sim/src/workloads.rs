@@ -6,6 +6,8 @@
 //! server's answers (`apps/v1`, `batch/v1`, `networking.k8s.io/v1`, `autoscaling/v2`,
 //! `discovery.k8s.io/v1`), ownership written as `ownerReferences` with the owners' uids.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 
 use cluster_insight_kinds::Kind;
@@ -51,16 +53,10 @@ fn metadata(w: &Workload, name: &str, uid: &str, rv: u64, created: i64) -> Value
     })
 }
 
-/// The pods of workload `index`.
-fn pods_of(c: &Cluster, index: usize) -> impl Iterator<Item = &Pod> {
-    c.pods.iter().filter(move |p| p.workload == Some(index))
-}
-
-/// Every object of workload `index`: the workload and its child, with their kinds.
-fn workload_objects(c: &Cluster, index: usize) -> Vec<(Kind, Obj)> {
+/// Every object of workload `index`, which has `replicas` pods, `ready` of them scheduled:
+/// the workload and its child, with their kinds.
+fn workload_objects(c: &Cluster, index: usize, replicas: usize, ready: usize) -> Vec<(Kind, Obj)> {
     let w = &c.workloads[index];
-    let replicas = pods_of(c, index).count();
-    let ready = pods_of(c, index).filter(|p| p.node.is_some()).count();
     let selector = json!({"matchLabels": labels_json(&w.labels)});
     let mut out = Vec::new();
     match w.kind {
@@ -233,29 +229,61 @@ pub(crate) fn selects(selector: &[(String, String)], pod: &Pod) -> bool {
         .all(|(k, v)| pod.labels.iter().any(|(pk, pv)| pk == k && pv == v))
 }
 
-/// The pods an EndpointSlice of `service` lists: for a Service with a selector, the
-/// scheduled pods it selects (a pending pod has no address); for one without, a pod of its
-/// namespace set up by hand (the first scheduled one that nothing owns).
-pub(crate) fn endpoint_pods<'a>(c: &'a Cluster, service: &Service) -> Vec<&'a Pod> {
-    let scheduled = c
-        .pods
-        .iter()
-        .filter(|p| p.namespace == service.namespace && p.node.is_some());
-    match &service.selector {
-        Some(selector) if !selector.is_empty() => {
-            scheduled.filter(|p| selects(selector, p)).collect()
+/// The scheduled pods (a pending pod has no address) by namespace and label, to find each
+/// Service's endpoints without a pass over every pod per Service (thousands of Services
+/// and 150,000 pods made that minutes).
+pub(crate) struct EndpointIndex<'a> {
+    by_label: HashMap<(&'a str, &'a str, &'a str), Vec<&'a Pod>>,
+    /// The first scheduled pod that nothing owns, by namespace.
+    unowned: HashMap<&'a str, &'a Pod>,
+}
+
+impl<'a> EndpointIndex<'a> {
+    pub(crate) fn new(c: &'a Cluster) -> EndpointIndex<'a> {
+        let mut by_label: HashMap<(&str, &str, &str), Vec<&Pod>> = HashMap::new();
+        let mut unowned = HashMap::new();
+        for pod in c.pods.iter().filter(|p| p.node.is_some()) {
+            for (k, v) in &pod.labels {
+                by_label
+                    .entry((pod.namespace.as_str(), k.as_str(), v.as_str()))
+                    .or_default()
+                    .push(pod);
+            }
+            if pod.controller.is_none() && pod.workload.is_none() {
+                unowned.entry(pod.namespace.as_str()).or_insert(pod);
+            }
         }
-        _ => scheduled
-            .filter(|p| p.controller.is_none() && p.workload.is_none())
-            .take(1)
-            .collect(),
+        EndpointIndex { by_label, unowned }
+    }
+
+    /// The pods an EndpointSlice of `service` lists, in the cluster's order: for a Service
+    /// with a selector, the scheduled pods it selects; for one without, a pod of its
+    /// namespace set up by hand (the first scheduled one that nothing owns).
+    pub(crate) fn endpoint_pods(&self, service: &Service) -> Vec<&'a Pod> {
+        let ns = service.namespace.as_str();
+        match &service.selector {
+            Some(selector) if !selector.is_empty() => {
+                let (k, v) = &selector[0];
+                self.by_label
+                    .get(&(ns, k.as_str(), v.as_str()))
+                    .map(|pods| {
+                        pods.iter()
+                            .copied()
+                            .filter(|p| selects(selector, p))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+            _ => self.unowned.get(ns).copied().into_iter().collect(),
+        }
     }
 }
 
 /// The EndpointSlice of `service` (every Service has one here, as the endpoint controller
 /// writes for Services with a selector, and as an operator would for one without).
-fn endpoint_slice(c: &Cluster, index: usize, service: &Service) -> Obj {
-    let endpoints: Vec<Value> = endpoint_pods(c, service)
+fn endpoint_slice(c: &Cluster, pods: &EndpointIndex, index: usize, service: &Service) -> Obj {
+    let endpoints: Vec<Value> = pods
+        .endpoint_pods(service)
         .into_iter()
         .map(|pod| {
             let node = pod.node.map(|n| c.nodes[n].name.clone());
@@ -293,8 +321,16 @@ fn endpoint_slice(c: &Cluster, index: usize, service: &Service) -> Obj {
 /// Every object of the kinds of today, with its kind.
 pub(crate) fn objects(c: &Cluster) -> Vec<(Kind, Obj)> {
     let mut out = Vec::new();
-    for w in 0..c.workloads.len() {
-        out.extend(workload_objects(c, w));
+    // Pods by workload, in one pass.
+    let mut replicas = vec![(0usize, 0usize); c.workloads.len()];
+    for pod in &c.pods {
+        if let Some(slot) = pod.workload.and_then(|w| replicas.get_mut(w)) {
+            slot.0 += 1;
+            slot.1 += usize::from(pod.node.is_some());
+        }
+    }
+    for (w, (all, ready)) in replicas.into_iter().enumerate() {
+        out.extend(workload_objects(c, w, all, ready));
     }
     for claim in &c.claims {
         out.push((
@@ -312,9 +348,10 @@ pub(crate) fn objects(c: &Cluster) -> Vec<(Kind, Obj)> {
 
 /// The EndpointSlices of every Service: they change with the pods.
 pub(crate) fn endpoint_slices(c: &Cluster) -> Vec<(Kind, Obj)> {
+    let pods = EndpointIndex::new(c);
     c.services
         .iter()
         .enumerate()
-        .map(|(i, s)| (Kind::ENDPOINT_SLICE, endpoint_slice(c, i, s)))
+        .map(|(i, s)| (Kind::ENDPOINT_SLICE, endpoint_slice(c, &pods, i, s)))
         .collect()
 }
