@@ -106,6 +106,15 @@ fn ids(graph: &Graph, kind: Kind) -> BTreeSet<String> {
         .collect()
 }
 
+/// The label of resource `id`, if it is in the graph.
+fn label_of(graph: &Graph, id: &str) -> Option<String> {
+    graph
+        .resources
+        .iter()
+        .find(|r| &*r.id == id)
+        .map(|r| r.label.clone())
+}
+
 fn options() -> BuildOptions {
     BuildOptions {
         cluster_name: "test".into(),
@@ -277,14 +286,7 @@ fn every_relation_rule() {
 #[test]
 fn labels_follow_the_spec() {
     let (graph, _) = build(&cluster(), &options(), 1_000, &History::default());
-    let label = |id: &str| {
-        graph
-            .resources
-            .iter()
-            .find(|r| &*r.id == id)
-            .map(|r| r.label.clone())
-            .unwrap_or_default()
-    };
+    let label = |id: &str| label_of(&graph, id).unwrap_or_default();
     assert_eq!(label("Node:n1"), "n1.local");
     assert_eq!(label("Pod:other/web-1"), "web-1");
     assert_eq!(
@@ -675,13 +677,9 @@ fn workloads_owners_and_the_relations_of_today() {
         assert!(!r.properties.contains("managedFields"), "{}", r.id);
         serde_json::from_str::<serde_json::Value>(&r.properties).unwrap();
     }
-    let label = |id: &str| {
-        graph
-            .resources
-            .iter()
-            .find(|r| &*r.id == id)
-            .map(|r| r.label.clone())
-    };
-    assert_eq!(label("Namespace:shop").as_deref(), Some("shop"));
-    assert_eq!(label("PersistentVolume:pv-1").as_deref(), Some("pv-1"));
+    assert_eq!(label_of(&graph, "Namespace:shop").as_deref(), Some("shop"));
+    assert_eq!(
+        label_of(&graph, "PersistentVolume:pv-1").as_deref(),
+        Some("pv-1")
+    );
 }
