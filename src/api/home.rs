@@ -10,14 +10,7 @@ use cluster_insight_wire::time::rfc3339_millis;
 /// The names `/cluster/resources/TYPE` accepts, for error messages.
 pub(crate) fn valid_types() -> String {
     let names: Vec<&str> = Kind::queryable().map(Kind::name).collect();
-    let aliases: Vec<&str> = Kind::queryable()
-        .flat_map(|k| {
-            let info = k.info();
-            std::iter::once(info.plural)
-                .chain(info.short_names.iter().copied())
-                .chain(info.aliases.iter().copied())
-        })
-        .collect();
+    let aliases: Vec<&str> = Kind::queryable().flat_map(Kind::other_names).collect();
     format!("{} (any case), {}", names.join(", "), aliases.join(", "))
 }
 
@@ -69,10 +62,7 @@ pub(crate) fn page(state: &ApiState) -> Response {
             .as_ref()
             .and_then(|s| s.counts.resources.get(info.name).copied())
             .unwrap_or(0);
-        let names: Vec<&str> = std::iter::once(info.plural)
-            .chain(info.short_names.iter().copied())
-            .chain(info.aliases.iter().copied())
-            .collect();
+        let names: Vec<&str> = kind.other_names().collect();
         let example = examples
             .and_then(|e| e.resources.get(&kind))
             .map_or(String::new(), |id| {

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use cluster_insight_kinds::{extra_status_key, KindInfo};
+use cluster_insight_kinds::{extra_status_key, group_version, KindInfo};
 
 use super::kube::{KubeClient, KubeError};
 use super::status::SourceStatus;
@@ -65,11 +65,8 @@ impl GroupVersionResource {
 
 impl fmt::Display for GroupVersionResource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.group.is_empty() {
-            write!(f, "{}/{}", self.version, self.resource)
-        } else {
-            write!(f, "{}/{}/{}", self.group, self.version, self.resource)
-        }
+        let group_version = group_version(&self.group, &self.version);
+        write!(f, "{group_version}/{}", self.resource)
     }
 }
 
@@ -130,11 +127,7 @@ impl ExtraKinds {
         let mut found: Vec<(usize, KindInfo)> = Vec::new();
         for (group, version) in &group_versions {
             let served = client.discover(group, version);
-            let gv = if group.is_empty() {
-                version.clone()
-            } else {
-                format!("{group}/{version}")
-            };
+            let gv = group_version(group, version);
             for (i, w) in self.waiting.iter_mut().enumerate() {
                 if w.next_ask > refresh || w.kind.group != *group || w.kind.version != *version {
                     continue;

@@ -328,11 +328,7 @@ impl KubeClient {
             #[serde(default)]
             resources: Vec<ApiResource>,
         }
-        let path = if group.is_empty() {
-            format!("/api/{version}")
-        } else {
-            format!("/apis/{group}/{version}")
-        };
+        let path = cluster_insight_kinds::api_prefix(group, version);
         let text = self.get(&format!("{}{path}", self.base_url))?;
         let list: ResourceList = serde_json::from_str(&text)
             .map_err(|e| KubeError::Parse(ParseError::new(format!("discovery of {path}"), e)))?;

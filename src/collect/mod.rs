@@ -298,22 +298,21 @@ impl Collector {
                 _ => None,
             };
             let entry = status.entry(kind.status_key()).or_default();
-            let objects = match fetched {
-                Ok((items, pages)) => {
+            let objects = match (fetched, pass_over) {
+                (Ok((items, pages)), _) => {
                     calls.kube_pages += pages;
                     entry.record(now, endpoint.clone(), Ok(items.len()));
                     self.listed_once.insert(kind);
                     items
                 }
-                Err(ListError { message, .. }) if pass_over.is_some() => {
-                    let why = pass_over.unwrap_or_default();
+                (Err(ListError { message, .. }), Some(why)) => {
                     if !entry.skipped {
                         log::warn!("Kubernetes API: passing over {name}: {why} ({message})");
                     }
                     entry.record_skipped(now, endpoint.clone(), format!("{why}: {message}"));
                     Vec::new()
                 }
-                Err(ListError { message, .. }) => {
+                (Err(ListError { message, .. }), None) => {
                     log::warn!("Kubernetes API: {message}; keeping the last good list of {name}");
                     entry.record(now, endpoint.clone(), Err(message));
                     // Moved, not copied: the collector puts what it used back after the

@@ -64,8 +64,7 @@ pub fn build(
 /// namespaces.
 fn object_id(object: &KubeObject) -> Id {
     let meta = &object.meta;
-    let namespaced = object.kind.info().api.is_some_and(|api| api.namespaced);
-    if namespaced {
+    if object.kind.namespaced() {
         format!("{}:{}/{}", object.kind, meta.namespace, meta.name).into()
     } else {
         format!("{}:{}", object.kind, meta.name).into()

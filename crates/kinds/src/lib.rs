@@ -35,20 +35,31 @@ pub struct Api {
 impl Api {
     /// `v1` for the core group, else `GROUP/VERSION`.
     pub fn group_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_string()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        group_version(self.group, self.version)
     }
 
     /// The path prefix of the group's resources: `/api/v1` or `/apis/GROUP/VERSION`.
     pub fn prefix(&self) -> String {
-        if self.group.is_empty() {
-            format!("/api/{}", self.version)
-        } else {
-            format!("/apis/{}/{}", self.group, self.version)
-        }
+        api_prefix(self.group, self.version)
+    }
+}
+
+/// `VERSION` for the core group (empty `group`), else `GROUP/VERSION`: an `apiVersion`.
+pub fn group_version(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
+}
+
+/// The path of a group version's resources and of its discovery document: `/api/v1` for
+/// the core group, else `/apis/GROUP/VERSION`.
+pub fn api_prefix(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
     }
 }
 
@@ -502,17 +513,21 @@ impl Kind {
         }
     }
 
-    /// The queryable type `/cluster/resources/TYPE` names: its name in any case, its plural,
-    /// one of kubectl's short names or one of its aliases.
+    /// The queryable type `/cluster/resources/TYPE` names: its name in any case, or one of
+    /// its [`other_names`](Kind::other_names).
     pub fn from_type_name(text: &str) -> Option<Kind> {
         let lower = text.to_ascii_lowercase();
-        Kind::queryable().find(|k| {
-            let info = k.info();
-            info.name.eq_ignore_ascii_case(&lower)
-                || info.plural == lower
-                || info.short_names.contains(&lower.as_str())
-                || info.aliases.contains(&lower.as_str())
-        })
+        Kind::queryable()
+            .find(|k| k.name().eq_ignore_ascii_case(&lower) || k.other_names().any(|n| n == lower))
+    }
+
+    /// The names `/cluster/resources/TYPE` takes for it besides its name: its plural,
+    /// kubectl's short names, its aliases.
+    pub fn other_names(self) -> impl Iterator<Item = &'static str> {
+        let info = self.info();
+        std::iter::once(info.plural)
+            .chain(info.short_names.iter().copied())
+            .chain(info.aliases.iter().copied())
     }
 
     /// The kind the Kubernetes API serves at `GROUP/VERSION` under `plural`.
@@ -591,11 +606,7 @@ impl KindInfo {
             source: Source::Kubernetes,
             summary: leak(&format!(
                 "{plural} ({}, named with --extra-kinds)",
-                if group.is_empty() {
-                    version.to_string()
-                } else {
-                    format!("{group}/{version}")
-                }
+                group_version(group, version)
             )),
         }
     }
@@ -670,12 +681,8 @@ mod tests {
     fn names_are_unique_and_resolve_to_one_kind() {
         let mut seen = HashSet::new();
         for kind in Kind::built_in() {
-            let info = kind.info();
-            for name in [info.name.to_ascii_lowercase(), info.plural.to_string()]
-                .into_iter()
-                .chain(info.aliases.iter().map(|a| a.to_string()))
-                .chain(info.short_names.iter().map(|a| a.to_string()))
-            {
+            let lower = kind.name().to_ascii_lowercase();
+            for name in std::iter::once(lower).chain(kind.other_names().map(str::to_string)) {
                 assert!(seen.insert(name.clone()), "{name} names two kinds");
             }
         }

@@ -122,11 +122,6 @@ fn built_in(kind: Option<Kind>) -> Option<Kind> {
     kind.filter(|k| !k.is_extra())
 }
 
-/// Whether the API serves objects of `kind` per namespace.
-fn namespaced(kind: Kind) -> bool {
-    kind.info().api.is_some_and(|api| api.namespaced)
-}
-
 /// One serialized object. `json` has no `kind`/`apiVersion` (as items of a list).
 #[derive(Debug, Clone)]
 pub(crate) struct Obj {
@@ -923,14 +918,14 @@ impl KubeStore {
             Type::Table(kind) => group_version(kind),
             Type::Custom(i) => {
                 let custom = &self.custom[i].0;
-                format!("{}/{}", custom.group, custom.version)
+                cluster_insight_kinds::group_version(&custom.group, &custom.version)
             }
         }
     }
 
     fn namespaced(&self, t: Type) -> bool {
         match t {
-            Type::Table(kind) => namespaced(kind),
+            Type::Table(kind) => kind.namespaced(),
             Type::Custom(i) => self.custom[i].0.namespaced,
         }
     }
@@ -1372,11 +1367,12 @@ fn resource_list(store: &KubeStore, group: &str, version: &str) -> Option<Value>
         })
         .map(|kind| {
             let info = kind.info();
-            let resource = json!({
-                "name": info.plural, "singularName": info.name.to_ascii_lowercase(),
-                "namespaced": namespaced(kind), "kind": info.name,
-                "verbs": ["get", "list"], "shortNames": info.short_names,
-            });
+            let resource = api_resource(
+                info.plural,
+                info.name,
+                kind.namespaced(),
+                info.short_names.iter().copied(),
+            );
             (info.plural, resource)
         })
         .chain(
@@ -1386,11 +1382,12 @@ fn resource_list(store: &KubeStore, group: &str, version: &str) -> Option<Value>
                 .map(|(t, _)| t)
                 .filter(|t| t.group == group && t.version == version)
                 .map(|t| {
-                    let resource = json!({
-                        "name": t.plural, "singularName": t.kind.to_ascii_lowercase(),
-                        "namespaced": t.namespaced, "kind": t.kind,
-                        "verbs": ["get", "list"], "shortNames": t.short_names,
-                    });
+                    let resource = api_resource(
+                        &t.plural,
+                        &t.kind,
+                        t.namespaced,
+                        t.short_names.iter().map(String::as_str),
+                    );
                     (t.plural.as_str(), resource)
                 }),
         )
@@ -1400,14 +1397,26 @@ fn resource_list(store: &KubeStore, group: &str, version: &str) -> Option<Value>
     }
     resources.sort_by(|a, b| a.0.cmp(b.0));
     let resources: Vec<Value> = resources.into_iter().map(|(_, r)| r).collect();
-    let group_version = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
     Some(json!({
-        "kind": "APIResourceList", "groupVersion": group_version, "resources": resources,
+        "kind": "APIResourceList",
+        "groupVersion": cluster_insight_kinds::group_version(group, version),
+        "resources": resources,
     }))
+}
+
+/// One resource of a discovery document.
+fn api_resource<'a>(
+    plural: &str,
+    kind: &str,
+    namespaced: bool,
+    short_names: impl IntoIterator<Item = &'a str>,
+) -> Value {
+    let short_names: Vec<&str> = short_names.into_iter().collect();
+    json!({
+        "name": plural, "singularName": kind.to_ascii_lowercase(),
+        "namespaced": namespaced, "kind": kind,
+        "verbs": ["get", "list"], "shortNames": short_names,
+    })
 }
 
 /// `/apis`: the named groups of the table, then those of the custom types.

@@ -923,11 +923,7 @@ impl Cluster {
         let selected = |namespace: &str, selector: &[(String, String)]| -> usize {
             by_namespace.get(namespace).map_or(0, |pods| {
                 pods.iter()
-                    .filter(|pod| {
-                        selector
-                            .iter()
-                            .all(|(k, v)| pod.labels.iter().any(|(pk, pv)| pk == k && pv == v))
-                    })
+                    .filter(|pod| super::workloads::selects(selector, pod))
                     .count()
             })
         };
