@@ -10,6 +10,7 @@
 //! - [`graph`]: the pure graph builder and its input (no I/O, no clock);
 //! - [`publish`]: a graph serialized once into every body the API serves (no I/O);
 //! - [`api`]: the master's REST API, handlers of (request, snapshot);
+//! - [`agent`]: the node agent's reading of its node (runtime and processes);
 //! - [`proxy`]: the minion's allow-list and proxy;
 //! - [`http`]: the server, the client and the layers every answer passes through;
 //! - [`report`]: errors written with their causes.
@@ -18,6 +19,7 @@
 //! [`graph::Kind`]); the HTTP wire format is `cluster-insight-wire`; the cluster simulator
 //! is `cluster-insight-sim`. ARCHITECTURE.md maps it all.
 
+pub mod agent;
 pub(crate) mod api;
 pub mod app;
 pub mod cli;
