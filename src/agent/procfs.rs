@@ -813,6 +813,9 @@ mod tests {
         // systemd in a container: its units are inside the container's scope.
         let file = format!("0::/kubepods.slice/cri-containerd-{A}.scope/init.scope");
         assert_eq!(id(&file), Some(A.into()));
+        // A runtime that puts the container's processes one level down.
+        let file = format!("0::/kubepods.slice/crio-{A}.scope/container");
+        assert_eq!(id(&file), Some(A.into()));
         // Seen from another cgroup namespace.
         let file = format!("0::/../../kubepods-besteffort-pod1.slice/crio-{A}.scope");
         assert_eq!(id(&file), Some(A.into()));
