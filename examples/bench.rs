@@ -430,10 +430,16 @@ fn markdown(results: &[Value]) -> String {
             )
         };
         let calls = &r["steady_refresh_calls"];
-        let minion = ["dockerList", "dockerInspect", "dockerTop", "dockerImage"]
-            .iter()
-            .map(|k| calls[k].as_u64().unwrap_or(0))
-            .sum::<u64>();
+        let minion = [
+            "agentNode",
+            "dockerList",
+            "dockerInspect",
+            "dockerTop",
+            "dockerImage",
+        ]
+        .iter()
+        .map(|k| calls[k].as_u64().unwrap_or(0))
+        .sum::<u64>();
         out.push_str(&format!(
             "| {} | {} | {} | {} ms | {} ms | {} s | {:.0} MiB | {} | {} | {:.1} MB | {:.1} MB | {:.1} MB | {} ms | {} | {} | {} | {} / {} / {} |\n",
             r["size"].as_str().unwrap_or(""),

@@ -33,9 +33,11 @@ MASTER (serves the context graph, default port 5555):
     --ca-file FILE                CA certificate(s), PEM, to verify the API server
     --insecure-skip-tls-verify    do not verify the API server's certificate
     --docker-port N               port of every node's minion (default 4243)
-    --docker-socket PATH          read containers from this local Docker socket instead
-                                  of the minions (a single-node cluster)
-    --no-docker                   Kubernetes objects only: no containers, images, processes
+    --runtime-socket PATH         read containers from this local runtime socket instead
+                                  of the minions (a single-node cluster; alias
+                                  --docker-socket)
+    --no-agents                   no node agents: containers and images only as the pods'
+                                  statuses tell, no processes (alias --no-docker)
     --cluster-name NAME           the Cluster resource's name (default: cluster)
     --extra-kinds LIST            more kinds to show, custom resources included, as
                                   GROUP/VERSION/RESOURCE (VERSION/RESOURCE for the core
@@ -48,8 +50,17 @@ MASTER (serves the context graph, default port 5555):
     --show-env                    show container environment values (redacted by default:
                                   they hold secrets)
 
-MINION (read-only proxy to the local Docker daemon, default port 4243):
-    --docker-socket PATH          the daemon's socket (default /var/run/docker.sock)
+MINION (the node's read-only agent, default port 4243): GET /node answers the node's
+containers, pod sandboxes, images and processes; the Docker API's read-only paths are
+proxied when the runtime is Docker.
+    --runtime-socket PATH         the container runtime's socket: CRI (containerd, CRI-O)
+                                  or Docker (default: the first that answers of
+                                  /run/containerd/containerd.sock,
+                                  /var/run/crio/crio.sock, /var/run/docker.sock; alias
+                                  --docker-socket)
+    --host-proc PATH              the host's /proc (default /proc; the agent runs in the
+                                  host's PID namespace)
+    --show-env                    let container environment values leave the node
 
 COMMON:
     --port N                      listening port
@@ -103,8 +114,11 @@ pub struct Options {
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_tls_verify: bool,
     pub(crate) docker_port: u16,
-    pub docker_socket: Option<PathBuf>,
+    /// `--runtime-socket` (or its alias `--docker-socket`).
+    pub runtime_socket: Option<PathBuf>,
     pub(crate) no_docker: bool,
+    /// The host's `/proc`, for the minion.
+    pub(crate) host_proc: PathBuf,
     pub cluster_name: String,
     /// Kinds to list beyond the built-in ones.
     pub extra_kinds: Vec<GroupVersionResource>,
@@ -130,8 +144,9 @@ impl Default for Options {
             ca_file: None,
             insecure_skip_tls_verify: false,
             docker_port: 4243,
-            docker_socket: None,
+            runtime_socket: None,
             no_docker: false,
+            host_proc: PathBuf::from("/proc"),
             cluster_name: "cluster".to_string(),
             extra_kinds: Vec::new(),
             refresh_interval: Duration::from_secs(10),
@@ -230,10 +245,12 @@ pub fn parse(
             Long("ca-file") => options.ca_file = Some(path(&mut parser, "--ca-file")?),
             Long("insecure-skip-tls-verify") => options.insecure_skip_tls_verify = true,
             Long("docker-port") => options.docker_port = port(&mut parser, "--docker-port")?,
-            Long("docker-socket") => {
-                options.docker_socket = Some(path(&mut parser, "--docker-socket")?)
+            Long(flag @ ("runtime-socket" | "docker-socket")) => {
+                let flag = format!("--{flag}");
+                options.runtime_socket = Some(path(&mut parser, &flag)?)
             }
-            Long("no-docker") => options.no_docker = true,
+            Long("no-agents" | "no-docker") => options.no_docker = true,
+            Long("host-proc") => options.host_proc = path(&mut parser, "--host-proc")?,
             Long("cluster-name") => {
                 let name = string(&mut parser, "--cluster-name")?;
                 if name.is_empty() || name.len() > 253 || name.chars().any(char::is_control) {
@@ -343,7 +360,14 @@ pub fn parse(
             }
             refuse(&MASTER_ONLY, "with `simulate`")?;
             refuse(
-                &["bind", "docker-socket", "workers", "mode"],
+                &[
+                    "bind",
+                    "runtime-socket",
+                    "docker-socket",
+                    "host-proc",
+                    "workers",
+                    "mode",
+                ],
                 "with `simulate` (it serves on loopback only)",
             )?;
             Ok(Command::Simulate {
@@ -361,8 +385,9 @@ pub fn parse(
                 return Err(CliError(format!("{word} contradicts --mode")));
             }
             options.mode = word_mode;
-            if word_mode == Mode::Minion {
-                refuse(&MASTER_ONLY, "in minion mode")?;
+            match word_mode {
+                Mode::Minion => refuse(&MASTER_ONLY, "in minion mode")?,
+                Mode::Master => refuse(&MINION_ONLY, "in master mode")?,
             }
             Ok(Command::Run(options))
         }
@@ -373,13 +398,17 @@ pub fn parse(
                     .map_err(|CliError(e)| CliError(format!("CLUSTER_INSIGHT_MODE: {e}")))?,
                 _ => Mode::Master,
             };
-            if options.mode == Mode::Minion {
-                refuse(&MASTER_ONLY, "in minion mode")?;
+            match options.mode {
+                Mode::Minion => refuse(&MASTER_ONLY, "in minion mode")?,
+                Mode::Master => refuse(&MINION_ONLY, "in master mode")?,
             }
             Ok(Command::Run(options))
         }
     }
 }
+
+/// Flags only the minion reads.
+const MINION_ONLY: [&str; 1] = ["host-proc"];
 
 /// Flags only the master reads.
 const MASTER_ONLY: [&str; 13] = [
@@ -390,22 +419,24 @@ const MASTER_ONLY: [&str; 13] = [
     "insecure-skip-tls-verify",
     "docker-port",
     "no-docker",
+    "no-agents",
     "cluster-name",
     "refresh-interval",
     "node-parallelism",
-    "show-env",
     "kube-timeout",
     "docker-timeout",
 ];
 
 /// Flags `demo` would have to ignore: it makes its own cluster.
-const DEMO_REFUSES: [&str; 7] = [
+const DEMO_REFUSES: [&str; 9] = [
     "kubernetes-url",
     "token-file",
     "ca-file",
     "insecure-skip-tls-verify",
     "docker-port",
     "docker-socket",
+    "runtime-socket",
+    "host-proc",
     "mode",
 ];
 
@@ -575,6 +606,35 @@ mod tests {
             (o.kube_timeout, o.docker_timeout),
             (Duration::from_secs(2), Duration::from_millis(500))
         );
+    }
+
+    #[test]
+    fn minion_flags_and_aliases() {
+        let o = options(
+            &[
+                "minion",
+                "--runtime-socket",
+                "/run/k3s/containerd/containerd.sock",
+                "--host-proc",
+                "/host/proc",
+                "--show-env",
+            ],
+            None,
+        );
+        assert_eq!(o.mode, Mode::Minion);
+        assert_eq!(
+            o.runtime_socket,
+            Some(PathBuf::from("/run/k3s/containerd/containerd.sock"))
+        );
+        assert_eq!(o.host_proc, PathBuf::from("/host/proc"));
+        assert!(o.show_env);
+        let o = options(&["minion", "--docker-socket", "/d.sock"], None);
+        assert_eq!(o.runtime_socket, Some(PathBuf::from("/d.sock")));
+        assert!(options(&["--no-agents"], None).no_docker);
+        let refused = run(&["master", "--host-proc", "/p"], None).unwrap_err();
+        assert!(refused.0.contains("--host-proc"), "{refused:?}");
+        let refused = run(&["minion", "--no-agents"], None).unwrap_err();
+        assert!(refused.0.contains("--no-agents"), "{refused:?}");
     }
 
     #[test]

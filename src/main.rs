@@ -119,8 +119,7 @@ fn run_master(options: &Options) -> Result<(), Failure> {
 
 fn run_minion(options: &Options) -> Result<(), Failure> {
     let listener = bind(options)?;
-    let server = minion::start(options.docker_socket.clone(), listener, options.workers)
-        .map_err(|e| Failure::Listen(e.to_string()))?;
+    let server = minion::start(options, listener).map_err(|e| Failure::Listen(e.to_string()))?;
     server.join();
     Ok(())
 }

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cluster_insight::agent::{Agent, AgentConfig};
 use cluster_insight::collect::objects::{self, parse_list_page, parse_object};
 use cluster_insight::collect::runtime::docker::{
     parse_container_inspect, parse_container_list, parse_image, parse_top,
@@ -36,7 +37,7 @@ use cluster_insight::graph::Kind as ApiKind;
 use cluster_insight::graph::{build, BuildOptions, History};
 use cluster_insight::http::ClientConfig;
 use cluster_insight::http::{self, Body, Handler, Response};
-use cluster_insight::proxy::{self, ProxyConfig};
+use cluster_insight::proxy;
 use cluster_insight::publish::snapshot;
 use fake_docker::FakeDocker;
 use serde_json::value::RawValue;
@@ -476,6 +477,7 @@ fn feed(kind: Kind, text: &str, pool: &mut Pool, rng: &mut Rng) {
                         node.containers.push(ObservedContainer {
                             container: Arc::new(c),
                             processes: Vec::new(),
+                            processes_omitted: 0,
                         });
                     }
                 }
@@ -1099,20 +1101,21 @@ fn minion_target(rng: &mut Rng) -> String {
 #[test]
 fn generated_requests_never_reach_the_daemon_outside_the_allow_list() {
     let fake = FakeDocker::start();
-    let config = ProxyConfig {
-        docker_socket: fake.socket().to_path_buf(),
+    let config = AgentConfig {
+        runtime_socket: Some(fake.socket().to_path_buf()),
         client: ClientConfig {
             connect_timeout: Duration::from_millis(500),
             io_timeout: Duration::from_millis(500),
             request_timeout: Duration::from_secs(2),
             max_body: 1 << 20,
         },
+        ..AgentConfig::default()
     };
     let server = http::serve(
         "127.0.0.1:0".parse().unwrap(),
         2,
         "minion",
-        proxy::handler(config),
+        proxy::handler(Arc::new(Agent::new(config))),
     )
     .unwrap();
     let addr = server.local_addr();

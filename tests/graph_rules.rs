@@ -78,6 +78,7 @@ fn container(
     ObservedContainer {
         container: Arc::new(parse_container_inspect(&inspect.to_string(), false).unwrap()),
         processes: parse_top(&top.to_string()).unwrap(),
+        processes_omitted: 0,
     }
 }
 

@@ -4,13 +4,15 @@
 
 use crate::support::fake_docker;
 
+use cluster_insight::agent::{Agent, AgentConfig};
 use cluster_insight::http::ClientConfig;
 use cluster_insight::http::{self, RunningServer};
-use cluster_insight::proxy::{self, ProxyConfig};
+use cluster_insight::proxy;
 use fake_docker::{FakeDocker, Mode};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Body cap of the minion under test: small, so that "huge" bodies are quick to send.
@@ -23,20 +25,21 @@ struct Minion {
 
 impl Minion {
     fn start(docker_socket: &Path) -> Minion {
-        let config = ProxyConfig {
-            docker_socket: docker_socket.to_path_buf(),
+        let config = AgentConfig {
+            runtime_socket: Some(docker_socket.to_path_buf()),
             client: ClientConfig {
                 connect_timeout: Duration::from_millis(500),
                 io_timeout: Duration::from_millis(300),
                 request_timeout: Duration::from_secs(2),
                 max_body: MAX_BODY,
             },
+            ..AgentConfig::default()
         };
         let server = http::serve(
             "127.0.0.1:0".parse().unwrap(),
             2,
             "minion",
-            proxy::handler(config),
+            proxy::handler(Arc::new(Agent::new(config))),
         )
         .expect("start the minion");
         let addr = server.local_addr();

@@ -133,6 +133,7 @@ fn the_2015_guestbook_cluster() {
                 docker.containers.push(ObservedContainer {
                     container: Arc::new(c),
                     processes,
+                    processes_omitted: 0,
                 });
             } else if file.starts_with(&format!("{node}-image-")) {
                 docker

@@ -1,5 +1,331 @@
 //! The node agent's reading of its own node: the container runtime (CRI `runtime.v1` or the
-//! Docker Engine API, over the runtime's Unix socket) and the host's processes (`/proc`).
-//! Everything here only reads, and runs in minion mode, on the node.
+//! Docker Engine API, over the runtime's Unix socket) and the host's processes (`/proc`),
+//! answered as one document (`GET /node`, [`document`]). Everything here only reads, and
+//! runs in minion mode, on the node.
+//!
+//! The runtime is read through the same seam and caches as the master's call-by-call path
+//! (`collect::runtime::NodeRuntime`, `collect::nodes::read_runtime`), so a node looks the
+//! same to the graph however it was read; only the processes differ: they come from the
+//! host's `/proc` when the agent can see the host's processes, else from the runtime when it
+//! can tell (Docker's `top`).
 
+pub(crate) mod document;
 pub(crate) mod procfs;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::collect::nodes::{read_runtime, NodeContext};
+use crate::collect::runtime::cache::{CachedContainer, ImageCache};
+use crate::collect::runtime::docker::{process_from_row, DockerRuntime};
+use crate::collect::runtime::{NodeRuntime, RuntimeError, RuntimeOptions};
+use crate::graph::fingerprint;
+use crate::graph::observed::{Container, Image, Process};
+use crate::http::{Client, ClientConfig, Endpoint};
+use crate::report::chain;
+use document::{NodeDocument, ProcessesInfo, RuntimeInfo};
+
+/// Where runtimes listen unless told otherwise, probed in this order: a node that runs
+/// containerd for Kubernetes may run Docker beside it, and the kubelet's runtime is the one
+/// whose containers are the pods'.
+pub const DEFAULT_SOCKETS: [&str; 3] = [
+    "/run/containerd/containerd.sock",
+    "/var/run/crio/crio.sock",
+    "/var/run/docker.sock",
+];
+
+/// A document made this recently is answered again rather than read anew: many clients
+/// asking at once cost the runtime one reading.
+const REUSE_WITHIN: Duration = Duration::from_secs(1);
+
+/// How long one reading of the node may take before it answers with what it has.
+const READ_BUDGET: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The runtime's socket; `None` probes [`DEFAULT_SOCKETS`].
+    pub runtime_socket: Option<PathBuf>,
+    /// The host's `/proc` (the agent runs in the host's PID namespace).
+    pub proc_root: PathBuf,
+    /// Leave container environment values as they are (they hold secrets).
+    pub show_env: bool,
+    pub client: ClientConfig,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            runtime_socket: None,
+            proc_root: PathBuf::from("/proc"),
+            show_env: false,
+            client: ClientConfig::default(),
+        }
+    }
+}
+
+/// Why the agent could not describe its node.
+#[derive(Debug)]
+pub enum AgentError {
+    /// No runtime answered at any of these sockets (each with why).
+    NoRuntime(Vec<(PathBuf, String)>),
+    /// The runtime answered, but not even its container list could be read.
+    Runtime(String),
+}
+
+impl fmt::Display for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgentError::NoRuntime(tried) => {
+                f.write_str("no container runtime answered")?;
+                for (i, (path, why)) in tried.iter().enumerate() {
+                    let sep = if i == 0 { ": " } else { "; " };
+                    write!(f, "{sep}{}: {why}", path.display())?;
+                }
+                Ok(())
+            }
+            AgentError::Runtime(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+/// A `/node` answer, made once and handed to every client that asks within
+/// [`REUSE_WITHIN`].
+pub struct NodeAnswer {
+    pub body: Arc<[u8]>,
+    /// A strong ETag of the body: an unchanged node answers the same bytes.
+    pub etag: String,
+}
+
+/// The node agent: finds the runtime, reads it and the host's processes on request.
+pub struct Agent {
+    config: AgentConfig,
+    images: Arc<ImageCache>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    runtime: Option<(Arc<dyn NodeRuntime>, RuntimeInfo)>,
+    containers: HashMap<String, CachedContainer>,
+    readings: u64,
+    last: Option<(Instant, Arc<NodeAnswer>)>,
+}
+
+impl Agent {
+    pub fn new(config: AgentConfig) -> Agent {
+        Agent {
+            config,
+            images: Arc::new(ImageCache::default()),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    /// The node's document, read now (or within the last second).
+    pub fn node(&self) -> Result<Arc<NodeAnswer>, AgentError> {
+        // One reading at a time: concurrent clients wait for it and share it.
+        let mut state = self.state.lock();
+        if let Some((made, answer)) = &state.last {
+            if made.elapsed() < REUSE_WITHIN {
+                return Ok(Arc::clone(answer));
+            }
+        }
+        let (runtime, info) = match &state.runtime {
+            Some((runtime, info)) => (Arc::clone(runtime), info.clone()),
+            None => {
+                let found = self.find_runtime()?;
+                log::info!(
+                    "reading {} {} at {} ({})",
+                    found.1.name,
+                    found.1.version,
+                    found.1.endpoint,
+                    found.1.api
+                );
+                state.runtime = Some((Arc::clone(&found.0), found.1.clone()));
+                found
+            }
+        };
+        state.readings += 1;
+        let context = NodeContext {
+            options: RuntimeOptions {
+                client: self.config.client.clone(),
+                show_env: self.config.show_env,
+            },
+            images: Arc::clone(&self.images),
+            refresh: state.readings,
+            now_ms: cluster_insight_wire::time::now_millis(),
+            deadline: Instant::now() + READ_BUDGET,
+            budget: READ_BUDGET,
+        };
+        let table = self.scan_processes();
+        let with_processes = WithProcesses {
+            inner: &*runtime,
+            table: table.as_ref().ok(),
+        };
+        let (node, error) = read_runtime("", &with_processes, &mut state.containers, &context);
+        self.images.forget_unused(state.readings);
+        let Some(mut node) = node else {
+            // The runtime may have gone, or been replaced: look for it again next time.
+            state.runtime = None;
+            return Err(AgentError::Runtime(error.unwrap_or_default()));
+        };
+        if let Some(e) = &error {
+            log::warn!("{e}");
+        }
+        let processes = match (&table, with_processes.used_table()) {
+            (Ok(table), true) => {
+                for observed in &mut node.containers {
+                    observed.processes_omitted = table
+                        .by_container
+                        .get(&observed.container.id)
+                        .map_or(0, |c| c.omitted);
+                }
+                ProcessesInfo {
+                    source: "proc".to_string(),
+                    scanned: table.scanned,
+                    outside_containers: table.outside_containers,
+                    error: None,
+                }
+            }
+            (table, _) => ProcessesInfo {
+                source: if runtime.tells_processes() {
+                    "docker top"
+                } else {
+                    "none"
+                }
+                .to_string(),
+                error: Some(match table {
+                    Ok(_) => format!(
+                        "{} shows no process of any container: this agent does not see the \
+                         host's processes (run it in the host's PID namespace)",
+                        self.config.proc_root.display()
+                    ),
+                    Err(e) => e.clone(),
+                }),
+                ..ProcessesInfo::default()
+            },
+        };
+        let document = NodeDocument::new(info, &node, processes);
+        let body: Arc<[u8]> = serde_json::to_vec(&document)
+            .map_err(|e| AgentError::Runtime(format!("cannot write the node document: {e}")))?
+            .into();
+        let etag = format!("\"{:016x}\"", fingerprint::bytes_hash(&body));
+        let answer = Arc::new(NodeAnswer { body, etag });
+        state.last = Some((Instant::now(), Arc::clone(&answer)));
+        Ok(answer)
+    }
+
+    /// The runtime at the configured socket, else at the first default socket where one
+    /// answers.
+    fn find_runtime(&self) -> Result<(Arc<dyn NodeRuntime>, RuntimeInfo), AgentError> {
+        let candidates: Vec<PathBuf> = match &self.config.runtime_socket {
+            Some(path) => vec![path.clone()],
+            None => DEFAULT_SOCKETS.iter().map(PathBuf::from).collect(),
+        };
+        let mut tried = Vec::new();
+        for path in candidates {
+            if std::fs::symlink_metadata(&path).is_err() {
+                tried.push((path, "no such socket".to_string()));
+                continue;
+            }
+            match self.connect(&path) {
+                Ok(found) => return Ok(found),
+                Err(why) => tried.push((path, why)),
+            }
+        }
+        Err(AgentError::NoRuntime(tried))
+    }
+
+    /// Whatever runtime speaks at `path`.
+    fn connect(&self, path: &Path) -> Result<(Arc<dyn NodeRuntime>, RuntimeInfo), String> {
+        let docker = DockerRuntime::new(
+            Client::new(
+                Endpoint::Unix(path.to_path_buf()),
+                self.config.client.clone(),
+            ),
+            self.config.show_env,
+        );
+        match docker.describe() {
+            Ok(info) => Ok((Arc::new(docker), info)),
+            Err(e) => Err(format!("not the Docker Engine API: {}", chain(&e))),
+        }
+    }
+
+    fn scan_processes(&self) -> Result<procfs::ProcessTable, String> {
+        let options = procfs::ScanOptions {
+            // The host's user names, where the agent may read them.
+            passwd: Some(self.config.proc_root.join("1/root/etc/passwd")),
+            ..procfs::ScanOptions::default()
+        };
+        procfs::scan(&self.config.proc_root, &options)
+            .map_err(|e| format!("cannot read {}: {e}", self.config.proc_root.display()))
+    }
+}
+
+/// A runtime whose processes are the host's, from `/proc`, when the scan saw any
+/// container's: otherwise (the agent is not in the host's PID namespace) the runtime's own
+/// answer stands.
+struct WithProcesses<'a> {
+    inner: &'a dyn NodeRuntime,
+    table: Option<&'a procfs::ProcessTable>,
+}
+
+impl WithProcesses<'_> {
+    fn used_table(&self) -> bool {
+        // A running container has at least one process: a scan that saw none in any
+        // container did not see the host's processes.
+        self.table.is_some_and(|t| !t.by_container.is_empty())
+    }
+}
+
+impl NodeRuntime for WithProcesses<'_> {
+    fn endpoint(&self) -> String {
+        self.inner.endpoint()
+    }
+
+    fn describe(&self) -> Result<RuntimeInfo, RuntimeError> {
+        self.inner.describe()
+    }
+
+    fn list(&self) -> Result<Vec<crate::collect::runtime::Listed>, RuntimeError> {
+        self.inner.list()
+    }
+
+    fn inspect(&self, id: &str) -> Result<Container, RuntimeError> {
+        self.inner.inspect(id)
+    }
+
+    fn tells_processes(&self) -> bool {
+        self.used_table() || self.inner.tells_processes()
+    }
+
+    fn processes(&self, container: &Container) -> Result<Option<Vec<Process>>, RuntimeError> {
+        match self.table {
+            Some(table) if self.used_table() => Ok(Some(
+                table
+                    .by_container
+                    .get(&container.id)
+                    .map_or(&[][..], |c| &c.rows)
+                    .iter()
+                    .filter_map(|row| serde_json::to_string(row).ok())
+                    .filter_map(|row| process_from_row(&row))
+                    .collect(),
+            )),
+            _ => self.inner.processes(container),
+        }
+    }
+
+    fn image(&self, id: &str) -> Result<Image, RuntimeError> {
+        self.inner.image(id)
+    }
+}

@@ -12,7 +12,6 @@ mod home;
 mod status;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::graph::Kind;
 use crate::http::{layers, Body, Handler, Request, Response};
@@ -139,9 +138,7 @@ fn json(value: serde_json::Value) -> Response {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    cluster_insight_wire::time::now_millis()
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, no
             },
             "calls": {
                 "kubernetesPages": status.calls.kube_pages,
+                "agentNode": status.calls.agent_node,
                 "dockerList": status.calls.runtime_list,
                 "dockerInspect": status.calls.runtime_inspect,
                 "dockerTop": status.calls.runtime_processes,

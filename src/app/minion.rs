@@ -1,36 +1,39 @@
-//! Minion mode, assembled: the read-only Docker proxy served on its port.
+//! Minion mode, assembled: the node agent (`GET /node`) and the read-only Docker proxy,
+//! served on its port.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::collect::runtime::docker::{socket_exists, DEFAULT_SOCKET};
+use crate::agent::{Agent, AgentConfig, DEFAULT_SOCKETS};
+use crate::cli::Options;
 use crate::http::{self, ClientConfig, RunningServer};
-use crate::proxy::{self, ProxyConfig};
+use crate::proxy;
 
-/// Serves the proxy to the daemon at `socket` (the default one when `None`) on `listener`
-/// with `workers` threads.
-pub fn start(
-    socket: Option<PathBuf>,
-    listener: TcpListener,
-    workers: usize,
-) -> std::io::Result<RunningServer> {
-    let socket = socket.unwrap_or_else(|| DEFAULT_SOCKET.into());
-    log::info!(
-        "minion on http://{} forwarding read-only Docker API calls to {}",
-        listener
-            .local_addr()
-            .map_or_else(|_| "?".to_string(), |a| a.to_string()),
-        socket.display()
-    );
-    if !socket_exists(&socket) {
-        log::warn!(
-            "{} does not exist (yet): requests will get 502 until it does",
+/// Serves the agent and proxy of `options` on `listener`.
+pub fn start(options: &Options, listener: TcpListener) -> std::io::Result<RunningServer> {
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    match &options.runtime_socket {
+        Some(socket) => log::info!(
+            "minion on http://{address} reading the runtime at {}",
             socket.display()
-        );
+        ),
+        None => log::info!(
+            "minion on http://{address} reading the first runtime that answers of {}",
+            DEFAULT_SOCKETS.join(", ")
+        ),
     }
-    let handler = proxy::handler(ProxyConfig {
-        docker_socket: socket,
+    let agent = Arc::new(Agent::new(AgentConfig {
+        runtime_socket: options.runtime_socket.clone(),
+        proc_root: options.host_proc.clone(),
+        show_env: options.show_env,
         client: ClientConfig::default(),
-    });
-    http::serve_listener(listener, workers, "minion", handler)
+    }));
+    // Find the runtime now, so that the log says at once what this node runs.
+    if let Err(e) = agent.node() {
+        log::warn!("{e}; /node answers 502 until a runtime answers");
+    }
+    let handler = proxy::handler(agent);
+    http::serve_listener(listener, options.workers, "minion", handler)
 }

@@ -13,12 +13,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::runtime::agent::{self, AgentAnswer, AgentMemory};
 use super::runtime::cache::{CachedContainer, ImageCache};
 use super::runtime::{self, NodeRuntime, RuntimeOptions};
 use super::status::{CallCounts, SourceStatus};
 use crate::graph::observed::{KubeObject, NodeContainers, ObservedContainer};
 use crate::graph::Kind;
-use crate::http::Endpoint;
+use crate::http::{Client, Endpoint};
 use crate::report::chain;
 
 /// Where the nodes' runtimes are read.
@@ -37,6 +38,9 @@ pub enum RuntimeSource {
 pub(crate) struct NodeCache {
     runtime: Option<(Endpoint, Arc<dyn NodeRuntime>)>,
     containers: HashMap<String, CachedContainer>,
+    /// The node's agent, when it is read through one.
+    agent: Option<(Endpoint, Arc<Client>)>,
+    agent_memory: AgentMemory,
 }
 
 /// What every node worker of one refresh shares.
@@ -209,6 +213,7 @@ fn read_node(job: NodeJob, context: &NodeContext) -> NodeResult {
         target,
         mut cache,
     } = job;
+    let is_agent = matches!(target, NodeTarget::Host(..));
     let resolved = match target {
         NodeTarget::Host(host, port) => resolve(&host, port),
         NodeTarget::Socket(path) => Ok(Endpoint::Unix(path)),
@@ -229,6 +234,46 @@ fn read_node(job: NodeJob, context: &NodeContext) -> NodeResult {
             }
         }
     };
+    if is_agent && cache.agent_memory.worth_asking(context.refresh) {
+        let client = match &cache.agent {
+            Some((known, client)) if *known == endpoint => Arc::clone(client),
+            _ => {
+                let client = Arc::new(Client::new(
+                    endpoint.clone(),
+                    context.options.client.clone(),
+                ));
+                cache.agent = Some((endpoint.clone(), Arc::clone(&client)));
+                client
+            }
+        };
+        calls.agent_node += 1;
+        let answer = agent::read(&client, &name, &mut cache.agent_memory, context.refresh);
+        let outcome = match answer {
+            Ok(AgentAnswer::Node(node, _runtime)) => Some(NodeOutcome {
+                containers: Some(node),
+                error: None,
+                failed_calls: 0,
+            }),
+            Ok(AgentAnswer::NotOffered) => {
+                log::info!("node {name}: its agent does not serve /node; reading Docker calls");
+                None
+            }
+            Err(e) => Some(NodeOutcome {
+                containers: None,
+                error: Some(chain(&e)),
+                failed_calls: 1,
+            }),
+        };
+        if let Some(outcome) = outcome {
+            return NodeResult {
+                name,
+                endpoint: endpoint.to_string(),
+                outcome,
+                cache,
+                calls,
+            };
+        }
+    }
     let runtime = match &cache.runtime {
         Some((known, runtime)) if *known == endpoint => Arc::clone(runtime),
         _ => {
@@ -237,7 +282,7 @@ fn read_node(job: NodeJob, context: &NodeContext) -> NodeResult {
             runtime
         }
     };
-    let outcome = read_containers(&name, &*runtime, &mut cache, context, &mut calls);
+    let outcome = read_containers(&name, &*runtime, &mut cache.containers, context, &mut calls);
     NodeResult {
         name,
         endpoint: endpoint.to_string(),
@@ -247,10 +292,22 @@ fn read_node(job: NodeJob, context: &NodeContext) -> NodeResult {
     }
 }
 
+/// Reads one runtime call by call, as the node's agent reads its own: what it gave (`None`
+/// when not even the list could be read), and why it is incomplete when it is.
+pub(crate) fn read_runtime(
+    node: &str,
+    runtime: &dyn NodeRuntime,
+    cache: &mut HashMap<String, CachedContainer>,
+    context: &NodeContext,
+) -> (Option<NodeContainers>, Option<String>) {
+    let outcome = read_containers(node, runtime, cache, context, &mut CallCounts::default());
+    (outcome.containers, outcome.error)
+}
+
 fn read_containers(
     node: &str,
     runtime: &dyn NodeRuntime,
-    cache: &mut NodeCache,
+    cache: &mut HashMap<String, CachedContainer>,
     context: &NodeContext,
     calls: &mut CallCounts,
 ) -> NodeOutcome {
@@ -272,7 +329,7 @@ fn read_containers(
     // Calls that failed on their own (an inspect, processes, an image), the node answering.
     let mut failed = 0usize;
     for entry in &listed {
-        let previous = cache.containers.remove(&entry.id);
+        let previous = cache.remove(&entry.id);
         let out_of_time = Instant::now() >= context.deadline;
         let current = match previous {
             Some(c) if c.still_current(entry, context.now_ms, context.refresh) => Some(c),
@@ -322,9 +379,10 @@ fn read_containers(
         containers.push(ObservedContainer {
             container,
             processes,
+            processes_omitted: 0,
         });
     }
-    cache.containers = fresh_cache;
+    *cache = fresh_cache;
 
     let mut images = Vec::with_capacity(image_ids.len());
     for id in image_ids {

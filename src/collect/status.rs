@@ -74,6 +74,8 @@ impl SourceStatus {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct CallCounts {
     pub(crate) kube_pages: usize,
+    /// `GET /node` of node agents (one per node and refresh, when agents serve it).
+    pub(crate) agent_node: usize,
     pub(crate) runtime_list: usize,
     pub(crate) runtime_inspect: usize,
     pub(crate) runtime_processes: usize,
@@ -83,6 +85,7 @@ pub(crate) struct CallCounts {
 impl CallCounts {
     pub(crate) fn add(&mut self, other: &CallCounts) {
         self.kube_pages += other.kube_pages;
+        self.agent_node += other.agent_node;
         self.runtime_list += other.runtime_list;
         self.runtime_inspect += other.runtime_inspect;
         self.runtime_processes += other.runtime_processes;
@@ -90,7 +93,11 @@ impl CallCounts {
     }
 
     pub(crate) fn runtime_total(&self) -> usize {
-        self.runtime_list + self.runtime_inspect + self.runtime_processes + self.runtime_image
+        self.agent_node
+            + self.runtime_list
+            + self.runtime_inspect
+            + self.runtime_processes
+            + self.runtime_image
     }
 }
 

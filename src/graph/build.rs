@@ -445,9 +445,14 @@ impl Builder<'_> {
         for observed in &node.containers {
             let c = &observed.container;
             let pod = pods.find(c);
-            let short_name = pod
-                .and_then(|_| short_container_name(c))
-                .unwrap_or_else(|| c.name.clone());
+            // A CRI sandbox is named as Docker's pause container is, so that a pod looks
+            // the same whatever its node runs.
+            let short_name = if c.sandbox && pod.is_some() {
+                "POD".to_string()
+            } else {
+                pod.and_then(|_| short_container_name(c))
+                    .unwrap_or_else(|| c.name.clone())
+            };
             let id: Id = format!("Container:{}", c.id).into();
             let label = format!("{short_name}/{}", hex12(&c.id));
             if !self.resource(

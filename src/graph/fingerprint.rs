@@ -22,6 +22,14 @@ pub(crate) fn text_hash(text: &str) -> u64 {
     KEY.get_or_init(RandomState::new).hash_one(text)
 }
 
+/// A hash of bytes that is the same in every process and build: for ETags that must
+/// survive a restart of whoever computes them.
+pub(crate) fn bytes_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = Fnv64::default();
+    hasher.write(bytes);
+    hasher.finish()
+}
+
 /// Any JSON text, nothing ignored.
 pub fn plain(text: &str) -> Result<u64, serde_json::Error> {
     ignoring(text, &[])

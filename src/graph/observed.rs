@@ -187,6 +187,8 @@ pub struct Container {
     /// When it last stopped (a zero time while it never has).
     pub(crate) finished_at: String,
     pub(crate) running: bool,
+    /// A CRI pod sandbox: the pod's own container (Docker's is the `POD` pause container).
+    pub(crate) sandbox: bool,
     /// The inspect text, after redaction by the runtime's reader.
     pub(crate) raw: RawJson,
     pub(crate) fingerprint: u64,
@@ -215,6 +217,8 @@ pub struct Image {
 pub struct ObservedContainer {
     pub container: Arc<Container>,
     pub processes: Vec<Process>,
+    /// Processes of the container left out of `processes` because there were too many.
+    pub processes_omitted: usize,
 }
 
 /// Everything read from one node's container runtime in one refresh.

@@ -194,6 +194,17 @@ impl Client {
     /// already percent-encoded; anything else is refused with [`Error::Protocol`] before a
     /// connection is made.
     pub(crate) fn request(&self, method: &str, path_and_query: &str) -> Result<Response, Error> {
+        self.request_with(method, path_and_query, &[])
+    }
+
+    /// [`Client::request`] with more headers (`If-None-Match`), whose names and values the
+    /// caller vouches for.
+    pub(crate) fn request_with(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, Error> {
         let mut head = Vec::with_capacity(160 + path_and_query.len());
         head::write_request_head(
             &mut head,
@@ -204,7 +215,9 @@ impl Client {
                 ("User-Agent", USER_AGENT),
                 ("Accept", "*/*"),
                 ("Connection", "keep-alive"),
-            ],
+            ]
+            .into_iter()
+            .chain(headers.iter().copied()),
         )
         .map_err(|e| {
             protocol(format!(

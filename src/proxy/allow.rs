@@ -70,6 +70,14 @@ enum Route {
     Ping,
 }
 
+/// Whether a target the allow-list wrote is a container inspect, whose answer holds the
+/// container's environment.
+pub(super) fn is_container_inspect(target: &str) -> bool {
+    target != Route::ContainerList.target()
+        && target.starts_with("/containers/")
+        && target.ends_with("/json")
+}
+
 impl Route {
     /// The target to send to the daemon: written from the route, not copied from the client.
     fn target(&self) -> String {
@@ -91,8 +99,9 @@ fn encode(segment: &str) -> String {
     percent::encode(segment, b":")
 }
 
-const NOT_ALLOWED_PATH: &str = "path not allowed: the minion serves only /containers/json, \
-    /containers/{id}/json, /containers/{id}/top?ps_args=aux, /images/{id}/json, /version and /_ping";
+const NOT_ALLOWED_PATH: &str = "path not allowed: the minion serves only /node, \
+    /containers/json, /containers/{id}/json, /containers/{id}/top?ps_args=aux, \
+    /images/{id}/json, /version and /_ping";
 
 const BAD_ID: &str = "container or image ID not allowed: it must match \
     [A-Za-z0-9][A-Za-z0-9_.:-]{0,254} and not contain '..'";

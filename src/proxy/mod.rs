@@ -1,25 +1,28 @@
-//! Minion mode: a read-only HTTP proxy from the network to the local Docker daemon's Unix
-//! socket, for the master to read this node's containers, images and processes.
+//! Minion mode: the node agent's `GET /node` (its whole runtime state in one document, see
+//! `agent`), and a read-only HTTP proxy from the network to the local Docker daemon's Unix
+//! socket, for masters that read a node call by call.
 //!
 //! The Docker socket is root on the host, so the proxy forwards only the six read-only
 //! requests of the allow-list ([`allow`], contract §1) and nothing else, rebuilt from what
 //! the allow-list parsed. Refusals (403 for a path or query, 405 for a method) never touch
 //! the daemon. A daemon that is down, slow or answers something that is not HTTP gives 502;
 //! its own status and body are passed through otherwise, within the body cap of the client
-//! configuration. Failures are `ProxyError`s, mapped to statuses in one place.
+//! configuration, except that a container inspect's environment values are redacted, as
+//! everything else that leaves the node is, unless the minion was given `--show-env`.
+//! Failures are `ProxyError`s, mapped to statuses in one place.
 
 mod allow;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::collect::runtime::docker::DEFAULT_SOCKET;
+#[cfg(test)]
+use crate::agent::AgentConfig;
+use crate::agent::{document, Agent, AgentError};
+use crate::collect::runtime::docker::{redact_env, DEFAULT_SOCKET};
 use crate::http::layers::{self, printable};
-use crate::http::{
-    client, Body, Client, ClientConfig, Endpoint, Handler, Method, Request, Response,
-};
+use crate::http::{client, Body, Client, Endpoint, Handler, Method, Request, Response};
 use crate::report::chain;
-use allow::{check_request, Decision, Refusal};
+use allow::{check_request, is_container_inspect, Decision, Refusal};
 
 /// How much of a refused target goes into the log line.
 const LOGGED_TARGET_CHARS: usize = 200;
@@ -27,21 +30,6 @@ const LOGGED_TARGET_CHARS: usize = 200;
 /// Response headers of the daemon passed on beside the status, `Content-Type` and body:
 /// Docker clients read the API version and OS from `/_ping`.
 const PASSED_HEADERS: [&str; 3] = ["Api-Version", "Docker-Experimental", "Ostype"];
-
-#[derive(Debug, Clone)]
-pub struct ProxyConfig {
-    pub docker_socket: PathBuf,
-    pub client: ClientConfig,
-}
-
-impl Default for ProxyConfig {
-    fn default() -> Self {
-        ProxyConfig {
-            docker_socket: PathBuf::from(DEFAULT_SOCKET),
-            client: ClientConfig::default(),
-        }
-    }
-}
 
 /// Why the proxy answers with an error of its own.
 #[derive(Debug)]
@@ -52,6 +40,13 @@ enum ProxyError {
         endpoint: String,
         error: client::Error,
     },
+    /// The daemon answered a container inspect that could not be read, so could not be
+    /// redacted: it is not passed on.
+    Unredactable {
+        endpoint: String,
+    },
+    /// The agent could not read its node.
+    Agent(AgentError),
 }
 
 impl ProxyError {
@@ -59,7 +54,9 @@ impl ProxyError {
         match self {
             ProxyError::Refused(Refusal::Method(_)) => 405,
             ProxyError::Refused(Refusal::Target(_)) => 403,
-            ProxyError::Daemon { .. } => 502,
+            ProxyError::Daemon { .. } | ProxyError::Unredactable { .. } | ProxyError::Agent(_) => {
+                502
+            }
         }
     }
 
@@ -69,6 +66,11 @@ impl ProxyError {
             ProxyError::Daemon { endpoint, error } => {
                 format!("Docker daemon at {endpoint} failed: {}", chain(error))
             }
+            ProxyError::Unredactable { endpoint } => format!(
+                "Docker daemon at {endpoint} answered a container inspect that is not a JSON \
+                 object: not passed on, since its environment could not be redacted"
+            ),
+            ProxyError::Agent(e) => format!("cannot read this node: {e}"),
         };
         let response = Response::error(self.status(), &message);
         match self {
@@ -78,17 +80,50 @@ impl ProxyError {
     }
 }
 
-/// The HTTP handler of minion mode: the proxy inside an access log. Methods are the
-/// allow-list's to refuse (it names them, contract §1), so no read-only layer sits in front.
-pub fn handler(config: ProxyConfig) -> Handler {
-    let client = Client::new(Endpoint::Unix(config.docker_socket), config.client);
-    let proxy: Handler = Arc::new(move |request: &Request| {
-        forward(&client, request).unwrap_or_else(|e| e.response())
+/// The HTTP handler of minion mode: the agent's `/node` and the proxy, inside an access
+/// log. Methods are the allow-list's to refuse (it names them, contract §1), so no
+/// read-only layer sits in front.
+pub fn handler(agent: Arc<Agent>) -> Handler {
+    let config = agent.config();
+    let show_env = config.show_env;
+    let docker_socket = config
+        .runtime_socket
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SOCKET.into());
+    let client = Client::new(Endpoint::Unix(docker_socket), config.client.clone());
+    let node = layers::conditional(Arc::new(move |request: &Request| {
+        node_document(&agent, request).unwrap_or_else(|e| e.response())
+    }));
+    let minion: Handler = Arc::new(move |request: &Request| {
+        // Other methods on /node are refused by the allow-list, as every write is.
+        if request.path() == document::PATH && !matches!(request.method, Method::Other(_)) {
+            return node(request);
+        }
+        forward(&client, request, show_env).unwrap_or_else(|e| e.response())
     });
-    layers::access_log("minion", proxy)
+    layers::access_log("minion", minion)
 }
 
-fn forward(client: &Client, request: &Request) -> Result<Response, ProxyError> {
+/// `GET /node`: the agent's document, with its ETag (the `conditional` layer answers 304).
+fn node_document(agent: &Agent, request: &Request) -> Result<Response, ProxyError> {
+    let answer = agent.node().map_err(|e| {
+        log::warn!("GET {}: {e}", document::PATH);
+        ProxyError::Agent(e)
+    })?;
+    let mut response = Response::new(
+        200,
+        "application/json",
+        Body::Shared(Arc::clone(&answer.body)),
+    )
+    .with_header("ETag", &answer.etag);
+    if request.method == Method::Head {
+        response.body = Body::Empty;
+        response = response.with_header("Content-Length", &answer.body.len().to_string());
+    }
+    Ok(response)
+}
+
+fn forward(client: &Client, request: &Request, show_env: bool) -> Result<Response, ProxyError> {
     let target = match check_request(&request.method, &request.target) {
         Decision::Forward(target) => target,
         Decision::Refuse(refusal) => {
@@ -130,8 +165,31 @@ fn forward(client: &Client, request: &Request) -> Result<Response, ProxyError> {
             response = response.with_header("Content-Length", length);
         }
     }
-    response.body = Body::Owned(answer.body);
+    response.body = if !show_env
+        && is_container_inspect(&target)
+        && (200..300).contains(&answer.status)
+        && request.method != Method::Head
+    {
+        Body::Owned(
+            redacted_inspect(&answer.body).ok_or_else(|| ProxyError::Unredactable {
+                endpoint: client.endpoint().to_string(),
+            })?,
+        )
+    } else {
+        Body::Owned(answer.body)
+    };
     Ok(response)
+}
+
+/// A container inspect with its environment values redacted; `None` when it is not a JSON
+/// object.
+fn redacted_inspect(body: &[u8]) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if !value.is_object() {
+        return None;
+    }
+    redact_env(&mut value);
+    serde_json::to_vec(&value).ok()
 }
 
 #[cfg(test)]
@@ -140,10 +198,10 @@ mod tests {
 
     #[test]
     fn refusals_are_json_with_allow_on_405() {
-        let handle = handler(ProxyConfig {
-            docker_socket: "/nonexistent/docker.sock".into(),
-            client: ClientConfig::default(),
-        });
+        let handle = handler(Arc::new(Agent::new(AgentConfig {
+            runtime_socket: Some("/nonexistent/docker.sock".into()),
+            ..AgentConfig::default()
+        })));
         let response = handle(&Request::get("/containers/create"));
         assert_eq!(response.status, 403);
         assert_eq!(response.header("Content-Type"), Some("application/json"));

@@ -10,6 +10,13 @@ pub fn rfc3339(time: SystemTime) -> String {
     rfc3339_millis(since.as_millis() as i64)
 }
 
+/// Milliseconds since the Unix epoch, now (0 for a clock set before 1970).
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Formats milliseconds since the Unix epoch as RFC 3339 UTC.
 pub fn rfc3339_millis(millis: i64) -> String {
     let secs = millis.div_euclid(1000);

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{Cause, Listed, NodeRuntime, RuntimeError};
+use super::{Cause, Listed, NodeRuntime, RuntimeError, RuntimeInfo};
 use crate::collect::ParseError;
 use crate::graph::fingerprint;
 use crate::graph::observed::{Container, Image, Process};
@@ -82,6 +82,33 @@ impl DockerRuntime {
 impl NodeRuntime for DockerRuntime {
     fn endpoint(&self) -> String {
         self.client.endpoint().to_string()
+    }
+
+    fn describe(&self) -> Result<RuntimeInfo, RuntimeError> {
+        #[derive(Deserialize)]
+        struct Version {
+            #[serde(rename = "Version", default)]
+            version: String,
+            #[serde(rename = "ApiVersion", default)]
+            api_version: String,
+        }
+        let version = self.get(
+            &|| format!("GET /version at {}", self.client.endpoint()),
+            "/version",
+            |text| {
+                serde_json::from_str::<Version>(text).map_err(|e| ParseError::new("/version", e))
+            },
+        )?;
+        Ok(RuntimeInfo {
+            name: "docker".to_string(),
+            version: version.version,
+            api: format!("Docker Engine API {}", version.api_version),
+            endpoint: self.client.endpoint().to_string(),
+        })
+    }
+
+    fn tells_processes(&self) -> bool {
+        true
     }
 
     fn list(&self) -> Result<Vec<Listed>, RuntimeError> {
@@ -280,6 +307,7 @@ pub fn parse_container_inspect(text: &str, show_env: bool) -> Result<Container, 
         id,
         labels,
         running,
+        sandbox: false,
         raw: Arc::from(raw),
         fingerprint,
     })
@@ -289,26 +317,37 @@ pub fn parse_container_inspect(text: &str, show_env: bool) -> Result<Container, 
 /// length. Everything else is left as it was.
 pub(crate) fn redact_inspect(value: &mut Value, show_env: bool) {
     if !show_env {
-        if let Some(env) = value
-            .get_mut("Config")
-            .and_then(|c| c.get_mut("Env"))
-            .and_then(Value::as_array_mut)
-        {
-            for entry in env.iter_mut() {
-                let redacted = match entry.as_str() {
-                    Some(text) => match text.split_once('=') {
-                        Some((name, _)) => format!("{name}=<redacted>"),
-                        None => text.to_string(),
-                    },
-                    None => "<redacted>".to_string(),
-                };
-                *entry = Value::String(redacted);
-            }
-        }
+        redact_env(value);
     }
     if let Some(exec_ids) = value.get_mut("ExecIDs") {
         let count = exec_ids.as_array().map_or(0, Vec::len);
         *exec_ids = Value::from(count);
+    }
+}
+
+/// `Config.Env` values of a container inspect become `NAME=<redacted>`.
+pub(crate) fn redact_env(inspect: &mut Value) {
+    if let Some(env) = inspect
+        .get_mut("Config")
+        .and_then(|c| c.get_mut("Env"))
+        .and_then(Value::as_array_mut)
+    {
+        redact_env_list(env);
+    }
+}
+
+/// Every `NAME=VALUE` string of `env` becomes `NAME=<redacted>`; anything else is replaced
+/// whole. (Docker's and CRI's runtime specs list the environment alike.)
+pub(crate) fn redact_env_list(env: &mut [Value]) {
+    for entry in env.iter_mut() {
+        let redacted = match entry.as_str() {
+            Some(text) => match text.split_once('=') {
+                Some((name, _)) => format!("{name}=<redacted>"),
+                None => text.to_string(),
+            },
+            None => "<redacted>".to_string(),
+        };
+        *entry = Value::String(redacted);
     }
 }
 
@@ -370,6 +409,28 @@ pub fn parse_top(text: &str) -> Result<Vec<Process>, ParseError> {
         });
     }
     Ok(out)
+}
+
+/// One process row as an object of column title to value (a row of the agent's `/node`
+/// document): `None` without a `PID`, since a process has no identity without one.
+pub(crate) fn process_from_row(row: &str) -> Option<Process> {
+    #[derive(Deserialize)]
+    struct Pid<'a> {
+        #[serde(rename = "PID", borrow)]
+        pid: &'a RawValue,
+    }
+    let pid = serde_json::from_str::<Pid>(row).ok()?.pid.get();
+    let pid = match serde_json::from_str::<Value>(pid).ok()? {
+        Value::String(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p,
+        Value::Number(n) if n.is_u64() => n.to_string(),
+        _ => return None,
+    };
+    let fingerprint = fingerprint::ignoring(row, PROCESS_VOLATILE).ok()?;
+    Some(Process {
+        pid,
+        raw: Arc::from(row),
+        fingerprint,
+    })
 }
 
 fn json_string(s: &str) -> String {

@@ -11,6 +11,7 @@
 //!
 //! Today every node speaks the Docker Engine API, through its minion or a local socket.
 
+pub(crate) mod agent;
 pub(crate) mod cache;
 pub mod docker;
 
@@ -18,6 +19,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::ParseError;
+pub(crate) use crate::agent::document::RuntimeInfo;
 use crate::graph::observed::{Container, Image, Process};
 use crate::http::{Client, ClientConfig, Endpoint};
 
@@ -92,10 +94,16 @@ pub(crate) trait NodeRuntime: Send + Sync {
     /// Where the runtime is reached, for `/status` and the logs.
     fn endpoint(&self) -> String;
 
+    /// Which runtime this is: its name, version and API.
+    fn describe(&self) -> Result<RuntimeInfo, RuntimeError>;
+
     /// Every container of the node, once each.
     fn list(&self) -> Result<Vec<Listed>, RuntimeError>;
 
     fn inspect(&self, id: &str) -> Result<Container, RuntimeError>;
+
+    /// Whether [`NodeRuntime::processes`] can ever tell.
+    fn tells_processes(&self) -> bool;
 
     /// The processes of a running container; `Ok(None)` when this runtime cannot tell.
     fn processes(&self, container: &Container) -> Result<Option<Vec<Process>>, RuntimeError>;

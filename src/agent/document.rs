@@ -1,0 +1,223 @@
+//! The `/node` document: a node's whole runtime state in one JSON answer, written by the
+//! node's agent and read by the master. One definition serves both sides, so the two can
+//! not drift apart; docs/contract.md describes it for people.
+//!
+//! Each container's `status` and each image's `status` is the runtime's own account, as the
+//! runtime gave it (Docker's inspect, CRI's `ContainerStatus` with its verbose info, CRI's
+//! `Image`), already redacted by the agent; beside it sit the few fields every runtime has,
+//! in one vocabulary, so that the master never needs to know which runtime a node runs.
+//! Process rows are objects of `ps aux` titles to values.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::collect::runtime::docker::process_from_row;
+use crate::collect::ParseError;
+use crate::graph::fingerprint;
+use crate::graph::observed::{Container, Image, NodeContainers, ObservedContainer, Process};
+
+/// The path the agent serves it at.
+pub(crate) const PATH: &str = "/node";
+
+/// Keys of a container's status that change while the container does not (Docker's exec
+/// list and health log; CRI has none).
+pub(crate) const STATUS_VOLATILE: &[&str] = &["ExecIDs", "Log", "FailingStreak"];
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct NodeDocument {
+    pub(crate) runtime: RuntimeInfo,
+    /// Running containers and ready pod sandboxes.
+    pub(crate) containers: Vec<ContainerEntry>,
+    /// The images those containers run.
+    pub(crate) images: Vec<ImageEntry>,
+    pub(crate) processes: ProcessesInfo,
+}
+
+/// Which runtime answered, and where.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RuntimeInfo {
+    /// `docker`, `containerd`, `cri-o`, or what the runtime calls itself.
+    pub(crate) name: String,
+    pub(crate) version: String,
+    /// The API it was read through: `Docker Engine API 1.41`, `CRI runtime.v1 0.1.0`.
+    pub(crate) api: String,
+    /// Its socket, as `unix:///run/containerd/containerd.sock`.
+    pub(crate) endpoint: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ContainerEntry {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    /// A CRI pod sandbox rather than one of the pod's containers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) sandbox: bool,
+    /// The ID of its image (`sha256:…`); empty when the runtime did not say.
+    #[serde(default)]
+    pub(crate) image_id: String,
+    pub(crate) running: bool,
+    /// RFC 3339; empty when unknown.
+    #[serde(default)]
+    pub(crate) started_at: String,
+    #[serde(default)]
+    pub(crate) finished_at: String,
+    #[serde(default)]
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) status: Box<RawValue>,
+    #[serde(default)]
+    pub(crate) processes: Vec<Box<RawValue>>,
+    /// Processes left out of `processes` because there were too many.
+    #[serde(default)]
+    pub(crate) processes_omitted: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ImageEntry {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) name: String,
+    pub(crate) status: Box<RawValue>,
+}
+
+/// Where the process rows came from, and what was not shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProcessesInfo {
+    /// `proc` (the host's `/proc`), `docker top`, or `none`.
+    pub(crate) source: String,
+    /// Processes read from `/proc`, in containers or not.
+    #[serde(default)]
+    pub(crate) scanned: usize,
+    /// Of those, the ones in no container of the runtime's (the host's own).
+    #[serde(default)]
+    pub(crate) outside_containers: usize,
+    /// Why processes could not be read, when they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+}
+
+fn raw(text: &str) -> Box<RawValue> {
+    // Every text here was serialized or checked as JSON by whoever made it.
+    RawValue::from_string(text.to_string())
+        .unwrap_or_else(|_| RawValue::from_string("null".to_string()).expect("null is JSON"))
+}
+
+impl NodeDocument {
+    /// The document of what the agent read of its node.
+    pub(crate) fn new(
+        runtime: RuntimeInfo,
+        node: &NodeContainers,
+        processes: ProcessesInfo,
+    ) -> NodeDocument {
+        let containers = node
+            .containers
+            .iter()
+            .map(|observed| {
+                let c = &observed.container;
+                ContainerEntry {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    sandbox: c.sandbox,
+                    image_id: c.image_id.clone(),
+                    running: c.running,
+                    started_at: c.started_at.clone(),
+                    finished_at: c.finished_at.clone(),
+                    labels: c.labels.clone(),
+                    status: raw(&c.raw),
+                    processes: observed.processes.iter().map(|p| raw(&p.raw)).collect(),
+                    processes_omitted: observed.processes_omitted,
+                }
+            })
+            .collect();
+        let images = node
+            .images
+            .iter()
+            .map(|image| ImageEntry {
+                id: image.id.clone(),
+                name: image.name.clone(),
+                status: raw(&image.raw),
+            })
+            .collect();
+        NodeDocument {
+            runtime,
+            containers,
+            images,
+            processes,
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<NodeDocument, ParseError> {
+        serde_json::from_str(text).map_err(|e| ParseError::new("node document", e))
+    }
+
+    /// The graph's model of this document, for the node `node_name`. A node is not trusted
+    /// to keep within bounds: at most `max_processes` rows of each container are kept (the
+    /// rest counted as omitted), and entries without an ID are dropped.
+    pub(crate) fn into_containers(
+        self,
+        node_name: &str,
+        max_processes: usize,
+    ) -> Result<NodeContainers, ParseError> {
+        let mut containers = Vec::with_capacity(self.containers.len());
+        for entry in self.containers {
+            if entry.id.is_empty() {
+                continue;
+            }
+            let status = entry.status.get();
+            let fingerprint = fingerprint::ignoring(status, STATUS_VOLATILE)
+                .map_err(|e| ParseError::new(format!("status of container {}", entry.id), e))?;
+            let container = Container {
+                id: entry.id,
+                name: entry.name,
+                image_id: entry.image_id,
+                labels: entry.labels,
+                started_at: entry.started_at,
+                finished_at: entry.finished_at,
+                running: entry.running,
+                sandbox: entry.sandbox,
+                raw: Arc::from(status),
+                fingerprint,
+            };
+            let kept = entry.processes.len().min(max_processes);
+            let omitted = entry.processes_omitted + (entry.processes.len() - kept);
+            let processes: Vec<Process> = entry
+                .processes
+                .iter()
+                .take(kept)
+                .filter_map(|row| process_from_row(row.get()))
+                .collect();
+            containers.push(ObservedContainer {
+                container: Arc::new(container),
+                processes,
+                processes_omitted: omitted,
+            });
+        }
+        let mut images = Vec::with_capacity(self.images.len());
+        for entry in self.images {
+            if entry.id.is_empty() {
+                continue;
+            }
+            let status = entry.status.get();
+            let fingerprint = fingerprint::plain(status)
+                .map_err(|e| ParseError::new(format!("status of image {}", entry.id), e))?;
+            images.push(Arc::new(Image {
+                id: entry.id,
+                name: entry.name,
+                raw: Arc::from(status),
+                fingerprint,
+            }));
+        }
+        Ok(NodeContainers {
+            node_name: node_name.to_string(),
+            containers,
+            images,
+        })
+    }
+}
