@@ -18,7 +18,7 @@ up    two host-network pods of two busybox containers each, named and labelled a
 list  what the runtime lists over CRI, as JSON: version, pod sandboxes, containers (with the
       PID of their first process), images.
 down  stops and removes every pod sandbox `up` made (found by the label below), with its
-      containers.
+      containers, and removes the pods' cgroups as the kubelet does.
 
 The CRI client is grpcio: installed on first use into a virtual environment under
 $CLUSTER_INSIGHT_TEST_CACHE (default ${XDG_CACHE_HOME:-/var/cache}/cluster-insight-tests),
@@ -201,7 +201,7 @@ def make_pod(cri, plan, log_root):
         labels={**labels, **kube_labels},
         annotations={"kubernetes.io/config.source": "api", "kubernetes.io/config.seen": "2026-11-25T00:00:00Z"},
         linux=pb.LinuxPodSandboxConfig(
-            cgroup_parent=f"/kubepods/besteffort/pod{uid}",
+            cgroup_parent=pod_cgroup(uid),
             security_context=pb.LinuxSandboxSecurityContext(namespace_options=cri.host_namespaces()),
         ),
     )
@@ -320,12 +320,48 @@ def listing(args):
     print()
 
 
+def pod_cgroup(uid):
+    return f"/kubepods/besteffort/pod{uid}"
+
+
+def remove_pod_cgroups(uid):
+    """Removes the pod's cgroup in every hierarchy, then its parents while they are empty, as
+    the kubelet does (the runtime removes only the containers' own cgroups). A cgroup whose
+    last process is a zombie not yet reaped stays busy for a moment: retried for 3 seconds."""
+    roots = ["/sys/fs/cgroup"] + [
+        os.path.join("/sys/fs/cgroup", name) for name in sorted(os.listdir("/sys/fs/cgroup"))
+    ]
+    left = [root + pod_cgroup(uid) for root in roots if os.path.isdir(root + pod_cgroup(uid))]
+    deadline = time.monotonic() + 3
+    while left:
+        for path in list(left):
+            try:
+                os.rmdir(path)
+                left.remove(path)
+            except FileNotFoundError:
+                left.remove(path)
+            except OSError:
+                pass
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for path in left:
+        log(f"cannot remove the cgroup {path}")
+    for root in roots:
+        for parent in ("/kubepods/besteffort", "/kubepods"):
+            try:
+                os.rmdir(root + parent)
+            except OSError:
+                break
+
+
 def down(args):
     cri = Cri(args.socket)
     selector = cri.pb.PodSandboxFilter(label_selector={MADE_BY[0]: MADE_BY[1]})
     for s in cri.rt("ListPodSandbox", filter=selector).items:
         cri.rt("StopPodSandbox", pod_sandbox_id=s.id)
         cri.rt("RemovePodSandbox", pod_sandbox_id=s.id)
+        remove_pod_cgroups(s.metadata.uid)
         log(f"removed pod {s.metadata.namespace}/{s.metadata.name} (sandbox {s.id})")
 
 
