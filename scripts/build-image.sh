@@ -2,6 +2,7 @@
 # Builds the static musl binary and the FROM-scratch image around it.
 #
 #   scripts/build-image.sh [IMAGE]      (default kubernetes/cluster-insight)
+#   scripts/build-image.sh --binary-only   the binary alone; its path is the last line printed
 #
 # Installs what the build needs when it can (the rustup musl target; Debian's musl-tools when
 # root, else gcc stands in as the musl C compiler for ring). Cargo decides whether the binary
@@ -11,6 +12,10 @@ set -euo pipefail
 
 TARGET=x86_64-unknown-linux-musl
 IMAGE=${1:-kubernetes/cluster-insight}
+BINARY_ONLY=false
+if [ "$IMAGE" = --binary-only ]; then
+    BINARY_ONLY=true
+fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
@@ -20,7 +25,7 @@ fail() {
 }
 
 command -v cargo >/dev/null 2>&1 || fail "cargo not found (install Rust with rustup)"
-command -v docker >/dev/null 2>&1 || fail "docker CLI not found"
+$BINARY_ONLY || command -v docker >/dev/null 2>&1 || fail "docker CLI not found"
 
 if command -v rustup >/dev/null 2>&1; then
     if ! rustup target list --installed | grep -qx "$TARGET"; then
@@ -43,6 +48,10 @@ BIN=${CARGO_TARGET_DIR:-target}/$TARGET/release/cluster-insight
 [ -x "$BIN" ] || fail "no binary at $BIN"
 if command -v readelf >/dev/null 2>&1 && readelf -l "$BIN" | grep -q 'Requesting program interpreter'; then
     fail "$BIN is dynamically linked; the scratch image needs a static binary"
+fi
+if $BINARY_ONLY; then
+    (cd "$(dirname "$BIN")" && printf '%s/%s\n' "$(pwd)" "$(basename "$BIN")")
+    exit 0
 fi
 
 CTX=$(mktemp -d)

@@ -197,6 +197,7 @@ fn cluster() -> Collected {
                 container(&d, "registry", json!({}), &missing_img, &[]),
             ],
             images: vec![image(&img, "busybox:1.36")],
+            from_pod_status: false,
         },
         NodeContainers {
             node_name: "n2".into(),
@@ -221,6 +222,7 @@ fn cluster() -> Collected {
                 ),
             ],
             images: vec![image(&img, "busybox:1.36")],
+            from_pod_status: false,
         },
     ];
     collected

@@ -401,6 +401,84 @@ fn a_failed_node_is_reported_and_the_rest_survives() {
 }
 
 #[test]
+fn nodes_without_agents_show_their_pods_containers_from_pod_status() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &["--no-agents"]);
+    master.wait_for_refreshes(1);
+    let graph = get(master.addr, "/cluster").json();
+    master::graph_consistency(&graph).unwrap();
+    let resources: std::collections::HashMap<&str, &Value> = graph["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r))
+        .collect();
+    let relations: std::collections::HashSet<(&str, &str, &str)> = graph["relations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["type"].as_str().unwrap(),
+                r["source"].as_str().unwrap(),
+                r["target"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // The truth is the pods themselves, as the graph serves them.
+    let mut expected_containers = 0;
+    for pod in graph["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == "Pod")
+    {
+        let pod_id = pod["id"].as_str().unwrap();
+        let statuses = pod["properties"]["status"]["containerStatuses"].as_array();
+        for status in statuses.into_iter().flatten() {
+            let Some(runtime_id) = status["containerID"].as_str() else {
+                continue;
+            };
+            expected_containers += 1;
+            let id = runtime_id.split_once("://").unwrap().1;
+            let container_id = format!("Container:{id}");
+            let container = resources
+                .get(container_id.as_str())
+                .unwrap_or_else(|| panic!("{container_id} of {pod_id} is missing"));
+            assert_eq!(container["annotations"]["source"], "kubernetes");
+            assert_eq!(container["properties"], *status, "its pod's status entry");
+            assert_eq!(
+                container["annotations"]["label"],
+                format!("{}/{}", status["name"].as_str().unwrap(), &id[..12])
+            );
+            assert!(relations.contains(&("contains", pod_id, container_id.as_str())));
+            let image_id = status["imageID"].as_str().unwrap();
+            let image_id = image_id.split_once("://").map_or(image_id, |(_, i)| i);
+            let image = format!("Image:{image_id}");
+            assert!(
+                relations.contains(&("createdFrom", container_id.as_str(), image.as_str())),
+                "{container_id} createdFrom {image}"
+            );
+            assert_eq!(
+                resources[image.as_str()]["annotations"]["source"],
+                "kubernetes"
+            );
+            assert_eq!(
+                resources[image.as_str()]["annotations"]["alternateLabel"],
+                status["image"]
+            );
+        }
+    }
+    let (counts, _) = counts(&graph);
+    assert!(expected_containers > 0);
+    assert_eq!(counts["Container"], expected_containers, "{counts:?}");
+    assert_eq!(counts.get("Process"), None, "no agent, no processes");
+    let status = get(master.addr, "/status").json();
+    assert_eq!(status["refresh"]["calls"]["agentNode"], 0, "{status}");
+    assert_eq!(status["refresh"]["calls"]["dockerList"], 0, "{status}");
+}
+
+#[test]
 fn calls_that_fail_on_an_answering_node_are_counted_in_the_status() {
     let sim = Simulator::start(SimSpec::default()).unwrap();
     let master = MasterProcess::against(&sim, &[]);

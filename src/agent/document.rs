@@ -218,6 +218,7 @@ impl NodeDocument {
             node_name: node_name.to_string(),
             containers,
             images,
+            from_pod_status: false,
         })
     }
 }

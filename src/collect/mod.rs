@@ -12,6 +12,7 @@
 //! failed Kubernetes list keeps the last good copy of that list (the graph would otherwise
 //! lose its skeleton), a failed node loses that node's containers until it answers again.
 
+pub(crate) mod agentless;
 pub mod extra;
 pub mod kube;
 pub(crate) mod nodes;
@@ -195,9 +196,11 @@ impl Collector {
         lap(&mut phases.runtime_ms);
         nodes::forget_departed(&mut node_status, nodes);
 
+        let mut node_containers = read.nodes;
+        node_containers.extend(agentless::nodes_without_runtime(&kube, &node_containers));
         let collected = Collected {
             kube,
-            nodes: read.nodes,
+            nodes: node_containers,
             unread_nodes: read.unread,
         };
         let options = BuildOptions {

@@ -421,6 +421,7 @@ fn read_containers(
             node_name: node.to_string(),
             containers,
             images,
+            from_pod_status: false,
         }),
         error,
         failed_calls: failed,

@@ -54,6 +54,7 @@ pub fn build(
         },
         ids: IdSet::with_capacity_and_hasher(previous.resources.len(), Default::default()),
         node: None,
+        source: None,
     };
     b.build(collected, options);
     b.history.carry_over(previous, &collected.unread_nodes);
@@ -175,6 +176,11 @@ impl<'a> ObjectIndex<'a> {
     }
 }
 
+/// The `source` annotation of a node's containers and images.
+fn node_source(node: &NodeContainers) -> Option<&'static str> {
+    node.from_pod_status.then_some("kubernetes")
+}
+
 struct Builder<'p> {
     previous: &'p History,
     now_ms: i64,
@@ -183,6 +189,8 @@ struct Builder<'p> {
     ids: IdSet<Id>,
     /// The node whose runtime data is being added, while it is.
     node: Option<Arc<str>>,
+    /// Where that node's containers and images were learnt, when not from its runtime.
+    source: Option<&'static str>,
 }
 
 impl Builder<'_> {
@@ -216,6 +224,7 @@ impl Builder<'_> {
             properties,
             label,
             alternate_label,
+            source: self.source,
         });
         true
     }
@@ -286,6 +295,7 @@ impl Builder<'_> {
             self.containers(node, &index.nodes, &pods, &images);
         }
         self.node = None;
+        self.source = None;
         // Resources are listed by type; within a type, in the order they were observed.
         self.graph.resources.sort_by_key(|r| r.kind);
     }
@@ -418,6 +428,7 @@ impl Builder<'_> {
     /// One node's images; the first node to show an image names it for all.
     fn images<'a>(&mut self, node: &'a NodeContainers, images: &mut HashMap<&'a str, Id>) {
         self.node = Some(Arc::from(node.node_name.as_str()));
+        self.source = node_source(node);
         for image in &node.images {
             let id: Id = format!("Image:{}", image.id).into();
             self.resource(
@@ -441,6 +452,7 @@ impl Builder<'_> {
         images: &HashMap<&str, Id>,
     ) {
         self.node = Some(Arc::from(node.node_name.as_str()));
+        self.source = node_source(node);
         let node_id = nodes.get(node.node_name.as_str());
         for observed in &node.containers {
             let c = &observed.container;

@@ -189,6 +189,9 @@ pub struct Resource {
     pub label: String,
     /// Images only: the image's name.
     pub alternate_label: Option<String>,
+    /// Where a container or image was learnt when it was not from its node's runtime
+    /// (`kubernetes`: a pod's status).
+    pub source: Option<&'static str>,
 }
 
 /// A relation between two resources that both exist in the same graph.
@@ -216,7 +219,8 @@ impl Graph {
 
 /// The first 12 hex digits of an ID, after any `sha256:` prefix.
 pub(crate) fn hex12(id: &str) -> &str {
-    let hex = id.split_once(':').map_or(id, |(_, h)| h);
+    // The digest after the last colon: `sha256:…`, `registry:5000/app@sha256:…`.
+    let hex = id.rsplit_once(':').map_or(id, |(_, h)| h);
     match hex.char_indices().nth(12) {
         Some((end, _)) => &hex[..end],
         None => hex,

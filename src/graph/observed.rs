@@ -227,6 +227,8 @@ pub struct NodeContainers {
     pub node_name: String,
     pub containers: Vec<ObservedContainer>,
     pub images: Vec<Arc<Image>>,
+    /// Not read from the node's runtime: told by its pods' statuses (no agent answered).
+    pub from_pod_status: bool,
 }
 
 /// The complete input of the graph builder.

@@ -156,6 +156,10 @@ pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
                     g.extend_from_slice(b",\"alternateLabel\":");
                     write_json_string(g, alt);
                 }
+                if let Some(source) = r.source {
+                    g.extend_from_slice(b",\"source\":");
+                    write_json_string(g, source);
+                }
                 g.extend_from_slice(b",\"createdBy\":");
                 g.extend_from_slice(created_by_json.as_bytes());
                 g.extend_from_slice(b"}}");

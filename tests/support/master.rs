@@ -159,6 +159,30 @@ pub(crate) fn counts(graph: &Value) -> (BTreeMap<String, usize>, BTreeMap<String
     (resources, relations)
 }
 
+/// The graph without what was learnt from pods' statuses (`source: kubernetes`: the
+/// containers and images of nodes whose runtime was not read) and the relations that
+/// touch it: what the nodes' runtimes gave.
+pub(crate) fn runtime_part(graph: &Value) -> Value {
+    let mut graph = graph.clone();
+    let from_status = |r: &Value| r["annotations"]["source"] == "kubernetes";
+    let dropped: std::collections::HashSet<String> = graph["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| from_status(r))
+        .filter_map(|r| r["id"].as_str().map(str::to_string))
+        .collect();
+    graph["resources"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| !from_status(r));
+    graph["relations"].as_array_mut().unwrap().retain(|r| {
+        !dropped.contains(r["source"].as_str().unwrap_or_default())
+            && !dropped.contains(r["target"].as_str().unwrap_or_default())
+    });
+    graph
+}
+
 /// Checks what every graph must satisfy whatever was collected: the contract §3 shape, unique
 /// resource IDs, every relation once with both ends among the resources. Returns a
 /// description of the first violation.

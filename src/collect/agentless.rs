@@ -1,0 +1,253 @@
+//! Containers and images of nodes whose runtime was not read (no agent answered, or agents
+//! are off): what the Kubernetes API itself tells of them. A pod's
+//! `status.containerStatuses` (and its init and ephemeral ones) name each container's ID,
+//! name, image, image ID and state; the node's `status.images` name the images it holds. No
+//! processes are known. The graph marks what comes from here with `source: kubernetes`.
+//!
+//! Only the pods of such nodes are read again here, so a cluster whose agents all answer
+//! pays nothing for this.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::objects::strip_runtime_prefix;
+use crate::graph::fingerprint;
+use crate::graph::observed::{
+    Container, Image, KubeObject, KubeState, NodeContainers, ObservedContainer,
+};
+use crate::graph::Kind;
+
+/// Every node of `kube` that is not among `read` (whose runtimes were read), as its pods'
+/// statuses tell it.
+pub(crate) fn nodes_without_runtime(
+    kube: &KubeState,
+    read: &[NodeContainers],
+) -> Vec<NodeContainers> {
+    let read: HashSet<&str> = read.iter().map(|n| n.node_name.as_str()).collect();
+    let mut pods_by_node: HashMap<&str, Vec<&KubeObject>> = HashMap::new();
+    for pod in kube.of(Kind::POD) {
+        if let Some(node) = pod.pod().and_then(|p| p.node_name.as_deref()) {
+            if !read.contains(node) {
+                pods_by_node.entry(node).or_default().push(pod);
+            }
+        }
+    }
+    kube.of(Kind::NODE)
+        .iter()
+        .filter_map(|node| {
+            let pods = pods_by_node.get(node.meta.name.as_str())?;
+            Some(node_from_pod_statuses(node, pods))
+        })
+        .collect()
+}
+
+/// The containers and images of `node` as its pods' statuses tell them.
+fn node_from_pod_statuses(node: &KubeObject, pods: &[&KubeObject]) -> NodeContainers {
+    let images_held = node_images(&node.raw);
+    let mut containers = Vec::new();
+    let mut image_ids: Vec<(String, String)> = Vec::new();
+    for pod in pods {
+        for status in container_statuses(&pod.raw) {
+            let Some(id) = strip_runtime_prefix(&status.container_id).map(str::to_string) else {
+                continue;
+            };
+            let image_id = image_id(&status.image_id);
+            if !image_id.is_empty() && !image_ids.iter().any(|(i, _)| *i == image_id) {
+                image_ids.push((image_id.clone(), status.image.clone()));
+            }
+            let labels = BTreeMap::from([
+                ("io.kubernetes.pod.uid".to_string(), pod.meta.uid.clone()),
+                (
+                    "io.kubernetes.pod.namespace".to_string(),
+                    pod.meta.namespace.clone(),
+                ),
+                ("io.kubernetes.pod.name".to_string(), pod.meta.name.clone()),
+                (
+                    "io.kubernetes.container.name".to_string(),
+                    status.name.clone(),
+                ),
+            ]);
+            let Ok(fingerprint) = fingerprint::plain(&status.raw) else {
+                continue;
+            };
+            containers.push(ObservedContainer {
+                container: Arc::new(Container {
+                    id,
+                    name: status.name,
+                    image_id,
+                    labels,
+                    started_at: status.started_at,
+                    finished_at: status.finished_at,
+                    running: status.running,
+                    sandbox: false,
+                    raw: Arc::from(status.raw),
+                    fingerprint,
+                }),
+                processes: Vec::new(),
+                processes_omitted: 0,
+            });
+        }
+    }
+    let images = image_ids
+        .into_iter()
+        .filter_map(|(id, name)| {
+            // The node's own entry for the image, when it lists one; else what the pod said.
+            let raw = images_held
+                .iter()
+                .find(|held| held.names.iter().any(|n| *n == id || *n == name))
+                .map(|held| held.raw.clone())
+                .unwrap_or_else(|| serde_json::json!({ "names": [&id, &name] }).to_string());
+            let fingerprint = fingerprint::plain(&raw).ok()?;
+            Some(Arc::new(Image {
+                id,
+                name,
+                raw: Arc::from(raw),
+                fingerprint,
+            }))
+        })
+        .collect();
+    NodeContainers {
+        node_name: node.meta.name.clone(),
+        containers,
+        images,
+        from_pod_status: true,
+    }
+}
+
+/// The image ID a kubelet wrote, without the runtime's scheme (`docker-pullable://`,
+/// `docker://`); containerd and CRI-O write a digest reference or a bare ID.
+fn image_id(written: &str) -> String {
+    strip_runtime_prefix(written).unwrap_or(written).to_string()
+}
+
+struct StatusContainer {
+    name: String,
+    container_id: String,
+    image: String,
+    image_id: String,
+    running: bool,
+    started_at: String,
+    finished_at: String,
+    /// The status entry's own text.
+    raw: String,
+}
+
+/// Every container status of a pod (its containers, init and ephemeral containers); a
+/// malformed entry costs that entry only.
+fn container_statuses(pod: &str) -> Vec<StatusContainer> {
+    #[derive(Deserialize)]
+    struct Pod<'a> {
+        #[serde(borrow, default)]
+        status: Option<Statuses<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Statuses<'a> {
+        #[serde(borrow, default, rename = "containerStatuses")]
+        containers: Option<Vec<&'a RawValue>>,
+        #[serde(borrow, default, rename = "initContainerStatuses")]
+        init: Option<Vec<&'a RawValue>>,
+        #[serde(borrow, default, rename = "ephemeralContainerStatuses")]
+        ephemeral: Option<Vec<&'a RawValue>>,
+    }
+    #[derive(Deserialize, Default)]
+    struct Entry {
+        #[serde(default)]
+        name: String,
+        #[serde(default, rename = "containerID")]
+        container_id: String,
+        #[serde(default)]
+        image: String,
+        #[serde(default, rename = "imageID")]
+        image_id: String,
+        #[serde(default)]
+        state: State,
+    }
+    #[derive(Deserialize, Default)]
+    struct State {
+        running: Option<Times>,
+        terminated: Option<Times>,
+    }
+    #[derive(Deserialize, Default)]
+    struct Times {
+        #[serde(default, rename = "startedAt")]
+        started_at: Option<String>,
+        #[serde(default, rename = "finishedAt")]
+        finished_at: Option<String>,
+    }
+    let Ok(pod) = serde_json::from_str::<Pod>(pod) else {
+        return Vec::new();
+    };
+    let Some(statuses) = pod.status else {
+        return Vec::new();
+    };
+    let mut seen = HashSet::new();
+    [statuses.containers, statuses.init, statuses.ephemeral]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|raw| {
+            let entry: Entry = serde_json::from_str(raw.get()).ok()?;
+            if entry.container_id.is_empty() || !seen.insert(entry.container_id.clone()) {
+                return None;
+            }
+            let running = entry.state.running.is_some();
+            let times = entry
+                .state
+                .running
+                .or(entry.state.terminated)
+                .unwrap_or_default();
+            Some(StatusContainer {
+                name: entry.name,
+                container_id: entry.container_id,
+                image: entry.image,
+                image_id: entry.image_id,
+                running,
+                started_at: times.started_at.unwrap_or_default(),
+                finished_at: times.finished_at.unwrap_or_default(),
+                raw: raw.get().to_string(),
+            })
+        })
+        .collect()
+}
+
+struct HeldImage {
+    names: Vec<String>,
+    raw: String,
+}
+
+/// A node's `status.images`.
+fn node_images(node: &str) -> Vec<HeldImage> {
+    #[derive(Deserialize)]
+    struct Node<'a> {
+        #[serde(borrow, default)]
+        status: Option<Status<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Status<'a> {
+        #[serde(borrow, default)]
+        images: Option<Vec<&'a RawValue>>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        names: Vec<String>,
+    }
+    let Ok(node) = serde_json::from_str::<Node>(node) else {
+        return Vec::new();
+    };
+    node.status
+        .and_then(|s| s.images)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|raw| {
+            let entry: Entry = serde_json::from_str(raw.get()).ok()?;
+            Some(HeldImage {
+                names: entry.names,
+                raw: raw.get().to_string(),
+            })
+        })
+        .collect()
+}
