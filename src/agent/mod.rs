@@ -9,6 +9,7 @@
 //! host's `/proc` when the agent can see the host's processes, else from the runtime when it
 //! can tell (Docker's `top`).
 
+pub mod cri;
 pub(crate) mod document;
 pub(crate) mod procfs;
 
@@ -22,12 +23,14 @@ use parking_lot::Mutex;
 
 use crate::collect::nodes::{read_runtime, NodeContext};
 use crate::collect::runtime::cache::{CachedContainer, ImageCache};
+use crate::collect::runtime::cri::CriRuntime;
 use crate::collect::runtime::docker::{process_from_row, DockerRuntime};
 use crate::collect::runtime::{NodeRuntime, RuntimeError, RuntimeOptions};
 use crate::graph::fingerprint;
 use crate::graph::observed::{Container, Image, Process};
 use crate::http::{Client, ClientConfig, Endpoint};
 use crate::report::chain;
+use cri::CriClient;
 use document::{NodeDocument, ProcessesInfo, RuntimeInfo};
 
 /// Where runtimes listen unless told otherwise, probed in this order: a node that runs
@@ -246,8 +249,17 @@ impl Agent {
         Err(AgentError::NoRuntime(tried))
     }
 
-    /// Whatever runtime speaks at `path`.
+    /// Whatever runtime speaks at `path`: CRI first (a CRI socket answers an HTTP/1.1
+    /// request with nothing a Docker client could read), then the Docker Engine API.
     fn connect(&self, path: &Path) -> Result<(Arc<dyn NodeRuntime>, RuntimeInfo), String> {
+        let cri = CriRuntime::new(
+            CriClient::new(path).with_timeout(self.config.client.request_timeout),
+            self.config.show_env,
+        );
+        let not_cri = match cri.describe() {
+            Ok(info) => return Ok((Arc::new(cri), info)),
+            Err(e) => chain(&e),
+        };
         let docker = DockerRuntime::new(
             Client::new(
                 Endpoint::Unix(path.to_path_buf()),
@@ -257,7 +269,10 @@ impl Agent {
         );
         match docker.describe() {
             Ok(info) => Ok((Arc::new(docker), info)),
-            Err(e) => Err(format!("not the Docker Engine API: {}", chain(&e))),
+            Err(e) => Err(format!(
+                "neither CRI ({not_cri}) nor the Docker Engine API ({})",
+                chain(&e)
+            )),
         }
     }
 

@@ -13,6 +13,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod cache;
+pub(crate) mod cri;
 pub mod docker;
 
 use std::fmt;
@@ -58,6 +59,8 @@ pub(crate) enum Cause {
     Status { code: u16, message: String },
     /// It answered something we could not read.
     Parse(ParseError),
+    /// A CRI call failed (its error says how: transport, gRPC status, a damaged answer).
+    Cri(crate::agent::cri::CriError),
 }
 
 impl RuntimeError {
@@ -71,7 +74,7 @@ impl fmt::Display for RuntimeError {
         f.write_str(&self.call)?;
         match &self.cause {
             // These say why themselves, as the error's source.
-            Cause::Transport(_) | Cause::Parse(_) => Ok(()),
+            Cause::Transport(_) | Cause::Parse(_) | Cause::Cri(_) => Ok(()),
             Cause::NotFound => f.write_str(": not found"),
             Cause::Status { code, message } => write!(f, ": HTTP {code}: {message}"),
         }
@@ -83,6 +86,7 @@ impl std::error::Error for RuntimeError {
         match &self.cause {
             Cause::Transport(e) => Some(e),
             Cause::Parse(e) => Some(e),
+            Cause::Cri(e) => Some(e),
             Cause::NotFound | Cause::Status { .. } => None,
         }
     }
