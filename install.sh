@@ -190,7 +190,7 @@ install() {
             ;;
         minion)
             : "${PORT:=4243}"
-            path=/_ping
+            path=/healthz
             [ -z "$MASTER_FLAGS" ] || usage_error "--master-flags is for master mode"
             if [ -z "$DOCKER_SOCKET" ]; then
                 case ${DOCKER_HOST:-} in
@@ -212,8 +212,12 @@ install() {
 
     args=(--name "$NAME" --restart unless-stopped --net=host
         --label "$MODE_LABEL=$MODE" -e "CLUSTER_INSIGHT_MODE=$MODE")
-    [ "$MODE" = minion ] && args+=(-v "$DOCKER_SOCKET:/var/run/docker.sock:ro")
-    args+=("$IMAGE" --port "$PORT" "${flags[@]}")
+    # The minion reads the daemon through its socket, and its containers' processes from
+    # /proc in the host's PID namespace.
+    [ "$MODE" = minion ] && args+=(-v "$DOCKER_SOCKET:/var/run/docker.sock:ro" --pid=host)
+    args+=("$IMAGE" --port "$PORT")
+    [ "$MODE" = minion ] && args+=(--runtime-socket /var/run/docker.sock)
+    args+=("${flags[@]}")
     # --init: as PID 1 the binary would ignore SIGTERM, and every `docker stop` would wait
     # out the grace period. A daemon without its init binary still gets a working install.
     if ! cid=$(docker_quick run -d --init "${args[@]}" 2>&1); then

@@ -53,11 +53,10 @@ MASTER (serves the context graph, default port 5555):
 MINION (the node's read-only agent, default port 4243): GET /node answers the node's
 containers, pod sandboxes, images and processes; the Docker API's read-only paths are
 proxied when the runtime is Docker.
-    --runtime-socket PATH         the container runtime's socket: CRI (containerd, CRI-O)
-                                  or Docker (default: the first that answers of
-                                  /run/containerd/containerd.sock,
-                                  /var/run/crio/crio.sock, /var/run/docker.sock; alias
-                                  --docker-socket)
+    --runtime-socket PATH[,PATH]  the container runtime's socket, CRI (containerd, CRI-O)
+                                  or Docker; of several, the first that answers (default
+                                  /run/containerd/containerd.sock,/var/run/crio/crio.sock,
+                                  /var/run/docker.sock; alias --docker-socket)
     --host-proc PATH              the host's /proc (default /proc; the agent runs in the
                                   host's PID namespace)
     --show-env                    let container environment values leave the node
@@ -114,8 +113,8 @@ pub struct Options {
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_tls_verify: bool,
     pub(crate) docker_port: u16,
-    /// `--runtime-socket` (or its alias `--docker-socket`).
-    pub runtime_socket: Option<PathBuf>,
+    /// `--runtime-socket` (or its alias `--docker-socket`): the sockets to try, in order.
+    pub runtime_sockets: Vec<PathBuf>,
     pub(crate) no_docker: bool,
     /// The host's `/proc`, for the minion.
     pub(crate) host_proc: PathBuf,
@@ -144,7 +143,7 @@ impl Default for Options {
             ca_file: None,
             insecure_skip_tls_verify: false,
             docker_port: 4243,
-            runtime_socket: None,
+            runtime_sockets: Vec::new(),
             no_docker: false,
             host_proc: PathBuf::from("/proc"),
             cluster_name: "cluster".to_string(),
@@ -247,7 +246,16 @@ pub fn parse(
             Long("docker-port") => options.docker_port = port(&mut parser, "--docker-port")?,
             Long(flag @ ("runtime-socket" | "docker-socket")) => {
                 let flag = format!("--{flag}");
-                options.runtime_socket = Some(path(&mut parser, &flag)?)
+                let list = string(&mut parser, &flag)?;
+                options.runtime_sockets = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .collect();
+                if options.runtime_sockets.is_empty() {
+                    return Err(CliError(format!("{flag}: no path given")));
+                }
             }
             Long("no-agents" | "no-docker") => options.no_docker = true,
             Long("host-proc") => options.host_proc = path(&mut parser, "--host-proc")?,
@@ -387,7 +395,7 @@ pub fn parse(
             options.mode = word_mode;
             match word_mode {
                 Mode::Minion => refuse(&MASTER_ONLY, "in minion mode")?,
-                Mode::Master => refuse(&MINION_ONLY, "in master mode")?,
+                Mode::Master => refuse_master(&given, &options)?,
             }
             Ok(Command::Run(options))
         }
@@ -400,11 +408,25 @@ pub fn parse(
             };
             match options.mode {
                 Mode::Minion => refuse(&MASTER_ONLY, "in minion mode")?,
-                Mode::Master => refuse(&MINION_ONLY, "in master mode")?,
+                Mode::Master => refuse_master(&given, &options)?,
             }
             Ok(Command::Run(options))
         }
     }
+}
+
+/// What a master's command line may not hold: the minion's own flags, or more than the one
+/// local socket it can read.
+fn refuse_master(given: &[String], options: &Options) -> Result<(), CliError> {
+    if let Some(flag) = given.iter().find(|g| MINION_ONLY.contains(&g.as_str())) {
+        return Err(CliError(format!("--{flag} has no meaning in master mode")));
+    }
+    if options.runtime_sockets.len() > 1 {
+        return Err(CliError(
+            "--runtime-socket: the master reads one local socket; give one path".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// Flags only the minion reads.
@@ -623,13 +645,19 @@ mod tests {
         );
         assert_eq!(o.mode, Mode::Minion);
         assert_eq!(
-            o.runtime_socket,
-            Some(PathBuf::from("/run/k3s/containerd/containerd.sock"))
+            o.runtime_sockets,
+            vec![PathBuf::from("/run/k3s/containerd/containerd.sock")]
         );
         assert_eq!(o.host_proc, PathBuf::from("/host/proc"));
         assert!(o.show_env);
         let o = options(&["minion", "--docker-socket", "/d.sock"], None);
-        assert_eq!(o.runtime_socket, Some(PathBuf::from("/d.sock")));
+        assert_eq!(o.runtime_sockets, vec![PathBuf::from("/d.sock")]);
+        let o = options(&["minion", "--runtime-socket", "/a.sock, /b.sock"], None);
+        assert_eq!(
+            o.runtime_sockets,
+            vec![PathBuf::from("/a.sock"), PathBuf::from("/b.sock")]
+        );
+        assert!(run(&["minion", "--runtime-socket", ","], None).is_err());
         assert!(options(&["--no-agents"], None).no_docker);
         let refused = run(&["master", "--host-proc", "/p"], None).unwrap_err();
         assert!(refused.0.contains("--host-proc"), "{refused:?}");

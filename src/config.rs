@@ -122,7 +122,7 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
     let kube = KubeClient::new(&access.config)?;
     let runtimes = if options.no_docker {
         RuntimeSource::Disabled
-    } else if let Some(socket) = &options.runtime_socket {
+    } else if let Some(socket) = options.runtime_sockets.first() {
         if !socket_exists(socket) {
             return Err(ConfigError::NoSocket(socket.clone()));
         }

@@ -1102,7 +1102,7 @@ fn minion_target(rng: &mut Rng) -> String {
 fn generated_requests_never_reach_the_daemon_outside_the_allow_list() {
     let fake = FakeDocker::start();
     let config = AgentConfig {
-        runtime_socket: Some(fake.socket().to_path_buf()),
+        runtime_sockets: vec![fake.socket().to_path_buf()],
         client: ClientConfig {
             connect_timeout: Duration::from_millis(500),
             io_timeout: Duration::from_millis(500),

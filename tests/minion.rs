@@ -26,7 +26,7 @@ struct Minion {
 impl Minion {
     fn start(docker_socket: &Path) -> Minion {
         let config = AgentConfig {
-            runtime_socket: Some(docker_socket.to_path_buf()),
+            runtime_sockets: vec![docker_socket.to_path_buf()],
             client: ClientConfig {
                 connect_timeout: Duration::from_millis(500),
                 io_timeout: Duration::from_millis(300),

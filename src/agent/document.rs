@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::collect::runtime::docker::process_from_row;
+use crate::collect::runtime::docker::{self, process_from_row};
 use crate::collect::ParseError;
 use crate::graph::fingerprint;
 use crate::graph::observed::{Container, Image, NodeContainers, ObservedContainer, Process};
@@ -24,7 +24,7 @@ pub(crate) const PATH: &str = "/node";
 
 /// Keys of a container's status that change while the container does not (Docker's exec
 /// list and health log; CRI has none).
-pub(crate) const STATUS_VOLATILE: &[&str] = &["ExecIDs", "Log", "FailingStreak"];
+pub(crate) const STATUS_VOLATILE: &[&str] = docker::INSPECT_VOLATILE;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -24,14 +24,14 @@ use parking_lot::Mutex;
 use crate::collect::nodes::{read_runtime, NodeContext};
 use crate::collect::runtime::cache::{CachedContainer, ImageCache};
 use crate::collect::runtime::cri::CriRuntime;
-use crate::collect::runtime::docker::{process_from_row, DockerRuntime};
+use crate::collect::runtime::docker::{process_from_row, DockerRuntime, PROCESS_VOLATILE};
 use crate::collect::runtime::{NodeRuntime, RuntimeError, RuntimeOptions};
 use crate::graph::fingerprint;
 use crate::graph::observed::{Container, Image, Process};
 use crate::http::{Client, ClientConfig, Endpoint};
 use crate::report::chain;
 use cri::CriClient;
-use document::{NodeDocument, ProcessesInfo, RuntimeInfo};
+use document::{NodeDocument, ProcessesInfo, RuntimeInfo, STATUS_VOLATILE};
 
 /// Where runtimes listen unless told otherwise, probed in this order: a node that runs
 /// containerd for Kubernetes may run Docker beside it, and the kubelet's runtime is the one
@@ -46,13 +46,22 @@ pub const DEFAULT_SOCKETS: [&str; 3] = [
 /// asking at once cost the runtime one reading.
 const REUSE_WITHIN: Duration = Duration::from_secs(1);
 
+/// Readings (a process's %CPU, memory, CPU time, run state) change all the time; an
+/// unchanged node keeps its ETag while only they change, for at most this long, so that a
+/// master asking with the ETag gets a 304 and still sees readings this fresh.
+pub const READINGS_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// Fields of the document that are readings, or counts of the host's own processes, rather
+/// than the state of the node's containers.
+const DOCUMENT_VOLATILE: &[&str] = &["scanned", "outsideContainers"];
+
 /// How long one reading of the node may take before it answers with what it has.
 const READ_BUDGET: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// The runtime's socket; `None` probes [`DEFAULT_SOCKETS`].
-    pub runtime_socket: Option<PathBuf>,
+    /// The runtime's socket, or several to try in order; none: [`DEFAULT_SOCKETS`].
+    pub runtime_sockets: Vec<PathBuf>,
     /// The host's `/proc` (the agent runs in the host's PID namespace).
     pub proc_root: PathBuf,
     /// Leave container environment values as they are (they hold secrets).
@@ -63,7 +72,7 @@ pub struct AgentConfig {
 impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig {
-            runtime_socket: None,
+            runtime_sockets: Vec::new(),
             proc_root: PathBuf::from("/proc"),
             show_env: false,
             client: ClientConfig::default(),
@@ -102,7 +111,8 @@ impl std::error::Error for AgentError {}
 /// [`REUSE_WITHIN`].
 pub struct NodeAnswer {
     pub body: Arc<[u8]>,
-    /// A strong ETag of the body: an unchanged node answers the same bytes.
+    /// A weak ETag: the same while the node's containers, images and processes are, for
+    /// at most [`READINGS_MAX_AGE`] (see [`etag`]).
     pub etag: String,
 }
 
@@ -143,21 +153,7 @@ impl Agent {
                 return Ok(Arc::clone(answer));
             }
         }
-        let (runtime, info) = match &state.runtime {
-            Some((runtime, info)) => (Arc::clone(runtime), info.clone()),
-            None => {
-                let found = self.find_runtime()?;
-                log::info!(
-                    "reading {} {} at {} ({})",
-                    found.1.name,
-                    found.1.version,
-                    found.1.endpoint,
-                    found.1.api
-                );
-                state.runtime = Some((Arc::clone(&found.0), found.1.clone()));
-                found
-            }
-        };
+        let (runtime, info) = self.runtime_in(&mut state)?;
         state.readings += 1;
         let context = NodeContext {
             options: RuntimeOptions {
@@ -218,22 +214,53 @@ impl Agent {
                 ..ProcessesInfo::default()
             },
         };
+        // The runtime lists in an order of its own, which may change from call to call:
+        // sorted, the same node is the same document (and ETag).
+        node.containers
+            .sort_by(|a, b| a.container.id.cmp(&b.container.id));
+        node.images.sort_by(|a, b| a.id.cmp(&b.id));
         let document = NodeDocument::new(info, &node, processes);
         let body: Arc<[u8]> = serde_json::to_vec(&document)
             .map_err(|e| AgentError::Runtime(format!("cannot write the node document: {e}")))?
             .into();
-        let etag = format!("\"{:016x}\"", fingerprint::bytes_hash(&body));
+        let etag = etag(&body);
         let answer = Arc::new(NodeAnswer { body, etag });
         state.last = Some((Instant::now(), Arc::clone(&answer)));
         Ok(answer)
     }
 
-    /// The runtime at the configured socket, else at the first default socket where one
-    /// answers.
+    /// The runtime this agent reads, found now if it was not yet: for a readiness probe.
+    pub(crate) fn runtime(&self) -> Result<RuntimeInfo, AgentError> {
+        let mut state = self.state.lock();
+        self.runtime_in(&mut state).map(|(_, info)| info)
+    }
+
+    fn runtime_in(
+        &self,
+        state: &mut State,
+    ) -> Result<(Arc<dyn NodeRuntime>, RuntimeInfo), AgentError> {
+        if let Some((runtime, info)) = &state.runtime {
+            return Ok((Arc::clone(runtime), info.clone()));
+        }
+        let found = self.find_runtime()?;
+        log::info!(
+            "reading {} {} at {} ({})",
+            found.1.name,
+            found.1.version,
+            found.1.endpoint,
+            found.1.api
+        );
+        state.runtime = Some((Arc::clone(&found.0), found.1.clone()));
+        Ok(found)
+    }
+
+    /// The runtime at the first socket of the configured ones (else of the default ones)
+    /// where one answers.
     fn find_runtime(&self) -> Result<(Arc<dyn NodeRuntime>, RuntimeInfo), AgentError> {
-        let candidates: Vec<PathBuf> = match &self.config.runtime_socket {
-            Some(path) => vec![path.clone()],
-            None => DEFAULT_SOCKETS.iter().map(PathBuf::from).collect(),
+        let candidates: Vec<PathBuf> = if self.config.runtime_sockets.is_empty() {
+            DEFAULT_SOCKETS.iter().map(PathBuf::from).collect()
+        } else {
+            self.config.runtime_sockets.clone()
         };
         let mut tried = Vec::new();
         for path in candidates {
@@ -285,6 +312,25 @@ impl Agent {
         procfs::scan(&self.config.proc_root, &options)
             .map_err(|e| format!("cannot read {}: {e}", self.config.proc_root.display()))
     }
+}
+
+/// The document's ETag: a hash of it without its readings (see [`READINGS_MAX_AGE`]), and
+/// the period of that length it was made in. Weak (RFC 9110 §8.8.1): two documents with one
+/// tag mean the same node, not the same bytes.
+fn etag(body: &[u8]) -> String {
+    let period = cluster_insight_wire::time::now_millis()
+        / i64::try_from(READINGS_MAX_AGE.as_millis()).unwrap_or(i64::MAX);
+    let ignored: Vec<&str> = PROCESS_VOLATILE
+        .iter()
+        .chain(STATUS_VOLATILE)
+        .chain(DOCUMENT_VOLATILE)
+        .copied()
+        .collect();
+    let state = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| fingerprint::ignoring(text, &ignored).ok())
+        .unwrap_or_else(|| fingerprint::bytes_hash(body));
+    format!("W/\"{state:016x}-{period}\"")
 }
 
 /// A runtime whose processes are the host's, from `/proc`, when the scan saw any

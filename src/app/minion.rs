@@ -14,18 +14,24 @@ pub fn start(options: &Options, listener: TcpListener) -> std::io::Result<Runnin
     let address = listener
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
-    match &options.runtime_socket {
-        Some(socket) => log::info!(
-            "minion on http://{address} reading the runtime at {}",
-            socket.display()
-        ),
-        None => log::info!(
+    if options.runtime_sockets.is_empty() {
+        log::info!(
             "minion on http://{address} reading the first runtime that answers of {}",
             DEFAULT_SOCKETS.join(", ")
-        ),
+        );
+    } else {
+        let given: Vec<String> = options
+            .runtime_sockets
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        log::info!(
+            "minion on http://{address} reading the first runtime that answers of {}",
+            given.join(", ")
+        );
     }
     let agent = Arc::new(Agent::new(AgentConfig {
-        runtime_socket: options.runtime_socket.clone(),
+        runtime_sockets: options.runtime_sockets.clone(),
         proc_root: options.host_proc.clone(),
         show_env: options.show_env,
         client: ClientConfig::default(),

@@ -64,8 +64,10 @@ pub(crate) fn conditional(inner: Handler) -> Handler {
     })
 }
 
-/// `If-None-Match: "a", W/"b"` or `*`. Weak comparison, as RFC 9110 asks for this header.
+/// `If-None-Match: "a", W/"b"` or `*`. Weak comparison, as RFC 9110 asks for this header:
+/// `W/` is ignored on either side.
 fn etag_matches(header: &str, etag: &str) -> bool {
+    let etag = etag.strip_prefix("W/").unwrap_or(etag);
     header
         .split(',')
         .map(str::trim)
@@ -123,6 +125,8 @@ mod tests {
         assert!(etag_matches("\"a\", \"b\"", "\"b\""));
         assert!(etag_matches("W/\"b\"", "\"b\""));
         assert!(etag_matches("*", "\"b\""));
+        assert!(etag_matches("W/\"b\"", "W/\"b\""));
+        assert!(etag_matches("\"b\"", "W/\"b\""));
         assert!(!etag_matches("\"a\"", "\"b\""));
     }
 

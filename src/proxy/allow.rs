@@ -99,7 +99,7 @@ fn encode(segment: &str) -> String {
     percent::encode(segment, b":")
 }
 
-const NOT_ALLOWED_PATH: &str = "path not allowed: the minion serves only /node, \
+const NOT_ALLOWED_PATH: &str = "path not allowed: the minion serves only /node, /healthz, \
     /containers/json, /containers/{id}/json, /containers/{id}/top?ps_args=aux, \
     /images/{id}/json, /version and /_ping";
 

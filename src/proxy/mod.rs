@@ -13,6 +13,7 @@
 
 mod allow;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[cfg(test)]
@@ -86,22 +87,58 @@ impl ProxyError {
 pub fn handler(agent: Arc<Agent>) -> Handler {
     let config = agent.config();
     let show_env = config.show_env;
-    let docker_socket = config
-        .runtime_socket
-        .clone()
-        .unwrap_or_else(|| DEFAULT_SOCKET.into());
+    let docker_socket = docker_socket(&config.runtime_sockets);
     let client = Client::new(Endpoint::Unix(docker_socket), config.client.clone());
+    let health_agent = Arc::clone(&agent);
     let node = layers::conditional(Arc::new(move |request: &Request| {
         node_document(&agent, request).unwrap_or_else(|e| e.response())
     }));
     let minion: Handler = Arc::new(move |request: &Request| {
-        // Other methods on /node are refused by the allow-list, as every write is.
-        if request.path() == document::PATH && !matches!(request.method, Method::Other(_)) {
-            return node(request);
+        // Other methods on /node and /healthz are refused by the allow-list, as every
+        // write is.
+        if !matches!(request.method, Method::Other(_)) {
+            match request.path() {
+                document::PATH => return node(request),
+                HEALTH_PATH => return health(&health_agent),
+                _ => {}
+            }
         }
         forward(&client, request, show_env).unwrap_or_else(|e| e.response())
     });
     layers::access_log("minion", minion)
+}
+
+/// The readiness probe's path: 200 once the agent has found its runtime.
+const HEALTH_PATH: &str = "/healthz";
+
+fn health(agent: &Agent) -> Response {
+    match agent.runtime() {
+        Ok(runtime) => Response::new(
+            200,
+            "application/json",
+            Body::Owned(
+                serde_json::json!({
+                    "status": "ok",
+                    "runtime": format!("{} {}", runtime.name, runtime.version),
+                    "endpoint": runtime.endpoint,
+                })
+                .to_string()
+                .into_bytes(),
+            ),
+        ),
+        Err(e) => Response::error(503, &format!("no runtime to read: {e}")),
+    }
+}
+
+/// Where the Docker paths are forwarded: the socket given that is named like Docker's, else
+/// the first given, else Docker's default.
+fn docker_socket(given: &[PathBuf]) -> PathBuf {
+    given
+        .iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "docker.sock"))
+        .or(given.first())
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_SOCKET.into())
 }
 
 /// `GET /node`: the agent's document, with its ETag (the `conditional` layer answers 304).
@@ -199,7 +236,7 @@ mod tests {
     #[test]
     fn refusals_are_json_with_allow_on_405() {
         let handle = handler(Arc::new(Agent::new(AgentConfig {
-            runtime_socket: Some("/nonexistent/docker.sock".into()),
+            runtime_sockets: vec!["/nonexistent/docker.sock".into()],
             ..AgentConfig::default()
         })));
         let response = handle(&Request::get("/containers/create"));

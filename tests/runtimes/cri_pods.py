@@ -312,10 +312,14 @@ def listing(args):
         {"id": i.id, "repo_tags": list(i.repo_tags), "repo_digests": list(i.repo_digests), "size": i.size}
         for i in cri.img("ListImages").images
     ]
+    # Sorted, so that two listings of an unchanged runtime are the same text.
+    by_id = lambda items: sorted(items, key=lambda item: item["id"])
     json.dump(
-        {"version": cri.version(), "sandboxes": sandboxes, "containers": containers, "images": images},
+        {"version": cri.version(), "sandboxes": by_id(sandboxes), "containers": by_id(containers),
+         "images": by_id(images)},
         sys.stdout,
         indent=1,
+        sort_keys=True,
     )
     print()
 

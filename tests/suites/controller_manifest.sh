@@ -8,7 +8,8 @@
 #     independent schema agrees;
 #  3. the policy the manifests promise: list and watch only, on exactly the kinds read, no
 #     privileged or escalating container, read-only root filesystems, dropped capabilities,
-#     requests and limits everywhere, the Docker socket mounted read-only as a socket,
+#     requests and limits everywhere, the host's /run mounted read-only for the runtime's
+#     socket and the host's PID namespace for the minion only,
 #     minions on every node (hostPort 4243, tolerating every taint), one master on 5555.
 # Missing tools are installed when running as root; otherwise the suite fails under
 # CI=true and skips loudly elsewhere.
@@ -269,8 +270,7 @@ for w in (ds, deploy):
     tlabels = w.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
     check("%s: its selector matches its pod template" % wl,
           bool(sel) and all(tlabels.get(k) == v for k, v in sel.items()))
-    check("%s: no host network, PID or IPC namespace" % wl,
-          not p.get("hostNetwork") and not p.get("hostPID") and not p.get("hostIPC"))
+    check("%s: no host network or IPC namespace" % wl, not p.get("hostNetwork") and not p.get("hostIPC"))
     for c in containers(w):
         cl = "%s container %s" % (wl, c.get("name"))
         sc = c.get("securityContext", {})
@@ -300,13 +300,22 @@ check("DaemonSet: tolerates every taint, so it runs on every node",
       any(t.get("operator") == "Exists" and not t.get("key") and not t.get("effect")
           for t in mp.get("tolerations", [])))
 rp = mc.get("readinessProbe", {}).get("httpGet", {})
-check("DaemonSet: readiness probe GET /_ping on 4243", rp.get("path") == "/_ping" and rp.get("port") == 4243)
+check("DaemonSet: readiness probe GET /healthz on 4243 (ready once a runtime answers)",
+      rp.get("path") == "/healthz" and rp.get("port") == 4243)
+check("DaemonSet: the host's PID namespace (to read containers' processes from /proc)", mp.get("hostPID") is True)
 host_paths = [v for v in mp.get("volumes", []) if "hostPath" in v]
-check("DaemonSet: its only hostPath volume is the Docker socket, checked to be a socket",
-      len(host_paths) == 1 and host_paths[0]["hostPath"] == {"path": "/var/run/docker.sock", "type": "Socket"})
+check("DaemonSet: its only hostPath volume is the host's /run, checked to be a directory",
+      len(host_paths) == 1 and host_paths[0]["hostPath"] == {"path": "/run", "type": "Directory"})
 mounts = [m for m in mc.get("volumeMounts", []) if host_paths and m.get("name") == host_paths[0].get("name")]
-check("DaemonSet: the socket is mounted read-only at /var/run/docker.sock",
-      len(mounts) == 1 and mounts[0].get("readOnly") is True and mounts[0].get("mountPath") == "/var/run/docker.sock")
+check("DaemonSet: /run is mounted read-only at /host/run",
+      len(mounts) == 1 and mounts[0].get("readOnly") is True and mounts[0].get("mountPath") == "/host/run")
+args = mc.get("args", [])
+sockets = args[args.index("--runtime-socket") + 1].split(",") if "--runtime-socket" in args[:-1] else []
+check("DaemonSet: --runtime-socket names containerd's, CRI-O's and Docker's sockets under /host/run, in that order",
+      sockets == ["/host/run/containerd/containerd.sock", "/host/run/crio/crio.sock", "/host/run/docker.sock"],
+      json.dumps(args))
+check("DaemonSet: the annotation says why hostPID and /run",
+      all(w in json.dumps(ds.get("metadata", {}).get("annotations", {})) for w in ("hostPID", "/run", "environ")))
 check("DaemonSet: no Kubernetes API token in the minions", mp.get("automountServiceAccountToken") is False)
 runs_as_root = (mc.get("securityContext", {}).get("runAsUser", mp.get("securityContext", {}).get("runAsUser")) == 0)
 check("DaemonSet: if the minion runs as root, an annotation says why",
@@ -331,6 +340,7 @@ uid = dc.get("securityContext", {}).get("runAsUser", dp.get("securityContext", {
 check("Deployment: runAsNonRoot with a numeric non-zero UID (the image has no /etc/passwd)",
       non_root is True and isinstance(uid, int) and uid > 0)
 check("Deployment: no hostPath volume", not any("hostPath" in v for v in dp.get("volumes", [])))
+check("Deployment: not in the host's PID namespace", not dp.get("hostPID"))
 
 # The Service.
 sspec = svc.get("spec", {})

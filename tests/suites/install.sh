@@ -90,6 +90,10 @@ check "the minion container mounts the daemon's socket read-only" bash -c \
      grep -qF '$DOCKER_SOCKET:/var/run/docker.sock:false'"
 check "the minion container uses the host network, restarts unless stopped, has an init" bash -c \
     "[ \"\$(docker inspect -f '{{.HostConfig.NetworkMode}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.Init}}' cluster-insight-minion)\" = 'host unless-stopped true' ]"
+check "the minion container shares the host's PID namespace (processes from /proc)" bash -c \
+    "[ \"\$(docker inspect -f '{{.HostConfig.PidMode}}' cluster-insight-minion)\" = host ]"
+check "the minion reads Docker and the host's processes: /node answers with processes from /proc" bash -c \
+    "curl -fsS --max-time 10 'http://127.0.0.1:$MINION_PORT/node' | python3 -c 'import json, sys; d = json.load(sys.stdin); assert d[\"runtime\"][\"name\"] == \"docker\" and d[\"processes\"][\"source\"] == \"proc\", d[\"processes\"]'"
 first_minion=$(docker inspect -f '{{.Id}}' cluster-insight-minion 2>/dev/null)
 
 run_install minion2 minion --image-tar "$TAR" --port "$MINION_PORT"

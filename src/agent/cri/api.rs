@@ -282,16 +282,20 @@ pub struct PodSandboxStatus {
     #[prost(message, optional, tag = "6")]
     pub linux: ::core::option::Option<LinuxPodSandboxStatus>,
     /// Labels are key-value pairs that may be used to scope and select individual resources.
-    #[prost(map = "string, string", tag = "7")]
-    pub labels:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "7")]
+    pub labels: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
     /// Unstructured key-value map holding arbitrary metadata.
     /// Annotations MUST NOT be altered by the runtime; the value of this field
     /// MUST be identical to that of the corresponding PodSandboxConfig used to
     /// instantiate the pod sandbox this status represents.
-    #[prost(map = "string, string", tag = "8")]
-    pub annotations:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "8")]
+    pub annotations: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
     /// runtime configuration used for this PodSandbox.
     #[prost(string, tag = "9")]
     pub runtime_handler: ::prost::alloc::string::String,
@@ -307,9 +311,11 @@ pub struct PodSandboxStatusResponse {
     /// value should be in json format. The information could include anything useful for
     /// debug, e.g. network namespace for linux container based container runtime.
     /// It should only be returned non-empty when Verbose is true.
-    #[prost(map = "string, string", tag = "2")]
-    pub info:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "2")]
+    pub info: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
     /// Container statuses
     #[prost(message, repeated, tag = "3")]
     pub containers_statuses: ::prost::alloc::vec::Vec<ContainerStatus>,
@@ -344,9 +350,11 @@ pub struct PodSandboxFilter {
     /// LabelSelector to select matches.
     /// Only api.MatchLabels is supported for now and the requirements
     /// are ANDed. MatchExpressions is not supported yet.
-    #[prost(map = "string, string", tag = "3")]
-    pub label_selector:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "3")]
+    pub label_selector: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
 }
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -377,16 +385,20 @@ pub struct PodSandbox {
     #[prost(int64, tag = "4")]
     pub created_at: i64,
     /// Labels of the PodSandbox.
-    #[prost(map = "string, string", tag = "5")]
-    pub labels:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "5")]
+    pub labels: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
     /// Unstructured key-value map holding arbitrary metadata.
     /// Annotations MUST NOT be altered by the runtime; the value of this field
     /// MUST be identical to that of the corresponding PodSandboxConfig used to
     /// instantiate this PodSandbox.
-    #[prost(map = "string, string", tag = "6")]
-    pub annotations:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "6")]
+    pub annotations: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
     /// runtime configuration used for this PodSandbox.
     #[prost(string, tag = "7")]
     pub runtime_handler: ::prost::alloc::string::String,
@@ -410,9 +422,11 @@ pub struct ImageSpec {
     /// Unstructured key-value map holding arbitrary metadata.
     /// ImageSpec Annotations can be used to help the runtime target specific
     /// images in multi-arch images.
-    #[prost(map = "string, string", tag = "2")]
-    pub annotations:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "2")]
+    pub annotations: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
     /// The container image reference specified by the user (e.g. image\[:tag\] or digest).
     /// Only set if available within the RPC context.
     #[prost(string, tag = "18")]
@@ -460,9 +474,11 @@ pub struct LinuxContainerResources {
     /// Unified resources for cgroup v2. Default: nil (not specified).
     /// Each key/value in the map refers to the cgroup v2.
     /// e.g. "memory.max": "6937202688" or "io.weight": "default 100".
-    #[prost(map = "string, string", tag = "9")]
-    pub unified:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "9")]
+    pub unified: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
     /// Memory swap limit in bytes. Default 0 (not specified).
     #[prost(int64, tag = "10")]
     pub memory_swap_limit_in_bytes: i64,
@@ -582,9 +598,11 @@ pub struct ContainerFilter {
     /// LabelSelector to select matches.
     /// Only api.MatchLabels is supported for now and the requirements
     /// are ANDed. MatchExpressions is not supported yet.
-    #[prost(map = "string, string", tag = "4")]
-    pub label_selector:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "4")]
+    pub label_selector: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
 }
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -625,16 +643,20 @@ pub struct Container {
     #[prost(int64, tag = "7")]
     pub created_at: i64,
     /// Key-value pairs that may be used to scope and select individual resources.
-    #[prost(map = "string, string", tag = "8")]
-    pub labels:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "8")]
+    pub labels: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
     /// Unstructured key-value map holding arbitrary metadata.
     /// Annotations MUST NOT be altered by the runtime; the value of this field
     /// MUST be identical to that of the corresponding ContainerConfig used to
     /// instantiate this Container.
-    #[prost(map = "string, string", tag = "9")]
-    pub annotations:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "9")]
+    pub annotations: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
     /// Reference to the unique identifier of the image on the node, as
     /// returned in the image and runtime service apis.
     ///
@@ -706,16 +728,20 @@ pub struct ContainerStatus {
     #[prost(string, tag = "11")]
     pub message: ::prost::alloc::string::String,
     /// Key-value pairs that may be used to scope and select individual resources.
-    #[prost(map = "string, string", tag = "12")]
-    pub labels:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "12")]
+    pub labels: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
     /// Unstructured key-value map holding arbitrary metadata.
     /// Annotations MUST NOT be altered by the runtime; the value of this field
     /// MUST be identical to that of the corresponding ContainerConfig used to
     /// instantiate the Container this status represents.
-    #[prost(map = "string, string", tag = "13")]
-    pub annotations:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "13")]
+    pub annotations: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
     /// Mounts for the container.
     #[prost(message, repeated, tag = "14")]
     pub mounts: ::prost::alloc::vec::Vec<Mount>,
@@ -753,9 +779,11 @@ pub struct ContainerStatusResponse {
     /// value should be in json format. The information could include anything useful for
     /// debug, e.g. pid for linux container based container runtime.
     /// It should only be returned non-empty when Verbose is true.
-    #[prost(map = "string, string", tag = "2")]
-    pub info:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "2")]
+    pub info: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
 }
 /// ContainerResources holds resource limits configuration for a container.
 #[derive(serde::Serialize)]
@@ -863,9 +891,11 @@ pub struct ImageStatusResponse {
     /// value should be in json format. The information could include anything useful
     /// for debug, e.g. image config for oci image based container runtime.
     /// It should only be returned non-empty when Verbose is true.
-    #[prost(map = "string, string", tag = "2")]
-    pub info:
-        ::std::collections::HashMap<::prost::alloc::string::String, ::prost::alloc::string::String>,
+    #[prost(btree_map = "string, string", tag = "2")]
+    pub info: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
 }
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]

@@ -1,7 +1,7 @@
 //! The client against a peer on a real Unix socket that writes chosen HTTP/2 frames, standing
 //! in for a runtime's CRI socket.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -249,7 +249,7 @@ fn unary_calls_share_one_connection() {
             };
             api::ImageStatusResponse {
                 image: Some(image),
-                info: HashMap::new(),
+                info: BTreeMap::new(),
             }
             .encode_to_vec()
         }

@@ -7,7 +7,7 @@
 //! account (its OCI spec among it). Environment values are redacted here, before anything
 //! else sees them: `info.runtimeSpec.process.env` and `info.config.envs`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -107,7 +107,7 @@ fn time(nanos: i64) -> String {
 /// The verbose `info` map's `info` entry (a JSON text), parsed, with the environment
 /// redacted unless `show_env`. Runtimes that give no verbose info, or other keys, have
 /// them kept as strings.
-fn verbose_info(info: &HashMap<String, String>, show_env: bool) -> Value {
+fn verbose_info(info: &BTreeMap<String, String>, show_env: bool) -> Value {
     let mut out = serde_json::Map::new();
     for (key, text) in info {
         let value = serde_json::from_str::<Value>(text).unwrap_or_else(|_| json!(text));
@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn environment_values_are_redacted_in_both_places() {
-        let mut info = HashMap::new();
+        let mut info = BTreeMap::new();
         info.insert(
             "info".to_string(),
             json!({
@@ -369,7 +369,7 @@ mod tests {
 
     #[test]
     fn a_runtime_without_verbose_json_keeps_its_strings() {
-        let mut info = HashMap::new();
+        let mut info = BTreeMap::new();
         info.insert("note".to_string(), "not json {".to_string());
         assert_eq!(verbose_info(&info, false), json!({"note": "not json {"}));
     }

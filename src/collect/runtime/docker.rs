@@ -23,10 +23,10 @@ use cluster_insight_wire::percent;
 
 /// Keys of a container inspect that change while the container does not: the exec list
 /// grows with every exec probe, the health log rotates on every health check.
-const INSPECT_VOLATILE: &[&str] = &["ExecIDs", "Log", "FailingStreak"];
+pub(crate) const INSPECT_VOLATILE: &[&str] = &["ExecIDs", "Log", "FailingStreak"];
 
 /// Columns of a `top` row that are readings rather than state.
-const PROCESS_VOLATILE: &[&str] = &["%CPU", "%MEM", "VSZ", "RSS", "TIME", "STAT", "C"];
+pub(crate) const PROCESS_VOLATILE: &[&str] = &["%CPU", "%MEM", "VSZ", "RSS", "TIME", "STAT", "C"];
 
 /// Where the Docker daemon listens unless told otherwise.
 pub(crate) const DEFAULT_SOCKET: &str = "/var/run/docker.sock";

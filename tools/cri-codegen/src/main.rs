@@ -39,6 +39,9 @@ fn main() {
 
     let mut enums = Vec::new();
     let mut config = prost_build::Config::new();
+    // Ordered maps: the agent's document must be the same bytes while the node is the same
+    // (its ETag), and a hash map would write labels in a new order every time.
+    config.btree_map(["."]);
     config.message_attribute(
         ".",
         "#[derive(serde::Serialize)]\n#[serde(rename_all = \"camelCase\")]",
