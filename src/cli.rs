@@ -71,10 +71,12 @@ COMMON:
 
 DEMO AND SIMULATE:
     demo                          starts a simulated cluster in this process and a master
-                                  against it: open http://localhost:5555
+                                  against it: open http://localhost:5555 (by default three
+                                  nodes, two of them containerd, one Docker)
     simulate                      serves a simulated Kubernetes API (and Docker APIs on
                                   127.0.x.y) until stopped, and prints where
-    --size SIZE                   e.g. nodes=10,pods-per-node=30,docker=false
+    --size SIZE                   e.g. nodes=10,pods-per-node=30,containerd-nodes=5,
+                                  node-documents=true (docker=false: no runtimes)
     --kube-objects FILE           (simulate) serve these objects (a v1 List JSON) instead;
                                   CustomResourceDefinitions among them add their types
 

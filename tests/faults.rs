@@ -474,6 +474,8 @@ fn spec() -> SimSpec {
         standalone_containers_per_node: 1,
         images: 3,
         with_docker: true,
+        containerd_nodes: 0,
+        node_documents: false,
         seed: 7,
     }
 }

@@ -401,6 +401,68 @@ fn a_failed_node_is_reported_and_the_rest_survives() {
 }
 
 #[test]
+fn a_cluster_of_mixed_runtimes_is_one_graph_read_one_call_per_node() {
+    // Node 3 runs containerd (its agent serves only /node); nodes 1 and 2 run Docker, their
+    // agents old (Docker paths only) in the first run and current (/node) in the second.
+    for node_documents in [false, true] {
+        let spec = SimSpec {
+            containerd_nodes: 1,
+            node_documents,
+            ..SimSpec::default()
+        };
+        let sim = Simulator::start(spec).unwrap();
+        let master = MasterProcess::against(&sim, &[]);
+        let first = master.wait_for_refreshes(2);
+        let graph = get(master.addr, "/cluster").json();
+        master::graph_consistency(&graph).unwrap();
+        let (resources, relations) = counts(&graph);
+        assert_eq!(
+            resources,
+            sim.expected().resources,
+            "documents: {node_documents}"
+        );
+        assert_eq!(
+            relations,
+            sim.expected().relations,
+            "documents: {node_documents}"
+        );
+        // The containerd node's containers are CRI statuses; its sandboxes are its pods'.
+        let node = &sim.node_names()[2];
+        let on_node: Vec<&Value> = graph["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["type"] == "Container" && r["properties"]["status"]["id"].is_string())
+            .collect();
+        assert!(!on_node.is_empty(), "{node} shows CRI containers");
+        assert!(on_node.iter().any(|r| r["annotations"]["label"]
+            .as_str()
+            .unwrap()
+            .starts_with("POD/")));
+        assert!(
+            !graph.to_string().contains("DB_PASSWORD=pw-"),
+            "environment values are redacted"
+        );
+
+        // A steady refresh: one /node per node that serves it, Docker calls for the others.
+        let status = master.wait_for_refreshes(first["refresh"]["count"].as_u64().unwrap() + 1);
+        let calls = &status["refresh"]["calls"];
+        let nodes = sim.node_names().len() as u64;
+        assert_eq!(
+            calls["agentNode"],
+            if node_documents { nodes } else { 1 },
+            "{status}"
+        );
+        if node_documents {
+            assert_eq!(calls["dockerList"], 0, "{status}");
+        } else {
+            assert_eq!(calls["dockerList"], nodes - 1, "{status}");
+        }
+        assert_eq!(status["sources"]["nodesFailed"], 0, "{status}");
+    }
+}
+
+#[test]
 fn nodes_without_agents_show_their_pods_containers_from_pod_status() {
     let sim = Simulator::start(SimSpec::default()).unwrap();
     let master = MasterProcess::against(&sim, &["--no-agents"]);

@@ -24,7 +24,12 @@ pub enum DemoError {
 pub fn run(options: &Options, size: Option<&str>) -> Result<(), DemoError> {
     let mut spec = match size {
         Some(text) => SimSpec::parse_size(text).map_err(DemoError::Size)?,
-        None => SimSpec::default(),
+        // Clusters as they run today: most nodes containerd, one Docker, every agent current.
+        None => SimSpec {
+            containerd_nodes: 2,
+            node_documents: true,
+            ..SimSpec::default()
+        },
     };
     if options.no_docker {
         spec.with_docker = false;

@@ -7,8 +7,9 @@
 
 use serde_json::{json, Map, Value};
 
+use super::agent;
 use super::model::{
-    human_duration, wall_clock_millis, Cluster, Container, Image, Node, PAUSE_IMAGE,
+    human_duration, wall_clock_millis, Cluster, Container, Image, Node, Runtime, PAUSE_IMAGE,
 };
 use cluster_insight_wire::percent;
 use cluster_insight_wire::time::rfc3339_millis;
@@ -18,7 +19,7 @@ use super::server::{Counters, Request, Response, Shared};
 const API_VERSION: &str = "1.43";
 
 /// Docker's nanosecond timestamps.
-fn docker_time(millis: i64) -> String {
+pub(crate) fn docker_time(millis: i64) -> String {
     let text = rfc3339_millis(millis);
     format!(
         "{}{:06}Z",
@@ -71,6 +72,8 @@ fn unversioned(path: &str) -> &str {
 }
 
 enum Route {
+    /// The node agent's `GET /node`.
+    Node,
     Ping,
     Version,
     List,
@@ -84,6 +87,7 @@ fn route(path: &str) -> Route {
     let path = unversioned(path);
     match path {
         "/_ping" => return Route::Ping,
+        "/node" => return Route::Node,
         "/version" => return Route::Version,
         "/containers/json" => return Route::List,
         _ => {}
@@ -121,6 +125,7 @@ pub(crate) fn count(counters: &Counters, req: &Request) {
         Route::Inspect(_) => &counters.docker_inspect,
         Route::Top(_) => &counters.docker_top,
         Route::Image(_) => &counters.docker_image,
+        Route::Node => &counters.node_document,
         Route::Ping | Route::Version | Route::Unknown => &counters.docker_other,
     };
     counter.fetch_add(1, Relaxed);
@@ -162,7 +167,7 @@ fn find_image<'a>(cluster: &'a Cluster, node: &Node, key: &str) -> Option<&'a Im
     matches.next().is_none().then_some(first)
 }
 
-fn labels(c: &Container) -> Value {
+pub(crate) fn labels(c: &Container) -> Value {
     let mut map = Map::new();
     if let Some(pod) = c.pod.as_ref().filter(|_| c.labeled()) {
         map.insert(
@@ -204,7 +209,7 @@ fn labels(c: &Container) -> Value {
     Value::Object(map)
 }
 
-fn image_name(image: &Image) -> String {
+pub(crate) fn image_name(image: &Image) -> String {
     if image.tag.is_empty() {
         image.id.clone()
     } else {
@@ -212,7 +217,7 @@ fn image_name(image: &Image) -> String {
     }
 }
 
-fn summary(cluster: &Cluster, c: &Container) -> Value {
+pub(crate) fn summary(cluster: &Cluster, c: &Container) -> Value {
     let image = &cluster.images[c.image];
     json!({
         "Id": c.id,
@@ -281,7 +286,7 @@ fn host_config(c: &Container) -> Value {
     })
 }
 
-fn inspect(cluster: &Cluster, c: &Container) -> Value {
+pub(crate) fn inspect(cluster: &Cluster, c: &Container) -> Value {
     let image = &cluster.images[c.image];
     let root = format!("/var/lib/docker/containers/{}", c.id);
     let hostname = match &c.pod {
@@ -338,7 +343,10 @@ fn inspect(cluster: &Cluster, c: &Container) -> Value {
     })
 }
 
-fn top(c: &Container, ps_args: Option<&str>) -> Value {
+/// The container's processes as `ps aux` rows, with each one's parent (`PPID`, after
+/// `PID`, as the node agent reads them from `/proc`): the first process is the container's
+/// own, the others its children.
+pub(crate) fn ps_aux(c: &Container) -> Vec<Vec<(&'static str, String)>> {
     let start = rfc3339_millis(c.started);
     let hhmm = start.get(11..16).unwrap_or("00:00").to_string();
     // CPU time is fixed per process so that an unchanged cluster answers identically.
@@ -358,22 +366,65 @@ fn top(c: &Container, ps_args: Option<&str>) -> Value {
     };
     let pid = |i: usize| c.pid_base + if i == 0 { 0 } else { 7 + 3 * i as u32 };
     let user = if c.sandbox { "65535" } else { "root" };
-    if ps_args == Some("aux") {
-        let rows: Vec<Vec<String>> = (0..c.processes)
-            .map(|i| {
-                vec![
-                    user.to_string(),
-                    pid(i).to_string(),
+    (0..c.processes)
+        .map(|i| {
+            vec![
+                ("USER", user.to_string()),
+                ("PID", pid(i).to_string()),
+                (
+                    "PPID",
+                    if i == 0 {
+                        (c.pid_base - 17).to_string()
+                    } else {
+                        pid(0).to_string()
+                    },
+                ),
+                (
+                    "%CPU",
                     format!("{}.{}", i % 3, (c.pid_base as usize + i) % 10),
-                    format!("0.{}", (c.pid_base as usize + 3 * i) % 10),
+                ),
+                ("%MEM", format!("0.{}", (c.pid_base as usize + 3 * i) % 10)),
+                (
+                    "VSZ",
                     (4_412 + 1_000 * i + (c.pid_base as usize % 977)).to_string(),
+                ),
+                (
+                    "RSS",
                     (724 + 100 * i + (c.pid_base as usize % 333)).to_string(),
-                    "?".into(),
-                    if i == 0 { "Ss".into() } else { "Sl".into() },
-                    hhmm.clone(),
-                    cpu_time(i),
-                    command(i),
-                ]
+                ),
+                ("TTY", "?".into()),
+                ("STAT", if i == 0 { "Ss".into() } else { "Sl".into() }),
+                ("START", hhmm.clone()),
+                ("TIME", cpu_time(i)),
+                ("COMMAND", command(i)),
+            ]
+        })
+        .collect()
+}
+
+fn top(c: &Container, ps_args: Option<&str>) -> Value {
+    let start = rfc3339_millis(c.started);
+    let hhmm = start.get(11..16).unwrap_or("00:00").to_string();
+    let command = |i: usize| {
+        if i == 0 {
+            c.cmd.join(" ")
+        } else {
+            format!(
+                "{} worker {i}",
+                c.cmd.first().map(String::as_str).unwrap_or("app")
+            )
+        }
+    };
+    let pid = |i: usize| c.pid_base + if i == 0 { 0 } else { 7 + 3 * i as u32 };
+    let user = if c.sandbox { "65535" } else { "root" };
+    if ps_args == Some("aux") {
+        let rows: Vec<Vec<String>> = ps_aux(c)
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .filter(|(title, _)| *title != "PPID")
+                    .map(|(_, value)| value)
+                    .collect()
             })
             .collect();
         json!({"Titles": ["USER", "PID", "%CPU", "%MEM", "VSZ", "RSS", "TTY", "STAT", "START", "TIME", "COMMAND"], "Processes": rows})
@@ -400,7 +451,7 @@ fn top(c: &Container, ps_args: Option<&str>) -> Value {
     }
 }
 
-fn image_inspect(image: &Image, index: usize) -> Value {
+pub(crate) fn image_inspect(image: &Image, index: usize) -> Value {
     let layers: Vec<String> = (0..3)
         .map(|k| format!("sha256:{:016x}{}", index * 31 + k, &image.id[23..]))
         .collect();
@@ -456,6 +507,30 @@ fn version() -> Value {
     })
 }
 
+/// The agent's document, with its ETag; 304 when the client has it.
+fn node_document(cluster: &Cluster, node: &Node, req: &Request) -> Response {
+    let body = agent::document(cluster, node).to_string();
+    // FNV-1a: the same document gets the same tag in every run.
+    let hash = body.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let etag = format!("W/\"{hash:016x}\"");
+    if req
+        .header("If-None-Match")
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag))
+    {
+        return Response {
+            status: 304,
+            content_type: "application/json",
+            headers: vec![("ETag", etag)],
+            body: Vec::new(),
+        };
+    }
+    let mut response = Response::json(200, body);
+    response.headers.push(("ETag", etag));
+    response
+}
+
 /// Answers one request to node `node`'s Docker API.
 pub(crate) fn handle(shared: &Shared, node_index: usize, req: &Request) -> Response {
     if req.method != "GET" && req.method != "HEAD" {
@@ -469,7 +544,18 @@ pub(crate) fn handle(shared: &Shared, node_index: usize, req: &Request) -> Respo
     let Some(node) = cluster.nodes.get(node_index) else {
         return message(404, "page not found");
     };
-    match route(&req.path) {
+    let route = route(&req.path);
+    match (node.runtime, &route) {
+        (Runtime::Containerd, Route::Node) => return node_document(cluster, node, req),
+        (Runtime::Docker, Route::Node) if cluster.spec.node_documents => {
+            return node_document(cluster, node, req)
+        }
+        // A containerd node's agent has no Docker daemon to forward to.
+        (Runtime::Containerd, _) | (_, Route::Node) => return message(404, "page not found"),
+        _ => {}
+    }
+    match route {
+        Route::Node => message(404, "page not found"),
         Route::Ping => {
             let mut response = Response {
                 status: 200,

@@ -11,7 +11,8 @@
 use serde_json::{json, Map, Value};
 
 use super::model::{
-    self, Cluster, Controller, Image, Matching, Node, Pod, PodContainer, Rng, Service, WorkloadKind,
+    self, Cluster, Controller, Image, Matching, Node, Pod, PodContainer, Rng, Runtime, Service,
+    WorkloadKind,
 };
 use super::workloads;
 use cluster_insight_kinds::Kind;
@@ -313,6 +314,11 @@ fn push_container_spec(out: &mut String, c: &Cluster, name: &str, image: usize) 
 
 fn push_container_status(out: &mut String, c: &Cluster, pod: &Pod, pc: &PodContainer) {
     let image = &c.images[pc.image];
+    let runtime = pod
+        .node
+        .and_then(|n| c.nodes.get(n))
+        .map_or(Runtime::Docker, |n| n.runtime);
+    let scheme = runtime.scheme();
     out.push('{');
     push_field(out, true, "name", &pc.name);
     if pod.matching == Matching::KubeletName {
@@ -328,7 +334,7 @@ fn push_container_status(out: &mut String, c: &Cluster, pod: &Pod, pc: &PodConta
     ));
     match &pc.last {
         Some((id, started, finished)) => out.push_str(&format!(
-            r#"{{"terminated":{{"exitCode":137,"reason":"Error","startedAt":"{}","finishedAt":"{}","containerID":"docker://{id}"}}}}"#,
+            r#"{{"terminated":{{"exitCode":137,"reason":"Error","startedAt":"{}","finishedAt":"{}","containerID":"{scheme}://{id}"}}}}"#,
             kube_time(*started),
             kube_time(*finished)
         )),
@@ -336,13 +342,14 @@ fn push_container_status(out: &mut String, c: &Cluster, pod: &Pod, pc: &PodConta
     }
     out.push_str(&format!(r#","ready":true,"restartCount":{}"#, pc.restarts));
     push_field(out, false, "image", &image_ref(image));
-    push_field(
-        out,
-        false,
-        "imageID",
-        &format!("docker-pullable://{}@{}", image.repo, image.digest),
-    );
-    push_field(out, false, "containerID", &format!("docker://{}", pc.id));
+    // As each kubelet writes it: Docker's with a scheme of its own, CRI's as a digest
+    // reference.
+    let image_id = match runtime {
+        Runtime::Docker => format!("docker-pullable://{}@{}", image.repo, image.digest),
+        Runtime::Containerd => format!("{}@{}", image.repo, image.digest),
+    };
+    push_field(out, false, "imageID", &image_id);
+    push_field(out, false, "containerID", &format!("{scheme}://{}", pc.id));
     out.push_str(r#","started":true}"#);
 }
 
@@ -633,7 +640,7 @@ pub(crate) fn node_json(c: &Cluster, index: usize, node: &Node) -> Value {
                 "bootID": node.uid.chars().rev().collect::<String>(),
                 "kernelVersion": "6.1.0-27-amd64",
                 "osImage": "Debian GNU/Linux 12 (bookworm)",
-                "containerRuntimeVersion": "docker://24.0.7",
+                "containerRuntimeVersion": node.runtime.version(),
                 "kubeletVersion": "v1.31.2",
                 "kubeProxyVersion": "v1.31.2",
                 "operatingSystem": "linux",

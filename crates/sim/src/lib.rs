@@ -25,6 +25,7 @@
 //! wire crate (`cluster-insight-wire`). The server here is the simulator's own (see
 //! `server.rs` for why).
 
+mod agent;
 mod docker;
 mod kube;
 mod mangle;
@@ -72,6 +73,11 @@ pub struct SimSpec {
     pub images: usize,
     /// Serve the nodes' Docker APIs; without them there are no containers, images or processes.
     pub with_docker: bool,
+    /// The last this many nodes run containerd: their agents answer `GET /node` only.
+    pub containerd_nodes: usize,
+    /// The agents of Docker nodes answer `GET /node` too (a current minion); without, only
+    /// the Docker paths (an older one).
+    pub node_documents: bool,
     pub seed: u64,
 }
 
@@ -93,8 +99,19 @@ impl Default for SimSpec {
             standalone_containers_per_node: 1,
             images: 4,
             with_docker: true,
+            containerd_nodes: 0,
+            node_documents: false,
             seed: 1,
         }
+    }
+}
+
+/// A `KEY=true|false` value of a size.
+fn flag(key: &str, value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" => Ok(false),
+        _ => Err(format!("{key}: expected true or false, got {value:?}")),
     }
 }
 
@@ -104,7 +121,8 @@ impl SimSpec {
     /// `pods-per-node`, `containers-per-pod`, `processes-per-container` (`processes`),
     /// `namespaces`, `services`, `controllers`, `deployments`, `statefulsets`, `daemonsets`,
     /// `cronjobs`, `unscheduled-pods` (`unscheduled`),
-    /// `standalone-containers-per-node` (`standalone`), `images`, `docker`, `seed`.
+    /// `standalone-containers-per-node` (`standalone`), `images`, `docker`,
+    /// `containerd-nodes` (`containerd`), `node-documents`, `seed`.
     /// An empty string or `default` gives the defaults.
     pub fn parse_size(s: &str) -> Result<SimSpec, String> {
         let mut spec = SimSpec::default();
@@ -140,18 +158,14 @@ impl SimSpec {
                     spec.standalone_containers_per_node = number()?
                 }
                 "images" => spec.images = number()?,
+                "containerd-nodes" | "containerd" => spec.containerd_nodes = number()?,
+                "node-documents" => spec.node_documents = flag(&key, value)?,
                 "seed" => {
                     spec.seed = value
                         .parse()
                         .map_err(|_| format!("seed: not a number: {value:?}"))?
                 }
-                "docker" => {
-                    spec.with_docker = match value.to_ascii_lowercase().as_str() {
-                        "true" | "on" | "yes" | "1" => true,
-                        "false" | "off" | "no" | "0" => false,
-                        _ => return Err(format!("docker: expected true or false, got {value:?}")),
-                    }
-                }
+                "docker" => spec.with_docker = flag(&key, value)?,
                 _ => return Err(format!("unknown size key {key:?}")),
             }
         }
@@ -187,6 +201,12 @@ impl SimSpec {
         if self.nodes == 0 && self.pods_per_node > 0 {
             return Err("pods-per-node needs at least one node".into());
         }
+        if self.containerd_nodes > self.nodes {
+            return Err(format!(
+                "containerd-nodes: {} of {} nodes",
+                self.containerd_nodes, self.nodes
+            ));
+        }
         Ok(())
     }
 }
@@ -216,6 +236,8 @@ pub struct RequestCounts {
     pub docker_image: u64,
     /// `/version`, `/_ping` and unknown paths.
     pub docker_other: u64,
+    /// The node agents' `GET /node`.
+    pub node_document: u64,
 }
 
 /// A misbehaviour of one endpoint (the Kubernetes API or one node's Docker API).

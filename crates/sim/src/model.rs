@@ -139,10 +139,38 @@ impl Container {
     }
 }
 
+/// The container runtime a simulated node runs, as its agent reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Runtime {
+    /// Read through the Docker Engine API (and, with `SimSpec::node_documents`, `/node`).
+    Docker,
+    /// Read through CRI by the agent: only `/node` is served.
+    Containerd,
+}
+
+impl Runtime {
+    /// The scheme of the container IDs the kubelet writes in pod statuses.
+    pub(crate) fn scheme(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Containerd => "containerd",
+        }
+    }
+
+    /// The Node's `status.nodeInfo.containerRuntimeVersion`.
+    pub(crate) fn version(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker://24.0.7",
+            Runtime::Containerd => "containerd://1.7.24",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
     pub name: String,
     pub addr: Ipv4Addr,
+    pub runtime: Runtime,
     pub uid: String,
     pub created: i64,
     pub heartbeat: i64,
@@ -517,6 +545,11 @@ impl Cluster {
             .map(|i| Node {
                 name: format!("sim-node-{}", i + 1),
                 addr: node_addr(i),
+                runtime: if i + spec.containerd_nodes >= spec.nodes {
+                    Runtime::Containerd
+                } else {
+                    Runtime::Docker
+                },
                 uid: rng.uuid(),
                 created: now - 86_400_000 * 30 + i as i64 * 1000,
                 heartbeat: now - 7_000,
@@ -621,7 +654,10 @@ impl Cluster {
                     });
                     claims.len() - 1
                 });
-            let matching = match (node.is_some() && spec.with_docker, p % 8) {
+            // The kubelet labels every container it makes through CRI; Docker names alone,
+            // or statuses alone, tie a container to its pod only on Docker nodes.
+            let on_docker = node.is_some_and(|n| nodes[n].runtime == Runtime::Docker);
+            let matching = match (on_docker && spec.with_docker, p % 8) {
                 (true, 5) => Matching::StatusId,
                 (true, 6) => Matching::KubeletName,
                 _ => Matching::Labels,
@@ -727,6 +763,11 @@ impl Cluster {
                 }
             }
             for (n, node) in nodes.iter_mut().enumerate() {
+                // CRI shows only the kubelet's containers: others on a containerd node are
+                // not the runtime's to tell.
+                if node.runtime == Runtime::Containerd {
+                    continue;
+                }
                 for k in 0..spec.standalone_containers_per_node {
                     // One standalone container in three runs the untagged image; the others share
                     // application images across nodes.

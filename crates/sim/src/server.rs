@@ -122,6 +122,7 @@ pub(crate) struct Counters {
     pub docker_top: AtomicU64,
     pub docker_image: AtomicU64,
     pub docker_other: AtomicU64,
+    pub node_document: AtomicU64,
 }
 
 impl Counters {
@@ -136,6 +137,7 @@ impl Counters {
             docker_top: get(&self.docker_top),
             docker_image: get(&self.docker_image),
             docker_other: get(&self.docker_other),
+            node_document: get(&self.node_document),
         }
     }
 }
