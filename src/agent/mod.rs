@@ -23,14 +23,11 @@ use parking_lot::Mutex;
 
 use crate::collect::nodes::{read_runtime, NodeContext};
 use crate::collect::runtime::cache::{CachedContainer, ImageCache};
-use crate::collect::runtime::cri::CriRuntime;
-use crate::collect::runtime::docker::{process_from_row, DockerRuntime, PROCESS_VOLATILE};
-use crate::collect::runtime::{NodeRuntime, RuntimeError, RuntimeOptions};
+use crate::collect::runtime::docker::{process_from_row, PROCESS_VOLATILE};
+use crate::collect::runtime::{connect_socket, NodeRuntime, RuntimeError, RuntimeOptions};
 use crate::graph::fingerprint;
 use crate::graph::observed::{Container, Image, Process};
-use crate::http::{Client, ClientConfig, Endpoint};
-use crate::report::chain;
-use cri::CriClient;
+use crate::http::ClientConfig;
 use document::{NodeDocument, ProcessesInfo, RuntimeInfo, STATUS_VOLATILE};
 
 /// Where runtimes listen unless told otherwise, probed in this order: a node that runs
@@ -170,6 +167,7 @@ impl Agent {
         let with_processes = WithProcesses {
             inner: &*runtime,
             table: table.as_ref().ok(),
+            own_container: own_container(),
         };
         let (node, error) = read_runtime("", &with_processes, &mut state.containers, &context);
         self.images.forget_unused(state.readings);
@@ -205,8 +203,8 @@ impl Agent {
                 .to_string(),
                 error: Some(match table {
                     Ok(_) => format!(
-                        "{} shows no process of any container: this agent does not see the \
-                         host's processes (run it in the host's PID namespace)",
+                        "{} shows no process of any container but this agent's own: it does \
+                         not see the host's processes (run it in the host's PID namespace)",
                         self.config.proc_root.display()
                     ),
                     Err(e) => e.clone(),
@@ -276,31 +274,15 @@ impl Agent {
         Err(AgentError::NoRuntime(tried))
     }
 
-    /// Whatever runtime speaks at `path`: CRI first (a CRI socket answers an HTTP/1.1
-    /// request with nothing a Docker client could read), then the Docker Engine API.
+    /// Whatever runtime speaks at `path`.
     fn connect(&self, path: &Path) -> Result<(Arc<dyn NodeRuntime>, RuntimeInfo), String> {
-        let cri = CriRuntime::new(
-            CriClient::new(path).with_timeout(self.config.client.request_timeout),
-            self.config.show_env,
-        );
-        let not_cri = match cri.describe() {
-            Ok(info) => return Ok((Arc::new(cri), info)),
-            Err(e) => chain(&e),
-        };
-        let docker = DockerRuntime::new(
-            Client::new(
-                Endpoint::Unix(path.to_path_buf()),
-                self.config.client.clone(),
-            ),
-            self.config.show_env,
-        );
-        match docker.describe() {
-            Ok(info) => Ok((Arc::new(docker), info)),
-            Err(e) => Err(format!(
-                "neither CRI ({not_cri}) nor the Docker Engine API ({})",
-                chain(&e)
-            )),
-        }
+        connect_socket(
+            path,
+            &RuntimeOptions {
+                client: self.config.client.clone(),
+                show_env: self.config.show_env,
+            },
+        )
     }
 
     fn scan_processes(&self) -> Result<procfs::ProcessTable, String> {
@@ -339,14 +321,28 @@ fn etag(body: &[u8]) -> String {
 struct WithProcesses<'a> {
     inner: &'a dyn NodeRuntime,
     table: Option<&'a procfs::ProcessTable>,
+    own_container: Option<String>,
 }
 
 impl WithProcesses<'_> {
+    /// Whether the scan saw the host's processes. An agent in a PID namespace of its own
+    /// sees only its own container's, with PIDs of that namespace; one in the host's sees
+    /// other containers' too (on a Kubernetes node, at least its own pod's sandbox).
     fn used_table(&self) -> bool {
-        // A running container has at least one process: a scan that saw none in any
-        // container did not see the host's processes.
-        self.table.is_some_and(|t| !t.by_container.is_empty())
+        self.table.is_some_and(|t| {
+            t.by_container
+                .keys()
+                .any(|id| Some(id) != self.own_container.as_ref())
+        })
     }
+}
+
+/// The container this agent runs in, when its cgroup names one (not in a cgroup namespace
+/// of its own, which hides the path).
+fn own_container() -> Option<String> {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|text| procfs::container_id(&text))
 }
 
 impl NodeRuntime for WithProcesses<'_> {

@@ -283,6 +283,11 @@ fn read_node(job: NodeJob, context: &NodeContext) -> NodeResult {
         }
     };
     let outcome = read_containers(&name, &*runtime, &mut cache.containers, context, &mut calls);
+    if outcome.containers.is_none() {
+        // A local socket may come to speak another protocol (a runtime started or replaced):
+        // look again next time.
+        cache.runtime = None;
+    }
     NodeResult {
         name,
         endpoint: endpoint.to_string(),

@@ -148,6 +148,16 @@ pub(crate) fn redact_cri_env(value: &mut Value) {
     }
 }
 
+/// Which runtime a `Version` answer names (containerd says `containerd`, CRI-O `cri-o`).
+fn runtime_info(version: api::VersionResponse, endpoint: String) -> RuntimeInfo {
+    RuntimeInfo {
+        name: version.runtime_name,
+        version: version.runtime_version,
+        api: format!("CRI runtime.v1 {}", version.runtime_api_version),
+        endpoint,
+    }
+}
+
 /// The observed form of a status and its verbose info.
 fn observed(
     status: &impl serde::Serialize,
@@ -168,12 +178,7 @@ impl NodeRuntime for CriRuntime {
 
     fn describe(&self) -> Result<RuntimeInfo, RuntimeError> {
         let version = self.client.version().map_err(failed)?;
-        Ok(RuntimeInfo {
-            name: version.runtime_name,
-            version: version.runtime_version,
-            api: format!("CRI runtime.v1 {}", version.runtime_api_version),
-            endpoint: self.endpoint(),
-        })
+        Ok(runtime_info(version, self.endpoint()))
     }
 
     fn tells_processes(&self) -> bool {
@@ -372,6 +377,67 @@ mod tests {
         let mut info = BTreeMap::new();
         info.insert("note".to_string(), "not json {".to_string());
         assert_eq!(verbose_info(&info, false), json!({"note": "not json {"}));
+    }
+
+    /// CRI-O, which cannot run where the tests do, as it answers (CRI-O 1.30 on a
+    /// Kubernetes 1.30 node): its version, its verbose info, its image references.
+    #[test]
+    fn cri_o_as_it_answers() {
+        let info = runtime_info(
+            api::VersionResponse {
+                version: "0.1.0".into(),
+                runtime_name: "cri-o".into(),
+                runtime_version: "1.30.4".into(),
+                runtime_api_version: "v1".into(),
+            },
+            "unix:///var/run/crio/crio.sock".into(),
+        );
+        assert_eq!(
+            (info.name.as_str(), info.version.as_str(), info.api.as_str()),
+            ("cri-o", "1.30.4", "CRI runtime.v1 v1")
+        );
+
+        // CRI-O's verbose info: the OCI spec under `info`, no container config.
+        let mut verbose = BTreeMap::new();
+        verbose.insert(
+            "info".to_string(),
+            json!({
+                "sandboxID": "5d1d8c0e", "pid": 2817, "privileged": false,
+                "runtimeSpec": {"ociVersion": "1.0.2-dev", "process": {
+                    "env": ["PATH=/usr/bin", "HOSTNAME=web-0", "DB_PASSWORD=hunter2"],
+                    "args": ["nginx", "-g", "daemon off;"]}}
+            })
+            .to_string(),
+        );
+        let redacted = verbose_info(&verbose, false);
+        assert!(!redacted.to_string().contains("hunter2"), "{redacted}");
+        assert_eq!(
+            redacted["runtimeSpec"]["process"]["env"][2],
+            "DB_PASSWORD=<redacted>"
+        );
+        assert_eq!(redacted["pid"], 2817);
+
+        // CRI-O names a container's image by repository digest (`imageRef`), and newer
+        // releases by ID too (`imageId`); either finds the image's ID.
+        let runtime = CriRuntime::new(CriClient::new("/nonexistent/crio.sock"), false);
+        let id = format!("sha256:{}", "a1".repeat(32));
+        runtime.listed.lock().images = vec![api::Image {
+            id: id.clone(),
+            repo_tags: vec!["docker.io/library/nginx:1.27".into()],
+            repo_digests: vec![format!(
+                "docker.io/library/nginx@sha256:{}",
+                "b2".repeat(32)
+            )],
+            ..Default::default()
+        }];
+        let digest = format!("docker.io/library/nginx@sha256:{}", "b2".repeat(32));
+        assert_eq!(runtime.image_id(&digest, "nginx:1.27"), id);
+        assert_eq!(runtime.image_id(&id, ""), id);
+        assert_eq!(
+            runtime.image_id("unknown", "docker.io/library/nginx:1.27"),
+            id
+        );
+        assert_eq!(runtime.image_id("unknown", "other:1"), "");
     }
 
     #[test]

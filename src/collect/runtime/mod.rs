@@ -17,12 +17,15 @@ pub(crate) mod cri;
 pub mod docker;
 
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 use super::ParseError;
+use crate::agent::cri::CriClient;
 pub(crate) use crate::agent::document::RuntimeInfo;
 use crate::graph::observed::{Container, Image, Process};
 use crate::http::{Client, ClientConfig, Endpoint};
+use crate::report::chain;
 
 /// One container as the runtime's list shows it: enough to tell whether an earlier inspect
 /// still describes it.
@@ -123,11 +126,44 @@ pub(crate) struct RuntimeOptions {
     pub(crate) show_env: bool,
 }
 
-/// The runtime at `endpoint`: a node's minion (TCP) or a local daemon socket, both of which
-/// speak the Docker Engine API.
+/// The runtime at `endpoint`: a node's minion (TCP), which speaks the Docker Engine API, or
+/// a local socket, CRI or Docker (whichever answers; Docker when neither does yet, so that
+/// the reading reports why).
 pub(crate) fn connect(endpoint: Endpoint, options: &RuntimeOptions) -> Arc<dyn NodeRuntime> {
+    if let Endpoint::Unix(path) = &endpoint {
+        if let Ok((runtime, _)) = connect_socket(path, options) {
+            return runtime;
+        }
+    }
     Arc::new(docker::DockerRuntime::new(
         Client::new(endpoint, options.client.clone()),
         options.show_env,
     ))
+}
+
+/// Whatever runtime speaks at the Unix socket `path`: CRI first (a CRI socket answers an
+/// HTTP/1.1 request with nothing a Docker client could read), then the Docker Engine API.
+pub(crate) fn connect_socket(
+    path: &Path,
+    options: &RuntimeOptions,
+) -> Result<(Arc<dyn NodeRuntime>, RuntimeInfo), String> {
+    let cri = cri::CriRuntime::new(
+        CriClient::new(path).with_timeout(options.client.request_timeout),
+        options.show_env,
+    );
+    let not_cri = match cri.describe() {
+        Ok(info) => return Ok((Arc::new(cri), info)),
+        Err(e) => chain(&e),
+    };
+    let docker = docker::DockerRuntime::new(
+        Client::new(Endpoint::Unix(path.to_path_buf()), options.client.clone()),
+        options.show_env,
+    );
+    match docker.describe() {
+        Ok(info) => Ok((Arc::new(docker), info)),
+        Err(e) => Err(format!(
+            "neither CRI ({not_cri}) nor the Docker Engine API ({})",
+            chain(&e)
+        )),
+    }
 }
