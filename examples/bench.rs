@@ -22,19 +22,20 @@ use serde_json::{json, Value};
 
 /// Every kind at every size: about one Deployment (with its ReplicaSet, Service, Ingress and
 /// autoscaler) per 50 pods, a StatefulSet (a claim and a volume per pod) and a CronJob per
-/// 500, three DaemonSets (a pod on every node each).
+/// 500, three DaemonSets (a pod on every node each). Half the nodes run containerd, half
+/// Docker, and every node's agent serves `/node`, as a current install does.
 const NAMED: &[(&str, &str)] = &[
     (
         "small",
-        "nodes=10,pods-per-node=30,deployments=6,statefulsets=1,daemonsets=3,cronjobs=1",
+        "nodes=10,pods-per-node=30,deployments=6,statefulsets=1,daemonsets=3,cronjobs=1,containerd-nodes=5,node-documents=true",
     ),
     (
         "medium",
-        "nodes=100,pods-per-node=30,deployments=60,statefulsets=6,daemonsets=3,cronjobs=6",
+        "nodes=100,pods-per-node=30,deployments=60,statefulsets=6,daemonsets=3,cronjobs=6,containerd-nodes=50,node-documents=true",
     ),
     (
         "large",
-        "nodes=1000,pods-per-node=30,deployments=600,statefulsets=60,daemonsets=3,cronjobs=60",
+        "nodes=1000,pods-per-node=30,deployments=600,statefulsets=60,daemonsets=3,cronjobs=60,containerd-nodes=500,node-documents=true",
     ),
     (
         "kube-only",

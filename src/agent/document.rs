@@ -222,3 +222,75 @@ impl NodeDocument {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document(processes: usize) -> String {
+        let rows: Vec<String> = (0..processes)
+            .map(|pid| {
+                format!(
+                    r#"{{"USER":"root","PID":"{}","%CPU":"0.0","COMMAND":"sleep"}}"#,
+                    pid + 1
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"runtime":{{"name":"containerd","version":"1.7.24","api":"CRI runtime.v1 v1","endpoint":"unix:///run/containerd/containerd.sock"}},
+               "containers":[{{"id":"{id}","name":"app","imageId":"sha256:{img}","running":true,
+                               "labels":{{"io.kubernetes.pod.uid":"u1"}},
+                               "status":{{"status":{{"id":"{id}","state":"CONTAINER_RUNNING"}},"info":{{}}}},
+                               "processes":[{rows}],"processesOmitted":3}},
+                             {{"id":"","name":"no id","running":true,"status":{{}}}}],
+               "images":[{{"id":"sha256:{img}","name":"busybox:1","status":{{"id":"sha256:{img}"}}}}],
+               "processes":{{"source":"proc","scanned":10,"outsideContainers":2}}}}"#,
+            id = "c".repeat(64),
+            img = "1".repeat(64),
+            rows = rows.join(",")
+        )
+    }
+
+    #[test]
+    fn a_document_becomes_the_graphs_model_within_bounds() {
+        let doc = NodeDocument::parse(&document(5)).unwrap();
+        assert_eq!(doc.runtime.name, "containerd");
+        let node = doc.into_containers("node-1", 3).unwrap();
+        assert_eq!(node.node_name, "node-1");
+        assert_eq!(
+            node.containers.len(),
+            1,
+            "the entry without an ID is dropped"
+        );
+        let c = &node.containers[0];
+        assert_eq!(c.processes.len(), 3, "at most the cap");
+        assert_eq!(c.processes_omitted, 3 + 2, "the node's own cut and ours");
+        assert_eq!(c.processes[0].pid, "1");
+        assert!(c.container.raw.contains("CONTAINER_RUNNING"));
+        assert_eq!(c.container.labels["io.kubernetes.pod.uid"], "u1");
+        assert_eq!(node.images[0].name, "busybox:1");
+        assert!(!node.from_pod_status);
+    }
+
+    #[test]
+    fn damaged_documents_are_errors_not_panics() {
+        let whole = document(2);
+        // Every cut of a good document, and some wrong shapes.
+        for end in (0..whole.len()).step_by(7) {
+            if let Some(prefix) = whole.get(..end) {
+                let _ = NodeDocument::parse(prefix).map(|d| d.into_containers("n", 10));
+            }
+        }
+        for bad in [
+            "",
+            "null",
+            "[]",
+            r#"{"runtime":1}"#,
+            r#"{"runtime":{},"containers":[{"id":5}],"images":[],"processes":{}}"#,
+            r#"{"runtime":{"name":"x","version":"","api":"","endpoint":""},"containers":[],"images":[],"processes":{"source":"proc"},"extra":true}"#,
+        ] {
+            let _ = NodeDocument::parse(bad).map(|d| d.into_containers("n", 10));
+        }
+        assert!(NodeDocument::parse("{").is_err());
+    }
+}
