@@ -41,6 +41,8 @@ enum Target {
     NodesOn(&'static str),
     /// Node 0's requests about one running application container (its inspect and top).
     OneContainer,
+    /// Node 0's `GET /node`, in a cluster whose agents serve it (and nothing else is asked).
+    Document,
 }
 
 /// When the fault starts.
@@ -271,6 +273,43 @@ fn rows() -> Vec<Row> {
             Visible::Nothing,
         ),
         row(Node, Duplicate, Running, none, Visible::Nothing),
+        // The agent's one document: what it costs is that node's runtime data, as when the
+        // whole node fails; an agent that stops serving it is read through the Docker paths.
+        row(Document, Hang, Running, NODE_LOSSES, Visible::Node),
+        row(
+            Document,
+            Slow(Duration::from_secs(3)),
+            Running,
+            NODE_LOSSES,
+            Visible::Node,
+        ),
+        row(Document, Status(500), Running, NODE_LOSSES, Visible::Node),
+        // A damaged body from the start: later, an unchanged node answers 304, which has
+        // none to damage.
+        row(
+            Document,
+            CloseMidBody,
+            FromStart,
+            NODE_LOSSES,
+            Visible::Node,
+        ),
+        row(Document, Malformed, FromStart, NODE_LOSSES, Visible::Node),
+        row(Document, Truncated, FromStart, NODE_LOSSES, Visible::Node),
+        row(
+            Document,
+            Huge(512 * MIB),
+            FromStart,
+            NODE_LOSSES,
+            Visible::Node,
+        ),
+        row(Document, Duplicate, Running, none, Visible::Nothing),
+        row(
+            Document,
+            Status(404),
+            Running,
+            none,
+            Visible::Log("does not serve /node"),
+        ),
         // Only `top`: processes are missing, containers stay.
         row(
             NodeOn("/top"),
@@ -493,6 +532,7 @@ fn apply(sim: &Simulator, target: Target, fault: &Fault, container: &str) {
             }
         }
         Target::OneContainer => faults.set_node_on(0, container, fault.clone()),
+        Target::Document => faults.set_node_on(0, "/node", fault.clone()),
     }
 }
 
@@ -501,7 +541,11 @@ fn apply(sim: &Simulator, target: Target, fault: &Fault, container: &str) {
 /// loaded machine.
 fn duration_bound_ms(row: &Row, sim: &Simulator) -> f64 {
     let calls = match row.target {
-        Target::Kube | Target::KubeOn(_) | Target::Node | Target::OneContainer => 1,
+        Target::Kube
+        | Target::KubeOn(_)
+        | Target::Node
+        | Target::OneContainer
+        | Target::Document => 1,
         Target::NodeOn(_) | Target::NodesOn(_) => sim.container_ids(0).len(),
     };
     let per_call = match row.fault {
@@ -555,7 +599,11 @@ fn whole(master: &MasterProcess, sim: &Simulator) -> Result<(), String> {
 
 /// The one check every row goes through.
 fn check(row: &Row) {
-    let sim = Simulator::start(spec()).unwrap();
+    let spec = SimSpec {
+        node_documents: matches!(row.target, Target::Document),
+        ..spec()
+    };
+    let sim = Simulator::start(spec).unwrap();
     // A running application container of node 0 (index 0 is a pause container).
     let container = sim.container_ids(0)[1].clone();
     if row.phase == Phase::FromStart {

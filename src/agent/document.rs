@@ -153,8 +153,44 @@ impl NodeDocument {
         }
     }
 
+    /// Reads a document as the master does: an entry that cannot be read costs that
+    /// container or image (logged), not the node.
     pub(crate) fn parse(text: &str) -> Result<NodeDocument, ParseError> {
-        serde_json::from_str(text).map_err(|e| ParseError::new("node document", e))
+        #[derive(Deserialize)]
+        struct Entries<'a> {
+            runtime: RuntimeInfo,
+            #[serde(borrow)]
+            containers: Vec<&'a RawValue>,
+            #[serde(borrow, default)]
+            images: Vec<&'a RawValue>,
+            #[serde(default)]
+            processes: ProcessesInfo,
+        }
+        let entries: Entries =
+            serde_json::from_str(text).map_err(|e| ParseError::new("node document", e))?;
+        fn each<'a, T: Deserialize<'a>>(raws: &[&'a RawValue], skipped: &mut usize) -> Vec<T> {
+            let parsed: Vec<T> = raws
+                .iter()
+                .filter_map(|raw| serde_json::from_str(raw.get()).ok())
+                .collect();
+            *skipped += raws.len() - parsed.len();
+            parsed
+        }
+        let mut skipped = 0usize;
+        let containers = each(&entries.containers, &mut skipped);
+        let images = each(&entries.images, &mut skipped);
+        if skipped > 0 {
+            log::warn!(
+                "node document of {}: skipped {skipped} malformed entries",
+                entries.runtime.endpoint
+            );
+        }
+        Ok(NodeDocument {
+            runtime: entries.runtime,
+            containers,
+            images,
+            processes: entries.processes,
+        })
     }
 
     /// The graph's model of this document, for the node `node_name`. A node is not trusted
@@ -281,6 +317,11 @@ mod tests {
                 let _ = NodeDocument::parse(prefix).map(|d| d.into_containers("n", 10));
             }
         }
+        // A malformed entry costs itself only.
+        let one_bad = whole.replacen(r#""running":true"#, r#""running":"yes""#, 1);
+        let doc = NodeDocument::parse(&one_bad).unwrap();
+        assert_eq!(doc.containers.len(), 1, "the other entry stays");
+        assert_eq!(doc.images.len(), 1);
         for bad in [
             "",
             "null",
