@@ -265,3 +265,62 @@ fn many_idle_connections_then_a_normal_client() {
     normal_client(addr);
     server.shutdown();
 }
+
+/// Sends `raw` on a fresh connection and reads until the server closes it (or 10 s).
+fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(raw).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[test]
+fn ambiguous_body_framing_is_refused_and_nothing_is_smuggled() {
+    let server = named_server("framing");
+    let addr = server.local_addr();
+    for framing in [
+        "Content-Length: 0\r\nContent-Length: 40",
+        "Content-Length: 40, 0",
+        "Content-Length: 40\r\nTransfer-Encoding: chunked",
+        "Content-Length: -1",
+    ] {
+        // If the first length won, the "body" would be read as a second request.
+        let smuggled = "GET /panic HTTP/1.1\r\nHost: x\r\n\r\n";
+        let reply = exchange(
+            addr,
+            format!("GET /small HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n{smuggled}").as_bytes(),
+        );
+        assert!(reply.starts_with("HTTP/1.1 400"), "{framing}: {reply}");
+        assert_eq!(reply.matches("HTTP/1.1").count(), 1, "{framing}: {reply}");
+    }
+    // Two equal lengths are one length (RFC 9112 §6.3).
+    let reply = exchange(
+        addr,
+        b"GET /small HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    server.shutdown();
+}
+
+#[test]
+fn absolute_form_targets_are_served() {
+    let server = named_server("absolute");
+    let addr = server.local_addr();
+    for target in [
+        "http://x/small",
+        "HTTP://x:5555/small?a=1",
+        "https://x/small",
+    ] {
+        let reply = exchange(
+            addr,
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert!(
+            reply.starts_with("HTTP/1.1 200") && reply.ends_with("ok"),
+            "{target}: {reply}"
+        );
+    }
+    server.shutdown();
+}

@@ -62,7 +62,7 @@ impl Request {
     pub(crate) fn from_head(head: head::RequestHead) -> Request {
         Request {
             method: Method::from_name(head.method),
-            target: head.target,
+            target: origin_form(head.target),
             version: head.version,
             headers: head.headers,
         }
@@ -83,6 +83,26 @@ impl Request {
     /// The path part of the target, without the query.
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
+    }
+}
+
+/// The origin form (`/path?query`) of an absolute-form target (`http://host/path?query`),
+/// which a server must accept (RFC 9112 §3.2.2) and proxies send; other targets as they are.
+fn origin_form(target: String) -> String {
+    let scheme_end = ["http://", "https://"].iter().find_map(|scheme| {
+        target
+            .get(..scheme.len())
+            .filter(|s| s.eq_ignore_ascii_case(scheme))
+            .map(|_| scheme.len())
+    });
+    let Some(start) = scheme_end else {
+        return target;
+    };
+    let rest = &target[start..];
+    match rest.find(['/', '?']) {
+        Some(i) if rest[i..].starts_with('/') => rest[i..].to_string(),
+        Some(i) => format!("/{}", &rest[i..]),
+        None => "/".to_string(),
     }
 }
 
@@ -127,3 +147,23 @@ impl Response {
 
 /// A handler shared by every worker thread.
 pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_form_becomes_origin_form() {
+        for (given, origin) in [
+            ("http://host/cluster", "/cluster"),
+            ("HTTP://host:5555/cluster?type=pods", "/cluster?type=pods"),
+            ("https://host", "/"),
+            ("http://host?x=1", "/?x=1"),
+            ("/cluster", "/cluster"),
+            ("*", "*"),
+            ("httpx://host/a", "httpx://host/a"),
+        ] {
+            assert_eq!(origin_form(given.to_string()), origin, "{given}");
+        }
+    }
+}

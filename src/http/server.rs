@@ -468,12 +468,31 @@ fn try_parse(conn: &mut Conn) -> Option<Progress> {
     match head::parse_request(&conn.buf) {
         Ok(Parse::Complete(request, len)) if len <= MAX_HEAD_BYTES => {
             conn.buf.drain(..len);
+            if let Err(why) = body_framing(&request.headers) {
+                return Some(Progress::Reject(400, why));
+            }
             Some(Progress::Ready(Request::from_head(request)))
         }
         Ok(Parse::Partial) if !too_large => None,
         Err(e) if !too_large => Some(Progress::Reject(400, e.message())),
         _ => Some(Progress::Reject(431, "request head too large")),
     }
+}
+
+/// Checks how a request says its body is framed. Bodies are never read, but a request whose
+/// framing is ambiguous could be read as two by something in front of us (request
+/// smuggling): RFC 9112 §6.3 makes both of these an unrecoverable error.
+fn body_framing(headers: &[(String, String)]) -> Result<(), &'static str> {
+    let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    if !has("Content-Length") {
+        return Ok(());
+    }
+    if has("Transfer-Encoding") {
+        return Err("both Transfer-Encoding and Content-Length");
+    }
+    cluster_insight_wire::body::content_length(headers)
+        .map(|_| ())
+        .map_err(|_| "invalid or conflicting Content-Length")
 }
 
 /// An error answer that closes the connection.
