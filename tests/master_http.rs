@@ -628,6 +628,23 @@ fn show_env_reveals_what_is_redacted_by_default() {
         }
         assert!(text.contains("=<redacted>") || path == "/debug", "{path}");
     }
+
+    // Pod specs' environment values (pods, and workloads' templates) and the annotation
+    // `kubectl apply` keeps the whole object in.
+    let kube_secrets = |master: &MasterProcess| {
+        let graph = get(master.addr, "/cluster").json();
+        let mut values = 0;
+        let mut applied = 0;
+        for r in graph["resources"].as_array().unwrap() {
+            let text = r["properties"].to_string();
+            values += text.matches(r#""value":"info""#).count();
+            applied += text.matches("last-applied-configuration").count();
+        }
+        (values, applied)
+    };
+    let (values, applied) = kube_secrets(&shown);
+    assert!(values > 0 && applied > 0, "{values} {applied}");
+    assert_eq!(kube_secrets(&hidden), (0, 0));
 }
 
 #[test]

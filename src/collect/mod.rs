@@ -271,11 +271,15 @@ impl Collector {
         let client = &self.config.kube;
         let endpoint = client.base_url().to_string();
         let last_good = &self.last_good;
+        let show_env = self.config.show_env;
         let fetched: Vec<(Kind, Fetched)> = std::thread::scope(|s| {
             let readers: Vec<_> = Kind::listed()
                 .map(|kind| {
                     let last = last_good.get(&kind).map(Vec::as_slice);
-                    (kind, s.spawn(move || fetch_list(client, kind, last)))
+                    (
+                        kind,
+                        s.spawn(move || fetch_list(client, kind, last, show_env)),
+                    )
                 })
                 .collect();
             readers
@@ -366,7 +370,13 @@ struct ListError {
 /// A list's objects and the pages it took, or why it could not be read.
 type Fetched = Result<(Vec<KubeObject>, usize), ListError>;
 
-fn fetch_list(client: &KubeClient, kind: Kind, last: Option<&[KubeObject]>) -> Fetched {
+/// Lists `kind`; `show_env` keeps environment values and the last-applied annotation in.
+fn fetch_list(
+    client: &KubeClient,
+    kind: Kind,
+    last: Option<&[KubeObject]>,
+    show_env: bool,
+) -> Fetched {
     let Some(path) = kind.list_path() else {
         return Err(ListError {
             message: format!("{kind} is not served by the Kubernetes API"),
@@ -377,7 +387,8 @@ fn fetch_list(client: &KubeClient, kind: Kind, last: Option<&[KubeObject]>) -> F
     let list = client
         .list(&path, |raw| match previous.find(raw.get()) {
             Some(unchanged) => Ok(unchanged),
-            None => objects::parse_object(kind, raw),
+            None if show_env => objects::parse_object(kind, raw),
+            None => objects::parse_object(kind, raw).map(objects::without_secrets),
         })
         .map_err(|e| ListError {
             status: match &e {

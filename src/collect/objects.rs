@@ -148,6 +148,72 @@ fn object(
     })
 }
 
+/// The annotation `kubectl apply` keeps the whole applied object in, environment values
+/// included.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The object with its secrets out (contract §8): the `value` of every `env` entry of every
+/// pod spec in it (a pod's own, a workload's template, a CronJob's job template, a custom
+/// resource's) becomes `<redacted>`, and the last-applied annotation is dropped. Only an
+/// object that has either is rewritten (as a whole, so its keys then come sorted); the
+/// fingerprint and the text's hash stay those of the object as it came.
+pub(crate) fn without_secrets(mut object: KubeObject) -> KubeObject {
+    if !object.raw.contains("\"env\"") && !object.raw.contains(LAST_APPLIED) {
+        return object;
+    }
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&object.raw) else {
+        return object;
+    };
+    let mut changed = value
+        .pointer_mut("/metadata/annotations")
+        .and_then(serde_json::Value::as_object_mut)
+        .is_some_and(|annotations| annotations.remove(LAST_APPLIED).is_some());
+    redact_pod_specs(&mut value, &mut changed);
+    if changed {
+        if let Ok(text) = serde_json::to_string(&value) {
+            object.raw = Arc::from(text);
+        }
+    }
+    object
+}
+
+/// Redacts the environment values of every container list found at any depth.
+fn redact_pod_specs(value: &mut serde_json::Value, changed: &mut bool) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for key in ["containers", "initContainers", "ephemeralContainers"] {
+                let Some(Value::Array(containers)) = map.get_mut(key) else {
+                    continue;
+                };
+                for container in containers {
+                    let Some(Value::Array(env)) = container.get_mut("env") else {
+                        continue;
+                    };
+                    for entry in env {
+                        // `valueFrom` names where a value comes from, and stays.
+                        if let Some(v) = entry.get_mut("value") {
+                            if v.as_str() != Some("<redacted>") {
+                                *v = Value::from("<redacted>");
+                                *changed = true;
+                            }
+                        }
+                    }
+                }
+            }
+            for v in map.values_mut() {
+                redact_pod_specs(v, changed);
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                redact_pod_specs(v, changed);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// `text` without `metadata.managedFields`, whose value `value` is (a slice of `text`, as
 /// the parse found it), cut out of the text as it is (nothing else is rewritten); `None`
 /// when it cannot be found for sure (an escaped key), in which case the text stays whole.
@@ -662,6 +728,53 @@ mod tests {
             .find(r#"{"metadata":{"name":"b","resourceVersion":"2"}}"#)
             .is_none());
         assert!(Previous::new(&[]).find(a).is_none());
+    }
+
+    #[test]
+    fn secrets_are_taken_out_of_every_pod_spec_and_the_last_applied_annotation() {
+        let env = r#"[{"name":"DB_PASSWORD","value":"hunter2"},
+                      {"name":"TOKEN","valueFrom":{"secretKeyRef":{"name":"s","key":"k"}}}]"#;
+        let applied = r#"{\"spec\":{\"env\":[{\"name\":\"DB_PASSWORD\",\"value\":\"hunter2\"}]}}"#;
+        for (kind, text) in [
+            (
+                Kind::POD,
+                format!(
+                    r#"{{"metadata":{{"name":"p","annotations":{{"{LAST_APPLIED}":"{applied}","keep":"me"}}}},
+                        "spec":{{"containers":[{{"name":"a","env":{env}}}],
+                                 "initContainers":[{{"name":"i","env":{env}}}]}}}}"#
+                ),
+            ),
+            (
+                Kind::CRON_JOB,
+                format!(
+                    r#"{{"metadata":{{"name":"c"}},"spec":{{"jobTemplate":{{"spec":{{"template":
+                        {{"spec":{{"containers":[{{"name":"a","env":{env}}}]}}}}}}}}}}}}"#
+                ),
+            ),
+        ] {
+            let object = without_secrets(parse_object(kind, &raw(&text)).unwrap());
+            assert!(!object.raw.contains("hunter2"), "{}", object.raw);
+            assert!(!object.raw.contains(LAST_APPLIED), "{}", object.raw);
+            let value: serde_json::Value = serde_json::from_str(&object.raw).unwrap();
+            let containers = value
+                .pointer("/spec/containers")
+                .or_else(|| value.pointer("/spec/jobTemplate/spec/template/spec/containers"))
+                .unwrap();
+            assert_eq!(containers[0]["env"][0]["value"], "<redacted>");
+            assert_eq!(
+                containers[0]["env"][1]["valueFrom"]["secretKeyRef"]["name"], "s",
+                "a reference is not a secret"
+            );
+            assert_eq!(
+                object.fingerprint,
+                parse_object(kind, &raw(&text)).unwrap().fingerprint
+            );
+        }
+        // Nothing to take out: the very same text.
+        let plain =
+            parse_object(Kind::POD, &raw(r#"{"metadata":{"name":"p"},"spec":{}}"#)).unwrap();
+        let text = Arc::clone(&plain.raw);
+        assert!(Arc::ptr_eq(&without_secrets(plain).raw, &text));
     }
 
     #[test]

@@ -62,7 +62,16 @@ fn workload_objects(c: &Cluster, index: usize, replicas: usize, ready: usize) ->
     match w.kind {
         WorkloadKind::Deployment => {
             let mut meta = metadata(w, &w.name, &w.uid, w.rv, w.created);
-            meta["annotations"] = json!({"deployment.kubernetes.io/revision": "1"});
+            // As `kubectl apply` leaves it: the whole applied object, environment included.
+            let applied = json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": w.name, "namespace": w.namespace},
+                "spec": {"selector": selector, "template": pod_template(c, w)},
+            });
+            meta["annotations"] = json!({
+                "deployment.kubernetes.io/revision": "1",
+                "kubectl.kubernetes.io/last-applied-configuration": format!("{applied}\n"),
+            });
             let deployment = json!({
                 "metadata": meta,
                 "spec": {"replicas": replicas, "selector": selector,
