@@ -20,16 +20,16 @@ const KUBECTL_PROXY: &str = "http://127.0.0.1:8001";
 #[derive(Debug)]
 pub enum ConfigError {
     Kube(KubeSetupError),
-    /// `--docker-socket` names a path where there is no socket.
-    NoSocket(PathBuf),
+    /// `--runtime-socket` names a path where there is no socket.
+    NoSocket { path: PathBuf, why: &'static str },
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::Kube(_) => f.write_str("Kubernetes client"),
-            ConfigError::NoSocket(path) => {
-                write!(f, "--docker-socket: {} does not exist", path.display())
+            ConfigError::NoSocket { path, why } => {
+                write!(f, "--runtime-socket: {} {why}", path.display())
             }
         }
     }
@@ -39,7 +39,7 @@ impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ConfigError::Kube(e) => Some(e),
-            ConfigError::NoSocket(_) => None,
+            ConfigError::NoSocket { .. } => None,
         }
     }
 }
@@ -123,8 +123,21 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
     let runtimes = if options.no_docker {
         RuntimeSource::Disabled
     } else if let Some(socket) = options.runtime_sockets.first() {
-        if !socket_exists(socket) {
-            return Err(ConfigError::NoSocket(socket.clone()));
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::metadata(socket) {
+            Ok(m) if m.file_type().is_socket() => {}
+            Ok(_) => {
+                return Err(ConfigError::NoSocket {
+                    path: socket.clone(),
+                    why: "is not a socket",
+                })
+            }
+            Err(_) => {
+                return Err(ConfigError::NoSocket {
+                    path: socket.clone(),
+                    why: "does not exist",
+                })
+            }
         }
         RuntimeSource::LocalSocket(socket.clone())
     } else {

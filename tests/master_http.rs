@@ -682,6 +682,30 @@ fn bad_command_lines_and_configuration_exit_with_their_codes() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/token"));
 
+    // A URL that is not one, and a socket that is a regular file: exit 3, said why.
+    for (args, says) in [
+        (vec!["--kubernetes-url", "http://[::1"], "not a URL"),
+        (vec!["--kubernetes-url", "ftp://host"], "http:// or https://"),
+        (
+            vec!["--kubernetes-url", "http://127.0.0.1:1", "--runtime-socket", bin],
+            "is not a socket",
+        ),
+        (
+            vec![
+                "--kubernetes-url",
+                "http://127.0.0.1:1",
+                "--runtime-socket",
+                "/nonexistent/docker.sock",
+            ],
+            "does not exist",
+        ),
+    ] {
+        let out = run(&args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let out = run(

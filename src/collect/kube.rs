@@ -46,6 +46,22 @@ impl KubeConfig {
     }
 }
 
+/// Why `url` cannot be the API server's base URL, if it cannot: checked at start, so that a
+/// typo is exit 3 with a message rather than a master whose every call fails.
+fn check_url(url: &str) -> Result<(), String> {
+    let uri: ureq::http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("it must start with http:// or https://".to_string());
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("it names no host".to_string());
+    }
+    if uri.query().is_some() {
+        return Err("it may not have a query".to_string());
+    }
+    Ok(())
+}
+
 /// A failure of a list call, by cause.
 #[derive(Debug)]
 pub enum KubeError {
@@ -104,7 +120,8 @@ pub enum KubeSetupError {
         path: PathBuf,
         detail: String,
     },
-    BadUrl(String),
+    /// `--kubernetes-url` is not an http(s) URL with a host.
+    BadUrl { url: String, why: String },
 }
 
 impl fmt::Display for KubeSetupError {
@@ -118,11 +135,8 @@ impl fmt::Display for KubeSetupError {
                     path.display()
                 )
             }
-            KubeSetupError::BadUrl(url) => {
-                write!(
-                    f,
-                    "Kubernetes URL must start with http:// or https://: {url:?}"
-                )
+            KubeSetupError::BadUrl { url, why } => {
+                write!(f, "Kubernetes URL {url:?}: {why}")
             }
         }
     }
@@ -132,7 +146,7 @@ impl std::error::Error for KubeSetupError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             KubeSetupError::ReadFile { error, .. } => Some(error),
-            KubeSetupError::BadCa { .. } | KubeSetupError::BadUrl(_) => None,
+            KubeSetupError::BadCa { .. } | KubeSetupError::BadUrl { .. } => None,
         }
     }
 }
@@ -188,9 +202,10 @@ impl KubeClient {
     /// Builds the client, reading the CA and the token now so that a bad file fails start-up.
     pub fn new(config: &KubeConfig) -> Result<KubeClient, KubeSetupError> {
         let url = &config.base_url;
-        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 9 {
-            return Err(KubeSetupError::BadUrl(url.clone()));
-        }
+        check_url(url).map_err(|why| KubeSetupError::BadUrl {
+            url: url.clone(),
+            why: why.to_string(),
+        })?;
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(ca) = &config.ca_file {
             let pem = std::fs::read(ca).map_err(|error| KubeSetupError::ReadFile {
