@@ -1,7 +1,7 @@
 """Makes Kubernetes-like pods on a CRI runtime, as the kubelet would, for tests.
 
 usage: cri_pods.py up SOCKET SPEC_OUT [--node NAME] [--node-ip IP] [--secret VALUE]
-                      [--log-dir DIR]
+                      [--log-dir DIR] [--load-pods N --load-containers M --load-processes K]
        cri_pods.py list SOCKET
        cri_pods.py down SOCKET
 
@@ -15,6 +15,9 @@ up    two host-network pods of two busybox containers each, named and labelled a
       "containers": [{"name", "id", "image", "image_id", "env_names"}]}]}; image_id is the
       container's image as CRI reports it (ContainerStatus.image_ref). Environment values are
       never written.
+      With --load-pods N, also N pods load/load-I-NODE (I from 0, label app=load) of M busybox
+      containers c0, c1, ... each, every container holding exactly K sleeping processes; they
+      are in the spec too, after the two pods above.
 list  what the runtime lists over CRI, as JSON: version, pod sandboxes, containers (with the
       PID of their first process), images.
 down  stops and removes every pod sandbox `up` made (found by the label below), with its
@@ -35,6 +38,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO = os.path.join(HERE, "..", "..", "proto", "cri", "api.proto")
@@ -49,6 +53,9 @@ BUSYBOX_IMAGE = "localhost/cluster-insight-test/busybox:1"
 MADE_BY = ("cluster-insight-test", "cri-pods")
 SECRET_ENV = "CLUSTER_INSIGHT_TEST_SECRET"
 TIMEOUT = 60
+# Load pods made at once: enough to keep containerd busy while a client waits on one call, few
+# enough not to crowd two cores.
+LOAD_PARALLELISM = 4
 
 
 def log(message):
@@ -179,6 +186,27 @@ def pod_plans(node, secret):
     ]
 
 
+def load_script(processes):
+    """A shell that leaves PROCESSES - 1 sleeping children, then becomes the last sleep itself:
+    the container holds exactly PROCESSES processes, and none of them is a shell."""
+    if processes == 1:
+        return "exec sleep 100001"
+    return f"i=1; while [ $i -lt {processes} ]; do sleep 100000 & i=$((i+1)); done; exec sleep 100001"
+
+
+def load_plans(node, pods, containers, processes):
+    script = load_script(processes)
+    return [
+        {
+            "namespace": "load",
+            "name": f"load-{i}-{node}",
+            "labels": {"app": "load"},
+            "containers": [{"name": f"c{j}", "script": script, "env": {}} for j in range(containers)],
+        }
+        for i in range(pods)
+    ]
+
+
 def make_pod(cri, plan, log_root):
     pb = cri.pb
     uid = str(uuid.uuid4())
@@ -259,6 +287,13 @@ def up(args):
         began = time.monotonic()
         pods.append(make_pod(cri, plan, log_root))
         log(f"pod {plan['namespace']}/{plan['name']}: {time.monotonic() - began:.2f}s")
+    if args.load_pods:
+        began = time.monotonic()
+        plans = load_plans(args.node, args.load_pods, args.load_containers, args.load_processes)
+        with ThreadPoolExecutor(LOAD_PARALLELISM) as pool:
+            pods.extend(pool.map(lambda plan: make_pod(cri, plan, log_root), plans))
+        log(f"{args.load_pods} load pods of {args.load_containers} containers of "
+            f"{args.load_processes} processes: {time.monotonic() - began:.2f}s")
     spec = {
         "node": args.node,
         "node_ip": args.node_ip,
@@ -369,6 +404,17 @@ def down(args):
         log(f"removed pod {s.metadata.namespace}/{s.metadata.name} (sandbox {s.id})")
 
 
+def count(minimum):
+    def parse(text):
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"at least {minimum}")
+        return value
+
+    parse.__name__ = "count"  # argparse names the type when a value is not a number
+    return parse
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -379,6 +425,12 @@ def main():
     p.add_argument("--node-ip", default="127.0.0.1")
     p.add_argument("--secret", default=None)
     p.add_argument("--log-dir", default=None, help="default: pod-logs beside SOCKET")
+    p.add_argument("--load-pods", type=count(0), default=0, metavar="N",
+                   help="also N pods in namespace load (default 0)")
+    p.add_argument("--load-containers", type=count(1), default=1, metavar="M",
+                   help="containers per load pod (default 1)")
+    p.add_argument("--load-processes", type=count(1), default=1, metavar="K",
+                   help="processes per load container (default 1)")
     p.set_defaults(run=up)
     p = commands.add_parser("list")
     p.add_argument("socket")
