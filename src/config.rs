@@ -21,7 +21,10 @@ const KUBECTL_PROXY: &str = "http://127.0.0.1:8001";
 pub enum ConfigError {
     Kube(KubeSetupError),
     /// `--runtime-socket` names a path where there is no socket.
-    NoSocket { path: PathBuf, why: &'static str },
+    NoSocket {
+        path: PathBuf,
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {

@@ -459,6 +459,12 @@ fn a_cluster_of_mixed_runtimes_is_one_graph_read_one_call_per_node() {
             assert_eq!(calls["dockerList"], nodes - 1, "{status}");
         }
         assert_eq!(status["sources"]["nodesFailed"], 0, "{status}");
+        // What each agent says it reads.
+        let runtime = &status["sources"]["nodes"][node]["runtime"];
+        assert!(
+            runtime.as_str().unwrap_or_default().starts_with("containerd 1.7"),
+            "{status}"
+        );
     }
 }
 
@@ -685,9 +691,17 @@ fn bad_command_lines_and_configuration_exit_with_their_codes() {
     // A URL that is not one, and a socket that is a regular file: exit 3, said why.
     for (args, says) in [
         (vec!["--kubernetes-url", "http://[::1"], "not a URL"),
-        (vec!["--kubernetes-url", "ftp://host"], "http:// or https://"),
         (
-            vec!["--kubernetes-url", "http://127.0.0.1:1", "--runtime-socket", bin],
+            vec!["--kubernetes-url", "ftp://host"],
+            "http:// or https://",
+        ),
+        (
+            vec![
+                "--kubernetes-url",
+                "http://127.0.0.1:1",
+                "--runtime-socket",
+                bin,
+            ],
             "is not a socket",
         ),
         (

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::collect::runtime::cri;
 use crate::collect::runtime::docker::{self, process_from_row};
 use crate::collect::ParseError;
 use crate::graph::fingerprint;
@@ -101,6 +102,16 @@ pub(crate) struct ProcessesInfo {
     /// Why processes could not be read, when they could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
+}
+
+/// A container's status with the environment values it still holds redacted (Docker's
+/// `Config.Env`, CRI's), or `None` when it holds none (the agent redacted them).
+fn redacted_status(status: &str) -> Option<String> {
+    let original: serde_json::Value = serde_json::from_str(status).ok()?;
+    let mut value = original.clone();
+    docker::redact_env(&mut value);
+    cri::redact_cri_env(&mut value);
+    (value != original).then(|| value.to_string())
 }
 
 fn raw(text: &str) -> Box<RawValue> {
@@ -195,18 +206,26 @@ impl NodeDocument {
 
     /// The graph's model of this document, for the node `node_name`. A node is not trusted
     /// to keep within bounds: at most `max_processes` rows of each container are kept (the
-    /// rest counted as omitted), and entries without an ID are dropped.
+    /// rest counted as omitted), and entries without an ID are dropped. Nor to have
+    /// redacted: unless `show_env`, environment values an agent let through (it was started
+    /// with `--show-env`, or is older) are redacted here.
     pub(crate) fn into_containers(
         self,
         node_name: &str,
         max_processes: usize,
+        show_env: bool,
     ) -> Result<NodeContainers, ParseError> {
         let mut containers = Vec::with_capacity(self.containers.len());
         for entry in self.containers {
             if entry.id.is_empty() {
                 continue;
             }
-            let status = entry.status.get();
+            let redacted = if show_env {
+                None
+            } else {
+                redacted_status(entry.status.get())
+            };
+            let status = redacted.as_deref().unwrap_or(entry.status.get());
             let fingerprint = fingerprint::ignoring(status, STATUS_VOLATILE)
                 .map_err(|e| ParseError::new(format!("status of container {}", entry.id), e))?;
             let container = Container {
@@ -222,13 +241,16 @@ impl NodeDocument {
                 fingerprint,
             };
             let kept = entry.processes.len().min(max_processes);
-            let omitted = entry.processes_omitted + (entry.processes.len() - kept);
             let processes: Vec<Process> = entry
                 .processes
                 .iter()
                 .take(kept)
                 .filter_map(|row| process_from_row(row.get()))
                 .collect();
+            // What the node cut, what we cut, and rows that were not process rows.
+            let omitted = entry
+                .processes_omitted
+                .saturating_add(entry.processes.len() - processes.len());
             containers.push(ObservedContainer {
                 container: Arc::new(container),
                 processes,
@@ -291,7 +313,7 @@ mod tests {
     fn a_document_becomes_the_graphs_model_within_bounds() {
         let doc = NodeDocument::parse(&document(5)).unwrap();
         assert_eq!(doc.runtime.name, "containerd");
-        let node = doc.into_containers("node-1", 3).unwrap();
+        let node = doc.into_containers("node-1", 3, false).unwrap();
         assert_eq!(node.node_name, "node-1");
         assert_eq!(
             node.containers.len(),
@@ -309,12 +331,41 @@ mod tests {
     }
 
     #[test]
+    fn the_master_redacts_what_an_agent_let_through_unless_it_shows_env() {
+        let id = "d".repeat(64);
+        let text = format!(
+            r#"{{"runtime":{{"name":"docker","version":"24","api":"","endpoint":""}},
+               "containers":[{{"id":"{id}","name":"a","running":true,
+                 "status":{{"Id":"{id}","Config":{{"Env":["TOKEN=s3cret"]}}}}}},
+                {{"id":"{id}1","name":"b","running":true,
+                 "status":{{"status":{{"id":"x"}},"info":{{"runtimeSpec":{{"process":{{"env":["TOKEN=s3cret"]}}}}}}}}}}],
+               "images":[],"processes":{{"source":"proc"}}}}"#
+        );
+        let hidden = NodeDocument::parse(&text)
+            .unwrap()
+            .into_containers("n", 10, false)
+            .unwrap();
+        for c in &hidden.containers {
+            assert!(!c.container.raw.contains("s3cret"), "{}", c.container.raw);
+            assert!(c.container.raw.contains("TOKEN=<redacted>"));
+        }
+        let shown = NodeDocument::parse(&text)
+            .unwrap()
+            .into_containers("n", 10, true)
+            .unwrap();
+        assert!(shown
+            .containers
+            .iter()
+            .all(|c| c.container.raw.contains("s3cret")));
+    }
+
+    #[test]
     fn damaged_documents_are_errors_not_panics() {
         let whole = document(2);
         // Every cut of a good document, and some wrong shapes.
         for end in (0..whole.len()).step_by(7) {
             if let Some(prefix) = whole.get(..end) {
-                let _ = NodeDocument::parse(prefix).map(|d| d.into_containers("n", 10));
+                let _ = NodeDocument::parse(prefix).map(|d| d.into_containers("n", 10, false));
             }
         }
         // A malformed entry costs itself only.
@@ -330,7 +381,7 @@ mod tests {
             r#"{"runtime":{},"containers":[{"id":5}],"images":[],"processes":{}}"#,
             r#"{"runtime":{"name":"x","version":"","api":"","endpoint":""},"containers":[],"images":[],"processes":{"source":"proc"},"extra":true}"#,
         ] {
-            let _ = NodeDocument::parse(bad).map(|d| d.into_containers("n", 10));
+            let _ = NodeDocument::parse(bad).map(|d| d.into_containers("n", 10, false));
         }
         assert!(NodeDocument::parse("{").is_err());
     }

@@ -33,8 +33,10 @@ use document::{NodeDocument, ProcessesInfo, RuntimeInfo, STATUS_VOLATILE};
 /// Where runtimes listen unless told otherwise, probed in this order: a node that runs
 /// containerd for Kubernetes may run Docker beside it, and the kubelet's runtime is the one
 /// whose containers are the pods'.
-pub const DEFAULT_SOCKETS: [&str; 3] = [
+pub const DEFAULT_SOCKETS: [&str; 4] = [
     "/run/containerd/containerd.sock",
+    // k3s and RKE2 run a containerd of their own.
+    "/run/k3s/containerd/containerd.sock",
     "/var/run/crio/crio.sock",
     "/var/run/docker.sock",
 ];
@@ -52,8 +54,11 @@ pub const READINGS_MAX_AGE: Duration = Duration::from_secs(60);
 /// than the state of the node's containers.
 const DOCUMENT_VOLATILE: &[&str] = &["scanned", "outsideContainers"];
 
-/// How long one reading of the node may take before it answers with what it has.
-const READ_BUDGET: Duration = Duration::from_secs(20);
+/// How long one reading of the node may take before it answers with what it has (and
+/// each call to the runtime at most): well within the master's wait for a first byte
+/// (`--docker-timeout`, at most 5 s), so that a slow node gives what it read rather than
+/// nothing.
+const READ_BUDGET: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -118,6 +123,8 @@ pub struct Agent {
     config: AgentConfig,
     images: Arc<ImageCache>,
     state: Mutex<State>,
+    /// The runtime found, readable while a reading holds `state`.
+    found: Mutex<Option<RuntimeInfo>>,
 }
 
 #[derive(Default)]
@@ -134,6 +141,7 @@ impl Agent {
             config,
             images: Arc::new(ImageCache::default()),
             state: Mutex::new(State::default()),
+            found: Mutex::new(None),
         }
     }
 
@@ -153,10 +161,7 @@ impl Agent {
         let (runtime, info) = self.runtime_in(&mut state)?;
         state.readings += 1;
         let context = NodeContext {
-            options: RuntimeOptions {
-                client: self.config.client.clone(),
-                show_env: self.config.show_env,
-            },
+            options: self.runtime_options(),
             images: Arc::clone(&self.images),
             refresh: state.readings,
             now_ms: cluster_insight_wire::time::now_millis(),
@@ -174,6 +179,7 @@ impl Agent {
         let Some(mut node) = node else {
             // The runtime may have gone, or been replaced: look for it again next time.
             state.runtime = None;
+            *self.found.lock() = None;
             return Err(AgentError::Runtime(error.unwrap_or_default()));
         };
         if let Some(e) = &error {
@@ -229,6 +235,10 @@ impl Agent {
 
     /// The runtime this agent reads, found now if it was not yet: for a readiness probe.
     pub(crate) fn runtime(&self) -> Result<RuntimeInfo, AgentError> {
+        // Known already: answered without waiting for a reading in progress.
+        if let Some(info) = self.found.lock().clone() {
+            return Ok(info);
+        }
         let mut state = self.state.lock();
         self.runtime_in(&mut state).map(|(_, info)| info)
     }
@@ -249,6 +259,7 @@ impl Agent {
             found.1.api
         );
         state.runtime = Some((Arc::clone(&found.0), found.1.clone()));
+        *self.found.lock() = Some(found.1.clone());
         Ok(found)
     }
 
@@ -276,13 +287,21 @@ impl Agent {
 
     /// Whatever runtime speaks at `path`.
     fn connect(&self, path: &Path) -> Result<(Arc<dyn NodeRuntime>, RuntimeInfo), String> {
-        connect_socket(
-            path,
-            &RuntimeOptions {
-                client: self.config.client.clone(),
-                show_env: self.config.show_env,
+        connect_socket(path, &self.runtime_options())
+    }
+
+    /// How the runtime is read: each call within the reading's budget.
+    fn runtime_options(&self) -> RuntimeOptions {
+        let client = &self.config.client;
+        RuntimeOptions {
+            client: ClientConfig {
+                connect_timeout: client.connect_timeout.min(READ_BUDGET),
+                io_timeout: client.io_timeout.min(READ_BUDGET),
+                request_timeout: client.request_timeout.min(READ_BUDGET),
+                max_body: client.max_body,
             },
-        )
+            show_env: self.config.show_env,
+        }
     }
 
     fn scan_processes(&self) -> Result<procfs::ProcessTable, String> {
@@ -325,14 +344,15 @@ struct WithProcesses<'a> {
 }
 
 impl WithProcesses<'_> {
-    /// Whether the scan saw the host's processes. An agent in a PID namespace of its own
-    /// sees only its own container's, with PIDs of that namespace; one in the host's sees
-    /// other containers' too (on a Kubernetes node, at least its own pod's sandbox).
+    /// Whether the scan saw the host's processes: the kernel's `kthreadd` is there, or
+    /// (a node that is itself a container, as kind's are) some container's processes other
+    /// than the agent's own. An agent in a PID namespace of its own sees only its own.
     fn used_table(&self) -> bool {
         self.table.is_some_and(|t| {
-            t.by_container
-                .keys()
-                .any(|id| Some(id) != self.own_container.as_ref())
+            t.host_namespace
+                || t.by_container
+                    .keys()
+                    .any(|id| Some(id) != self.own_container.as_ref())
         })
     }
 }

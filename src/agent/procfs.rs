@@ -121,6 +121,9 @@ pub(crate) struct ProcessTable {
     pub(crate) unreadable: usize,
     /// Numeric entries of the `/proc` directory.
     pub(crate) scanned: usize,
+    /// The kernel's own thread starter is there (PID 2, `kthreadd`, parent 0): this `/proc`
+    /// is the host's PID namespace, which no container's own namespace shows.
+    pub(crate) host_namespace: bool,
 }
 
 /// The scan could not start: the `/proc` directory itself cannot be read.
@@ -258,6 +261,7 @@ fn scan_with(
 
     let mut table = ProcessTable {
         scanned: pids.len(),
+        host_namespace: is_kthreadd(&proc_root.join("2")),
         ..ProcessTable::default()
     };
     for pid in pids {
@@ -638,7 +642,7 @@ fn printable(text: &str) -> String {
 /// the runtime wrote into the cgroup path, in any of its forms:
 ///
 /// - cgroupfs driver: `/kubepods/besteffort/pod<uid>/<id>`, `/kubepods/pod<uid>/<id>`,
-///   `/docker/<id>`;
+///   `/docker/<id>`, CRI-O's `/kubepods/…/pod<uid>/crio-<id>`;
 /// - systemd driver: `…/cri-containerd-<id>.scope`, `…/crio-<id>.scope`,
 ///   `/system.slice/docker-<id>.scope` (and podman's `libpod-<id>.scope`).
 ///
@@ -697,11 +701,30 @@ fn id_in_component(component: &str) -> Option<&str> {
     if is_id(component) {
         return Some(component);
     }
-    let unit = component.strip_suffix(".scope")?;
+    // systemd's units end in `.scope`; CRI-O's cgroupfs manager names cgroups the same
+    // without it (`/kubepods/besteffort/pod<uid>/crio-<id>`).
+    let unit = component.strip_suffix(".scope").unwrap_or(component);
     ["cri-containerd-", "crio-", "docker-", "libpod-"]
         .iter()
         .find_map(|prefix| unit.strip_prefix(prefix))
         .filter(|id| is_id(id))
+}
+
+/// Whether the process at `dir` is the kernel's `kthreadd` (comm `kthreadd`, parent 0).
+fn is_kthreadd(dir: &Path) -> bool {
+    let Ok(stat) = read_pid_file(dir, PidFile::Stat, STAT_CAP) else {
+        return false;
+    };
+    let stat = String::from_utf8_lossy(&stat);
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return false;
+    };
+    let comm = stat.get(open + 1..close).unwrap_or_default();
+    // After the comm: state, then the parent's PID.
+    let ppid = stat
+        .get(close + 1..)
+        .and_then(|rest| rest.split_whitespace().nth(1));
+    comm == "kthreadd" && ppid == Some("0")
 }
 
 fn is_id(text: &str) -> bool {
@@ -750,6 +773,17 @@ mod tests {
         assert_eq!(
             id(&format!("0::/machine.slice/libpod-{A}.scope")),
             Some(A.into())
+        );
+        // CRI-O under the cgroupfs driver: its prefix, no `.scope`.
+        assert_eq!(
+            id(&format!("0::/kubepods/besteffort/pod1f0e/crio-{A}")),
+            Some(A.into())
+        );
+        assert_eq!(
+            id(&format!(
+                "5:memory:/kubepods/burstable/pod1f0e/crio-conmon-{A}"
+            )),
+            None
         );
         // CRI-O's monitor, the runtimes' own services, the pod level, the root.
         assert_eq!(id(&format!("0::{slice}/crio-conmon-{A}.scope")), None);
@@ -1309,5 +1343,23 @@ mod tests {
             read_process(proc_root, u32::MAX, &host),
             Err(ProcessError::Vanished)
         ));
+    }
+
+    #[test]
+    fn the_hosts_namespace_is_told_by_kthreadd() {
+        let dir = std::env::temp_dir().join(format!("procfs-kthreadd-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("2")).unwrap();
+        fs::write(dir.join("2/stat"), "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0").unwrap();
+        assert!(is_kthreadd(&dir.join("2")));
+        fs::write(dir.join("2/stat"), "2 (kthreadd) S 1 0 0 0 -1 2129984 0 0").unwrap();
+        assert!(
+            !is_kthreadd(&dir.join("2")),
+            "a process named so, under init"
+        );
+        fs::write(dir.join("2/stat"), "2 (sh) S 0 0").unwrap();
+        assert!(!is_kthreadd(&dir.join("2")));
+        assert!(!is_kthreadd(&dir.join("3")), "no such process");
+        let _ = fs::remove_dir_all(&dir);
     }
 }

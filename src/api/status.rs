@@ -9,7 +9,7 @@ use cluster_insight_wire::time::rfc3339_millis;
 /// The `/status` document.
 pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, now: i64) -> String {
     let source = |s: &SourceStatus| {
-        serde_json::json!({
+        let mut entry = serde_json::json!({
             "status": if s.skipped { "SKIPPED" } else if s.ok { "OK" } else { "ERROR" },
             "endpoint": s.endpoint,
             "error": s.error,
@@ -17,7 +17,14 @@ pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, no
             "failedCalls": s.failed_calls,
             "lastAttempt": rfc3339_millis(s.last_attempt_ms),
             "lastOk": s.last_ok_ms.map(rfc3339_millis),
-        })
+        });
+        if let Some(runtime) = &s.runtime {
+            entry["runtime"] = runtime.as_str().into();
+        }
+        if let Some(note) = &s.note {
+            entry["note"] = note.as_str().into();
+        }
+        entry
     };
     // A kind passed over on purpose leaves the rest of the graph whole.
     let kube_ok =

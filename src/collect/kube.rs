@@ -121,7 +121,10 @@ pub enum KubeSetupError {
         detail: String,
     },
     /// `--kubernetes-url` is not an http(s) URL with a host.
-    BadUrl { url: String, why: String },
+    BadUrl {
+        url: String,
+        why: String,
+    },
 }
 
 impl fmt::Display for KubeSetupError {

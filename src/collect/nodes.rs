@@ -112,11 +112,15 @@ pub(crate) fn read_nodes(
             containers,
             error,
             failed_calls,
+            runtime,
+            note,
         } = result.outcome;
         let objects = containers.as_ref().map_or(0, |d| d.containers.len());
         let entry = status.entry(result.name.clone()).or_default();
         entry.record_partial(context.now_ms, result.endpoint, objects, error.clone());
         entry.failed_calls = failed_calls;
+        entry.runtime = runtime;
+        entry.note = note;
         if let Some(e) = &error {
             log::warn!("node {}: {e}", result.name);
         }
@@ -172,6 +176,10 @@ struct NodeOutcome {
     containers: Option<NodeContainers>,
     error: Option<String>,
     failed_calls: usize,
+    /// The runtime, as its agent names it.
+    runtime: Option<String>,
+    /// What the agent could not read, though the node answered.
+    note: Option<String>,
 }
 
 /// Runs `work` on every job with at most `parallelism` threads; results in job order.
@@ -228,6 +236,8 @@ fn read_node(job: NodeJob, context: &NodeContext) -> NodeResult {
                     containers: None,
                     error: Some(e),
                     failed_calls: 0,
+                    runtime: None,
+                    note: None,
                 },
                 cache,
                 calls,
@@ -243,16 +253,32 @@ fn read_node(job: NodeJob, context: &NodeContext) -> NodeResult {
                     context.options.client.clone(),
                 ));
                 cache.agent = Some((endpoint.clone(), Arc::clone(&client)));
+                // Another address may be another agent: what the last one did not serve,
+                // this one may.
+                cache.agent_memory = AgentMemory::default();
                 client
             }
         };
         calls.agent_node += 1;
-        let answer = agent::read(&client, &name, &mut cache.agent_memory, context.refresh);
+        let answer = agent::read(
+            &client,
+            &name,
+            &mut cache.agent_memory,
+            context.refresh,
+            context.options.show_env,
+        );
         let outcome = match answer {
-            Ok(AgentAnswer::Node(node, _runtime)) => Some(NodeOutcome {
-                containers: Some(node),
+            Ok(AgentAnswer::Node(read)) => Some(NodeOutcome {
+                containers: Some(read.node),
                 error: None,
                 failed_calls: 0,
+                runtime: Some(format!(
+                    "{} {} ({})",
+                    read.runtime.name, read.runtime.version, read.runtime.api
+                )),
+                note: read
+                    .processes_error
+                    .map(|e| format!("its agent reads no processes: {e}")),
             }),
             Ok(AgentAnswer::NotOffered) => {
                 log::info!("node {name}: its agent does not serve /node; reading Docker calls");
@@ -262,6 +288,8 @@ fn read_node(job: NodeJob, context: &NodeContext) -> NodeResult {
                 containers: None,
                 error: Some(chain(&e)),
                 failed_calls: 1,
+                runtime: None,
+                note: None,
             }),
         };
         if let Some(outcome) = outcome {
@@ -324,6 +352,8 @@ fn read_containers(
                 containers: None,
                 error: Some(chain(&e)),
                 failed_calls: 1,
+                runtime: None,
+                note: None,
             }
         }
     };
@@ -430,6 +460,8 @@ fn read_containers(
         }),
         error,
         failed_calls: failed,
+        runtime: None,
+        note: None,
     }
 }
 

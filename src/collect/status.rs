@@ -24,6 +24,10 @@ pub(crate) struct SourceStatus {
     /// Calls of the last refresh that failed while the source as a whole answered (a
     /// container's inspect or processes, an image inspect).
     pub(crate) failed_calls: usize,
+    /// A node's runtime, as its agent names it (`containerd 1.7.24 (CRI runtime.v1 v1)`).
+    pub(crate) runtime: Option<String>,
+    /// What a source that answered could not tell (an agent that reads no processes).
+    pub(crate) note: Option<String>,
 }
 
 impl SourceStatus {

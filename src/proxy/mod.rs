@@ -196,25 +196,24 @@ fn forward(client: &Client, request: &Request, show_env: bool) -> Result<Respons
             response = response.with_header(name, value);
         }
     }
-    if request.method == Method::Head {
-        // The daemon's answer to HEAD has no body, but says how long it would be.
+    // The daemon's answer to HEAD has no body, but says how long it would be; not for an
+    // inspect we redact, whose length would tell how long its environment values are.
+    let redacts = !show_env && is_container_inspect(&target);
+    if request.method == Method::Head && !redacts {
         if let Some(length) = answer.header("Content-Length") {
             response = response.with_header("Content-Length", length);
         }
     }
-    response.body = if !show_env
-        && is_container_inspect(&target)
-        && (200..300).contains(&answer.status)
-        && request.method != Method::Head
-    {
-        Body::Owned(
-            redacted_inspect(&answer.body).ok_or_else(|| ProxyError::Unredactable {
-                endpoint: client.endpoint().to_string(),
-            })?,
-        )
-    } else {
-        Body::Owned(answer.body)
-    };
+    response.body =
+        if redacts && (200..300).contains(&answer.status) && request.method != Method::Head {
+            Body::Owned(
+                redacted_inspect(&answer.body).ok_or_else(|| ProxyError::Unredactable {
+                    endpoint: client.endpoint().to_string(),
+                })?,
+            )
+        } else {
+            Body::Owned(answer.body)
+        };
     Ok(response)
 }
 

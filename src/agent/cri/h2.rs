@@ -318,6 +318,14 @@ impl Connection {
                     .decoder
                     .decode(&block)
                     .map_err(|e| protocol(format!("header block does not decode: {e}")))?;
+                // Indexed fields expand: a small block may name the same large table entry
+                // thousands of times. The list itself is held to what we announced.
+                let decoded: usize = list.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+                if decoded > MAX_HEADER_BLOCK {
+                    return Err(protocol(format!(
+                        "header list of {decoded} bytes, over the {MAX_HEADER_BLOCK} announced"
+                    )));
+                }
                 if stream != call.id {
                     // An earlier stream's late headers: decoded only to keep the HPACK table
                     // in step with the peer's.

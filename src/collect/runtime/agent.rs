@@ -23,7 +23,16 @@ pub(crate) struct AgentMemory {
     offered: Option<bool>,
     asked_in_refresh: u64,
     etag: Option<String>,
-    last: Option<(NodeContainers, RuntimeInfo)>,
+    last: Option<AgentNode>,
+}
+
+/// A node as its agent described it.
+#[derive(Clone)]
+pub(crate) struct AgentNode {
+    pub(crate) node: NodeContainers,
+    pub(crate) runtime: RuntimeInfo,
+    /// Why the agent could not read processes, when it could not.
+    pub(crate) processes_error: Option<String>,
 }
 
 impl AgentMemory {
@@ -37,7 +46,7 @@ impl AgentMemory {
 /// What asking an agent for its document gave.
 pub(crate) enum AgentAnswer {
     /// The node as the document describes it (a fresh one, or the last one again on 304).
-    Node(NodeContainers, RuntimeInfo),
+    Node(AgentNode),
     /// The agent does not serve `/node`.
     NotOffered,
 }
@@ -48,6 +57,7 @@ pub(crate) fn read(
     node_name: &str,
     memory: &mut AgentMemory,
     refresh: u64,
+    show_env: bool,
 ) -> Result<AgentAnswer, RuntimeError> {
     let fail = |cause| RuntimeError {
         call: format!("GET {PATH} at {}", client.endpoint()),
@@ -64,9 +74,9 @@ pub(crate) fn read(
         .map_err(|e| fail(Cause::Transport(e)))?;
     match response.status {
         304 => {
-            if let Some((node, runtime)) = &memory.last {
+            if let Some(last) = &memory.last {
                 memory.offered = Some(true);
-                return Ok(AgentAnswer::Node(node.clone(), runtime.clone()));
+                return Ok(AgentAnswer::Node(last.clone()));
             }
             Err(fail(Cause::Status {
                 code: 304,
@@ -78,13 +88,19 @@ pub(crate) fn read(
                 .map_err(|_| fail(Cause::Parse(ParseError::new(PATH, "body is not UTF-8"))))?;
             let document = NodeDocument::parse(text).map_err(|e| fail(Cause::Parse(e)))?;
             let runtime = document.runtime.clone();
+            let processes_error = document.processes.error.clone();
             let node = document
-                .into_containers(node_name, MAX_PROCESSES_PER_CONTAINER)
+                .into_containers(node_name, MAX_PROCESSES_PER_CONTAINER, show_env)
                 .map_err(|e| fail(Cause::Parse(e)))?;
             memory.offered = Some(true);
             memory.etag = response.header("ETag").map(str::to_string);
-            memory.last = Some((node.clone(), runtime.clone()));
-            Ok(AgentAnswer::Node(node, runtime))
+            let answer = AgentNode {
+                node,
+                runtime,
+                processes_error,
+            };
+            memory.last = Some(answer.clone());
+            Ok(AgentAnswer::Node(answer))
         }
         // An older minion's allow-list refuses the path (403), or nothing serves it.
         403..=405 => {

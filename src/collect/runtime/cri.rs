@@ -50,28 +50,23 @@ impl CriRuntime {
     }
 
     /// The image ID (`sha256:…` config digest) of what a container's status names: an
-    /// image ID, a repository digest, or a name, in that order of trust.
+    /// image ID or a repository digest (`reference`); only when it names neither, the
+    /// image its name is a tag of now (a tag may have moved since the container started).
     fn image_id(&self, reference: &str, by_name: &str) -> String {
         let listing = self.listed.lock();
-        let found = listing
+        let by_reference = listing
             .images
             .iter()
-            .find(|i| i.id == reference)
-            .or_else(|| {
-                listing
-                    .images
-                    .iter()
-                    .find(|i| i.repo_digests.iter().any(|d| d == reference))
-            })
-            .or_else(|| {
-                listing
-                    .images
-                    .iter()
-                    .find(|i| i.repo_tags.iter().any(|t| t == by_name))
-            });
-        match found {
+            .find(|i| i.id == reference || i.repo_digests.iter().any(|d| d == reference));
+        match by_reference {
             Some(image) => image.id.clone(),
             None if reference.starts_with("sha256:") => reference.to_string(),
+            None if reference.is_empty() => listing
+                .images
+                .iter()
+                .find(|i| i.repo_tags.iter().any(|t| t == by_name))
+                .map(|i| i.id.clone())
+                .unwrap_or_default(),
             None => String::new(),
         }
     }
@@ -104,28 +99,39 @@ fn time(nanos: i64) -> String {
     }
 }
 
-/// The verbose `info` map's `info` entry (a JSON text), parsed, with the environment
-/// redacted unless `show_env`. Runtimes that give no verbose info, or other keys, have
-/// them kept as strings.
+/// What a text of the verbose info that is not JSON becomes unless `show_env`: it cannot
+/// be searched for environment values, so it is not passed on.
+const NOT_SHOWN: &str = "<not shown: not JSON, so its environment values could not be redacted>";
+
+/// The verbose `info` map, each entry's JSON text parsed, the environment redacted unless
+/// `show_env`. containerd and CRI-O put everything under one `info` entry, which then is
+/// the whole of it (as `crictl inspect` shows it); other entries are kept beside it.
 fn verbose_info(info: &BTreeMap<String, String>, show_env: bool) -> Value {
     let mut out = serde_json::Map::new();
     for (key, text) in info {
-        let value = serde_json::from_str::<Value>(text).unwrap_or_else(|_| json!(text));
+        let value = match serde_json::from_str::<Value>(text) {
+            Ok(mut value) => {
+                if !show_env {
+                    redact_cri_env(&mut value);
+                }
+                value
+            }
+            Err(_) if show_env => json!(text),
+            Err(_) => json!(NOT_SHOWN),
+        };
         out.insert(key.clone(), value);
     }
-    let mut value = Value::Object(out);
-    if !show_env {
-        redact_cri_env(&mut value);
+    if out.len() == 1 && out.get("info").is_some_and(Value::is_object) {
+        if let Some(inner) = out.remove("info") {
+            return inner;
+        }
     }
-    match value.get_mut("info").map(Value::take) {
-        Some(inner) if inner.is_object() => inner,
-        _ => value,
-    }
+    Value::Object(out)
 }
 
 /// Environment values of a CRI verbose info, wherever the runtimes put them: the OCI
-/// spec's `process.env` (`NAME=VALUE` strings) and the container config's `envs`
-/// (`{key, value}` pairs), under the `info` entry or at the top.
+/// spec's `process.env` and its hooks' `env` (`NAME=VALUE` strings) and the container
+/// config's `envs` (`{key, value}` pairs), under an `info` entry or at the top.
 pub(crate) fn redact_cri_env(value: &mut Value) {
     let nested = value.get("info").is_some_and(Value::is_object);
     let info = if nested { &mut value["info"] } else { value };
@@ -134,6 +140,16 @@ pub(crate) fn redact_cri_env(value: &mut Value) {
         .and_then(Value::as_array_mut)
     {
         redact_env_list(env);
+    }
+    if let Some(hooks) = info
+        .pointer_mut("/runtimeSpec/hooks")
+        .and_then(Value::as_object_mut)
+    {
+        for hook in hooks.values_mut().filter_map(Value::as_array_mut).flatten() {
+            if let Some(env) = hook.get_mut("env").and_then(Value::as_array_mut) {
+                redact_env_list(env);
+            }
+        }
     }
     if let Some(envs) = info
         .pointer_mut("/config/envs")
@@ -373,14 +389,31 @@ mod tests {
     }
 
     #[test]
-    fn a_runtime_without_verbose_json_keeps_its_strings() {
+    fn verbose_info_that_is_not_json_is_not_shown_unless_asked() {
         let mut info = BTreeMap::new();
-        info.insert("note".to_string(), "not json {".to_string());
-        assert_eq!(verbose_info(&info, false), json!({"note": "not json {"}));
+        info.insert("note".to_string(), "TOKEN=s3cret {".to_string());
+        assert_eq!(verbose_info(&info, false), json!({"note": NOT_SHOWN}));
+        assert_eq!(verbose_info(&info, true), json!({"note": "TOKEN=s3cret {"}));
+        // Entries beside `info` are kept, and redacted too.
+        info.insert(
+            "info".to_string(),
+            json!({"runtimeSpec": {"hooks": {"prestart": [{"path": "/h", "env": ["K=v1"]}]}}})
+                .to_string(),
+        );
+        info.insert(
+            "other".to_string(),
+            json!({"config": {"envs": [{"key": "K", "value": "v2"}]}}).to_string(),
+        );
+        let shown = verbose_info(&info, false);
+        let text = shown.to_string();
+        assert!(!text.contains("v1") && !text.contains("v2"), "{text}");
+        assert_eq!(
+            shown["info"]["runtimeSpec"]["hooks"]["prestart"][0]["env"][0],
+            "K=<redacted>"
+        );
+        assert_eq!(shown["note"], NOT_SHOWN);
     }
 
-    /// CRI-O, which cannot run where the tests do, as it answers (CRI-O 1.30 on a
-    /// Kubernetes 1.30 node): its version, its verbose info, its image references.
     #[test]
     fn cri_o_as_it_answers() {
         let info = runtime_info(
@@ -433,11 +466,18 @@ mod tests {
         let digest = format!("docker.io/library/nginx@sha256:{}", "b2".repeat(32));
         assert_eq!(runtime.image_id(&digest, "nginx:1.27"), id);
         assert_eq!(runtime.image_id(&id, ""), id);
+        assert_eq!(runtime.image_id("", "docker.io/library/nginx:1.27"), id);
+        assert_eq!(runtime.image_id("", "other:1"), "");
+        // An ID the list does not have is taken as given, not traded for a tag's image.
+        let gone = format!("sha256:{}", "c3".repeat(32));
         assert_eq!(
-            runtime.image_id("unknown", "docker.io/library/nginx:1.27"),
-            id
+            runtime.image_id(&gone, "docker.io/library/nginx:1.27"),
+            gone
         );
-        assert_eq!(runtime.image_id("unknown", "other:1"), "");
+        assert_eq!(
+            runtime.image_id("unknown@sha256:00", "docker.io/library/nginx:1.27"),
+            ""
+        );
     }
 
     #[test]
