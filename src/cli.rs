@@ -55,8 +55,10 @@ containers, pod sandboxes, images and processes; the Docker API's read-only path
 proxied when the runtime is Docker.
     --runtime-socket PATH[,PATH]  the container runtime's socket, CRI (containerd, CRI-O)
                                   or Docker; of several, the first that answers (default
-                                  /run/containerd/containerd.sock,/var/run/crio/crio.sock,
-                                  /var/run/docker.sock; alias --docker-socket)
+                                  /run/containerd/containerd.sock,
+                                  /run/k3s/containerd/containerd.sock,
+                                  /var/run/crio/crio.sock,/var/run/docker.sock; alias
+                                  --docker-socket)
     --host-proc PATH              the host's /proc (default /proc; the agent runs in the
                                   host's PID namespace)
     --show-env                    let container environment values leave the node

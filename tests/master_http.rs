@@ -462,7 +462,10 @@ fn a_cluster_of_mixed_runtimes_is_one_graph_read_one_call_per_node() {
         // What each agent says it reads.
         let runtime = &status["sources"]["nodes"][node]["runtime"];
         assert!(
-            runtime.as_str().unwrap_or_default().starts_with("containerd 1.7"),
+            runtime
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("containerd 1.7"),
             "{status}"
         );
     }

@@ -311,8 +311,9 @@ check("DaemonSet: /run is mounted read-only at /host/run",
       len(mounts) == 1 and mounts[0].get("readOnly") is True and mounts[0].get("mountPath") == "/host/run")
 args = mc.get("args", [])
 sockets = args[args.index("--runtime-socket") + 1].split(",") if "--runtime-socket" in args[:-1] else []
-check("DaemonSet: --runtime-socket names containerd's, CRI-O's and Docker's sockets under /host/run, in that order",
-      sockets == ["/host/run/containerd/containerd.sock", "/host/run/crio/crio.sock", "/host/run/docker.sock"],
+check("DaemonSet: --runtime-socket names containerd's, k3s's, CRI-O's and Docker's sockets under /host/run, in that order",
+      sockets == ["/host/run/containerd/containerd.sock", "/host/run/k3s/containerd/containerd.sock",
+                  "/host/run/crio/crio.sock", "/host/run/docker.sock"],
       json.dumps(args))
 check("DaemonSet: the annotation says why hostPID and /run",
       all(w in json.dumps(ds.get("metadata", {}).get("annotations", {})) for w in ("hostPID", "/run", "environ")))

@@ -515,9 +515,11 @@ fn node_document(cluster: &Cluster, node: &Node, req: &Request) -> Response {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     let etag = format!("W/\"{hash:016x}\"");
+    // Weak comparison (RFC 9110 §13.1.2), as the agent makes it.
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
     if req
         .header("If-None-Match")
-        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag))
+        .is_some_and(|tags| tags.split(',').any(|t| opaque(t) == opaque(&etag)))
     {
         return Response {
             status: 304,

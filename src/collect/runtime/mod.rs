@@ -9,7 +9,9 @@
 //! redaction paths live in [`docker`]. (The minion's proxy knows Docker's paths, which it
 //! forwards.)
 //!
-//! Today every node speaks the Docker Engine API, through its minion or a local socket.
+//! Docker is read through the Docker Engine API ([`docker`]), containerd and CRI-O
+//! through CRI ([`cri`]); [`connect_socket`] finds which speaks on a socket. A node's
+//! agent, which answers for its whole node at once, is read by [`agent`].
 
 pub(crate) mod agent;
 pub(crate) mod cache;
