@@ -15,21 +15,11 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docker"))
+from e2e_check import Checks  # noqa: E402 (after the path it is found on)
+
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 PS_COLUMNS = ["USER", "PID", "PPID", "%CPU", "%MEM", "VSZ", "RSS", "TTY", "STAT", "START", "TIME", "COMMAND"]
-
-
-class Checks:
-    def __init__(self):
-        self.failed = 0
-
-    def check(self, ok, what, detail=""):
-        if ok:
-            print(f"PASS: {what}")
-        else:
-            self.failed += 1
-            print(f"FAIL: {what}" + (f" -- {detail}" if detail else ""))
-        return ok
 
 
 def pids_by_container():
@@ -138,6 +128,10 @@ def main(cluster_path, secret, spec_paths):
                     c.check(sources("contains", sid, "Pod:") == [pod_id], f"{what} belongs to {pod_id}")
                     c.check(res.get("properties", {}).get("status", {}).get("state") == "SANDBOX_READY",
                             f"{what}: its state reads SANDBOX_READY")
+                    images = [d for (t, s_, d) in rel if t == "createdFrom" and s_ == sid]
+                    names = [resources.get(i, {}).get("annotations", {}).get("alternateLabel", "") for i in images]
+                    c.check(len(images) == 1 and "pause" in names[0],
+                            f"{what} createdFrom the pause image", repr(names))
                     check_processes(what, sandbox, expect_command="/pause")
         for cid in spec.get("standalone", []):
             rid = "Container:" + cid

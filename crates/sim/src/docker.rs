@@ -403,47 +403,36 @@ pub(crate) fn ps_aux(c: &Container) -> Vec<Vec<(&'static str, String)>> {
 }
 
 fn top(c: &Container, ps_args: Option<&str>) -> Value {
-    let start = rfc3339_millis(c.started);
-    let hhmm = start.get(11..16).unwrap_or("00:00").to_string();
-    let command = |i: usize| {
-        if i == 0 {
-            c.cmd.join(" ")
-        } else {
-            format!(
-                "{} worker {i}",
-                c.cmd.first().map(String::as_str).unwrap_or("app")
-            )
-        }
+    let rows = ps_aux(c);
+    let column = |row: &[(&'static str, String)], title: &str| {
+        row.iter()
+            .find(|(t, _)| *t == title)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
     };
-    let pid = |i: usize| c.pid_base + if i == 0 { 0 } else { 7 + 3 * i as u32 };
-    let user = if c.sandbox { "65535" } else { "root" };
     if ps_args == Some("aux") {
-        let rows: Vec<Vec<String>> = ps_aux(c)
-            .into_iter()
-            .map(|row| {
-                row.into_iter()
-                    .filter(|(title, _)| *title != "PPID")
-                    .map(|(_, value)| value)
-                    .collect()
-            })
+        const TITLES: [&str; 11] = [
+            "USER", "PID", "%CPU", "%MEM", "VSZ", "RSS", "TTY", "STAT", "START", "TIME", "COMMAND",
+        ];
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| TITLES.iter().map(|t| column(row, t)).collect())
             .collect();
-        json!({"Titles": ["USER", "PID", "%CPU", "%MEM", "VSZ", "RSS", "TTY", "STAT", "START", "TIME", "COMMAND"], "Processes": rows})
+        json!({"Titles": TITLES, "Processes": rows})
     } else {
-        let rows: Vec<Vec<String>> = (0..c.processes)
-            .map(|i| {
+        // Docker's default, `ps -ef`: its own columns from the same processes.
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| {
                 vec![
-                    user.to_string(),
-                    pid(i).to_string(),
-                    if i == 0 {
-                        (c.pid_base - 17).to_string()
-                    } else {
-                        pid(0).to_string()
-                    },
+                    column(row, "USER"),
+                    column(row, "PID"),
+                    column(row, "PPID"),
                     "0".into(),
-                    hhmm.clone(),
-                    "?".into(),
+                    column(row, "START"),
+                    column(row, "TTY"),
                     "00:00:01".into(),
-                    command(i),
+                    column(row, "COMMAND"),
                 ]
             })
             .collect();

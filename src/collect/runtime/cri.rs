@@ -256,7 +256,8 @@ impl NodeRuntime for CriRuntime {
                     .as_ref()
                     .map(|m| m.name.clone())
                     .unwrap_or_default(),
-                image_id: self.image_id(&image_name, &image_name),
+                // A name, not an ID or digest: the image it is a tag of.
+                image_id: self.image_id("", &image_name),
                 labels: status
                     .labels
                     .clone()
