@@ -5,6 +5,8 @@
 //! Bodies are rendered on each request from the model: a node holds tens of containers, so
 //! this is cheap, and a thousand nodes' worth of cached inspects would not be.
 
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
 
 use super::agent;
@@ -14,7 +16,7 @@ use super::model::{
 use cluster_insight_wire::percent;
 use cluster_insight_wire::time::rfc3339_millis;
 
-use super::server::{Counters, Request, Response, Shared};
+use super::server::{Counters, NodeDocument, Request, Response, Shared};
 
 const API_VERSION: &str = "1.43";
 
@@ -496,14 +498,39 @@ fn version() -> Value {
     })
 }
 
-/// The agent's document, with its ETag; 304 when the client has it.
-fn node_document(cluster: &Cluster, node: &Node, req: &Request) -> Response {
-    let body = agent::document(cluster, node).to_string();
-    // FNV-1a: the same document gets the same tag in every run.
-    let hash = body.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+/// The agent's document, with its ETag; 304 when the client has it. Made once per node
+/// while the cluster does not change.
+fn node_document(
+    shared: &Shared,
+    cluster: &Cluster,
+    node_index: usize,
+    node: &Node,
+    req: &Request,
+) -> Response {
+    let generation = shared.generation();
+    let cached = shared
+        .node_documents
+        .lock()
+        .get(&node_index)
+        .filter(|(made_in, _)| *made_in == generation)
+        .map(|(_, document)| Arc::clone(document));
+    let document = cached.unwrap_or_else(|| {
+        let body = agent::document(cluster, node).to_string();
+        // FNV-1a: the same document gets the same tag in every run.
+        let hash = body.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let document = Arc::new(NodeDocument {
+            body,
+            etag: format!("W/\"{hash:016x}\""),
+        });
+        shared
+            .node_documents
+            .lock()
+            .insert(node_index, (generation, Arc::clone(&document)));
+        document
     });
-    let etag = format!("W/\"{hash:016x}\"");
+    let (body, etag) = (&document.body, document.etag.clone());
     // Weak comparison (RFC 9110 §13.1.2), as the agent makes it.
     let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
     if req
@@ -517,7 +544,7 @@ fn node_document(cluster: &Cluster, node: &Node, req: &Request) -> Response {
             body: Vec::new(),
         };
     }
-    let mut response = Response::json(200, body);
+    let mut response = Response::json(200, body.clone());
     response.headers.push(("ETag", etag));
     response
 }
@@ -537,9 +564,11 @@ pub(crate) fn handle(shared: &Shared, node_index: usize, req: &Request) -> Respo
     };
     let route = route(&req.path);
     match (node.runtime, &route) {
-        (Runtime::Containerd, Route::Node) => return node_document(cluster, node, req),
+        (Runtime::Containerd, Route::Node) => {
+            return node_document(shared, cluster, node_index, node, req)
+        }
         (Runtime::Docker, Route::Node) if cluster.spec.node_documents => {
-            return node_document(cluster, node, req)
+            return node_document(shared, cluster, node_index, node, req)
         }
         // A containerd node's agent has no Docker daemon to forward to.
         (Runtime::Containerd, _) | (_, Route::Node) => return message(404, "page not found"),

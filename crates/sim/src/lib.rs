@@ -335,7 +335,7 @@ impl Faults {
     /// Makes every continue token issued so far answer 410 `Expired`, as after the API
     /// server's storage compaction.
     pub fn expire_continue_tokens(&self) {
-        let mut state = self.shared.state.write();
+        let mut state = self.shared.write_state();
         state.cluster.rv += 1;
         state.kube.min_continue_rv = state.cluster.rv;
     }
@@ -539,7 +539,7 @@ impl Simulator {
     /// ID, or `None` if there is no such container.
     pub fn restart_container(&mut self, node: usize, index: usize) -> Option<String> {
         let new_id = {
-            let mut guard = self.shared.state.write();
+            let mut guard = self.shared.write_state();
             let State { cluster, kube } = &mut *guard;
             let now = cluster.tick();
             let new_id = cluster.rng.hex(64);
@@ -592,7 +592,7 @@ impl Simulator {
     /// Docker API. Returns whether the pod existed.
     pub fn delete_pod(&mut self, namespace: &str, name: &str) -> bool {
         {
-            let mut guard = self.shared.state.write();
+            let mut guard = self.shared.write_state();
             let State { cluster, kube } = &mut *guard;
             let Some(index) = cluster.pod_index(namespace, name) else {
                 return false;
@@ -619,7 +619,7 @@ impl Simulator {
     /// `ExecIDs` grows by `count` entries (as it does without bound on real nodes). Returns
     /// the new length, or `None` if there is no such container.
     pub fn add_exec_ids(&mut self, node: usize, index: usize, count: usize) -> Option<usize> {
-        let mut guard = self.shared.state.write();
+        let mut guard = self.shared.write_state();
         let cluster = &mut guard.cluster;
         let ids: Vec<String> = (0..count).map(|_| cluster.rng.hex(64)).collect();
         let c = cluster.nodes.get_mut(node)?.containers.get_mut(index)?;
@@ -630,7 +630,7 @@ impl Simulator {
     /// Advances every node's condition heartbeat (and so its `resourceVersion`) and nothing
     /// else, as the kubelets do every few seconds.
     pub fn heartbeat(&mut self) {
-        let mut guard = self.shared.state.write();
+        let mut guard = self.shared.write_state();
         let State { cluster, kube } = &mut *guard;
         let now = cluster.tick();
         for i in 0..cluster.nodes.len() {

@@ -143,8 +143,19 @@ impl Counters {
 }
 
 /// Everything the server threads share.
+/// A node's `/node` body and its ETag.
+pub(crate) struct NodeDocument {
+    pub body: String,
+    pub etag: String,
+}
+
 pub(crate) struct Shared {
     pub state: RwLock<State>,
+    /// Bumped by every change to `state` (see [`Shared::write_state`]).
+    generation: AtomicU64,
+    /// Each node's `/node` document and its ETag, with the generation they were made in:
+    /// a node agent's document is asked for at every refresh and seldom changes.
+    pub node_documents: Mutex<HashMap<usize, (u64, Arc<NodeDocument>)>>,
     pub counters: Counters,
     pub endpoints: Vec<Arc<Endpoint>>,
     shutdown: AtomicBool,
@@ -298,9 +309,22 @@ fn write_response(
 }
 
 impl Shared {
+    /// The state, to change it: what was made from it before is out of date after.
+    pub(crate) fn write_state(&self) -> parking_lot::RwLockWriteGuard<'_, State> {
+        let guard = self.state.write();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        guard
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn new(state: State, endpoints: Vec<Arc<Endpoint>>) -> Shared {
         Shared {
             state: RwLock::new(state),
+            generation: AtomicU64::new(0),
+            node_documents: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             endpoints,
             shutdown: AtomicBool::new(false),
