@@ -65,7 +65,7 @@ proxied when the runtime is Docker.
 
 COMMON:
     --port N                      listening port
-    --bind ADDRESS                listening address (default 0.0.0.0)
+    --bind ADDRESS                listening address (default 0.0.0.0; demo: 127.0.0.1)
     --workers N                   HTTP worker threads (default 8)
     -d, --debug                   debug logging (only logging: it opens nothing)
     -h, --help                    this text
@@ -362,6 +362,11 @@ pub fn parse(
                 "with `demo` (it runs its own simulated cluster)",
             )?;
             options.mode = Mode::Master;
+            // A demo is for the person at this machine: not served to the network unless
+            // asked.
+            if !given.iter().any(|g| g == "bind") {
+                options.bind = IpAddr::from([127, 0, 0, 1]);
+            }
             Ok(Command::Demo { options, size })
         }
         Some("simulate") => {
@@ -673,8 +678,17 @@ mod tests {
     fn demo_and_simulate() {
         match run(&["demo", "--size", "nodes=2", "--port", "5556"], None).unwrap() {
             Command::Demo { options, size } => {
-                assert_eq!((options.port(), size.as_deref()), (5556, Some("nodes=2")))
+                assert_eq!((options.port(), size.as_deref()), (5556, Some("nodes=2")));
+                assert_eq!(
+                    options.bind,
+                    IpAddr::from([127, 0, 0, 1]),
+                    "loopback unless asked"
+                );
             }
+            other => panic!("{other:?}"),
+        }
+        match run(&["demo", "--bind", "0.0.0.0"], None).unwrap() {
+            Command::Demo { options, .. } => assert!(options.bind.is_unspecified()),
             other => panic!("{other:?}"),
         }
         match run(&["simulate", "--kube-objects", "f.json"], None).unwrap() {

@@ -301,7 +301,50 @@ fn no_snapshot_yet_means_503() {
         assert_eq!(r.json()["success"], false);
     }
     assert_eq!(get(master.addr, "/healthz").status, 200);
+    let ready = get(master.addr, "/readyz");
+    assert_eq!(ready.status, 503, "not ready without a snapshot");
+    assert!(ready.json()["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("snapshot"));
     sim.faults().clear();
+}
+
+#[test]
+fn ready_while_the_kubernetes_api_is_listed() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let master =
+        MasterProcess::against(&sim, &["--refresh-interval", "0.3", "--kube-timeout", "1"]);
+    master.wait_for_refreshes(1);
+    assert_eq!(get(master.addr, "/readyz").status, 200);
+    // The API server stops answering: after three intervals of failed lists, not ready,
+    // while the last good graph is still served and the process is alive.
+    sim.faults().set_kube(Fault::Status(500));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let reply = loop {
+        let reply = get(master.addr, "/readyz");
+        if reply.status == 503 || std::time::Instant::now() > deadline {
+            break reply;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(reply.status, 503);
+    assert!(
+        reply.json()["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("no Kubernetes list has succeeded"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(get(master.addr, "/cluster").status, 200);
+    assert_eq!(get(master.addr, "/healthz").status, 200);
+    sim.faults().clear();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while get(master.addr, "/readyz").status != 200 {
+        assert!(std::time::Instant::now() < deadline, "ready again");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[test]

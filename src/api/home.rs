@@ -44,6 +44,10 @@ pub(crate) fn page(state: &ApiState) -> Response {
         ),
         ("/version", "the running image and build"),
         ("/healthz", "liveness"),
+        (
+            "/readyz",
+            "readiness: a snapshot, and the Kubernetes API listed lately",
+        ),
     ] {
         let path = if path.contains("TYPE") {
             format!("<code>{path}</code>")

@@ -59,6 +59,12 @@ fn route(state: &ApiState, request: &Request) -> Result<Response, ApiError> {
         "/healthz" => json(
             serde_json::json!({"success": true, "timestamp": rfc3339_millis(now), "health": "OK"}),
         ),
+        "/readyz" => match not_ready(state, now) {
+            None => json(
+                serde_json::json!({"success": true, "timestamp": rfc3339_millis(now), "ready": true}),
+            ),
+            Some(why) => Response::error(503, &why).with_header("Cache-Control", "no-cache"),
+        },
         "/version" => json(
             serde_json::json!({"success": true, "timestamp": rfc3339_millis(now), "version": state.version}),
         ),
@@ -86,6 +92,36 @@ fn route(state: &ApiState, request: &Request) -> Result<Response, ApiError> {
             None => return Err(ApiError::NoSuchEndpoint(path.to_string())),
         },
     })
+}
+
+/// Why the master should not be sent traffic, if it should not: it has no snapshot yet, or
+/// no Kubernetes list has succeeded for three refresh intervals (or three of its last
+/// refreshes, when those take longer), so what it serves is going stale.
+fn not_ready(state: &ApiState, now: i64) -> Option<String> {
+    let published = state.shared.published();
+    if published.snapshot.is_none() {
+        return Some("no snapshot yet: the first refresh has not finished".to_string());
+    }
+    let status = &published.status;
+    let window = status
+        .refresh_interval
+        .max(status.last_refresh_duration)
+        .saturating_mul(3);
+    let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    let last_ok = status
+        .kubernetes
+        .values()
+        .filter_map(|s| s.last_ok_ms)
+        .max();
+    match last_ok {
+        None => Some("the Kubernetes API has never been listed successfully".to_string()),
+        Some(at) if now.saturating_sub(at) > window_ms => Some(format!(
+            "no Kubernetes list has succeeded for {} s (since {})",
+            now.saturating_sub(at) / 1000,
+            rfc3339_millis(at)
+        )),
+        Some(_) => None,
+    }
 }
 
 /// A body of the current snapshot, gzipped when the client takes gzip, with its ETag.

@@ -330,10 +330,10 @@ check("Deployment: CLUSTER_INSIGHT_MODE=master", env(dc).get("CLUSTER_INSIGHT_MO
 check("Deployment: containerPort 5555, no hostPort",
       any(p.get("containerPort") == 5555 for p in dc.get("ports", []))
       and not any("hostPort" in p for p in dc.get("ports", [])))
-for probe in ("livenessProbe", "readinessProbe"):
+for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
     g = dc.get(probe, {}).get("httpGet", {})
-    check("Deployment: %s GET /healthz on 5555" % probe,
-          g.get("path") == "/healthz" and g.get("port") in (5555, "http"))
+    check("Deployment: %s GET %s on 5555" % (probe, path),
+          g.get("path") == path and g.get("port") in (5555, "http"))
 check("Deployment: runs as the ServiceAccount bound to the read-only role",
       dp.get("serviceAccountName") == sa.get("metadata", {}).get("name"))
 non_root = dc.get("securityContext", {}).get("runAsNonRoot", dp.get("securityContext", {}).get("runAsNonRoot"))
