@@ -3,7 +3,7 @@
 //! and chooses the exit code.
 
 use cluster_insight::app::master::Master;
-use cluster_insight::app::{minion, version};
+use cluster_insight::app::{minion, termination, version};
 use cluster_insight::cli::{self, Command, Mode, Options};
 use cluster_insight::{config, report};
 use std::error::Error;
@@ -113,14 +113,20 @@ fn run_master(options: &Options) -> Result<(), Failure> {
     );
     let master = Master::start(master.collector, listener, options.workers)
         .map_err(|e| Failure::Runtime(format!("cannot start the master: {e}")))?;
-    master.join();
+    let signal = termination::wait()
+        .map_err(|e| Failure::Runtime(format!("cannot wait for SIGTERM: {e}")))?;
+    log::info!("{signal}: finishing the answers in flight, then stopping");
+    master.stop();
     Ok(())
 }
 
 fn run_minion(options: &Options) -> Result<(), Failure> {
     let listener = bind(options)?;
     let server = minion::start(options, listener).map_err(|e| Failure::Listen(e.to_string()))?;
-    server.join();
+    let signal = termination::wait()
+        .map_err(|e| Failure::Runtime(format!("cannot wait for SIGTERM: {e}")))?;
+    log::info!("{signal}: finishing the answers in flight, then stopping");
+    server.shutdown();
     Ok(())
 }
 

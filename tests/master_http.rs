@@ -805,3 +805,91 @@ fn the_token_never_reaches_the_logs() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sigterm_finishes_the_answers_in_flight_and_exits_0() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    let sim = Simulator::start(SimSpec {
+        nodes: 10,
+        pods_per_node: 30,
+        ..SimSpec::default()
+    })
+    .unwrap();
+    let mut master = MasterProcess::against(&sim, &[]);
+    master.wait_for_refreshes(1);
+    // A client in the middle of a large answer, reading slowly.
+    let mut client = TcpStream::connect(master.addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client
+        .write_all(b"GET /cluster HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = vec![0u8; 4096];
+    let mut got = client.read(&mut reply).unwrap();
+    reply.truncate(got);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &master.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(300));
+    // New clients are turned away...
+    let refused = match TcpStream::connect_timeout(&master.addr, Duration::from_secs(1)) {
+        Err(_) => true,
+        Ok(mut late) => {
+            late.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let _ = late.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+            let mut answer = Vec::new();
+            let _ = late.read_to_end(&mut answer);
+            !answer.starts_with(b"HTTP/1.1 200")
+        }
+    };
+    assert!(refused, "a new client was served after SIGTERM");
+    // ...while the answer in flight is finished, whole.
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = client.read(&mut chunk).unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n;
+        reply.extend_from_slice(&chunk[..n]);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let head_end = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&reply[..head_end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("a Content-Length")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        reply.len() - head_end,
+        length,
+        "the whole body, {got} bytes read"
+    );
+    let body: Value = serde_json::from_slice(&reply[head_end..]).unwrap();
+    assert_eq!(body["success"], true);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = master.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(master.log_text().contains("SIGTERM"));
+}

@@ -56,6 +56,14 @@ impl Master {
         let _ = self.collector.join();
     }
 
+    /// Stops serving (the answers in flight finish, within the server's drain limit) and
+    /// tells the collector to stop, without waiting for a refresh in progress: for a
+    /// process about to exit.
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        self.server.shutdown();
+    }
+
     /// Stops serving and collecting; waits for a refresh in progress to finish.
     pub fn shutdown(self) {
         self.server.shutdown();

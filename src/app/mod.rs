@@ -13,4 +13,5 @@ pub mod master;
 pub mod minion;
 #[cfg(feature = "demo")]
 pub mod simulate;
+pub mod termination;
 pub mod version;

@@ -46,6 +46,8 @@ const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
 const WORKER_WRITE_PATIENCE: Duration = Duration::from_millis(200);
 /// Open connections beyond this get a 503 and are closed at once.
 pub(super) const MAX_CONNECTIONS: usize = 4096;
+/// On shutdown, how long answers already being written may take to finish.
+pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// A listening server with its threads. Dropping it does not stop it; call
 /// [`RunningServer::shutdown`] for that (tests do; the binary runs until killed).
@@ -60,7 +62,9 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// Stops accepting, lets the workers finish the answers in hand, and joins every thread.
+    /// Stops accepting and reading requests, lets the workers finish the requests in hand
+    /// and the answers being written finish (within [`DRAIN_LIMIT`]), and joins every
+    /// thread.
     pub fn shutdown(self) {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop, which is blocked in accept().
@@ -127,7 +131,7 @@ pub fn serve_listener(
         threads.push(
             std::thread::Builder::new()
                 .name(format!("{name}-io"))
-                .spawn(move || io_loop(&events_rx, &work_tx, &stop))?,
+                .spawn(move || io_loop(&events_rx, work_tx, &stop))?,
         );
     }
     for n in 0..workers {
@@ -323,12 +327,28 @@ enum Progress {
 /// The I/O thread: reads request heads from every connection that is not being answered,
 /// and finishes answers that did not fit into the socket at once. All sockets are
 /// non-blocking, so no client can hold this thread.
-fn io_loop(events: &Receiver<Event>, work: &Sender<(Conn, Request)>, stop: &AtomicBool) {
+fn io_loop(events: &Receiver<Event>, work: Sender<(Conn, Request)>, stop: &AtomicBool) {
     let mut reading: Vec<Conn> = Vec::new();
     let mut writing: Vec<Outgoing> = Vec::new();
     let mut chunk = vec![0u8; 8192];
     let mut nap = Duration::from_millis(1);
-    while !stop.load(Ordering::SeqCst) {
+    // Until shutdown: where requests go. After: `None`, so that the workers end once they
+    // have answered what is queued, and the answers still to write, with their deadline.
+    let mut work = Some(work);
+    let mut drain_until: Option<Instant> = None;
+    let mut workers_done = false;
+    loop {
+        if drain_until.is_none() && stop.load(Ordering::SeqCst) {
+            drain_until = Some(Instant::now() + DRAIN_LIMIT);
+            work = None;
+            // Idle and half-read connections are closed; no new request is read.
+            reading.clear();
+        }
+        if let Some(until) = drain_until {
+            if (workers_done && writing.is_empty()) || Instant::now() >= until {
+                return;
+            }
+        }
         // Wait for an event at most `nap` while there is work to poll, so new connections
         // and answers are handled at once and pending sockets are polled again soon.
         let wait = if reading.is_empty() && writing.is_empty() {
@@ -339,12 +359,15 @@ fn io_loop(events: &Receiver<Event>, work: &Sender<(Conn, Request)>, stop: &Atom
         let mut incoming: Vec<Event> = Vec::new();
         match events.recv_timeout(wait) {
             Ok(event) => incoming.push(event),
+            // Every worker and the accept loop have ended: only shutdown does that.
+            Err(RecvTimeoutError::Disconnected) if drain_until.is_some() => workers_done = true,
             Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
         }
         incoming.extend(events.try_iter());
         for event in incoming {
             match event {
+                Event::Conn(_) if drain_until.is_some() => {}
                 Event::Conn(conn) => reading.push(conn),
                 Event::Answer(out) => writing.push(out),
             }
@@ -358,7 +381,9 @@ fn io_loop(events: &Receiver<Event>, work: &Sender<(Conn, Request)>, stop: &Atom
                 Ok(true) => {
                     progressed = true;
                     if let Some(conn) = writing.swap_remove(i).finish() {
-                        reading.push(conn);
+                        if drain_until.is_none() {
+                            reading.push(conn);
+                        }
                     }
                 }
                 Ok(false) if writing[i].stalled() => {
@@ -390,6 +415,9 @@ fn io_loop(events: &Receiver<Event>, work: &Sender<(Conn, Request)>, stop: &Atom
                 }
                 Progress::Ready(request) => {
                     let conn = reading.swap_remove(i);
+                    let Some(work) = &work else {
+                        continue;
+                    };
                     match work.try_send((conn, request)) {
                         Ok(()) => {}
                         Err(TrySendError::Full((conn, _))) => {

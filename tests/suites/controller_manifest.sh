@@ -342,6 +342,9 @@ check("Deployment: runAsNonRoot with a numeric non-zero UID (the image has no /e
       non_root is True and isinstance(uid, int) and uid > 0)
 check("Deployment: no hostPath volume", not any("hostPath" in v for v in dp.get("volumes", [])))
 check("Deployment: not in the host's PID namespace", not dp.get("hostPID"))
+for w in (ds, deploy):
+    check("%s: a grace period of at least 10 s, for the answers in flight (drained within 5 s)" % label(w),
+          pod(w).get("terminationGracePeriodSeconds", 30) >= 10)
 
 # The Service.
 sspec = svc.get("spec", {})
