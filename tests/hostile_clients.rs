@@ -121,6 +121,31 @@ fn clients_that_never_read_a_large_body() {
 }
 
 #[test]
+fn hundreds_of_clients_that_never_read_cannot_starve_the_workers() {
+    let server = named_server("starve");
+    let addr = server.local_addr();
+    let mut stuck = Vec::new();
+    for _ in 0..500 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        stuck.push(s);
+    }
+    // At once, while the 500 answers are still being started: a worker that waited on
+    // each stalled client would keep this one waiting for minutes.
+    let waited = normal_client(addr);
+    eprintln!("normal client answered in {waited:?} with 500 non-reading clients");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .unwrap_or("");
+    eprintln!("test process {rss} (the 16 MiB body is shared by every answer)");
+    drop(stuck);
+    server.shutdown();
+}
+
+#[test]
 fn connections_that_send_nothing_or_dribble() {
     let server = server();
     let addr = server.local_addr();

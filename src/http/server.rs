@@ -11,8 +11,9 @@
 //!   non-blocking sockets: it collects request heads with a size cap (16 KiB, then 431) and
 //!   a deadline (10 s, then 408), and closes keep-alive connections idle for 15 s, so idle
 //!   or dribbling clients cost a socket, never a thread;
-//! - a fixed pool of workers runs the handler and writes the answer with a write timeout and
-//!   an overall deadline, so a client that never reads frees its worker;
+//! - a fixed pool of workers runs the handler and writes the start of the answer without
+//!   waiting; the I/O thread writes the rest as each client reads, with a write timeout and
+//!   an overall deadline, so a client that never reads holds no worker;
 //! - the accept loop survives accept errors (descriptor exhaustion), and connections over
 //!   the limit get a 503 and are closed;
 //! - a panic inside a handler becomes a 500 for that request; the worker lives on.
@@ -41,9 +42,13 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// `ANSWER_DEADLINE`.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
-/// How long a worker waits for a client to take more of an answer before leaving the rest
-/// to the I/O thread.
-const WORKER_WRITE_PATIENCE: Duration = Duration::from_millis(200);
+/// What a worker writes of an answer before leaving the rest to the I/O thread: a small
+/// answer goes out whole at once, and a worker never spends long filling one client's
+/// socket buffer (several MB on loopback) while others wait in the queue.
+const WORKER_WRITE_BUDGET: usize = 64 << 10;
+/// What the I/O thread writes to one client before turning to the next, so that clients
+/// share it and one fast reader of a large answer does not hold up the rest.
+const IO_WRITE_BUDGET: usize = 256 << 10;
 /// Open connections beyond this get a 503 and are closed at once.
 pub(super) const MAX_CONNECTIONS: usize = 4096;
 /// On shutdown, how long answers already being written may take to finish.
@@ -192,10 +197,15 @@ impl Outgoing {
         self.head.len() + self.body.len()
     }
 
-    /// Writes until done or the socket is full. `Ok(true)`: all written.
-    fn write_some(&mut self) -> io::Result<bool> {
+    /// Writes until done, the socket is full, or `budget` bytes went out in this call.
+    /// `Ok(true)`: all written.
+    fn write_some(&mut self, budget: usize) -> io::Result<bool> {
         let mut slices: Vec<&[u8]> = Vec::with_capacity(IOVECS_PER_WRITE);
+        let stop_at = self.written.saturating_add(budget);
         while self.written < self.total() {
+            if self.written >= stop_at {
+                return Ok(false);
+            }
             slices.clear();
             let body_offset = if self.written < self.head.len() {
                 slices.push(&self.head[self.written..]);
@@ -374,35 +384,8 @@ fn io_loop(events: &Receiver<Event>, work: Sender<(Conn, Request)>, stop: &Atomi
         }
 
         let mut progressed = false;
-        let mut i = 0;
-        while i < writing.len() {
-            let before = writing[i].written;
-            match writing[i].write_some() {
-                Ok(true) => {
-                    progressed = true;
-                    if let Some(conn) = writing.swap_remove(i).finish() {
-                        if drain_until.is_none() {
-                            reading.push(conn);
-                        }
-                    }
-                }
-                Ok(false) if writing[i].stalled() => {
-                    log::debug!(
-                        "dropping a client that stopped reading: {:?}",
-                        writing[i].conn.remote
-                    );
-                    writing.swap_remove(i);
-                }
-                Ok(false) => {
-                    progressed |= writing[i].written > before;
-                    i += 1;
-                }
-                Err(_) => {
-                    writing.swap_remove(i);
-                }
-            }
-        }
-
+        // Requests first: a new request is handed to a worker before the I/O thread
+        // spends its turn on answers that take long to write.
         let mut i = 0;
         while i < reading.len() {
             match poll_conn(&mut reading[i], &mut chunk, &mut progressed) {
@@ -428,10 +411,41 @@ fn io_loop(events: &Receiver<Event>, work: Sender<(Conn, Request)>, stop: &Atomi
                 }
             }
         }
+        let mut i = 0;
+        while i < writing.len() {
+            let before = writing[i].written;
+            match writing[i].write_some(IO_WRITE_BUDGET) {
+                Ok(true) => {
+                    progressed = true;
+                    if let Some(conn) = writing.swap_remove(i).finish() {
+                        if drain_until.is_none() {
+                            reading.push(conn);
+                        }
+                    }
+                }
+                Ok(false) if writing[i].stalled() => {
+                    log::debug!(
+                        "dropping a client that stopped reading: {:?}",
+                        writing[i].conn.remote
+                    );
+                    writing.swap_remove(i);
+                }
+                Ok(false) => {
+                    progressed |= writing[i].written > before;
+                    i += 1;
+                }
+                Err(_) => {
+                    writing.swap_remove(i);
+                }
+            }
+        }
+
+        // While bytes move, go round again at once (a budget cut a write short); while
+        // nothing does, back off to 10 ms.
         nap = if progressed {
-            Duration::from_millis(1)
+            Duration::ZERO
         } else {
-            (nap * 2).min(Duration::from_millis(10))
+            (nap * 2).clamp(Duration::from_millis(1), Duration::from_millis(10))
         };
     }
 }
@@ -564,24 +578,10 @@ fn worker(work: &Receiver<(Conn, Request)>, events: &Sender<Event>, handler: &Ha
         };
         let head_only = request.method == Method::Head;
         let mut out = outgoing(conn, &response, head_only, keep_alive, http10);
-        // Write at full speed while the client keeps reading (a blocking write wakes as soon
-        // as the socket drains); a client that stalls for WORKER_WRITE_PATIENCE is handed
-        // to the I/O thread, so a client that reads slowly never holds a worker for long.
-        let blocking = out.conn.stream.set_nonblocking(false).is_ok()
-            && out
-                .conn
-                .stream
-                .set_write_timeout(Some(WORKER_WRITE_PATIENCE))
-                .is_ok();
-        let written = if blocking {
-            out.write_some()
-        } else {
-            Err(io::Error::other("cannot switch the socket to blocking"))
-        };
-        if out.conn.stream.set_nonblocking(true).is_err() {
-            continue;
-        }
-        match written {
+        // Write what the socket takes now, without waiting: the rest is the I/O thread's.
+        // A worker that waited on a client that does not read would be one fewer for
+        // everyone else, and a few hundred such clients would hold them all.
+        match out.write_some(WORKER_WRITE_BUDGET) {
             Ok(true) => {
                 if let Some(conn) = out.finish() {
                     let _ = events.send(Event::Conn(conn));
