@@ -623,6 +623,9 @@ fn a_failed_list_keeps_the_last_good_copy() {
         status["sources"]["kubernetes"]["lists"]["nodes"]["status"],
         "OK"
     );
+    let lists = &status["sources"]["kubernetes"]["lists"];
+    assert_eq!(lists["pods"]["failedCalls"], 1, "{status}");
+    assert_eq!(lists["nodes"]["failedCalls"], 0, "{status}");
     let (resources, _) = counts(&get(master.addr, "/cluster").json());
     assert_eq!(resources["Pod"], sim.expected().resources["Pod"]);
     sim.faults().clear();
@@ -738,6 +741,10 @@ fn bad_command_lines_and_configuration_exit_with_their_codes() {
     for (args, says) in [
         (vec!["--kubernetes-url", "http://[::1"], "not a URL"),
         (
+            vec!["--kubernetes-url", "https://admin:hunter2@10.0.0.1:6443"],
+            "credentials",
+        ),
+        (
             vec!["--kubernetes-url", "ftp://host"],
             "http:// or https://",
         ),
@@ -764,6 +771,7 @@ fn bad_command_lines_and_configuration_exit_with_their_codes() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
     }
 
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -46,6 +46,18 @@ impl KubeConfig {
     }
 }
 
+/// `url` with anything before an `@` in its authority masked, for messages.
+fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 /// Why `url` cannot be the API server's base URL, if it cannot: checked at start, so that a
 /// typo is exit 3 with a message rather than a master whose every call fails.
 fn check_url(url: &str) -> Result<(), String> {
@@ -55,6 +67,14 @@ fn check_url(url: &str) -> Result<(), String> {
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err("it names no host".to_string());
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        // They would be in every log line and `/status` entry that names the API server.
+        return Err(
+            "it holds credentials (user@ or user:password@): give a token with \
+                    --token-file instead"
+                .to_string(),
+        );
     }
     if uri.query().is_some() {
         return Err("it may not have a query".to_string());
@@ -139,7 +159,7 @@ impl fmt::Display for KubeSetupError {
                 )
             }
             KubeSetupError::BadUrl { url, why } => {
-                write!(f, "Kubernetes URL {url:?}: {why}")
+                write!(f, "Kubernetes URL {:?}: {why}", without_credentials(url))
             }
         }
     }

@@ -307,6 +307,7 @@ impl Collector {
                 (Ok((items, pages)), _) => {
                     calls.kube_pages += pages;
                     entry.record(now, endpoint.clone(), Ok(items.len()));
+                    entry.failed_calls = 0;
                     self.listed_once.insert(kind);
                     items
                 }
@@ -320,6 +321,8 @@ impl Collector {
                 (Err(ListError { message, .. }), None) => {
                     log::warn!("Kubernetes API: {message}; keeping the last good list of {name}");
                     entry.record(now, endpoint.clone(), Err(message));
+                    // The list call itself failed (a list stops at its first failed page).
+                    entry.failed_calls = 1;
                     // Moved, not copied: the collector puts what it used back after the
                     // build.
                     self.last_good.remove(&kind).unwrap_or_default()
