@@ -15,6 +15,7 @@ mod allow;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[cfg(test)]
 use crate::agent::AgentConfig;
@@ -24,6 +25,56 @@ use crate::http::layers::{self, printable};
 use crate::http::{client, Body, Client, Endpoint, Handler, Method, Request, Response};
 use crate::report::chain;
 use allow::{check_request, is_container_inspect, Decision, Refusal};
+
+/// Refusals logged at most: anyone who reaches the port can send refused requests as fast
+/// as they like, and the log must not grow with them.
+static REFUSALS_LOGGED: LogBudget = LogBudget::new(20, Duration::from_secs(60));
+
+/// At most `per_window` events are logged per `window`; the others are counted, and the
+/// count is logged with the next event that is.
+struct LogBudget {
+    per_window: u32,
+    window: Duration,
+    state: parking_lot::Mutex<LogWindow>,
+}
+
+struct LogWindow {
+    start: Option<Instant>,
+    logged: u32,
+    unlogged: u64,
+}
+
+impl LogBudget {
+    const fn new(per_window: u32, window: Duration) -> LogBudget {
+        LogBudget {
+            per_window,
+            window,
+            state: parking_lot::const_mutex(LogWindow {
+                start: None,
+                logged: 0,
+                unlogged: 0,
+            }),
+        }
+    }
+
+    /// Whether to log an event that happens at `now`; if so, how many were not logged
+    /// since the last one that was.
+    fn admit(&self, now: Instant) -> Option<u64> {
+        let mut w = self.state.lock();
+        if w.start
+            .is_none_or(|start| now.duration_since(start) >= self.window)
+        {
+            w.start = Some(now);
+            w.logged = 0;
+        }
+        if w.logged >= self.per_window {
+            w.unlogged += 1;
+            return None;
+        }
+        w.logged += 1;
+        Some(std::mem::take(&mut w.unlogged))
+    }
+}
 
 /// How much of a refused target goes into the log line.
 const LOGGED_TARGET_CHARS: usize = 200;
@@ -164,12 +215,17 @@ fn forward(client: &Client, request: &Request, show_env: bool) -> Result<Respons
     let target = match check_request(&request.method, &request.target) {
         Decision::Forward(target) => target,
         Decision::Refuse(refusal) => {
-            log::info!(
-                "refused {} {}: {}",
-                printable(request.method.as_str(), LOGGED_TARGET_CHARS),
-                printable(&request.target, LOGGED_TARGET_CHARS),
-                refusal.message()
-            );
+            if let Some(unlogged) = REFUSALS_LOGGED.admit(Instant::now()) {
+                if unlogged > 0 {
+                    log::info!("{unlogged} refusals before this one were not logged (at most 20 a minute are)");
+                }
+                log::info!(
+                    "refused {} {}: {}",
+                    printable(request.method.as_str(), LOGGED_TARGET_CHARS),
+                    printable(&request.target, LOGGED_TARGET_CHARS),
+                    refusal.message()
+                );
+            }
             return Err(ProxyError::Refused(refusal));
         }
     };
@@ -231,6 +287,18 @@ fn redacted_inspect(body: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_logged_within_a_budget() {
+        let budget = LogBudget::new(3, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let admitted: Vec<Option<u64>> = (0..10).map(|_| budget.admit(t0)).collect();
+        assert_eq!(&admitted[..3], &[Some(0), Some(0), Some(0)]);
+        assert!(admitted[3..].iter().all(Option::is_none));
+        // A minute on: logged again, with the count of those that were not.
+        assert_eq!(budget.admit(t0 + Duration::from_secs(61)), Some(7));
+        assert_eq!(budget.admit(t0 + Duration::from_secs(62)), Some(0));
+    }
 
     #[test]
     fn refusals_are_json_with_allow_on_405() {
