@@ -48,6 +48,10 @@ pub(crate) fn page(state: &ApiState) -> Response {
             "/readyz",
             "readiness: a snapshot, and the Kubernetes API listed lately",
         ),
+        (
+            "/metrics",
+            "the collector and the API, in the Prometheus text format",
+        ),
     ] {
         let path = if path.contains("TYPE") {
             format!("<code>{path}</code>")

@@ -9,6 +9,7 @@
 
 mod error;
 mod home;
+mod metrics;
 mod status;
 
 use std::sync::Arc;
@@ -27,17 +28,24 @@ pub(crate) struct ApiState {
     /// The `/version` string.
     pub(crate) version: String,
     pub cluster_name: String,
+    /// Answers by route and status, for `/metrics`.
+    pub(crate) requests: metrics::RequestCounts,
 }
 
 const JSON: &str = "application/json";
 
 /// The API as served: [`handle`] with every layer.
 pub(crate) fn handler(state: Arc<ApiState>) -> Handler {
+    let counted = Arc::clone(&state);
     let routes: Handler = Arc::new(move |request: &Request| handle(&state, request));
-    layers::access_log(
-        "api",
-        layers::cors(layers::read_only(layers::conditional(routes))),
-    )
+    let layered = layers::cors(layers::read_only(layers::conditional(routes)));
+    // Every answer is counted as it leaves, 304s and refusals of the layers included.
+    let counting: Handler = Arc::new(move |request: &Request| {
+        let response = layered(request);
+        counted.requests.count(request.path(), response.status);
+        response
+    });
+    layers::access_log("api", counting)
 }
 
 /// Answers one GET or HEAD request (the layers of [`handler`] refuse other methods).
@@ -68,6 +76,17 @@ fn route(state: &ApiState, request: &Request) -> Result<Response, ApiError> {
         "/version" => json(
             serde_json::json!({"success": true, "timestamp": rfc3339_millis(now), "version": state.version}),
         ),
+        "/metrics" => {
+            let published = state.shared.published();
+            let body = metrics::document(
+                &published.status,
+                published.snapshot.as_deref(),
+                &state.requests,
+                now,
+            );
+            Response::new(200, metrics::CONTENT_TYPE, Body::Owned(body.into_bytes()))
+                .with_header("Cache-Control", "no-cache")
+        }
         "/status" => {
             let published = state.shared.published();
             let body = status::document(&published.status, published.snapshot.as_deref(), now);
@@ -198,6 +217,7 @@ mod tests {
             shared: Arc::new(Shared::default()),
             version: "v".into(),
             cluster_name: "<c>".into(),
+            requests: Default::default(),
         })
     }
 

@@ -32,6 +32,7 @@ impl Master {
             shared: Arc::clone(&shared),
             version: collector.created_by.clone(),
             cluster_name: collector.cluster_name.clone(),
+            requests: Default::default(),
         });
         let collector = Collector::new(collector, Arc::clone(&shared));
         let (stop, stop_rx) = crossbeam_channel::bounded::<()>(1);
