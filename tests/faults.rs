@@ -963,7 +963,7 @@ fn the_token_stays_out_of_logs_and_answers_on_every_error_path() {
         args.extend_from_slice(&quick);
         args.extend_from_slice(extra);
         let master = MasterProcess::start(&args);
-        master.wait_for_refreshes(2);
+        master.wait_for_attempts(2);
         assert_eq!(master.status()["sources"]["kubernetes"]["status"], "ERROR");
         check(&format!("TLS failure {extra:?}"), &master);
     }
@@ -974,7 +974,7 @@ fn the_token_stays_out_of_logs_and_answers_on_every_error_path() {
     let mut args = vec!["--kubernetes-url", url.as_str()];
     args.extend_from_slice(&quick);
     let master = MasterProcess::start(&args);
-    master.wait_for_refreshes(2);
+    master.wait_for_attempts(2);
     STOP.store(true, Ordering::Relaxed);
     assert!(SAW_TOKEN.load(Ordering::Relaxed), "the token was sent");
     let status = master.status();

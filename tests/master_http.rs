@@ -311,6 +311,34 @@ fn no_snapshot_yet_means_503() {
 }
 
 #[test]
+fn a_master_that_never_listed_the_api_serves_no_graph() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    sim.faults().set_kube(Fault::Status(500));
+    let master = MasterProcess::against(&sim, &["--refresh-interval", "0.3"]);
+    let status = master.wait_for_attempts(2);
+    assert_eq!(
+        status["sources"]["kubernetes"]["status"], "ERROR",
+        "{status}"
+    );
+    assert_eq!(status["snapshot"], Value::Null, "{status}");
+    // Not a graph of the Cluster alone called a success: no graph, and why.
+    let reply = get(master.addr, "/cluster");
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert!(reply.json()["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("no Kubernetes list has succeeded"));
+    assert_eq!(get(master.addr, "/readyz").status, 503);
+    // Once it answers, the graph is served.
+    sim.faults().clear();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while get(master.addr, "/cluster").status != 200 {
+        assert!(std::time::Instant::now() < deadline, "never served");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn ready_while_the_kubernetes_api_is_listed() {
     let sim = Simulator::start(SimSpec::default()).unwrap();
     let master =

@@ -36,7 +36,9 @@ impl ApiError {
             ApiError::NoSuchEndpoint(path) => {
                 format!("no such endpoint: {}", truncate(path, 128))
             }
-            ApiError::NoSnapshotYet => "no snapshot yet: the first refresh has not finished".into(),
+            ApiError::NoSnapshotYet => "no snapshot yet: the first refresh has not finished, or \
+                                        no Kubernetes list has succeeded yet (see /status)"
+                .into(),
             ApiError::NotCollectedYet(kind) => {
                 format!("{kind} is being collected for the first time: ask again shortly")
             }

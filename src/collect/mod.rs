@@ -236,8 +236,12 @@ impl Collector {
             kubernetes: kube_status,
             nodes: node_status,
         };
+        // A graph made before any Kubernetes list has succeeded holds the Cluster alone: it
+        // is not served as if it were the cluster (the API says no snapshot yet, `/status`
+        // says why).
+        let listed_ever = !self.listed_once.is_empty();
         self.shared.publish(Published {
-            snapshot: Some(Arc::clone(&snapshot)),
+            snapshot: listed_ever.then(|| Arc::clone(&snapshot)),
             status: Arc::new(status),
         });
         log::info!(

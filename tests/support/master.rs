@@ -106,6 +106,24 @@ impl MasterProcess {
         }
     }
 
+    /// Waits until `refreshes` refreshes have been made, whether or not any gave a graph
+    /// (one that never listed the API server serves none).
+    pub(crate) fn wait_for_attempts(&self, refreshes: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.status();
+            if status["refresh"]["count"].as_u64().unwrap_or(0) >= refreshes {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no refresh {refreshes}: {status}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
     /// Waits until `more` refreshes have completed after the current one.
     pub(crate) fn wait_for_more_refreshes(&self, more: u64) -> Value {
         let now = self.status()["refresh"]["count"].as_u64().unwrap_or(0);
