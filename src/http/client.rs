@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The most bytes a response's status line and headers (or a chunked body's trailers) may take.
@@ -71,6 +71,27 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(10),
             max_body: 64 << 20,
         }
+    }
+}
+
+/// Connects to a Unix socket within `timeout`. `connect` on a Unix socket blocks, without a
+/// timeout of its own, while the listener's backlog is full (a runtime that has stopped
+/// accepting): here it runs on a thread of its own, which is left to finish on its own when
+/// the time is up.
+pub(crate) fn connect_unix(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let target = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("unix-connect".into())
+        .spawn(move || {
+            let _ = tx.send(UnixStream::connect(&target));
+        })?;
+    match rx.recv_timeout(timeout) {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no connection to {} within {timeout:?}", path.display()),
+        )),
     }
 }
 
@@ -246,7 +267,9 @@ impl Client {
     fn connect(&self, deadline: Instant) -> Result<Conn, Error> {
         let socket = match &self.endpoint {
             Endpoint::Unix(path) => {
-                Socket::Unix(UnixStream::connect(path).map_err(Error::Connect)?)
+                let left = deadline.saturating_duration_since(Instant::now());
+                let timeout = self.config.connect_timeout.min(left).max(MIN_TIMEOUT);
+                Socket::Unix(connect_unix(path, timeout).map_err(Error::Connect)?)
             }
             Endpoint::Tcp(addr) => {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -981,6 +1004,54 @@ mod tests {
             let _ = UnixStream::connect(&path);
         }
         server.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_unix_socket_that_accepts_no_more_times_out() {
+        let dir = std::env::temp_dir().join(format!("unix-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("full.sock");
+        // A listener that never accepts, with a backlog of none (std's listeners take
+        // thousands): once it is full, connecting blocks.
+        let mut listener = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import socket, sys, time\n\
+                 s = socket.socket(socket.AF_UNIX)\n\
+                 s.bind(sys.argv[1])\n\
+                 s.listen(0)\n\
+                 print('ready', flush=True)\n\
+                 time.sleep(60)",
+            ])
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut ready = String::new();
+        std::io::BufReader::new(listener.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready.trim(), "ready");
+        let fillers: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || UnixStream::connect(path))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let e = connect_unix(&path, Duration::from_millis(300)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Closing the listener releases the connects still waiting.
+        let _ = listener.kill();
+        let _ = listener.wait();
+        let _ = std::fs::remove_file(&path);
+        for filler in fillers {
+            let _ = filler.join();
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

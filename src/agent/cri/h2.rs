@@ -108,7 +108,7 @@ impl Connection {
     /// Connects and sends our side of the connection preface. The peer's SETTINGS are read
     /// with the first call's answer: a client need not wait for them (RFC 9113 §3.4).
     pub(crate) fn connect(socket: &Path, timeout: Duration) -> Result<Self, Cause> {
-        let stream = UnixStream::connect(socket).map_err(Cause::Io)?;
+        let stream = crate::http::client::connect_unix(socket, timeout).map_err(Cause::Io)?;
         stream
             .set_write_timeout(Some(timeout.max(Duration::from_millis(1))))
             .map_err(Cause::Io)?;
