@@ -879,6 +879,7 @@ fn rejecting_api_server(
             let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut line = String::new();
+            let mut echoed = String::new();
             while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
                 let header = line.trim().split_once(':');
                 if header.is_some_and(|(name, value)| {
@@ -886,10 +887,14 @@ fn rejecting_api_server(
                         && value.trim() == format!("Bearer {TOKEN}")
                 }) {
                     saw_token.store(true, Ordering::Relaxed);
+                    echoed = line.trim().to_string();
                 }
                 line.clear();
             }
-            let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#;
+            // As some proxies do: the request's Authorization header, echoed in the error.
+            let body = format!(
+                r#"{{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Unauthorized: {echoed}","reason":"Unauthorized","code":401}}"#
+            );
             let mut stream = stream;
             let _ = write!(
                 stream,

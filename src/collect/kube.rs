@@ -379,10 +379,9 @@ impl KubeClient {
 
     fn get(&self, url: &str) -> Result<String, KubeError> {
         let mut request = self.agent.get(url);
-        if let Some(token) = &self.token {
-            if let Some(value) = token.lock().current() {
-                request = request.header("Authorization", &format!("Bearer {value}"));
-            }
+        let sent = self.token.as_ref().and_then(|t| t.lock().current());
+        if let Some(value) = &sent {
+            request = request.header("Authorization", &format!("Bearer {value}"));
         }
         let mut response = request.call().map_err(|error| {
             KubeError::Transport(TransportError {
@@ -405,6 +404,14 @@ impl KubeClient {
         if (200..300).contains(&status) {
             Ok(text)
         } else {
+            // A server or proxy that echoes the request's headers in its error must not
+            // put the token into the log and `/status`.
+            let text = match &sent {
+                Some(token) if !token.is_empty() && text.contains(token.as_str()) => {
+                    text.replace(token.as_str(), "<token>")
+                }
+                _ => text,
+            };
             Err(status_error(status, &text))
         }
     }
