@@ -250,19 +250,11 @@ impl NodeRuntime for CriRuntime {
                 .to_string();
             let (raw, fingerprint) = observed(&status, info, &call)?;
             return Ok(Container {
-                id: status.id.clone(),
-                name: status
-                    .metadata
-                    .as_ref()
-                    .map(|m| m.name.clone())
-                    .unwrap_or_default(),
+                id: status.id,
+                name: status.metadata.map(|m| m.name).unwrap_or_default(),
                 // A name, not an ID or digest: the image it is a tag of.
                 image_id: self.image_id("", &image_name),
-                labels: status
-                    .labels
-                    .clone()
-                    .into_iter()
-                    .collect::<BTreeMap<_, _>>(),
+                labels: status.labels,
                 started_at: time(status.created_at),
                 finished_at: time(0),
                 running: status.state == SANDBOX_READY,
@@ -290,18 +282,10 @@ impl NodeRuntime for CriRuntime {
         let image_id = self.image_id(reference, &image_name);
         let (raw, fingerprint) = observed(&status, info, &call)?;
         Ok(Container {
-            id: status.id.clone(),
-            name: status
-                .metadata
-                .as_ref()
-                .map(|m| m.name.clone())
-                .unwrap_or_default(),
+            id: status.id,
+            name: status.metadata.map(|m| m.name).unwrap_or_default(),
             image_id,
-            labels: status
-                .labels
-                .clone()
-                .into_iter()
-                .collect::<BTreeMap<_, _>>(),
+            labels: status.labels,
             started_at: time(status.started_at),
             finished_at: time(status.finished_at),
             running: status.state == CONTAINER_RUNNING,
