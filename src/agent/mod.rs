@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 
 use crate::collect::nodes::{read_runtime, NodeContext};
 use crate::collect::runtime::cache::{CachedContainer, ImageCache};
-use crate::collect::runtime::docker::{process_from_row, PROCESS_VOLATILE};
+use crate::collect::runtime::docker::{process_with_pid, PROCESS_VOLATILE};
 use crate::collect::runtime::{connect_socket, NodeRuntime, RuntimeError, RuntimeOptions};
 use crate::graph::fingerprint;
 use crate::graph::observed::{Container, Image, Process};
@@ -394,8 +394,10 @@ impl NodeRuntime for WithProcesses<'_> {
                     .get(&container.id)
                     .map_or(&[][..], |c| &c.rows)
                     .iter()
-                    .filter_map(|row| serde_json::to_string(row).ok())
-                    .filter_map(|row| process_from_row(&row))
+                    .filter_map(|row| {
+                        let text = serde_json::to_string(row).ok()?;
+                        process_with_pid(row.pid.to_string(), &text)
+                    })
                     .collect(),
             )),
             _ => self.inner.processes(container),

@@ -425,6 +425,11 @@ pub(crate) fn process_from_row(row: &str) -> Option<Process> {
         Value::Number(n) if n.is_u64() => n.to_string(),
         _ => return None,
     };
+    process_with_pid(pid, row)
+}
+
+/// A process row whose PID is known already (the agent's own `/proc` rows).
+pub(crate) fn process_with_pid(pid: String, row: &str) -> Option<Process> {
     let fingerprint = fingerprint::ignoring(row, PROCESS_VOLATILE).ok()?;
     Some(Process {
         pid,
