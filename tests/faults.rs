@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use client::get;
-use cluster_insight_sim::{Fault, SimSpec, Simulator};
+use cluster_insight_sim::{Fault, NodeLatency, SimSpec, Simulator};
 use master::{counts, graph_consistency, runtime_part, MasterProcess};
 use serde_json::Value;
 
@@ -515,6 +515,7 @@ fn spec() -> SimSpec {
         with_docker: true,
         containerd_nodes: 0,
         node_documents: false,
+        latency: NodeLatency::none(),
         seed: 7,
     }
 }

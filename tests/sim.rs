@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use cluster_insight_sim::{Fault, SimSpec, Simulator};
+use cluster_insight_sim::{Fault, NodeLatency, SimSpec, Simulator};
 use serde_json::Value;
 
 /// One HTTP/1.1 exchange as the test client saw it.
@@ -619,6 +619,24 @@ fn faults_do_what_they_say() {
     faults.clear();
     assert_eq!(get(kube, "/api/v1/pods").status, 200);
     assert!(get(kube, "/api/v1/pods").json()["items"].is_array());
+
+    // Latency: each kind of node call waits at least its own time.
+    sim.set_latency(NodeLatency {
+        top: Duration::from_millis(120),
+        list: Duration::from_millis(40),
+        ..NodeLatency::none()
+    });
+    let timed = |addr, path: &str| {
+        let started = std::time::Instant::now();
+        assert_eq!(get(addr, path).status, 200, "{path}");
+        started.elapsed()
+    };
+    let container = sim.container_ids(0)[1].clone();
+    let top = timed(node0, &format!("/containers/{container}/top"));
+    let list = timed(node0, "/containers/json");
+    assert!(top >= Duration::from_millis(120), "{top:?}");
+    assert!(list >= Duration::from_millis(40), "{list:?}");
+    sim.set_latency(NodeLatency::none());
     sim.shutdown();
     assert!(TcpStream::connect_timeout(&kube, Duration::from_secs(2)).is_err());
     assert!(TcpStream::connect_timeout(&node0, Duration::from_secs(2)).is_err());

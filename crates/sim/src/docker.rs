@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::agent;
+use super::latency::NodeCall;
 use super::model::{
     human_duration, wall_clock_millis, Cluster, Container, Image, Node, Runtime, PAUSE_IMAGE,
 };
@@ -117,6 +118,18 @@ fn route(path: &str) -> Route {
         return percent::decode_utf8(name).map_or(Route::Unknown, Route::Image);
     }
     Route::Unknown
+}
+
+/// The kind of call a path is, for its latency.
+pub(crate) fn call_kind(path: &str) -> Option<NodeCall> {
+    match route(path) {
+        Route::List => Some(NodeCall::List),
+        Route::Inspect(_) => Some(NodeCall::Inspect),
+        Route::Top(_) => Some(NodeCall::Top),
+        Route::Image(_) => Some(NodeCall::Image),
+        Route::Node => Some(NodeCall::Node),
+        Route::Ping | Route::Version | Route::Unknown => None,
+    }
 }
 
 /// Counts the request by kind (before any fault applies).

@@ -28,6 +28,7 @@
 mod agent;
 mod docker;
 mod kube;
+mod latency;
 mod mangle;
 mod model;
 mod server;
@@ -39,6 +40,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+pub use self::latency::{NodeCall, NodeLatency};
 
 use self::kube::KubeStore;
 use self::model::Cluster;
@@ -78,6 +81,8 @@ pub struct SimSpec {
     /// The agents of Docker nodes answer `GET /node` too (a current minion); without, only
     /// the Docker paths (an older one).
     pub node_documents: bool,
+    /// How long each node API call takes (none by default; see [`NodeLatency::realistic`]).
+    pub latency: NodeLatency,
     pub seed: u64,
 }
 
@@ -101,6 +106,7 @@ impl Default for SimSpec {
             with_docker: true,
             containerd_nodes: 0,
             node_documents: false,
+            latency: NodeLatency::none(),
             seed: 1,
         }
     }
@@ -122,7 +128,10 @@ impl SimSpec {
     /// `namespaces`, `services`, `controllers`, `deployments`, `statefulsets`, `daemonsets`,
     /// `cronjobs`, `unscheduled-pods` (`unscheduled`),
     /// `standalone-containers-per-node` (`standalone`), `images`, `docker`,
-    /// `containerd-nodes` (`containerd`), `node-documents`, `seed`.
+    /// `containerd-nodes` (`containerd`), `node-documents`, `seed`; and the nodes' latency:
+    /// `latency=none|realistic`, `latency-list`, `latency-inspect`, `latency-top`,
+    /// `latency-image`, `latency-node` (milliseconds, after `latency` in the list to change
+    /// one of its values) and `jitter` (percent).
     /// An empty string or `default` gives the defaults.
     pub fn parse_size(s: &str) -> Result<SimSpec, String> {
         let mut spec = SimSpec::default();
@@ -166,7 +175,39 @@ impl SimSpec {
                         .map_err(|_| format!("seed: not a number: {value:?}"))?
                 }
                 "docker" => spec.with_docker = flag(&key, value)?,
-                _ => return Err(format!("unknown size key {key:?}")),
+                "latency" => {
+                    spec.latency = match value {
+                        "none" => NodeLatency::none(),
+                        "realistic" => NodeLatency::realistic(),
+                        _ => {
+                            return Err(format!(
+                                "latency: expected none or realistic, got {value:?}"
+                            ))
+                        }
+                    }
+                }
+                "jitter" => {
+                    spec.latency.jitter_percent = value
+                        .parse()
+                        .ok()
+                        .filter(|p| *p <= 100)
+                        .ok_or_else(|| format!("jitter: not a percent (0-100): {value:?}"))?
+                }
+                _ => {
+                    let millis = |value: &str| {
+                        value
+                            .parse::<u64>()
+                            .map(Duration::from_millis)
+                            .map_err(|_| format!("{key}: not milliseconds: {value:?}"))
+                    };
+                    let known = match key.strip_prefix("latency-") {
+                        Some(call) => spec.latency.set(call, millis(value)?),
+                        None => false,
+                    };
+                    if !known {
+                        return Err(format!("unknown size key {key:?}"));
+                    }
+                }
             }
         }
         spec.validate()?;
@@ -425,7 +466,11 @@ impl Simulator {
                 SocketAddrV4::new(*addr, docker_port),
             ));
         }
-        let shared = Arc::new(Shared::new(State { cluster, kube }, endpoints));
+        let shared = Arc::new(Shared::new(
+            State { cluster, kube },
+            endpoints,
+            spec.latency,
+        ));
         let mut sim = Simulator {
             shared: Arc::clone(&shared),
             acceptors: Vec::new(),
@@ -502,6 +547,11 @@ impl Simulator {
 
     pub fn request_counts(&self) -> RequestCounts {
         self.shared.counters.snapshot()
+    }
+
+    /// Changes every node's per-call latency from now on.
+    pub fn set_latency(&self, latency: NodeLatency) {
+        *self.shared.latency.lock() = latency;
     }
 
     pub fn faults(&self) -> Faults {
@@ -724,8 +774,29 @@ mod tests {
             "docker=maybe",
             "namespaces=0",
             "images=0",
+            "latency=slow",
+            "latency-ps=4",
+            "latency-top=fast",
+            "jitter=101",
         ] {
             assert!(SimSpec::parse_size(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn parses_latencies() {
+        assert!(SimSpec::default().latency.is_none());
+        let spec = SimSpec::parse_size("latency=realistic,latency-top=100,jitter=0").unwrap();
+        assert_eq!(
+            spec.latency,
+            NodeLatency {
+                top: Duration::from_millis(100),
+                jitter_percent: 0,
+                ..NodeLatency::realistic()
+            }
+        );
+        let spec = SimSpec::parse_size("latency-node=5").unwrap();
+        assert_eq!(spec.latency.node, Duration::from_millis(5));
+        assert_eq!(spec.latency.top, Duration::ZERO);
     }
 }

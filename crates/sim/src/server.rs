@@ -27,7 +27,7 @@ use cluster_insight_wire::status::reason_phrase;
 
 use super::kube::KubeStore;
 use super::model::Cluster;
-use super::{docker, kube, mangle, Fault, RequestCounts};
+use super::{docker, kube, mangle, Fault, NodeLatency, RequestCounts};
 
 /// A connection idle this long is closed (the master reconnects).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -156,6 +156,8 @@ pub(crate) struct Shared {
     /// Each node's `/node` document and its ETag, with the generation they were made in:
     /// a node agent's document is asked for at every refresh and seldom changes.
     pub node_documents: Mutex<HashMap<usize, (u64, Arc<NodeDocument>)>>,
+    /// How long each node API call waits before it is answered.
+    pub latency: Mutex<NodeLatency>,
     pub counters: Counters,
     pub endpoints: Vec<Arc<Endpoint>>,
     shutdown: AtomicBool,
@@ -320,11 +322,12 @@ impl Shared {
         self.generation.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn new(state: State, endpoints: Vec<Arc<Endpoint>>) -> Shared {
+    pub(crate) fn new(state: State, endpoints: Vec<Arc<Endpoint>>, latency: NodeLatency) -> Shared {
         Shared {
             state: RwLock::new(state),
             generation: AtomicU64::new(0),
             node_documents: Mutex::new(HashMap::new()),
+            latency: Mutex::new(latency),
             counters: Counters::default(),
             endpoints,
             shutdown: AtomicBool::new(false),
@@ -335,6 +338,21 @@ impl Shared {
 
     fn stopping(&self) -> bool {
         self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// Waits `delay`, or until the simulator stops (false then).
+    fn pause(&self, delay: Duration) -> bool {
+        let until = Instant::now() + delay;
+        loop {
+            if self.stopping() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return true;
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(20)));
+        }
     }
 
     /// Sets the fault of endpoint `index`. Switching to or from [`Fault::Refuse`] returns once
@@ -582,6 +600,16 @@ fn serve_connection(shared: &Shared, ep: &Endpoint, stream: TcpStream) {
             Role::Kube => kube::count(shared, &request),
             Role::Node(_) => docker::count(&shared.counters, &request),
         }
+        if let Role::Node(_) = ep.role {
+            // A real node takes its time over every call, whatever else goes wrong with it.
+            let call = docker::call_kind(&request.path);
+            let wait = call.map(|c| shared.latency.lock().wait_for(c));
+            if let Some(wait) = wait.filter(|w| !w.is_zero()) {
+                if !shared.pause(wait) {
+                    return;
+                }
+            }
+        }
         let head_only = request.method == "HEAD";
         let fault = ep.fault_for(&request.path);
         let answer = |shared: &Shared| match ep.role {
@@ -613,12 +641,8 @@ fn serve_connection(shared: &Shared, ep: &Endpoint, stream: TcpStream) {
                 return;
             }
             Fault::Slow(delay) => {
-                let until = Instant::now() + delay;
-                while Instant::now() < until {
-                    if shared.stopping() {
-                        return;
-                    }
-                    std::thread::sleep((until - Instant::now()).min(Duration::from_millis(20)));
+                if !shared.pause(delay) {
+                    return;
                 }
                 let response = answer(shared);
                 send(&mut writer, &response)
