@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::collect::extra::GroupVersionResource;
+use crate::collect::NodeParallelism;
 use crate::graph::Kind;
 
 /// Kinds `--extra-kinds` may add: far more than a graph can show legibly, and within what
@@ -44,7 +45,9 @@ MASTER (serves the context graph, default port 5555):
                                   group), comma-separated, the flag repeatable:
                                   argoproj.io/v1alpha1/rollouts
     --refresh-interval SECS       seconds between refreshes (default 10)
-    --node-parallelism N          nodes read at once (default 16)
+    --node-parallelism N|auto     nodes read at once (default auto: as many as reading
+                                  every node within half the refresh interval takes, at
+                                  the time nodes take, from 16 to 512)
     --kube-timeout SECS           bound on one Kubernetes API call (default 30)
     --docker-timeout SECS         bound on one Docker API call (default 10)
     --show-env                    show container environment values (redacted by default:
@@ -126,7 +129,7 @@ pub struct Options {
     /// Kinds to list beyond the built-in ones.
     pub extra_kinds: Vec<GroupVersionResource>,
     pub refresh_interval: Duration,
-    pub(crate) node_parallelism: usize,
+    pub(crate) node_parallelism: NodeParallelism,
     pub(crate) show_env: bool,
     /// Bound on one Kubernetes API call (one page of a list).
     pub(crate) kube_timeout: Duration,
@@ -153,7 +156,7 @@ impl Default for Options {
             cluster_name: "cluster".to_string(),
             extra_kinds: Vec::new(),
             refresh_interval: Duration::from_secs(10),
-            node_parallelism: 16,
+            node_parallelism: NodeParallelism::Auto,
             show_env: false,
             kube_timeout: Duration::from_secs(30),
             docker_timeout: Duration::from_secs(10),
@@ -317,7 +320,11 @@ pub fn parse(
                 options.docker_timeout = seconds(&mut parser, "--docker-timeout", 0.1, 3600.0)?
             }
             Long("node-parallelism") => {
-                options.node_parallelism = count(&mut parser, "--node-parallelism", 1, 1024)?
+                let flag = "--node-parallelism";
+                options.node_parallelism = match string(&mut parser, flag)?.as_str() {
+                    "auto" => NodeParallelism::Auto,
+                    text => NodeParallelism::Fixed(whole_number(flag, text, 1, 1024)?),
+                }
             }
             Long("show-env") => options.show_env = true,
             Long("size") => size = Some(string(&mut parser, "--size")?),
@@ -519,7 +526,10 @@ fn count(
     min: usize,
     max: usize,
 ) -> Result<usize, CliError> {
-    let text = string(parser, flag)?;
+    whole_number(flag, &string(parser, flag)?, min, max)
+}
+
+fn whole_number(flag: &str, text: &str, min: usize, max: usize) -> Result<usize, CliError> {
     match text.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(CliError(format!(
@@ -629,7 +639,7 @@ mod tests {
         assert!(o.insecure_skip_tls_verify && o.debug && o.show_env);
         assert_eq!(
             (o.docker_port, o.workers, o.node_parallelism, o.port()),
-            (14243, 3, 4, 8080)
+            (14243, 3, NodeParallelism::Fixed(4), 8080)
         );
         assert_eq!(o.refresh_interval, Duration::from_millis(2500));
         assert_eq!(o.cluster_name, "prod");

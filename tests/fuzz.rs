@@ -478,6 +478,7 @@ fn feed(kind: Kind, text: &str, pool: &mut Pool, rng: &mut Rng) {
                             container: Arc::new(c),
                             processes: Vec::new(),
                             processes_omitted: 0,
+                            stale_since_ms: None,
                         });
                     }
                 }

@@ -79,6 +79,7 @@ fn container(
         container: Arc::new(parse_container_inspect(&inspect.to_string(), false).unwrap()),
         processes: parse_top(&top.to_string()).unwrap(),
         processes_omitted: 0,
+        stale_since_ms: None,
     }
 }
 

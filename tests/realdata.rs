@@ -134,6 +134,7 @@ fn the_2015_guestbook_cluster() {
                     container: Arc::new(c),
                     processes,
                     processes_omitted: 0,
+                    stale_since_ms: None,
                 });
             } else if file.starts_with(&format!("{node}-image-")) {
                 docker

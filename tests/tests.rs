@@ -17,4 +17,5 @@ mod master_http;
 mod minion;
 mod realdata;
 mod sim;
+mod stability;
 mod tls;

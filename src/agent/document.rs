@@ -19,6 +19,7 @@ use crate::collect::runtime::docker::{self, process_from_row};
 use crate::collect::ParseError;
 use crate::graph::fingerprint;
 use crate::graph::observed::{Container, Image, NodeContainers, ObservedContainer, Process};
+use cluster_insight_wire::time::{parse_rfc3339_millis, rfc3339_millis};
 
 /// The path the agent serves it at.
 pub(crate) const PATH: &str = "/node";
@@ -76,6 +77,10 @@ pub(crate) struct ContainerEntry {
     /// Processes left out of `processes` because there were too many.
     #[serde(default)]
     pub(crate) processes_omitted: usize,
+    /// RFC 3339: when the status was read, if in an earlier reading than this document's
+    /// (the agent ran out of time for it and shows what it had).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) stale_since: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -144,6 +149,7 @@ impl NodeDocument {
                     status: raw(&c.raw),
                     processes: observed.processes.iter().map(|p| raw(&p.raw)).collect(),
                     processes_omitted: observed.processes_omitted,
+                    stale_since: observed.stale_since_ms.map(rfc3339_millis),
                 }
             })
             .collect();
@@ -255,6 +261,7 @@ impl NodeDocument {
                 container: Arc::new(container),
                 processes,
                 processes_omitted: omitted,
+                stale_since_ms: entry.stale_since.as_deref().and_then(parse_rfc3339_millis),
             });
         }
         let mut images = Vec::with_capacity(self.images.len());

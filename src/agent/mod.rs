@@ -166,6 +166,8 @@ impl Agent {
             refresh: state.readings,
             now_ms: cluster_insight_wire::time::now_millis(),
             deadline: Instant::now() + READ_BUDGET,
+            // One node, read by this thread: there are no threads to add.
+            aim: Instant::now() + READ_BUDGET,
             budget: READ_BUDGET,
         };
         let table = self.scan_processes();

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::collect::status::{CollectorStatus, SourceStatus};
+use crate::collect::status::{Collection, CollectorStatus, SourceStatus};
 use crate::publish::snapshot::Snapshot;
 use cluster_insight_wire::time::rfc3339_millis;
 
@@ -24,12 +24,38 @@ pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, no
         if let Some(note) = &s.note {
             entry["note"] = note.as_str().into();
         }
+        match &s.collection {
+            Collection::None => {}
+            Collection::Complete => entry["collection"] = "complete".into(),
+            Collection::Failed => entry["collection"] = "failed".into(),
+            Collection::Cut(cut) => {
+                entry["collection"] = "cut".into();
+                let mut detail = serde_json::json!({
+                    "summary": cut.to_string(),
+                    "containersNotInspected": cut.uninspected,
+                    "inspectsCarriedOver": cut.carried_inspects,
+                    "processesCarriedOver": cut.carried_processes,
+                    "processesNotRead": cut.unread_processes,
+                    "imagesNotRead": cut.unread_images,
+                });
+                if let Some(oldest) = cut.oldest_reading_ms {
+                    detail["staleSince"] = rfc3339_millis(oldest).into();
+                    detail["staleSeconds"] = (((now - oldest).max(0) as f64) / 1000.0).into();
+                }
+                entry["cut"] = detail;
+            }
+        }
         entry
     };
     // A kind passed over on purpose leaves the rest of the graph whole.
     let kube_ok =
         !status.kubernetes.is_empty() && status.kubernetes.values().all(|s| s.ok || s.skipped);
     let nodes_failed = status.nodes.values().filter(|s| !s.ok).count();
+    let nodes_cut = status
+        .nodes
+        .values()
+        .filter(|s| matches!(s.collection, Collection::Cut(_)))
+        .count();
     // The keys of the calls are the contract's and predate other runtimes than Docker.
     serde_json::json!({
         "success": true,
@@ -58,6 +84,11 @@ pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, no
                 "dockerTop": status.calls.runtime_processes,
                 "dockerImage": status.calls.runtime_image,
             },
+            "nodeReading": {
+                "threads": status.node_reading.threads,
+                "meanNodeMs": status.node_reading.mean_job.as_secs_f64() * 1000.0,
+                "nextThreads": status.node_reading.next_threads,
+            },
         },
         // From the snapshot itself: the collector swaps the snapshot before it updates the
         // status, so the status's copy may belong to the previous snapshot.
@@ -72,6 +103,7 @@ pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, no
             },
             "nodes": status.nodes.iter().map(|(k, v)| (k.clone(), source(v))).collect::<BTreeMap<_, _>>(),
             "nodesFailed": nodes_failed,
+            "nodesCut": nodes_cut,
         },
     })
     .to_string()

@@ -88,6 +88,7 @@ fn node_from_pod_statuses(node: &KubeObject, pods: &[&KubeObject]) -> NodeContai
                 }),
                 processes: Vec::new(),
                 processes_omitted: 0,
+                stale_since_ms: None,
             });
         }
     }

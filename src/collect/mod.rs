@@ -40,7 +40,7 @@ use runtime::cache::ImageCache;
 use runtime::RuntimeOptions;
 use status::{CallCounts, CollectorStatus, Phases, SourceStatus};
 
-pub use nodes::RuntimeSource;
+pub use nodes::{NodeParallelism, RuntimeSource};
 
 /// Why a piece of observed data could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub struct CollectorConfig {
     pub(crate) runtimes: RuntimeSource,
     /// Limits of one call to a node's runtime.
     pub(crate) runtime_client: ClientConfig,
-    pub(crate) node_parallelism: usize,
+    pub(crate) node_parallelism: NodeParallelism,
     pub(crate) show_env: bool,
     pub refresh_interval: Duration,
     pub cluster_name: String,
@@ -96,6 +96,8 @@ pub(crate) struct Collector {
     history: History,
     refresh: u64,
     sequence: u64,
+    /// The threads the next refresh starts reading nodes with (`--node-parallelism auto`).
+    node_threads: usize,
 }
 
 fn now_ms() -> i64 {
@@ -118,6 +120,7 @@ impl Collector {
             history: History::default(),
             refresh: 0,
             sequence: 0,
+            node_threads: nodes::AUTO_MIN,
         }
     }
 
@@ -151,7 +154,8 @@ impl Collector {
         let started = Instant::now();
         let start_ms = now_ms();
         let mut calls = CallCounts::default();
-        let previous = self.shared.published().status;
+        let published = self.shared.published();
+        let previous = published.status;
         let mut kube_status = previous.kubernetes.clone();
         let mut node_status = previous.nodes.clone();
 
@@ -182,20 +186,26 @@ impl Collector {
             refresh: self.refresh,
             now_ms: start_ms,
             deadline: Instant::now() + budget,
+            aim: Instant::now() + self.config.refresh_interval / 2,
             budget,
         };
         let read = nodes::read_nodes(
             &self.config.runtimes,
             nodes,
             self.config.node_parallelism,
+            self.node_threads,
             &context,
             &mut self.node_caches,
             &mut node_status,
         );
         calls.add(&read.calls);
+        if !nodes.is_empty() {
+            self.node_threads = read.pace.next_threads;
+        }
         lap(&mut phases.runtime_ms);
         nodes::forget_departed(&mut node_status, nodes);
 
+        let read_pace = read.pace;
         let mut node_containers = read.nodes;
         node_containers.extend(agentless::nodes_without_runtime(&kube, &node_containers));
         let collected = Collected {
@@ -209,12 +219,19 @@ impl Collector {
         let (graph, history) = graph::build(&collected, &options, now_ms(), &self.history);
         self.history = history;
         lap(&mut phases.build_ms);
-        self.sequence += 1;
-        let snapshot = Arc::new(snapshot::render(
-            graph,
-            &self.config.created_by,
-            self.sequence,
-        ));
+        // An unchanged graph keeps its snapshot, and with it its sequence number and ETags:
+        // a client that has it gets 304 across refreshes, and nothing is serialized again.
+        let snapshot = match published.snapshot {
+            Some(last) if last.graph.same_content(&graph) => last,
+            _ => {
+                self.sequence += 1;
+                Arc::new(snapshot::render(
+                    graph,
+                    &self.config.created_by,
+                    self.sequence,
+                ))
+            }
+        };
 
         // What was used is the last good copy of each list for the next refresh.
         let Collected { mut kube, .. } = collected;
@@ -232,6 +249,7 @@ impl Collector {
             refresh_interval: self.config.refresh_interval,
             calls,
             phases,
+            node_reading: read_pace,
             counts: snapshot.counts.clone(),
             kubernetes: kube_status,
             nodes: node_status,

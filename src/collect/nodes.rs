@@ -9,14 +9,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::runtime::agent::{self, AgentAnswer, AgentMemory};
-use super::runtime::cache::{CachedContainer, ImageCache};
+use super::runtime::cache::{CachedContainer, ImageCache, ReadProcesses};
 use super::runtime::{self, NodeRuntime, RuntimeOptions};
-use super::status::{CallCounts, SourceStatus};
+use super::status::{CallCounts, Collection, Shortfall, SourceStatus};
 use crate::graph::observed::{KubeObject, NodeContainers, ObservedContainer};
 use crate::graph::Kind;
 use crate::http::{Client, Endpoint};
@@ -32,6 +33,23 @@ pub enum RuntimeSource {
     /// Kubernetes objects only.
     Disabled,
 }
+
+/// How many nodes are read at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeParallelism {
+    /// Exactly this many.
+    Fixed(usize),
+    /// As many as it takes to read every node within half the refresh interval, at the
+    /// time nodes have taken: measured during each refresh and carried to the next, from
+    /// [`AUTO_MIN`] to [`AUTO_MAX`].
+    Auto,
+}
+
+/// The fewest threads `auto` reads nodes with.
+pub(crate) const AUTO_MIN: usize = 16;
+/// The most threads `auto` reads nodes with: enough for 1,000 nodes read call by call
+/// through Docker (about 4 s each at real daemons' latency) within 10 s.
+pub(crate) const AUTO_MAX: usize = 512;
 
 /// Per node, kept from one refresh to the next.
 #[derive(Default)]
@@ -51,6 +69,9 @@ pub(crate) struct NodeContext {
     pub(crate) now_ms: i64,
     /// No call is started after this.
     pub(crate) deadline: Instant,
+    /// When every node should have been read: more threads are started when that would
+    /// not be so.
+    pub(crate) aim: Instant,
     pub(crate) budget: Duration,
 }
 
@@ -60,14 +81,18 @@ pub(crate) struct NodesRead {
     pub nodes: Vec<NodeContainers>,
     pub(crate) unread: Vec<String>,
     pub(crate) calls: CallCounts,
+    /// How the nodes were read: threads, time per node.
+    pub(crate) pace: Pace,
 }
 
 /// Reads the runtime of every node of `nodes` (or of this host's node, for a local socket),
-/// updating `status` and the per-node `caches`.
+/// updating `status` and the per-node `caches`; with [`NodeParallelism::Auto`], starting
+/// with `threads` threads (the last refresh's [`Pace::next_threads`]).
 pub(crate) fn read_nodes(
     source: &RuntimeSource,
     nodes: &[KubeObject],
-    parallelism: usize,
+    parallelism: NodeParallelism,
+    threads: usize,
     context: &NodeContext,
     caches: &mut HashMap<String, NodeCache>,
     status: &mut BTreeMap<String, SourceStatus>,
@@ -98,15 +123,34 @@ pub(crate) fn read_nodes(
             }]
         }
     };
-    let results = run_bounded(jobs, parallelism.max(1), |job| read_node(job, context));
+    // Nodes cut short last time are read first, so that what they could not give then they
+    // give now, before anything else runs out of time. Their results go back into the
+    // nodes' order: the graph lists containers in the order their nodes were read, and an
+    // unchanged cluster must give the same graph.
+    let mut jobs: Vec<(usize, NodeJob)> = jobs.into_iter().enumerate().collect();
+    jobs.sort_by_key(|(_, job)| {
+        !matches!(
+            status.get(&job.name).map(|s| &s.collection),
+            Some(Collection::Cut(_))
+        )
+    });
+    let (first, max) = match parallelism {
+        NodeParallelism::Fixed(n) => (n, n),
+        NodeParallelism::Auto => (threads.clamp(AUTO_MIN, AUTO_MAX), AUTO_MAX),
+    };
+    let (mut results, pace) = run_paced(jobs, first, max, context.aim, |(position, job)| {
+        (position, read_node(job, context))
+    });
+    results.sort_by_key(|(position, _)| *position);
 
     caches.clear();
     let mut read = NodesRead {
         nodes: Vec::with_capacity(results.len()),
         unread: Vec::new(),
         calls: CallCounts::default(),
+        pace,
     };
-    for result in results {
+    for (_, result) in results {
         read.calls.add(&result.calls);
         let NodeOutcome {
             containers,
@@ -114,6 +158,7 @@ pub(crate) fn read_nodes(
             failed_calls,
             runtime,
             note,
+            shortfall,
         } = result.outcome;
         let objects = containers.as_ref().map_or(0, |d| d.containers.len());
         let entry = status.entry(result.name.clone()).or_default();
@@ -121,6 +166,18 @@ pub(crate) fn read_nodes(
         entry.failed_calls = failed_calls;
         entry.runtime = runtime;
         entry.note = note;
+        entry.collection = match (&containers, shortfall) {
+            (None, _) => Collection::Failed,
+            (Some(_), None) => Collection::Complete,
+            (Some(_), Some(shortfall)) => {
+                log::info!(
+                    "node {}: not read in full within {:?}: {shortfall}; earlier readings stand in",
+                    result.name,
+                    context.budget
+                );
+                Collection::Cut(shortfall)
+            }
+        };
         if let Some(e) = &error {
             log::warn!("node {}: {e}", result.name);
         }
@@ -131,6 +188,7 @@ pub(crate) fn read_nodes(
         read.nodes.extend(containers);
     }
     context.images.forget_unused(context.refresh);
+    read.pace = pace;
     read
 }
 
@@ -180,15 +238,49 @@ struct NodeOutcome {
     runtime: Option<String>,
     /// What the agent could not read, though the node answered.
     note: Option<String>,
+    /// What was not read in time, when something was not.
+    shortfall: Option<Shortfall>,
 }
 
-/// Runs `work` on every job with at most `parallelism` threads; results in job order.
-fn run_bounded<J: Send, R: Send>(
+impl NodeOutcome {
+    /// Nothing could be read.
+    fn failed(error: String) -> NodeOutcome {
+        NodeOutcome {
+            containers: None,
+            error: Some(error),
+            failed_calls: 1,
+            runtime: None,
+            note: None,
+            shortfall: None,
+        }
+    }
+}
+
+/// How often the runner looks at its progress to decide whether it needs more threads.
+const PACE_TICK: Duration = Duration::from_millis(50);
+
+/// What the runner did: the threads it used, the mean time a job took, and the threads it
+/// would start with next time for jobs like these.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Pace {
+    pub(crate) threads: usize,
+    pub(crate) mean_job: Duration,
+    pub(crate) next_threads: usize,
+}
+
+/// Runs `work` on every job, results in job order. It starts `threads` threads and, while
+/// the jobs left would not be done by `aim` at the mean time a job has taken so far, adds
+/// threads, up to `max`. A panic in `work` is raised again once every thread is done.
+fn run_paced<J: Send, R: Send>(
     jobs: Vec<J>,
-    parallelism: usize,
+    threads: usize,
+    max: usize,
+    aim: Instant,
     work: impl Fn(J) -> R + Sync,
-) -> Vec<R> {
+) -> (Vec<R>, Pace) {
     let count = jobs.len();
+    let max = max.max(1).min(count.max(1));
+    let started = Instant::now();
     let (job_tx, job_rx) = crossbeam_channel::unbounded();
     for job in jobs.into_iter().enumerate() {
         // The receiver is alive: it is right here.
@@ -196,22 +288,81 @@ fn run_bounded<J: Send, R: Send>(
     }
     drop(job_tx);
     let (result_tx, result_rx) = crossbeam_channel::unbounded();
+    let mut results: Vec<(usize, Option<R>)> = Vec::with_capacity(count);
+    let mut busy = Duration::ZERO;
+    let mut running = 0usize;
     std::thread::scope(|s| {
-        for _ in 0..parallelism.min(count) {
-            let job_rx = job_rx.clone();
-            let result_tx = result_tx.clone();
-            let work = &work;
-            s.spawn(move || {
-                for (i, job) in job_rx.iter() {
-                    let _ = result_tx.send((i, work(job)));
+        let spawn = |n: usize| {
+            for _ in 0..n {
+                let job_rx = job_rx.clone();
+                let result_tx = result_tx.clone();
+                let work = &work;
+                s.spawn(move || {
+                    for (i, job) in job_rx.iter() {
+                        let began = Instant::now();
+                        let result = catch_unwind(AssertUnwindSafe(|| work(job))).ok();
+                        let failed = result.is_none();
+                        let _ = result_tx.send((i, result, began.elapsed()));
+                        if failed {
+                            return;
+                        }
+                    }
+                });
+            }
+        };
+        running = threads.clamp(1, max).min(count);
+        spawn(running);
+        while results.len() < count {
+            if let Ok((i, result, took)) = result_rx.recv_timeout(PACE_TICK) {
+                let panicked = result.is_none();
+                busy += took;
+                results.push((i, result));
+                if panicked {
+                    // Its thread is gone; what it would have done is left undone.
+                    break;
                 }
-            });
+            }
+            if running < max {
+                let done = results.len();
+                // Until a job is done, the time spent so far is a lower bound of one.
+                let mean = if done > 0 {
+                    busy / done as u32
+                } else {
+                    started.elapsed()
+                };
+                let left = aim.saturating_duration_since(Instant::now()).max(PACE_TICK);
+                let wanted = threads_for(count - done, mean, left).min(max);
+                if wanted > running {
+                    spawn(wanted - running);
+                    running = wanted;
+                }
+            }
         }
     });
     drop(result_tx);
-    let mut results: Vec<(usize, R)> = result_rx.iter().collect();
+    if results.len() < count || results.iter().any(|(_, r)| r.is_none()) {
+        panic!("a node reader panicked");
+    }
+    let mean_job = if count > 0 {
+        busy / count as u32
+    } else {
+        Duration::ZERO
+    };
+    let span = aim.saturating_duration_since(started).max(PACE_TICK);
+    let pace = Pace {
+        threads: running,
+        mean_job,
+        next_threads: threads_for(count, mean_job, span),
+    };
     results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+    let results = results.into_iter().filter_map(|(_, r)| r).collect();
+    (results, pace)
+}
+
+/// Threads that do `jobs` jobs of `mean` each within `time`.
+fn threads_for(jobs: usize, mean: Duration, time: Duration) -> usize {
+    let work = mean.as_secs_f64() * jobs as f64;
+    (work / time.as_secs_f64().max(1e-3)).ceil() as usize
 }
 
 fn read_node(job: NodeJob, context: &NodeContext) -> NodeResult {
@@ -233,11 +384,8 @@ fn read_node(job: NodeJob, context: &NodeContext) -> NodeResult {
                 name,
                 endpoint: String::new(),
                 outcome: NodeOutcome {
-                    containers: None,
-                    error: Some(e),
                     failed_calls: 0,
-                    runtime: None,
-                    note: None,
+                    ..NodeOutcome::failed(e)
                 },
                 cache,
                 calls,
@@ -268,29 +416,34 @@ fn read_node(job: NodeJob, context: &NodeContext) -> NodeResult {
             context.options.show_env,
         );
         let outcome = match answer {
-            Ok(AgentAnswer::Node(read)) => Some(NodeOutcome {
-                containers: Some(read.node),
-                error: None,
-                failed_calls: 0,
-                runtime: Some(format!(
-                    "{} {} ({})",
-                    read.runtime.name, read.runtime.version, read.runtime.api
-                )),
-                note: read
-                    .processes_error
-                    .map(|e| format!("its agent reads no processes: {e}")),
-            }),
+            Ok(AgentAnswer::Node(read)) => {
+                // What the agent itself carried over from its earlier readings.
+                let mut shortfall = Shortfall::default();
+                for c in &read.node.containers {
+                    if let Some(read_ms) = c.stale_since_ms {
+                        shortfall.carried_inspects += 1;
+                        shortfall.note_reading(read_ms);
+                    }
+                }
+                Some(NodeOutcome {
+                    containers: Some(read.node),
+                    error: None,
+                    failed_calls: 0,
+                    runtime: Some(format!(
+                        "{} {} ({})",
+                        read.runtime.name, read.runtime.version, read.runtime.api
+                    )),
+                    note: read
+                        .processes_error
+                        .map(|e| format!("its agent reads no processes: {e}")),
+                    shortfall: (!shortfall.is_empty()).then_some(shortfall),
+                })
+            }
             Ok(AgentAnswer::NotOffered) => {
                 log::info!("node {name}: its agent does not serve /node; reading Docker calls");
                 None
             }
-            Err(e) => Some(NodeOutcome {
-                containers: None,
-                error: Some(chain(&e)),
-                failed_calls: 1,
-                runtime: None,
-                note: None,
-            }),
+            Err(e) => Some(NodeOutcome::failed(chain(&e))),
         };
         if let Some(outcome) = outcome {
             return NodeResult {
@@ -334,7 +487,14 @@ pub(crate) fn read_runtime(
     context: &NodeContext,
 ) -> (Option<NodeContainers>, Option<String>) {
     let outcome = read_containers(node, runtime, cache, context, &mut CallCounts::default());
-    (outcome.containers, outcome.error)
+    let cut = outcome.shortfall.map(|shortfall| {
+        format!(
+            "{} did not finish within {:?}: {shortfall}; earlier readings stand in",
+            runtime.endpoint(),
+            context.budget
+        )
+    });
+    (outcome.containers, outcome.error.or(cut))
 }
 
 fn read_containers(
@@ -347,95 +507,123 @@ fn read_containers(
     calls.runtime_list += 1;
     let listed = match runtime.list() {
         Ok(listed) => listed,
-        Err(e) => {
-            return NodeOutcome {
-                containers: None,
-                error: Some(chain(&e)),
-                failed_calls: 1,
-                runtime: None,
-                note: None,
-            }
-        }
+        Err(e) => return NodeOutcome::failed(chain(&e)),
     };
-    let mut containers = Vec::with_capacity(listed.len());
-    let mut fresh_cache = HashMap::with_capacity(listed.len());
-    let mut image_ids: Vec<String> = Vec::new();
-    let mut late = 0usize;
+    let out_of_time = || Instant::now() >= context.deadline;
+    let mut shortfall = Shortfall::default();
     // Calls that failed on their own (an inspect, processes, an image), the node answering.
     let mut failed = 0usize;
+
+    // What the containers are comes first: without an inspect a container is not shown.
+    let mut current: Vec<CachedContainer> = Vec::with_capacity(listed.len());
+    // Per container of `current`: when what is shown of it was read, if before this refresh.
+    let mut stale_since: Vec<Option<i64>> = Vec::with_capacity(listed.len());
     for entry in &listed {
         let previous = cache.remove(&entry.id);
-        let out_of_time = Instant::now() >= context.deadline;
-        let current = match previous {
-            Some(c) if c.still_current(entry, context.now_ms, context.refresh) => Some(c),
-            // Past the node's deadline, what we knew stands in for what we would ask.
-            Some(c) if out_of_time => Some(c),
-            _ if out_of_time => None,
+        let known = match previous {
+            Some(c) if c.still_current(entry, context.now_ms, context.refresh) => c,
+            // Out of time, what we knew stands in for what we would ask.
+            Some(c) if out_of_time() => {
+                shortfall.carried_inspects += 1;
+                shortfall.note_reading(c.inspected_ms);
+                stale_since.push(Some(c.inspected_ms));
+                current.push(c);
+                continue;
+            }
+            _ if out_of_time() => {
+                shortfall.uninspected += 1;
+                continue;
+            }
             previous => {
                 calls.runtime_inspect += 1;
                 match runtime.inspect(&entry.id) {
-                    Ok(container) => Some(CachedContainer::new(container, entry, context.refresh)),
+                    Ok(container) => {
+                        let mut fresh =
+                            CachedContainer::new(container, entry, context.refresh, context.now_ms);
+                        if let Some(previous) = previous {
+                            fresh.keep_processes_of(previous);
+                        }
+                        fresh
+                    }
                     // Gone between the list and the inspect: it is no longer there to show.
                     Err(e) if e.is_not_found() => continue,
                     Err(e) => {
                         log::warn!("node {node}: {}", chain(&e));
                         failed += 1;
                         // Keep the last inspect we had rather than lose the container.
-                        previous
+                        match previous {
+                            Some(c) => c,
+                            None => continue,
+                        }
                     }
                 }
             }
         };
-        let Some(current) = current else {
-            late += 1;
-            continue;
-        };
-        let container = Arc::clone(&current.container);
-        fresh_cache.insert(entry.id.clone(), current);
-        let processes = if !container.running {
-            Vec::new()
-        } else if Instant::now() >= context.deadline {
-            late += 1;
-            Vec::new()
-        } else {
-            calls.runtime_processes += 1;
-            match runtime.processes(&container) {
-                Ok(rows) => rows.unwrap_or_default(),
-                Err(e) => {
-                    log::debug!("node {node}: {}", chain(&e));
-                    failed += 1;
-                    Vec::new()
-                }
-            }
-        };
-        if !container.image_id.is_empty() && !image_ids.contains(&container.image_id) {
-            image_ids.push(container.image_id.clone());
-        }
-        containers.push(ObservedContainer {
-            container,
-            processes,
-            processes_omitted: 0,
-        });
+        stale_since.push(None);
+        current.push(known);
     }
-    *cache = fresh_cache;
 
+    // Then processes, those read longest ago (or never) first, so that a node that cannot
+    // be read in full within its time is read in full over a few refreshes.
+    let mut order: Vec<usize> = (0..current.len())
+        .filter(|&i| current[i].container.running)
+        .collect();
+    order.sort_by_key(|&i| current[i].processes.as_ref().map(|p| p.read_ms));
+    for i in order {
+        let c = &mut current[i];
+        if out_of_time() {
+            match &c.processes {
+                Some(read) => {
+                    shortfall.carried_processes += 1;
+                    shortfall.note_reading(read.read_ms);
+                    stale_since[i] = min_some(stale_since[i], Some(read.read_ms));
+                }
+                None => shortfall.unread_processes += 1,
+            }
+            continue;
+        }
+        calls.runtime_processes += 1;
+        match runtime.processes(&c.container) {
+            Ok(rows) => {
+                c.processes = rows.map(|rows| ReadProcesses {
+                    rows,
+                    read_ms: context.now_ms,
+                })
+            }
+            Err(e) => {
+                log::debug!("node {node}: {}", chain(&e));
+                failed += 1;
+                c.processes = None;
+            }
+        }
+    }
+
+    // Last, images: an image is read once for the whole cluster and kept, while processes
+    // are read anew every time.
+    let mut image_ids: Vec<&str> = Vec::new();
+    for c in &current {
+        let id = c.container.image_id.as_str();
+        if !id.is_empty() && !image_ids.contains(&id) {
+            image_ids.push(id);
+        }
+    }
     let mut images = Vec::with_capacity(image_ids.len());
     for id in image_ids {
-        if let Some(image) = context.images.get(&id, context.refresh) {
+        if let Some(image) = context.images.get(id, context.refresh) {
             images.push(image);
             continue;
         }
-        if Instant::now() >= context.deadline {
-            late += 1;
+        if out_of_time() {
+            shortfall.unread_images += 1;
             continue;
         }
         calls.runtime_image += 1;
-        match runtime.image(&id) {
+        match runtime.image(id) {
             Ok(image) => {
                 let image = Arc::new(image);
                 context
                     .images
-                    .insert(&id, Arc::clone(&image), context.refresh);
+                    .insert(id, Arc::clone(&image), context.refresh);
                 images.push(image);
             }
             Err(e) => {
@@ -444,13 +632,22 @@ fn read_containers(
             }
         }
     }
-    let error = (late > 0).then(|| {
-        format!(
-            "{} did not finish within {:?}: {late} call(s) not made; what was read is shown",
-            runtime.endpoint(),
-            context.budget
-        )
-    });
+
+    let mut containers = Vec::with_capacity(current.len());
+    cache.clear();
+    for (c, stale) in current.into_iter().zip(stale_since) {
+        let processes = match (&c.processes, c.container.running) {
+            (Some(read), true) => read.rows.clone(),
+            _ => Vec::new(),
+        };
+        containers.push(ObservedContainer {
+            container: Arc::clone(&c.container),
+            processes,
+            processes_omitted: 0,
+            stale_since_ms: stale,
+        });
+        cache.insert(c.container.id.clone(), c);
+    }
     NodeOutcome {
         containers: Some(NodeContainers {
             node_name: node.to_string(),
@@ -458,10 +655,19 @@ fn read_containers(
             images,
             from_pod_status: false,
         }),
-        error,
+        error: None,
         failed_calls: failed,
         runtime: None,
         note: None,
+        shortfall: (!shortfall.is_empty()).then_some(shortfall),
+    }
+}
+
+/// The earlier of two times, either of which may be missing.
+fn min_some(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -492,9 +698,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bounded_runner_keeps_order_and_runs_everything() {
-        let out = run_bounded((0..100).collect(), 7, |i: i32| i * 2);
+    fn paced_runner_keeps_order_and_runs_everything() {
+        let aim = Instant::now() + Duration::from_secs(10);
+        let (out, pace) = run_paced((0..100).collect(), 7, 7, aim, |i: i32| i * 2);
         assert_eq!(out, (0..100).map(|i| i * 2).collect::<Vec<_>>());
-        assert!(run_bounded(Vec::<i32>::new(), 4, |i| i).is_empty());
+        assert_eq!(pace.threads, 7);
+        let (out, pace) = run_paced(Vec::<i32>::new(), 4, 4, aim, |i| i);
+        assert!(out.is_empty());
+        assert_eq!(pace.next_threads, 0);
+    }
+
+    #[test]
+    fn paced_runner_adds_threads_when_jobs_would_miss_the_aim() {
+        // 40 jobs of 100 ms, to be done within 0.5 s: one thread would take 4 s.
+        let aim = Instant::now() + Duration::from_millis(500);
+        let began = Instant::now();
+        let (out, pace) = run_paced((0..40).collect(), 1, 64, aim, |i: u64| {
+            std::thread::sleep(Duration::from_millis(100));
+            i
+        });
+        assert_eq!(out, (0..40).collect::<Vec<_>>());
+        assert!(pace.threads >= 8, "{pace:?}");
+        assert!(pace.threads <= 40, "never more threads than jobs: {pace:?}");
+        assert!(began.elapsed() < Duration::from_secs(2), "{pace:?}");
+        assert!(pace.mean_job >= Duration::from_millis(100));
+        // Next time it starts with about what it needed: 4 s of work in 0.5 s.
+        assert!((8..=40).contains(&pace.next_threads), "{pace:?}");
+    }
+
+    #[test]
+    fn paced_runner_stays_within_its_maximum() {
+        let aim = Instant::now();
+        let (_, pace) = run_paced((0..30).collect(), 1, 3, aim, |i: u64| {
+            std::thread::sleep(Duration::from_millis(20));
+            i
+        });
+        assert_eq!(pace.threads, 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "a node reader panicked")]
+    fn a_panic_in_a_job_is_raised_again_once_the_threads_are_done() {
+        let aim = Instant::now() + Duration::from_secs(1);
+        run_paced((0..10).collect(), 2, 2, aim, |i: u64| {
+            assert_ne!(i, 5, "job five fails");
+            i
+        });
     }
 }

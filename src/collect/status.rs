@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::nodes::Pace;
 use crate::publish::snapshot::Counts;
 
 /// The health of one source (one Kubernetes list, or one node's runtime).
@@ -28,6 +29,79 @@ pub(crate) struct SourceStatus {
     pub(crate) runtime: Option<String>,
     /// What a source that answered could not tell (an agent that reads no processes).
     pub(crate) note: Option<String>,
+    /// A node's last collection: complete, cut by its deadline, or failed.
+    pub(crate) collection: Collection,
+}
+
+/// How much of a node its last collection read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Collection {
+    /// Not a node, or not read yet.
+    #[default]
+    None,
+    Complete,
+    /// Cut by the node's deadline: what was read is shown, the rest carried over from
+    /// earlier readings where there were any.
+    Cut(Shortfall),
+    Failed,
+}
+
+/// What a node's collection did not read in time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Shortfall {
+    /// Listed containers never inspected: not shown.
+    pub(crate) uninspected: usize,
+    /// Containers whose state changed, shown as last inspected.
+    pub(crate) carried_inspects: usize,
+    /// Running containers shown with the processes of an earlier reading.
+    pub(crate) carried_processes: usize,
+    /// Running containers whose processes were never read: shown without.
+    pub(crate) unread_processes: usize,
+    /// Images never read: not shown.
+    pub(crate) unread_images: usize,
+    /// The oldest reading that stands in for one not made.
+    pub(crate) oldest_reading_ms: Option<i64>,
+}
+
+impl Shortfall {
+    pub(crate) fn note_reading(&mut self, read_ms: i64) {
+        self.oldest_reading_ms = Some(self.oldest_reading_ms.map_or(read_ms, |o| o.min(read_ms)));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.uninspected == 0
+            && self.carried_inspects == 0
+            && self.carried_processes == 0
+            && self.unread_processes == 0
+            && self.unread_images == 0
+    }
+}
+
+impl std::fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts = [
+            (self.uninspected, "container(s) not inspected"),
+            (
+                self.carried_inspects,
+                "changed container(s) shown as last inspected",
+            ),
+            (
+                self.carried_processes,
+                "container(s) shown with earlier processes",
+            ),
+            (self.unread_processes, "container(s) without processes"),
+            (self.unread_images, "image(s) not read"),
+        ];
+        let mut first = true;
+        for (count, what) in parts.into_iter().filter(|(count, _)| *count > 0) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            write!(f, "{count} {what}")?;
+        }
+        Ok(())
+    }
 }
 
 impl SourceStatus {
@@ -123,6 +197,8 @@ pub(crate) struct CollectorStatus {
     pub refresh_interval: Duration,
     pub(crate) calls: CallCounts,
     pub(crate) phases: Phases,
+    /// How the nodes were read: threads, mean time per node.
+    pub(crate) node_reading: Pace,
     pub(crate) counts: Counts,
     /// By list, keyed by [`Kind::status_key`](crate::graph::Kind::status_key): `nodes`,
     /// `pods`, …, `rollouts.argoproj.io`.

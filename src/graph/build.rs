@@ -55,6 +55,7 @@ pub fn build(
         ids: IdSet::with_capacity_and_hasher(previous.resources.len(), Default::default()),
         node: None,
         source: None,
+        stale_since: None,
     };
     b.build(collected, options);
     b.history.carry_over(previous, &collected.unread_nodes);
@@ -191,6 +192,9 @@ struct Builder<'p> {
     node: Option<Arc<str>>,
     /// Where that node's containers and images were learnt, when not from its runtime.
     source: Option<&'static str>,
+    /// When the container being added, and its processes, were read, if before this
+    /// refresh.
+    stale_since: Option<i64>,
 }
 
 impl Builder<'_> {
@@ -225,6 +229,7 @@ impl Builder<'_> {
             label,
             alternate_label,
             source: self.source,
+            stale_since_ms: self.stale_since,
         });
         true
     }
@@ -467,14 +472,17 @@ impl Builder<'_> {
             };
             let id: Id = format!("Container:{}", c.id).into();
             let label = format!("{short_name}/{}", hex12(&c.id));
-            if !self.resource(
+            self.stale_since = observed.stale_since_ms;
+            let added = self.resource(
                 Kind::CONTAINER,
                 id.clone(),
                 c.raw.clone(),
                 c.fingerprint,
                 label,
                 None,
-            ) {
+            );
+            if !added {
+                self.stale_since = None;
                 continue;
             }
             match pod {
@@ -501,6 +509,7 @@ impl Builder<'_> {
                     self.relation(RelationType::Contains, &id, &pid);
                 }
             }
+            self.stale_since = None;
         }
     }
 }

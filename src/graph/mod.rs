@@ -29,6 +29,8 @@ pub use history::{History, HISTORY_GRACE};
 pub use id::Id;
 pub use pods::KubeletName;
 
+use std::sync::Arc;
+
 use observed::RawJson;
 
 /// The relations between resources.
@@ -192,6 +194,9 @@ pub struct Resource {
     /// Where a container or image was learnt when it was not from its node's runtime
     /// (`kubernetes`: a pod's status).
     pub source: Option<&'static str>,
+    /// Containers and processes only: when what is shown was read, if in an earlier
+    /// refresh than this graph's (its node could not be read in full this time).
+    pub stale_since_ms: Option<i64>,
 }
 
 /// A relation between two resources that both exist in the same graph.
@@ -214,6 +219,31 @@ pub struct Graph {
 impl Graph {
     pub fn count(&self, kind: Kind) -> usize {
         self.resources.iter().filter(|r| r.kind == kind).count()
+    }
+
+    /// Whether `other` holds the same resources and relations, in the same order, with
+    /// the same timestamps: all but the time it was built. A steady cluster's graphs share
+    /// most of their text, so most properties compare by pointer.
+    pub fn same_content(&self, other: &Graph) -> bool {
+        let same_text = |a: &RawJson, b: &RawJson| Arc::ptr_eq(a, b) || a == b;
+        self.resources.len() == other.resources.len()
+            && self.relations.len() == other.relations.len()
+            && self.resources.iter().zip(&other.resources).all(|(a, b)| {
+                a.id == b.id
+                    && a.kind == b.kind
+                    && a.timestamp_ms == b.timestamp_ms
+                    && a.label == b.label
+                    && a.alternate_label == b.alternate_label
+                    && a.source == b.source
+                    && a.stale_since_ms == b.stale_since_ms
+                    && same_text(&a.properties, &b.properties)
+            })
+            && self.relations.iter().zip(&other.relations).all(|(a, b)| {
+                a.kind == b.kind
+                    && a.timestamp_ms == b.timestamp_ms
+                    && a.source == b.source
+                    && a.target == b.target
+            })
     }
 }
 

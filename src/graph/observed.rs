@@ -219,6 +219,10 @@ pub struct ObservedContainer {
     pub processes: Vec<Process>,
     /// Processes of the container left out of `processes` because there were too many.
     pub processes_omitted: usize,
+    /// When what is shown of the container (its processes, or its inspect) was read, if
+    /// that was before this refresh: its node could not be read in full this time, and
+    /// this part was carried over from an earlier reading.
+    pub stale_since_ms: Option<i64>,
 }
 
 /// Everything read from one node's container runtime in one refresh.

@@ -83,7 +83,7 @@ pub struct Snapshot {
     debug_etag: String,
     /// The home page's examples, found on its first request.
     examples: OnceLock<Examples>,
-    graph: Graph,
+    pub(crate) graph: Graph,
     pub(crate) counts: Counts,
 }
 
@@ -159,6 +159,11 @@ pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
                 if let Some(source) = r.source {
                     g.extend_from_slice(b",\"source\":");
                     write_json_string(g, source);
+                }
+                if let Some(read_ms) = r.stale_since_ms {
+                    g.extend_from_slice(b",\"staleSince\":\"");
+                    g.extend_from_slice(stamps.get(read_ms).as_bytes());
+                    g.push(b'"');
                 }
                 g.extend_from_slice(b",\"createdBy\":");
                 g.extend_from_slice(created_by_json.as_bytes());

@@ -1,5 +1,6 @@
 //! What cannot have changed is not asked again: container inspects while the list shows the
 //! container in the same state, image inspects always (an image ID names its content).
+//! A container's last processes are kept too, to stand in when there is no time to ask.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::Listed;
-use crate::graph::observed::{Container, Image};
+use crate::graph::observed::{Container, Image, Process};
 use cluster_insight_wire::time::parse_rfc3339_millis;
 
 /// Re-inspect every container at least this often, to catch changes the list cannot show
@@ -26,10 +27,25 @@ pub(crate) struct CachedContainer {
     /// When the container entered its state: `StartedAt` while it runs, else `FinishedAt`.
     since_ms: Option<i64>,
     inspected_in_refresh: u64,
+    /// When the inspect was made.
+    pub inspected_ms: i64,
+    /// The container's processes, as last read.
+    pub processes: Option<ReadProcesses>,
+}
+
+/// A container's processes and when they were read.
+pub(crate) struct ReadProcesses {
+    pub rows: Vec<Process>,
+    pub read_ms: i64,
 }
 
 impl CachedContainer {
-    pub(crate) fn new(container: Container, listed: &Listed, refresh: u64) -> CachedContainer {
+    pub(crate) fn new(
+        container: Container,
+        listed: &Listed,
+        refresh: u64,
+        now_ms: i64,
+    ) -> CachedContainer {
         let since = if container.running {
             &container.started_at
         } else {
@@ -40,6 +56,19 @@ impl CachedContainer {
             listed_state: listed.state.clone(),
             container: Arc::new(container),
             inspected_in_refresh: refresh,
+            inspected_ms: now_ms,
+            processes: None,
+        }
+    }
+
+    /// A new inspect of the same container: the processes read before still describe it
+    /// while it has not been started again.
+    pub(crate) fn keep_processes_of(&mut self, previous: CachedContainer) {
+        if previous.container.started_at == self.container.started_at
+            && previous.container.running
+            && self.container.running
+        {
+            self.processes = previous.processes;
         }
     }
 
@@ -112,6 +141,7 @@ mod tests {
             docker::parse_container_inspect(r#"{"Id":"abc"}"#, false).unwrap(),
             &listed(state, status),
             refresh,
+            0,
         );
         cached.since_ms = Some(since_ms);
         cached
