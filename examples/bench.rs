@@ -7,8 +7,16 @@
 //! Run: `cargo build --release && cargo run --release --example bench -- [--sizes a,b] [--out DIR]`
 //! Sizes: `small` (10 nodes / 300 pods), `medium` (100 / 3,000), `large` (1,000 / 30,000),
 //! `kube-only` (5,000 / 150,000, no minions), or any `--size`-style spec such as
-//! `nodes=20,pods-per-node=10`. Results go to DIR/bench.json and DIR/bench.md (default
+//! `nodes=20,pods-per-node=10`. Every node API answers with the latency of a real one
+//! (`latency=realistic`). Results go to DIR/bench.json and DIR/bench.md (default
 //! `bench-results/`).
+//!
+//! `--stability` measures instead how soon the graph is complete and how often it changes
+//! while the cluster does not: twelve refreshes of an unchanged cluster at 50, 300 and 1,000
+//! nodes (`node-50` … `node-1000`: every agent answers `GET /node`; `docker-50` …
+//! `docker-1000`: older agents, read call by call through Docker), noting for each refresh
+//! whether the graph held every resource and a hash of `/cluster` after its timestamp.
+//! `--binary PATH` measures another build of the master (the simulator is this one).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -27,15 +35,15 @@ use serde_json::{json, Value};
 const NAMED: &[(&str, &str)] = &[
     (
         "small",
-        "nodes=10,pods-per-node=30,deployments=6,statefulsets=1,daemonsets=3,cronjobs=1,containerd-nodes=5,node-documents=true",
+        "nodes=10,pods-per-node=30,deployments=6,statefulsets=1,daemonsets=3,cronjobs=1,containerd-nodes=5,node-documents=true,latency=realistic",
     ),
     (
         "medium",
-        "nodes=100,pods-per-node=30,deployments=60,statefulsets=6,daemonsets=3,cronjobs=6,containerd-nodes=50,node-documents=true",
+        "nodes=100,pods-per-node=30,deployments=60,statefulsets=6,daemonsets=3,cronjobs=6,containerd-nodes=50,node-documents=true,latency=realistic",
     ),
     (
         "large",
-        "nodes=1000,pods-per-node=30,deployments=600,statefulsets=60,daemonsets=3,cronjobs=60,containerd-nodes=500,node-documents=true",
+        "nodes=1000,pods-per-node=30,deployments=600,statefulsets=60,daemonsets=3,cronjobs=60,containerd-nodes=500,node-documents=true,latency=realistic",
     ),
     (
         "kube-only",
@@ -43,12 +51,36 @@ const NAMED: &[(&str, &str)] = &[
     ),
 ];
 
+/// The stability sizes: the same cluster shape at three sizes, read through `GET /node`
+/// (half containerd, half Docker nodes) or call by call through Docker.
+fn stability_spec(name: &str) -> Option<String> {
+    let (path, nodes) = name.split_once('-')?;
+    let nodes: usize = nodes.parse().ok()?;
+    let readers = match path {
+        "node" => format!("containerd-nodes={},node-documents=true", nodes / 2),
+        "docker" => "containerd-nodes=0,node-documents=false".to_string(),
+        _ => return None,
+    };
+    let per_50 = (nodes * 30 / 50).max(1);
+    let per_500 = (nodes * 30 / 500).max(1);
+    Some(format!(
+        "nodes={nodes},pods-per-node=30,deployments={per_50},statefulsets={per_500},daemonsets=3,cronjobs={per_500},{readers},latency=realistic"
+    ))
+}
+
+const STABILITY_SIZES: &str = "node-50,docker-50,node-300,docker-300,node-1000,docker-1000";
+
 fn main() {
     let mut sizes = vec!["small".to_string(), "medium".to_string()];
+    let mut sizes_given = false;
+    let mut stability = false;
+    let mut binary = None;
     let mut out = PathBuf::from("bench-results");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--stability" => stability = true,
+            "--binary" => binary = Some(PathBuf::from(args.next().expect("--binary PATH"))),
             "--sizes" => {
                 sizes = args
                     .next()
@@ -56,26 +88,34 @@ fn main() {
                     .split(';')
                     .flat_map(|s| s.split('|'))
                     .map(String::from)
-                    .collect()
+                    .collect();
+                sizes_given = true;
             }
             "--out" => out = PathBuf::from(args.next().expect("--out DIR")),
             "-h" | "--help" => {
-                println!("bench [--sizes small|medium|large|kube-only|SPEC[;...]] [--out DIR]");
+                println!("bench [--sizes small|medium|large|kube-only|SPEC[;...]] [--stability] [--binary PATH] [--out DIR]");
                 return;
             }
             other => panic!("unknown argument {other:?}"),
         }
     }
+    if stability && !sizes_given {
+        sizes = vec![STABILITY_SIZES.to_string()];
+    }
     // Allow "small,medium" as a list of names when every part is a name.
     if sizes.len() == 1
         && sizes[0]
             .split(',')
-            .all(|s| NAMED.iter().any(|(n, _)| *n == s))
+            .all(|s| NAMED.iter().any(|(n, _)| *n == s) || stability_spec(s).is_some())
     {
         sizes = sizes[0].split(',').map(String::from).collect();
     }
-    let binary = master_binary();
+    let binary = binary.unwrap_or_else(master_binary);
     std::fs::create_dir_all(&out).unwrap();
+    if stability {
+        run_stability(&binary, &sizes, &out);
+        return;
+    }
     let mut results = Vec::new();
     for size in &sizes {
         let spec_text = NAMED
@@ -232,6 +272,140 @@ fn run_size(binary: &Path, name: &str, spec_text: &str) -> Value {
         "managed_fields_bytes_dropped": managed_fields_bytes,
         "latency": latency,
     })
+}
+
+/// Starts `binary` as a master against `sim`, refreshing every 10 s.
+fn start_master(binary: &Path, sim: &Simulator) -> MasterProcess {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(binary);
+    cmd.args(["--mode", "master", "--bind", "127.0.0.1"])
+        .args(["--port", &port.to_string()])
+        .args(["--kubernetes-url", &sim.kube_url()])
+        .args(["--refresh-interval", "10", "--workers", "64"])
+        .args(["--docker-port", &sim.docker_port().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    MasterProcess {
+        child: cmd.spawn().expect("the master starts"),
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
+/// Refreshes watched per stability size.
+const STABILITY_REFRESHES: u64 = 12;
+
+fn run_stability(binary: &Path, sizes: &[String], out: &Path) {
+    let mut results = Vec::new();
+    for size in sizes {
+        let spec_text = stability_spec(size).unwrap_or_else(|| size.clone());
+        eprintln!("== stability {size}: {spec_text}");
+        let spec = SimSpec::parse_size(&spec_text).expect("a size");
+        let sim = Simulator::start(spec).expect("the simulator starts");
+        let started = Instant::now();
+        let master = start_master(binary, &sim);
+        let expected = &sim.expected().resources;
+        let mut refreshes = Vec::new();
+        for n in 1..=STABILITY_REFRESHES {
+            let status = wait_for_refresh(&master, n, Duration::from_secs(900));
+            let at_s = started.elapsed().as_secs_f64();
+            let counts: std::collections::BTreeMap<String, usize> =
+                serde_json::from_value(status["counts"]["resources"].clone()).unwrap_or_default();
+            let complete = &counts == expected;
+            let hash = content_hash(master.addr);
+            let containers = counts.get("Container").copied().unwrap_or(0);
+            let processes = counts.get("Process").copied().unwrap_or(0);
+            eprintln!(
+                "refresh {n} at {at_s:.1} s: complete {complete}, {containers} containers, {processes} processes, hash {hash:016x}, {} ms",
+                status["refresh"]["lastDurationMs"]
+            );
+            refreshes.push(json!({
+                "refresh": n,
+                "at_s": round(at_s),
+                "complete": complete,
+                "containers": containers,
+                "processes": processes,
+                "hash": format!("{hash:016x}"),
+                "duration_ms": status["refresh"]["lastDurationMs"],
+                "node_threads": status["refresh"]["nodeReading"]["threads"],
+                "nodes_cut": status["sources"]["nodesCut"],
+            }));
+        }
+        let first_complete = refreshes.iter().find(|r| r["complete"] == true);
+        // The last ten refreshes: how many different graphs an unchanged cluster gave.
+        let last_ten: std::collections::BTreeSet<&str> = refreshes
+            [refreshes.len().saturating_sub(10)..]
+            .iter()
+            .filter_map(|r| r["hash"].as_str())
+            .collect();
+        let result = json!({
+            "size": size,
+            "spec": spec_text,
+            "binary": binary.display().to_string(),
+            "expected_containers": expected.get("Container"),
+            "expected_processes": expected.get("Process"),
+            "first_complete_refresh": first_complete.map(|r| r["refresh"].clone()),
+            "first_complete_s": first_complete.map(|r| r["at_s"].clone()),
+            "distinct_graphs_last_ten": last_ten.len(),
+            "refreshes": refreshes,
+        });
+        eprintln!("{}", serde_json::to_string(&result).unwrap());
+        results.push(result);
+        drop(master);
+        sim.shutdown();
+        let doc = json!({"machine": machine(), "results": results});
+        std::fs::write(
+            out.join("stability.json"),
+            serde_json::to_string_pretty(&doc).unwrap(),
+        )
+        .unwrap();
+    }
+    let mut table = String::from("| size | containers / processes | first complete graph | distinct graphs in the last 10 refreshes |\n|---|---|---|---|\n");
+    for r in &results {
+        table.push_str(&format!(
+            "| {} | {} / {} | {} | {} |\n",
+            r["size"].as_str().unwrap_or(""),
+            r["expected_containers"],
+            r["expected_processes"],
+            match (
+                r["first_complete_refresh"].as_u64(),
+                r["first_complete_s"].as_f64()
+            ) {
+                (Some(n), Some(s)) => format!("refresh {n}, {s:.1} s"),
+                _ => format!("not within {STABILITY_REFRESHES} refreshes"),
+            },
+            r["distinct_graphs_last_ten"]
+        ));
+    }
+    std::fs::write(out.join("stability.md"), &table).unwrap();
+    println!("{table}");
+}
+
+/// A hash of `/cluster` from its `"resources"` on: everything but the time it was made.
+fn content_hash(addr: SocketAddr) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut head: Vec<u8> = Vec::new();
+    let mut in_content = false;
+    let marker = b"\"resources\"";
+    let result = fetch_into(addr, "/cluster", false, |piece| {
+        if in_content {
+            hasher.write(piece);
+            return;
+        }
+        head.extend_from_slice(piece);
+        if let Some(at) = head.windows(marker.len()).position(|w| w == marker) {
+            hasher.write(&head[at..]);
+            in_content = true;
+        }
+    });
+    if result.is_err() {
+        return 0;
+    }
+    hasher.finish()
 }
 
 fn round(x: f64) -> f64 {
