@@ -19,6 +19,7 @@ use cluster_insight_kinds::Kind;
 use cluster_insight_wire::percent;
 use cluster_insight_wire::time::rfc3339_millis;
 
+use super::access::Access;
 use super::server::{Request, Response, Shared};
 
 /// One requirement of a label selector in kubectl's syntax.
@@ -1014,6 +1015,27 @@ fn status(code: u16, reason: &str, message: &str, details: Value) -> Response {
     Response::json(code, body.to_string())
 }
 
+/// `POST` of a `TokenReview` or `SubjectAccessReview`: the only writes served.
+fn review(shared: &Shared, req: &Request) -> Response {
+    let reviewer = match req.path.as_str() {
+        "/apis/authentication.k8s.io/v1/tokenreviews" => Access::review_token,
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews" => Access::review_access,
+        _ => {
+            return status(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource (POST)",
+                json!({}),
+            )
+        }
+    };
+    let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+        return bad_request("the request body is not JSON");
+    };
+    let answer = reviewer(&shared.access.lock(), &body);
+    Response::json(201, answer.to_string())
+}
+
 fn not_found_path() -> Response {
     status(
         404,
@@ -1469,6 +1491,9 @@ fn table_kind(t: Type) -> Option<Kind> {
 
 /// Answers one request to the Kubernetes API.
 pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
+    if req.method == "POST" {
+        return review(shared, req);
+    }
     if req.method != "GET" && req.method != "HEAD" {
         return status(
             405,

@@ -25,6 +25,7 @@
 //! wire crate (`cluster-insight-wire`). The server here is the simulator's own (see
 //! `server.rs` for why).
 
+mod access;
 mod agent;
 mod docker;
 mod kube;
@@ -547,6 +548,30 @@ impl Simulator {
 
     pub fn request_counts(&self) -> RequestCounts {
         self.shared.counters.snapshot()
+    }
+
+    /// Makes the API server know `token` as `user` in `groups`, made for `audiences`
+    /// (none: for the API server itself), in its `TokenReview`s.
+    pub fn add_token(&self, token: &str, user: &str, groups: &[&str], audiences: &[&str]) {
+        let owned = |items: &[&str]| items.iter().map(|s| s.to_string()).collect();
+        self.shared.access.lock().tokens.insert(
+            token.to_string(),
+            access::TokenOwner {
+                user: user.to_string(),
+                groups: owned(groups),
+                audiences: owned(audiences),
+            },
+        );
+    }
+
+    /// Lets `subject` (a user or a group) `get` the non-resource URLs `pattern` matches
+    /// (exactly, or by prefix when it ends in `*`), in its `SubjectAccessReview`s.
+    pub fn grant(&self, subject: &str, pattern: &str) {
+        self.shared
+            .access
+            .lock()
+            .grants
+            .push((subject.to_string(), pattern.to_string()));
     }
 
     /// Changes every node's per-call latency from now on.

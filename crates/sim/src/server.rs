@@ -25,6 +25,7 @@ use cluster_insight_wire::head::{self, HeadError, Version};
 use cluster_insight_wire::percent::{self, MalformedEscape};
 use cluster_insight_wire::status::reason_phrase;
 
+use super::access::Access;
 use super::kube::KubeStore;
 use super::model::Cluster;
 use super::{docker, kube, mangle, Fault, NodeLatency, RequestCounts};
@@ -158,6 +159,8 @@ pub(crate) struct Shared {
     pub node_documents: Mutex<HashMap<usize, (u64, Arc<NodeDocument>)>>,
     /// How long each node API call waits before it is answered.
     pub latency: Mutex<NodeLatency>,
+    /// The tokens the API server knows and what they may read.
+    pub access: Mutex<Access>,
     pub counters: Counters,
     pub endpoints: Vec<Arc<Endpoint>>,
     shutdown: AtomicBool,
@@ -174,6 +177,7 @@ pub(crate) struct Request {
     /// Decoded query parameters in order.
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -256,11 +260,12 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Result<(Request, bool), Re
         Version::Http10 => head::has_token(&head.headers, "connection", "keep-alive"),
         Version::Http11 => !head::has_token(&head.headers, "connection", "close"),
     };
-    let request = Request {
+    let mut request = Request {
         method: head.method,
         path,
         query,
         headers: head.headers,
+        body: Vec::new(),
     };
     if request.header("transfer-encoding").is_some() {
         return Err(ReadError::Bad(411));
@@ -273,9 +278,12 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Result<(Request, bool), Re
         return Err(ReadError::Bad(413));
     }
     if length > 0 {
-        let copied = std::io::copy(&mut reader.by_ref().take(length), &mut std::io::sink())
+        let copied = reader
+            .by_ref()
+            .take(length)
+            .read_to_end(&mut request.body)
             .map_err(|_| ReadError::Closed)?;
-        if copied != length {
+        if copied as u64 != length {
             return Err(ReadError::Closed);
         }
     }
@@ -328,6 +336,7 @@ impl Shared {
             generation: AtomicU64::new(0),
             node_documents: Mutex::new(HashMap::new()),
             latency: Mutex::new(latency),
+            access: Mutex::new(Access::default()),
             counters: Counters::default(),
             endpoints,
             shutdown: AtomicBool::new(false),
