@@ -52,6 +52,10 @@ MASTER (serves the context graph, default port 5555):
     --docker-timeout SECS         bound on one Docker API call (default 10)
     --show-env                    show container environment values (redacted by default:
                                   they hold secrets)
+    --minion-token-file FILE      the token presented to minions (re-read every minute;
+                                  default: /var/run/secrets/cluster-insight/minion-token
+                                  when it exists, a token for audience
+                                  cluster-insight-minion; else the --auth-token-file token)
 
 MINION (the node's read-only agent, default port 4243): GET /node answers the node's
 containers, pod sandboxes, images and processes; the Docker API's read-only paths are
@@ -65,8 +69,19 @@ proxied when the runtime is Docker.
     --host-proc PATH              the host's /proc (default /proc; the agent runs in the
                                   host's PID namespace)
     --show-env                    let container environment values leave the node
+    --kubernetes-url, --token-file, --ca-file, --insecure-skip-tls-verify, --kube-timeout
+                                  as for the master: the API server that reviews callers'
+                                  tokens (default in a pod: in-cluster settings)
 
 COMMON:
+    --auth-token-file FILE        callers must send this token (Authorization: Bearer);
+                                  the master also sends it to minions
+    --delegated-auth              the API server decides: TokenReview, then
+                                  SubjectAccessReview (get on the request's path); the
+                                  default in a pod (KUBERNETES_SERVICE_HOST set)
+    --no-auth                     every caller may read (logged as a warning; the default
+                                  outside a pod, and of demo, which listens on loopback)
+                                  /healthz and /readyz need no token
     --port N                      listening port
     --bind ADDRESS                listening address (default 0.0.0.0; demo: 127.0.0.1)
     --workers N                   HTTP worker threads (default 8)
@@ -88,6 +103,30 @@ DEMO AND SIMULATE:
 EXIT CODES: 0 done, 1 failure while running, 2 bad command line, 3 bad configuration
 (unreadable token or CA, bad URL), 4 cannot listen on the port.
 ";
+
+/// How callers are to be authorized (contract §8).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AuthFlag {
+    /// No flag: delegated to the API server in a pod, else none (with a warning).
+    #[default]
+    Default,
+    /// `--no-auth`.
+    None,
+    /// `--auth-token-file FILE`.
+    TokenFile(PathBuf),
+    /// `--delegated-auth`: the API server decides, in a pod or not.
+    Delegated,
+}
+
+/// One way of authorizing at most.
+fn auth_flag(current: AuthFlag, given: AuthFlag) -> Result<AuthFlag, CliError> {
+    if current == AuthFlag::Default || current == given {
+        return Ok(given);
+    }
+    Err(CliError(
+        "--no-auth, --auth-token-file and --delegated-auth exclude each other".to_string(),
+    ))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -131,6 +170,10 @@ pub struct Options {
     pub refresh_interval: Duration,
     pub(crate) node_parallelism: NodeParallelism,
     pub(crate) show_env: bool,
+    /// How callers are authorized, as the flags say.
+    pub(crate) auth: AuthFlag,
+    /// `--minion-token-file`: the token the master presents to minions.
+    pub(crate) minion_token_file: Option<PathBuf>,
     /// Bound on one Kubernetes API call (one page of a list).
     pub(crate) kube_timeout: Duration,
     /// Bound on one Docker API call through a minion or socket.
@@ -158,6 +201,8 @@ impl Default for Options {
             refresh_interval: Duration::from_secs(10),
             node_parallelism: NodeParallelism::Auto,
             show_env: false,
+            auth: AuthFlag::Default,
+            minion_token_file: None,
             kube_timeout: Duration::from_secs(30),
             docker_timeout: Duration::from_secs(10),
         }
@@ -327,6 +372,15 @@ pub fn parse(
                 }
             }
             Long("show-env") => options.show_env = true,
+            Long("no-auth") => options.auth = auth_flag(options.auth, AuthFlag::None)?,
+            Long("auth-token-file") => {
+                let file = path(&mut parser, "--auth-token-file")?;
+                options.auth = auth_flag(options.auth, AuthFlag::TokenFile(file))?
+            }
+            Long("delegated-auth") => options.auth = auth_flag(options.auth, AuthFlag::Delegated)?,
+            Long("minion-token-file") => {
+                options.minion_token_file = Some(path(&mut parser, "--minion-token-file")?)
+            }
             Long("size") => size = Some(string(&mut parser, "--size")?),
             Long("kube-objects") => kube_objects = Some(path(&mut parser, "--kube-objects")?),
             Value(value) if subcommand.is_none() => {
@@ -391,6 +445,14 @@ pub fn parse(
                     "host-proc",
                     "workers",
                     "mode",
+                    "kubernetes-url",
+                    "token-file",
+                    "ca-file",
+                    "insecure-skip-tls-verify",
+                    "kube-timeout",
+                    "auth-token-file",
+                    "delegated-auth",
+                    "no-auth",
                 ],
                 "with `simulate` (it serves on loopback only)",
             )?;
@@ -449,25 +511,25 @@ fn refuse_master(given: &[String], options: &Options) -> Result<(), CliError> {
 const MINION_ONLY: [&str; 1] = ["host-proc"];
 
 /// Flags only the master reads.
-const MASTER_ONLY: [&str; 13] = [
+const MASTER_ONLY: [&str; 9] = [
     "extra-kinds",
-    "kubernetes-url",
-    "token-file",
-    "ca-file",
-    "insecure-skip-tls-verify",
+    "minion-token-file",
     "docker-port",
     "no-docker",
     "no-agents",
     "cluster-name",
     "refresh-interval",
     "node-parallelism",
-    "kube-timeout",
     "docker-timeout",
 ];
 
 /// Flags `demo` would have to ignore: it makes its own cluster.
-const DEMO_REFUSES: [&str; 9] = [
+const DEMO_REFUSES: [&str; 13] = [
     "kubernetes-url",
+    "auth-token-file",
+    "delegated-auth",
+    "minion-token-file",
+    "kube-timeout",
     "token-file",
     "ca-file",
     "insecure-skip-tls-verify",
@@ -551,6 +613,48 @@ mod tests {
             Ok(Command::Run(o)) => o,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn authorization_is_one_of_three_flags() {
+        assert_eq!(options(&[], None).auth, AuthFlag::Default);
+        assert_eq!(options(&["--no-auth"], None).auth, AuthFlag::None);
+        assert_eq!(
+            options(&["minion", "--auth-token-file", "/t"], None).auth,
+            AuthFlag::TokenFile(PathBuf::from("/t"))
+        );
+        assert_eq!(
+            options(&["--delegated-auth", "--delegated-auth"], None).auth,
+            AuthFlag::Delegated
+        );
+        for both in [
+            &["--no-auth", "--auth-token-file", "/t"][..],
+            &["--delegated-auth", "--no-auth"],
+        ] {
+            let e = run(both, None).unwrap_err();
+            assert!(e.0.contains("exclude each other"), "{e:?}");
+        }
+        // A minion may be told where its API server is (to review tokens), not what the
+        // master alone does.
+        let o = options(
+            &[
+                "minion",
+                "--kubernetes-url",
+                "https://10.0.0.1",
+                "--token-file",
+                "/t",
+            ],
+            None,
+        );
+        assert_eq!(o.kubernetes_url.as_deref(), Some("https://10.0.0.1"));
+        assert!(run(&["minion", "--minion-token-file", "/t"], None).is_err());
+        // The demo's cluster is its own.
+        assert!(run(&["demo", "--auth-token-file", "/t"], None).is_err());
+        assert!(matches!(
+            run(&["demo", "--no-auth"], None),
+            Ok(Command::Demo { .. })
+        ));
+        assert!(run(&["simulate", "--no-auth"], None).is_err());
     }
 
     #[test]

@@ -5,15 +5,25 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::cli::Options;
-use crate::collect::kube::{KubeClient, KubeConfig, KubeSetupError};
+use parking_lot::Mutex;
+
+use crate::auth::{Authorizer, Delegated, StaticToken, MINION_AUDIENCE};
+use crate::cli::{AuthFlag, Mode, Options};
+use crate::collect::kube::{KubeClient, KubeConfig, KubeSetupError, Token};
 use crate::collect::runtime::docker::{socket_exists, DEFAULT_SOCKET};
 use crate::collect::CollectorConfig;
 use crate::collect::RuntimeSource;
-use crate::http::{ClientConfig, Endpoint};
+use crate::http::{Bearer, ClientConfig, Endpoint};
 
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// Where the shipped manifest projects the master's token for minions (audience
+/// [`MINION_AUDIENCE`]).
+pub const MINION_TOKEN_FILE: &str = "/var/run/secrets/cluster-insight/minion-token";
+/// Authorization asks the API server while a request waits: not for as long as a list.
+const REVIEW_TIMEOUT: Duration = Duration::from_secs(5);
 const KUBECTL_PROXY: &str = "http://127.0.0.1:8001";
 
 /// A configuration that cannot run, by what was being set up.
@@ -25,6 +35,8 @@ pub enum ConfigError {
         path: PathBuf,
         why: &'static str,
     },
+    /// A token file that cannot be used.
+    Auth(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -34,6 +46,7 @@ impl fmt::Display for ConfigError {
             ConfigError::NoSocket { path, why } => {
                 write!(f, "--runtime-socket: {} {why}", path.display())
             }
+            ConfigError::Auth(why) => f.write_str(why),
         }
     }
 }
@@ -42,7 +55,7 @@ impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ConfigError::Kube(e) => Some(e),
-            ConfigError::NoSocket { .. } => None,
+            ConfigError::NoSocket { .. } | ConfigError::Auth(_) => None,
         }
     }
 }
@@ -114,6 +127,86 @@ pub(crate) fn kube_access(
 pub struct MasterConfig {
     pub collector: CollectorConfig,
     pub access: KubeAccess,
+    pub auth: Arc<Authorizer>,
+}
+
+/// How callers are authorized, and why that way (for the start-up log line).
+pub struct AuthChoice {
+    pub authorizer: Arc<Authorizer>,
+    pub how: &'static str,
+}
+
+/// Resolves how callers of this master or minion are authorized: `--no-auth`,
+/// `--auth-token-file`, `--delegated-auth`, or by default delegated in a pod (the API server
+/// is at hand, and the manifest grants the reviews) and none elsewhere. A minion accepts
+/// only tokens made for minions.
+pub fn resolve_auth(
+    options: &Options,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<AuthChoice, ConfigError> {
+    let in_pod = env("KUBERNETES_SERVICE_HOST").is_some_and(|h| !h.is_empty());
+    let delegated = |how| -> Result<AuthChoice, ConfigError> {
+        let mut access = kube_access(options, &env, Path::new(SERVICE_ACCOUNT_DIR));
+        access.config.request_timeout = access.config.request_timeout.min(REVIEW_TIMEOUT);
+        access.config.connect_timeout = access.config.connect_timeout.min(REVIEW_TIMEOUT);
+        let kube = KubeClient::new(&access.config)?;
+        let audience = (options.mode == Mode::Minion).then_some(MINION_AUDIENCE);
+        Ok(AuthChoice {
+            authorizer: Arc::new(Authorizer::Delegated(Delegated::new(kube, audience))),
+            how,
+        })
+    };
+    match &options.auth {
+        AuthFlag::None => Ok(AuthChoice {
+            authorizer: Arc::new(Authorizer::Open),
+            how: "--no-auth",
+        }),
+        AuthFlag::TokenFile(file) => Ok(AuthChoice {
+            authorizer: Arc::new(Authorizer::Token(
+                StaticToken::read(file).map_err(ConfigError::Auth)?,
+            )),
+            how: "--auth-token-file",
+        }),
+        AuthFlag::Delegated => delegated("--delegated-auth"),
+        AuthFlag::Default if in_pod => delegated("in a pod"),
+        AuthFlag::Default => Ok(AuthChoice {
+            authorizer: Arc::new(Authorizer::Open),
+            how: "not in a pod and no --auth-token-file",
+        }),
+    }
+}
+
+/// Says at start-up who may read, loudly when it is everyone.
+pub fn log_auth(auth: &AuthChoice) {
+    match *auth.authorizer {
+        Authorizer::Open => log::warn!(
+            "authorization: none ({}): every caller that reaches this port may read",
+            auth.how
+        ),
+        ref other => log::info!("authorization: {} ({})", other.describe(), auth.how),
+    }
+}
+
+/// The token the master presents to minions: `--minion-token-file` (or the manifest's
+/// projected token, when it is there), else the `--auth-token-file` token, else none.
+fn minion_bearer(options: &Options) -> Result<Option<Bearer>, ConfigError> {
+    let file = match &options.minion_token_file {
+        Some(file) => Some(file.clone()),
+        None => Some(PathBuf::from(MINION_TOKEN_FILE)).filter(|f| f.exists()),
+    };
+    if let Some(file) = file {
+        let token = Token::open(&file).map_err(|e| {
+            ConfigError::Auth(format!("--minion-token-file {}: {e}", file.display()))
+        })?;
+        let token = Arc::new(Mutex::new(token));
+        return Ok(Some(Bearer(Arc::new(move || token.lock().current()))));
+    }
+    if let AuthFlag::TokenFile(file) = &options.auth {
+        let token = StaticToken::read(file).map_err(ConfigError::Auth)?;
+        let value = token.value().to_string();
+        return Ok(Some(Bearer(Arc::new(move || Some(value.clone())))));
+    }
+    Ok(None)
 }
 
 pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
@@ -166,11 +259,15 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
         }
     };
     let created_by = crate::app::version::version_string(version_source);
+    let auth = resolve_auth(options, |name| std::env::var(name).ok())?;
+    log_auth(&auth);
+    let mut runtime_client = runtime_client_config(options);
+    runtime_client.bearer = minion_bearer(options)?;
     Ok(MasterConfig {
         collector: CollectorConfig {
             kube,
             runtimes,
-            runtime_client: runtime_client_config(options),
+            runtime_client,
             node_parallelism: options.node_parallelism,
             show_env: options.show_env,
             refresh_interval: options.refresh_interval,
@@ -179,6 +276,7 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
             extra_kinds: options.extra_kinds.clone(),
         },
         access,
+        auth: auth.authorizer,
     })
 }
 
@@ -190,6 +288,7 @@ pub(crate) fn runtime_client_config(options: &Options) -> ClientConfig {
         io_timeout: defaults.io_timeout.min(options.docker_timeout),
         request_timeout: options.docker_timeout,
         max_body: defaults.max_body,
+        bearer: None,
     }
 }
 
@@ -221,6 +320,33 @@ mod tests {
             ("http://127.0.0.1:9", "--kubernetes-url")
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn authorization_is_delegated_in_a_pod_and_none_elsewhere_by_default() {
+        let in_pod = |name: &str| match name {
+            "KUBERNETES_SERVICE_HOST" => Some("10.0.0.1".to_string()),
+            "KUBERNETES_SERVICE_PORT" => Some("443".to_string()),
+            _ => None,
+        };
+        let options = Options::default();
+        let choice = resolve_auth(&options, in_pod).unwrap();
+        assert!(matches!(*choice.authorizer, Authorizer::Delegated(_)));
+        assert_eq!(choice.how, "in a pod");
+        let choice = resolve_auth(&options, |_| None).unwrap();
+        assert!(matches!(*choice.authorizer, Authorizer::Open));
+        let no_auth = Options {
+            auth: AuthFlag::None,
+            ..Options::default()
+        };
+        let choice = resolve_auth(&no_auth, in_pod).unwrap();
+        assert!(matches!(*choice.authorizer, Authorizer::Open));
+        let missing = Options {
+            auth: AuthFlag::TokenFile("/nonexistent/token".into()),
+            ..Options::default()
+        };
+        let err = resolve_auth(&missing, in_pod).err().unwrap().to_string();
+        assert!(err.contains("/nonexistent/token"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`api`]: the master's REST API, handlers of (request, snapshot);
 //! - [`agent`]: the node agent's reading of its node (runtime and processes);
 //! - [`proxy`]: the minion's allow-list and proxy;
+//! - [`auth`]: who may read, for both;
 //! - [`http`]: the server, the client and the layers every answer passes through;
 //! - [`report`]: errors written with their causes.
 //!
@@ -22,6 +23,7 @@
 pub mod agent;
 pub(crate) mod api;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod collect;
 pub mod config;

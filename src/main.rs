@@ -111,7 +111,7 @@ fn run_master(options: &Options) -> Result<(), Failure> {
         options.refresh_interval,
         master.collector.created_by,
     );
-    let master = Master::start(master.collector, listener, options.workers)
+    let master = Master::start(master.collector, listener, options.workers, master.auth)
         .map_err(|e| Failure::Runtime(format!("cannot start the master: {e}")))?;
     let signal = termination::wait()
         .map_err(|e| Failure::Runtime(format!("cannot wait for SIGTERM: {e}")))?;
@@ -121,8 +121,12 @@ fn run_master(options: &Options) -> Result<(), Failure> {
 }
 
 fn run_minion(options: &Options) -> Result<(), Failure> {
+    let auth = config::resolve_auth(options, |name| std::env::var(name).ok())
+        .map_err(|e| Failure::Config(Box::new(e)))?;
     let listener = bind(options)?;
-    let server = minion::start(options, listener).map_err(|e| Failure::Listen(e.to_string()))?;
+    config::log_auth(&auth);
+    let server = minion::start(options, listener, auth.authorizer)
+        .map_err(|e| Failure::Listen(e.to_string()))?;
     let signal = termination::wait()
         .map_err(|e| Failure::Runtime(format!("cannot wait for SIGTERM: {e}")))?;
     log::info!("{signal}: finishing the answers in flight, then stopping");

@@ -1109,6 +1109,7 @@ fn generated_requests_never_reach_the_daemon_outside_the_allow_list() {
             io_timeout: Duration::from_millis(500),
             request_timeout: Duration::from_secs(2),
             max_body: 1 << 20,
+            bearer: None,
         },
         ..AgentConfig::default()
     };
@@ -1116,7 +1117,10 @@ fn generated_requests_never_reach_the_daemon_outside_the_allow_list() {
         "127.0.0.1:0".parse().unwrap(),
         2,
         "minion",
-        proxy::handler(Arc::new(Agent::new(config))),
+        proxy::handler(
+            Arc::new(Agent::new(config)),
+            Arc::new(cluster_insight::auth::Authorizer::Open),
+        ),
     )
     .unwrap();
     let addr = server.local_addr();

@@ -32,6 +32,7 @@ impl Minion {
                 io_timeout: Duration::from_millis(300),
                 request_timeout: Duration::from_secs(2),
                 max_body: MAX_BODY,
+                bearer: None,
             },
             ..AgentConfig::default()
         };
@@ -39,7 +40,10 @@ impl Minion {
             "127.0.0.1:0".parse().unwrap(),
             2,
             "minion",
-            proxy::handler(Arc::new(Agent::new(config))),
+            proxy::handler(
+                Arc::new(Agent::new(config)),
+                Arc::new(cluster_insight::auth::Authorizer::Open),
+            ),
         )
         .expect("start the minion");
         let addr = server.local_addr();

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod auth;
 mod docs;
 mod extra_kinds;
 mod faults;

@@ -301,6 +301,7 @@ impl Agent {
                 io_timeout: client.io_timeout.min(READ_BUDGET),
                 request_timeout: client.request_timeout.min(READ_BUDGET),
                 max_body: client.max_body,
+                bearer: None,
             },
             show_env: self.config.show_env,
         }

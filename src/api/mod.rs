@@ -14,6 +14,7 @@ mod status;
 
 use std::sync::Arc;
 
+use crate::auth::{self, Authorizer};
 use crate::graph::Kind;
 use crate::http::{layers, Body, Handler, Request, Response};
 use crate::publish::snapshot::{Rendered, Snapshot};
@@ -30,6 +31,8 @@ pub(crate) struct ApiState {
     pub cluster_name: String,
     /// Answers by route and status, for `/metrics`.
     pub(crate) requests: metrics::RequestCounts,
+    /// Who may read.
+    pub(crate) auth: Arc<Authorizer>,
 }
 
 const JSON: &str = "application/json";
@@ -37,8 +40,12 @@ const JSON: &str = "application/json";
 /// The API as served: [`handle`] with every layer.
 pub(crate) fn handler(state: Arc<ApiState>) -> Handler {
     let counted = Arc::clone(&state);
+    let state_auth = Arc::clone(&state.auth);
     let routes: Handler = Arc::new(move |request: &Request| handle(&state, request));
-    let layered = layers::cors(layers::read_only(layers::conditional(routes)));
+    let layered = layers::cors(auth::layer(
+        Arc::clone(&state_auth),
+        layers::read_only(layers::conditional(routes)),
+    ));
     // Every answer is counted as it leaves, 304s and refusals of the layers included.
     let counting: Handler = Arc::new(move |request: &Request| {
         let response = layered(request);
@@ -218,6 +225,7 @@ mod tests {
             version: "v".into(),
             cluster_name: "<c>".into(),
             requests: Default::default(),
+            auth: Arc::new(Authorizer::Open),
         })
     }
 

@@ -63,7 +63,15 @@ pub fn run(options: &Options, size: Option<&str>) -> Result<(), DemoError> {
         created_by: format!("{} (demo)", super::version::binary_version()),
         extra_kinds: options.extra_kinds.clone(),
     };
-    let master = Master::start(config, listener, options.workers)
+    // The demo's cluster is made up, and it listens on loopback unless told otherwise.
+    if !options.bind.is_loopback() {
+        log::warn!(
+            "demo: no authorization, and listening on {}: anyone who reaches it may read",
+            options.bind
+        );
+    }
+    let auth = std::sync::Arc::new(crate::auth::Authorizer::Open);
+    let master = Master::start(config, listener, options.workers, auth)
         .map_err(|e| DemoError::Start(format!("cannot start the master: {e}")))?;
     let expected = sim.expected();
     let count = |kind: Kind| expected.resources.get(kind.name()).copied().unwrap_or(0);

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 
 use crate::api::{self, ApiState};
+use crate::auth::Authorizer;
 use crate::collect::{Collector, CollectorConfig};
 use crate::http::{self, RunningServer};
 use crate::publish::Shared;
@@ -26,6 +27,7 @@ impl Master {
         collector: CollectorConfig,
         listener: TcpListener,
         workers: usize,
+        auth: Arc<Authorizer>,
     ) -> std::io::Result<Master> {
         let shared = Arc::new(Shared::default());
         let state = Arc::new(ApiState {
@@ -33,6 +35,7 @@ impl Master {
             version: collector.created_by.clone(),
             cluster_name: collector.cluster_name.clone(),
             requests: Default::default(),
+            auth,
         });
         let collector = Collector::new(collector, Arc::clone(&shared));
         let (stop, stop_rx) = crossbeam_channel::bounded::<()>(1);

@@ -5,12 +5,17 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use crate::agent::{Agent, AgentConfig, DEFAULT_SOCKETS};
+use crate::auth::Authorizer;
 use crate::cli::Options;
 use crate::http::{self, ClientConfig, RunningServer};
 use crate::proxy;
 
-/// Serves the agent and proxy of `options` on `listener`.
-pub fn start(options: &Options, listener: TcpListener) -> std::io::Result<RunningServer> {
+/// Serves the agent and proxy of `options` on `listener`, to callers `auth` allows.
+pub fn start(
+    options: &Options,
+    listener: TcpListener,
+    auth: Arc<Authorizer>,
+) -> std::io::Result<RunningServer> {
     let address = listener
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
@@ -40,6 +45,6 @@ pub fn start(options: &Options, listener: TcpListener) -> std::io::Result<Runnin
     if let Err(e) = agent.node() {
         log::warn!("{e}; /node answers 502 until a runtime answers");
     }
-    let handler = proxy::handler(agent);
+    let handler = proxy::handler(agent, auth);
     http::serve_listener(listener, options.workers, "minion", handler)
 }

@@ -174,8 +174,9 @@ impl std::error::Error for KubeSetupError {
     }
 }
 
-/// The bearer token, re-read from its file at most once a minute.
-struct Token {
+/// A bearer token, re-read from its file at most once a minute (a projected
+/// service-account token is rotated by the kubelet).
+pub(crate) struct Token {
     file: PathBuf,
     value: Option<String>,
     read_at: Option<Instant>,
@@ -184,7 +185,17 @@ struct Token {
 const TOKEN_REREAD: Duration = Duration::from_secs(60);
 
 impl Token {
-    fn current(&mut self) -> Option<String> {
+    /// Reads `file` now: a missing or empty file is an error at start-up.
+    pub(crate) fn open(file: &Path) -> std::io::Result<Token> {
+        let value = read_token(file)?;
+        Ok(Token {
+            file: file.to_path_buf(),
+            value: Some(value),
+            read_at: Some(Instant::now()),
+        })
+    }
+
+    pub(crate) fn current(&mut self) -> Option<String> {
         let stale = self.read_at.is_none_or(|t| t.elapsed() >= TOKEN_REREAD);
         if stale {
             match read_token(&self.file) {
@@ -259,15 +270,11 @@ impl KubeClient {
             .into();
         let token = match &config.token_file {
             Some(file) => {
-                let value = read_token(file).map_err(|error| KubeSetupError::ReadFile {
+                let token = Token::open(file).map_err(|error| KubeSetupError::ReadFile {
                     path: file.clone(),
                     error,
                 })?;
-                Some(Arc::new(Mutex::new(Token {
-                    file: file.clone(),
-                    value: Some(value),
-                    read_at: Some(Instant::now()),
-                })))
+                Some(Arc::new(Mutex::new(token)))
             }
             None => None,
         };
@@ -377,13 +384,50 @@ impl KubeClient {
             .collect())
     }
 
+    /// The token this client sends, if any (re-read from its file now and then).
+    pub(crate) fn bearer(&self) -> Option<String> {
+        self.token.as_ref().and_then(|t| t.lock().current())
+    }
+
     fn get(&self, url: &str) -> Result<String, KubeError> {
         let mut request = self.agent.get(url);
-        let sent = self.token.as_ref().and_then(|t| t.lock().current());
+        let sent = self.bearer();
         if let Some(value) = &sent {
             request = request.header("Authorization", &format!("Bearer {value}"));
         }
-        let mut response = request.call().map_err(|error| {
+        let response = request.call();
+        self.answer(response, &[sent.as_deref()])
+    }
+
+    /// POSTs `body` (JSON) to `path` of the API server and reads the answer; `secret`, a
+    /// value the body holds (a token under review), is cut out of error bodies as the
+    /// client's own token is.
+    pub(crate) fn post_json(
+        &self,
+        path: &str,
+        body: &str,
+        secret: Option<&str>,
+    ) -> Result<String, KubeError> {
+        let url = format!("{}{path}", self.base_url.trim_end_matches('/'));
+        let mut request = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json");
+        let sent = self.bearer();
+        if let Some(value) = &sent {
+            request = request.header("Authorization", &format!("Bearer {value}"));
+        }
+        let response = request.send(body);
+        self.answer(response, &[sent.as_deref(), secret])
+    }
+
+    /// The body of a 2xx answer, else the error it says, with `secrets` cut out of it.
+    fn answer(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        secrets: &[Option<&str>],
+    ) -> Result<String, KubeError> {
+        let mut response = response.map_err(|error| {
             KubeError::Transport(TransportError {
                 doing: "no answer",
                 error,
@@ -406,12 +450,12 @@ impl KubeClient {
         } else {
             // A server or proxy that echoes the request's headers in its error must not
             // put the token into the log and `/status`.
-            let text = match &sent {
-                Some(token) if !token.is_empty() && text.contains(token.as_str()) => {
-                    text.replace(token.as_str(), "<token>")
+            let mut text = text;
+            for secret in secrets.iter().flatten() {
+                if !secret.is_empty() && text.contains(secret) {
+                    text = text.replace(secret, "<token>");
                 }
-                _ => text,
-            };
+            }
             Err(status_error(status, &text))
         }
     }

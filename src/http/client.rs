@@ -20,6 +20,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The most bytes a response's status line and headers (or a chunked body's trailers) may take.
@@ -61,6 +62,18 @@ pub struct ClientConfig {
     /// Total time allowed for one request, headers and body.
     pub request_timeout: Duration,
     pub max_body: usize,
+    /// The bearer token sent with every request, asked for each time (it may be re-read).
+    pub bearer: Option<Bearer>,
+}
+
+/// Where a client's bearer token comes from.
+#[derive(Clone)]
+pub struct Bearer(pub Arc<dyn Fn() -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(..)")
+    }
 }
 
 impl Default for ClientConfig {
@@ -70,6 +83,7 @@ impl Default for ClientConfig {
             io_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             max_body: 64 << 20,
+            bearer: None,
         }
     }
 }
@@ -227,6 +241,12 @@ impl Client {
         headers: &[(&str, &str)],
     ) -> Result<Response, Error> {
         let mut head = Vec::with_capacity(160 + path_and_query.len());
+        let authorization = self
+            .config
+            .bearer
+            .as_ref()
+            .and_then(|bearer| (bearer.0)())
+            .map(|token| format!("Bearer {token}"));
         head::write_request_head(
             &mut head,
             method,
@@ -238,6 +258,7 @@ impl Client {
                 ("Connection", "keep-alive"),
             ]
             .into_iter()
+            .chain(authorization.as_deref().map(|a| ("Authorization", a)))
             .chain(headers.iter().copied()),
         )
         .map_err(|e| {
@@ -755,6 +776,7 @@ mod tests {
             io_timeout: Duration::from_millis(300),
             request_timeout: Duration::from_secs(5),
             max_body: 1 << 20,
+            bearer: None,
         }
     }
 

@@ -13,6 +13,6 @@ mod message;
 mod server;
 
 pub use body::{Body, Composed, Piece};
-pub use client::{Client, ClientConfig, Endpoint};
+pub use client::{Bearer, Client, ClientConfig, Endpoint};
 pub use message::{Handler, Method, Request, Response};
 pub use server::{serve, serve_listener, RunningServer};

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 #[cfg(test)]
 use crate::agent::AgentConfig;
 use crate::agent::{document, Agent, AgentError};
+use crate::auth::{self, Authorizer};
 use crate::collect::runtime::docker::{redact_env, DEFAULT_SOCKET};
 use crate::http::layers::{self, printable};
 use crate::http::{client, Body, Client, Endpoint, Handler, Method, Request, Response};
@@ -132,10 +133,10 @@ impl ProxyError {
     }
 }
 
-/// The HTTP handler of minion mode: the agent's `/node` and the proxy, inside an access
-/// log. Methods are the allow-list's to refuse (it names them, contract §1), so no
-/// read-only layer sits in front.
-pub fn handler(agent: Arc<Agent>) -> Handler {
+/// The HTTP handler of minion mode: the agent's `/node` and the proxy, behind `auth`,
+/// inside an access log. Methods are the allow-list's to refuse (it names them, contract
+/// §1), so no read-only layer sits in front.
+pub fn handler(agent: Arc<Agent>, auth: Arc<Authorizer>) -> Handler {
     let config = agent.config();
     let show_env = config.show_env;
     let docker_socket = docker_socket(&config.runtime_sockets);
@@ -156,7 +157,7 @@ pub fn handler(agent: Arc<Agent>) -> Handler {
         }
         forward(&client, request, show_env).unwrap_or_else(|e| e.response())
     });
-    layers::access_log("minion", minion)
+    layers::access_log("minion", auth::layer(auth, minion))
 }
 
 /// The readiness probe's path: 200 once the agent has found its runtime.
@@ -302,10 +303,13 @@ mod tests {
 
     #[test]
     fn refusals_are_json_with_allow_on_405() {
-        let handle = handler(Arc::new(Agent::new(AgentConfig {
-            runtime_sockets: vec!["/nonexistent/docker.sock".into()],
-            ..AgentConfig::default()
-        })));
+        let handle = handler(
+            Arc::new(Agent::new(AgentConfig {
+                runtime_sockets: vec!["/nonexistent/docker.sock".into()],
+                ..AgentConfig::default()
+            })),
+            Arc::new(Authorizer::Open),
+        );
         let response = handle(&Request::get("/containers/create"));
         assert_eq!(response.status, 403);
         assert_eq!(response.header("Content-Type"), Some("application/json"));

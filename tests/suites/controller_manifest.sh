@@ -6,7 +6,9 @@
 #     (tests/data/realdata/kubernetes-client+python/kubernetes/swagger.json.unprocessed.gz,
 #     see tests/data/realdata/NOTICE.md), with a small strict validator below, so a second,
 #     independent schema agrees;
-#  3. the policy the manifests promise: list and watch only, on exactly the kinds read, no
+#  3. the policy the manifests promise: list and watch only, on exactly the kinds read; token
+#     and access reviews for delegated authorization, and the non-resource URLs of the graph
+#     and of the minions read with get, nothing else; a projected token for minions; no
 #     privileged or escalating container, read-only root filesystems, dropped capabilities,
 #     requests and limits everywhere, the host's /run mounted read-only for the runtime's
 #     socket and the host's PID namespace for the minion only,
@@ -192,37 +194,73 @@ NS = "cluster-insight"
 by_kind = {}
 for item in items:
     by_kind.setdefault(item.get("kind"), []).append(item)
-check("exactly one of each: Namespace, ServiceAccount, ClusterRole, ClusterRoleBinding, "
-      "DaemonSet, Deployment, Service",
-      sorted(by_kind) == sorted(["Namespace", "ServiceAccount", "ClusterRole",
-                                 "ClusterRoleBinding", "DaemonSet", "Deployment", "Service"])
-      and all(len(v) == 1 for v in by_kind.values()), str({k: len(v) for k, v in by_kind.items()}))
+COUNTS = {"Namespace": 1, "ServiceAccount": 2, "ClusterRole": 4, "ClusterRoleBinding": 3,
+          "DaemonSet": 1, "Deployment": 1, "Service": 1}
+check("the objects: a Namespace, two ServiceAccounts, four ClusterRoles, three bindings, "
+      "a DaemonSet, a Deployment, a Service",
+      {k: len(v) for k, v in by_kind.items()} == COUNTS, str({k: len(v) for k, v in by_kind.items()}))
 
 
-def one(kind):
-    return (by_kind.get(kind) or [{}])[0]
+def one(kind, name=None):
+    found = [i for i in by_kind.get(kind, []) if name is None or i.get("metadata", {}).get("name") == name]
+    return (found or [{}])[0]
 
 
-ns, sa, role, binding = one("Namespace"), one("ServiceAccount"), one("ClusterRole"), one("ClusterRoleBinding")
+ns = one("Namespace")
+sa, minion_sa = one("ServiceAccount", "cluster-insight-master"), one("ServiceAccount", "cluster-insight-minion")
+role, binding = one("ClusterRole", "cluster-insight-reader"), one("ClusterRoleBinding", "cluster-insight-reader")
+delegator = one("ClusterRole", "cluster-insight-auth-delegator")
+delegator_binding = one("ClusterRoleBinding", "cluster-insight-auth-delegator")
+graph_reader = one("ClusterRole", "cluster-insight-graph-reader")
+node_reader = one("ClusterRole", "cluster-insight-node-reader")
+node_reader_binding = one("ClusterRoleBinding", "cluster-insight-node-reader")
 ds, deploy, svc = one("DaemonSet"), one("Deployment"), one("Service")
 check("the Namespace is cluster-insight", ns.get("metadata", {}).get("name") == NS)
 check("every namespaced object lives in cluster-insight",
-      all(i.get("metadata", {}).get("namespace") == NS for i in (sa, ds, deploy, svc)))
+      all(i.get("metadata", {}).get("namespace") == NS for i in (sa, minion_sa, ds, deploy, svc)))
 check("the Namespace comes first, so that one apply creates it before its contents",
       bool(items) and items[0].get("kind") == "Namespace")
 
 # The master lists and (soon) watches; it gets no single object, so it may not.
 READ = {"list", "watch"}
 all_rules = [r for i in items if i.get("kind") in ("Role", "ClusterRole") for r in i.get("rules", [])]
-all_verbs = [v for r in all_rules for v in r.get("verbs", [])]
-check("no verb but list and watch (no get, no write, no *) in any role",
-      bool(all_verbs) and set(all_verbs) <= READ, str(sorted(set(all_verbs) - READ)))
-check("no role names secrets, a wildcard, a subresource or a non-resource URL",
+resource_rules = [r for r in all_rules if r.get("resources")]
+url_rules = [r for r in all_rules if r.get("nonResourceURLs")]
+check("every rule names resources or non-resource URLs, not both",
+      all(bool(r.get("resources")) != bool(r.get("nonResourceURLs")) for r in all_rules), json.dumps(all_rules))
+check("no role names secrets, a wildcard, a subresource or a resource name",
       all("secrets" not in r.get("resources", []) and "*" not in r.get("resources", [])
-          and "*" not in r.get("apiGroups", [])
+          and "*" not in r.get("apiGroups", []) and "*" not in r.get("verbs", [])
           and not any("/" in x for x in r.get("resources", []))
-          and not r.get("nonResourceURLs") and not r.get("resourceNames") for r in all_rules),
+          and not r.get("resourceNames") for r in all_rules),
       json.dumps(all_rules))
+check("the only write anywhere: creating TokenReviews and SubjectAccessReviews (they change nothing)",
+      delegator.get("rules") == [
+          {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+          {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}]
+      and all(set(r.get("verbs", [])) <= READ for r in resource_rules if r not in delegator.get("rules", [])),
+      json.dumps(resource_rules))
+check("non-resource URLs are only ever read (get)",
+      bool(url_rules) and all(r.get("verbs") == ["get"] for r in url_rules), json.dumps(url_rules))
+check("who may read the graph: /, /cluster and below, /debug, /status, /metrics, /version; nobody bound",
+      graph_reader.get("rules") == [{"nonResourceURLs": ["/", "/cluster", "/cluster/*", "/debug", "/status",
+                                                        "/metrics", "/version"], "verbs": ["get"]}]
+      and not any(b.get("roleRef", {}).get("name") == "cluster-insight-graph-reader"
+                  for b in by_kind.get("ClusterRoleBinding", [])))
+check("what the master may read of minions: /node and the Docker paths they proxy",
+      node_reader.get("rules") == [{"nonResourceURLs": ["/node", "/containers/*", "/images/*", "/version",
+                                                       "/_ping", "/v1*"], "verbs": ["get"]}])
+
+
+def bound_to(b, *accounts):
+    return b.get("subjects") == [{"kind": "ServiceAccount", "name": a, "namespace": NS} for a in accounts]
+
+
+check("both service accounts may review tokens; only the master's may read minions",
+      bound_to(delegator_binding, "cluster-insight-master", "cluster-insight-minion")
+      and delegator_binding.get("roleRef", {}).get("name") == "cluster-insight-auth-delegator"
+      and bound_to(node_reader_binding, "cluster-insight-master")
+      and node_reader_binding.get("roleRef", {}).get("name") == "cluster-insight-node-reader")
 # Exactly what the master lists (its table of kinds; the integration tests tie the two).
 LISTED = {
     "": ["namespaces", "nodes", "persistentvolumeclaims", "persistentvolumes", "pods",
@@ -317,7 +355,11 @@ check("DaemonSet: --runtime-socket names containerd's, k3s's, CRI-O's and Docker
       json.dumps(args))
 check("DaemonSet: the annotation says why hostPID and /run",
       all(w in json.dumps(ds.get("metadata", {}).get("annotations", {})) for w in ("hostPID", "/run", "environ")))
-check("DaemonSet: no Kubernetes API token in the minions", mp.get("automountServiceAccountToken") is False)
+check("DaemonSet: the minions' own ServiceAccount, bound to reviewing tokens and nothing else",
+      mp.get("serviceAccountName") == "cluster-insight-minion"
+      and [b.get("metadata", {}).get("name") for b in by_kind.get("ClusterRoleBinding", [])
+           if {"kind": "ServiceAccount", "name": "cluster-insight-minion", "namespace": NS} in b.get("subjects", [])]
+      == ["cluster-insight-auth-delegator"])
 runs_as_root = (mc.get("securityContext", {}).get("runAsUser", mp.get("securityContext", {}).get("runAsUser")) == 0)
 check("DaemonSet: if the minion runs as root, an annotation says why",
       not runs_as_root or "runs as UID 0" in json.dumps(ds.get("metadata", {}).get("annotations", {})))
@@ -341,6 +383,14 @@ uid = dc.get("securityContext", {}).get("runAsUser", dp.get("securityContext", {
 check("Deployment: runAsNonRoot with a numeric non-zero UID (the image has no /etc/passwd)",
       non_root is True and isinstance(uid, int) and uid > 0)
 check("Deployment: no hostPath volume", not any("hostPath" in v for v in dp.get("volumes", [])))
+projected = [s.get("serviceAccountToken", {}) for v in dp.get("volumes", [])
+             for s in v.get("projected", {}).get("sources", [])]
+token_mounts = [m for m in dc.get("volumeMounts", [])
+                if m.get("mountPath") == "/var/run/secrets/cluster-insight" and m.get("readOnly") is True]
+check("Deployment: a projected token for minions (audience cluster-insight-minion, an hour) at "
+      "/var/run/secrets/cluster-insight/minion-token, where the master looks for it",
+      projected == [{"audience": "cluster-insight-minion", "expirationSeconds": 3600, "path": "minion-token"}]
+      and len(token_mounts) == 1, json.dumps(dp.get("volumes")))
 check("Deployment: not in the host's PID namespace", not dp.get("hostPID"))
 for w in (ds, deploy):
     check("%s: a grace period of at least 10 s, for the answers in flight (drained within 5 s)" % label(w),

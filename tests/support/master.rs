@@ -29,7 +29,15 @@ pub(crate) fn free_port() -> u16 {
 }
 
 impl MasterProcess {
+    /// A master that lets every caller read (`--no-auth`): what most tests are not about.
     pub(crate) fn start(args: &[&str]) -> MasterProcess {
+        let mut with = vec!["--no-auth"];
+        with.extend_from_slice(args);
+        MasterProcess::start_with_auth(&with)
+    }
+
+    /// A master whose authorization is what `args` say.
+    pub(crate) fn start_with_auth(args: &[&str]) -> MasterProcess {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("ci-master-{}-{port}.log", std::process::id()));
         let file = std::fs::File::create(&log).unwrap();

@@ -188,6 +188,7 @@ pub(crate) fn image_of_container(endpoint: Endpoint, id: &str) -> Option<(String
         io_timeout: std::time::Duration::from_secs(2),
         request_timeout: std::time::Duration::from_secs(3),
         max_body: 4 << 20,
+        bearer: None,
     };
     let client = Client::new(endpoint, config);
     let response = client

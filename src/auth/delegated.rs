@@ -1,0 +1,218 @@
+//! Authorization delegated to the API server: `TokenReview` (who is this token?) and
+//! `SubjectAccessReview` (may they `get` this non-resource URL?), each answer cached for a
+//! while so that a client polling every second costs the API server nothing after its first
+//! request. Kubelet caches the same answers for 2 minutes (identities) and 5 minutes
+//! (decisions); a minute is short enough here for a removed binding to take effect soon.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::Deserialize;
+
+use super::Decision;
+use crate::collect::kube::KubeClient;
+use crate::report::chain;
+
+/// How long an answer of the API server is reused.
+const KNOWN_FOR: Duration = Duration::from_secs(60);
+/// A refusal is reused for less: a binding just made should work soon.
+const REFUSED_FOR: Duration = Duration::from_secs(10);
+/// Entries kept per cache; when full it starts over (random tokens cannot grow it).
+const MAX_CACHED: usize = 10_000;
+/// Paths longer than this are not sent to the API server.
+const MAX_PATH: usize = 2048;
+
+const TOKEN_REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
+const ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+
+/// Who a token is, as a `TokenReview` said.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+struct Identity {
+    username: String,
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    extra: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+struct Cache<K, V> {
+    entries: Mutex<HashMap<K, (V, Instant)>>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
+    fn new() -> Self {
+        Cache {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let entries = self.entries.lock();
+        let (value, until) = entries.get(key)?;
+        (Instant::now() < *until).then(|| value.clone())
+    }
+
+    fn put(&self, key: K, value: V, ttl: Duration) {
+        let mut entries = self.entries.lock();
+        if entries.len() >= MAX_CACHED {
+            entries.clear();
+        }
+        entries.insert(key, (value, Instant::now() + ttl));
+    }
+}
+
+/// Asks the API server, through `kube`, whose credentials must allow creating
+/// `tokenreviews` and `subjectaccessreviews`.
+pub struct Delegated {
+    kube: KubeClient,
+    /// The audience tokens must be made for; `None`: the API server's own.
+    audience: Option<&'static str>,
+    identities: Cache<String, Result<Identity, String>>,
+    decisions: Cache<(Identity, String), Decision>,
+}
+
+impl Delegated {
+    pub fn new(kube: KubeClient, audience: Option<&'static str>) -> Delegated {
+        Delegated {
+            kube,
+            audience,
+            identities: Cache::new(),
+            decisions: Cache::new(),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self.audience {
+            Some(audience) => format!(
+                "delegated to the API server at {} (tokens for audience {audience})",
+                self.kube.base_url()
+            ),
+            None => format!("delegated to the API server at {}", self.kube.base_url()),
+        }
+    }
+
+    pub(crate) fn decide(&self, token: &str, path: &str) -> Decision {
+        let identity = match self.identities.get(&token.to_string()) {
+            Some(known) => known,
+            None => match self.review_token(token) {
+                Ok(identity) => {
+                    let ttl = if identity.is_ok() {
+                        KNOWN_FOR
+                    } else {
+                        REFUSED_FOR
+                    };
+                    self.identities
+                        .put(token.to_string(), identity.clone(), ttl);
+                    identity
+                }
+                Err(e) => return Decision::Unavailable(e),
+            },
+        };
+        let identity = match identity {
+            Ok(identity) => identity,
+            Err(why) => return Decision::Unauthenticated(why),
+        };
+        if path.len() > MAX_PATH {
+            return Decision::Forbidden(format!("a path of {} bytes is not reviewed", path.len()));
+        }
+        let key = (identity, path.to_string());
+        if let Some(known) = self.decisions.get(&key) {
+            return known;
+        }
+        match self.review_access(&key.0, path) {
+            Ok(decision) => {
+                let ttl = if decision == Decision::Allowed {
+                    KNOWN_FOR
+                } else {
+                    REFUSED_FOR
+                };
+                self.decisions.put(key, decision.clone(), ttl);
+                decision
+            }
+            Err(e) => Decision::Unavailable(e),
+        }
+    }
+
+    /// `Ok(Err(why))` when the API server says the token does not authenticate; `Err` when
+    /// it could not be asked.
+    fn review_token(&self, token: &str) -> Result<Result<Identity, String>, String> {
+        let mut spec = serde_json::json!({ "token": token });
+        if let Some(audience) = self.audience {
+            spec["audiences"] = serde_json::json!([audience]);
+        }
+        let body = serde_json::json!({
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": spec,
+        });
+        let answer = self
+            .kube
+            .post_json(TOKEN_REVIEWS, &body.to_string(), Some(token))
+            .map_err(|e| format!("TokenReview: {}", chain(&e)))?;
+        #[derive(Deserialize)]
+        struct Review {
+            #[serde(default)]
+            status: ReviewStatus,
+        }
+        #[derive(Deserialize, Default)]
+        struct ReviewStatus {
+            #[serde(default)]
+            authenticated: bool,
+            user: Option<Identity>,
+            #[serde(default)]
+            error: String,
+        }
+        let review: Review = serde_json::from_str(&answer)
+            .map_err(|e| format!("TokenReview: a malformed answer: {e}"))?;
+        Ok(match (review.status.authenticated, review.status.user) {
+            (true, Some(user)) => Ok(user),
+            _ if review.status.error.is_empty() => Err("the token is not valid".to_string()),
+            _ => Err(format!("the token is not valid: {}", review.status.error)),
+        })
+    }
+
+    fn review_access(&self, who: &Identity, path: &str) -> Result<Decision, String> {
+        let body = serde_json::json!({
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": who.username,
+                "uid": who.uid,
+                "groups": who.groups,
+                "extra": who.extra,
+                "nonResourceAttributes": { "path": path, "verb": "get" },
+            },
+        });
+        let answer = self
+            .kube
+            .post_json(ACCESS_REVIEWS, &body.to_string(), None)
+            .map_err(|e| format!("SubjectAccessReview: {}", chain(&e)))?;
+        #[derive(Deserialize)]
+        struct Review {
+            #[serde(default)]
+            status: ReviewStatus,
+        }
+        #[derive(Deserialize, Default)]
+        struct ReviewStatus {
+            #[serde(default)]
+            allowed: bool,
+            #[serde(default)]
+            reason: String,
+        }
+        let review: Review = serde_json::from_str(&answer)
+            .map_err(|e| format!("SubjectAccessReview: a malformed answer: {e}"))?;
+        Ok(if review.status.allowed {
+            Decision::Allowed
+        } else if review.status.reason.is_empty() {
+            Decision::Forbidden(format!("{} may not get {path}", who.username))
+        } else {
+            Decision::Forbidden(format!(
+                "{} may not get {path}: {}",
+                who.username, review.status.reason
+            ))
+        })
+    }
+}
