@@ -81,7 +81,7 @@ COMMON:
                                   default in a pod (KUBERNETES_SERVICE_HOST set)
     --no-auth                     every caller may read (logged as a warning; the default
                                   outside a pod, and of demo, which listens on loopback)
-                                  /healthz and /readyz need no token
+    (/healthz and /readyz never need a token)
     --port N                      listening port
     --bind ADDRESS                listening address (default 0.0.0.0; demo: 127.0.0.1)
     --workers N                   HTTP worker threads (default 8)

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::auth::{Authorizer, Delegated, StaticToken, MINION_AUDIENCE};
+use crate::auth::{
+    Authorizer, Delegated, StaticToken, MASTER_URL_PREFIX, MINION_AUDIENCE, MINION_URL_PREFIX,
+};
 use crate::cli::{AuthFlag, Mode, Options};
 use crate::collect::kube::{KubeClient, KubeConfig, KubeSetupError, Token};
 use crate::collect::runtime::docker::{socket_exists, DEFAULT_SOCKET};
@@ -150,9 +152,14 @@ pub fn resolve_auth(
         access.config.request_timeout = access.config.request_timeout.min(REVIEW_TIMEOUT);
         access.config.connect_timeout = access.config.connect_timeout.min(REVIEW_TIMEOUT);
         let kube = KubeClient::new(&access.config)?;
-        let audience = (options.mode == Mode::Minion).then_some(MINION_AUDIENCE);
+        let (audience, prefix) = match options.mode {
+            Mode::Minion => (Some(MINION_AUDIENCE), MINION_URL_PREFIX),
+            Mode::Master => (None, MASTER_URL_PREFIX),
+        };
         Ok(AuthChoice {
-            authorizer: Arc::new(Authorizer::Delegated(Delegated::new(kube, audience))),
+            authorizer: Arc::new(Authorizer::Delegated(Box::new(Delegated::new(
+                kube, audience, prefix,
+            )))),
             how,
         })
     };
@@ -258,11 +265,12 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
             }
         }
     };
-    let created_by = crate::app::version::version_string(version_source);
     let auth = resolve_auth(options, |name| std::env::var(name).ok())?;
     log_auth(&auth);
     let mut runtime_client = runtime_client_config(options);
     runtime_client.bearer = minion_bearer(options)?;
+    let created_by =
+        crate::app::version::version_string(version_source, runtime_client.bearer.clone());
     Ok(MasterConfig {
         collector: CollectorConfig {
             kube,

@@ -41,8 +41,11 @@ fn the_api_server_decides_who_reads_the_master() {
         &["readers"],
         &["cluster-insight-minion"],
     );
-    sim.grant("readers", "/cluster*");
-    sim.grant("readers", "/status");
+    // Paths are reviewed under /cluster-insight, as controller.json's role grants them.
+    sim.grant("readers", "/cluster-insight/cluster*");
+    sim.grant("readers", "/cluster-insight/status");
+    // What the API server's own paths are granted says nothing of the master's.
+    sim.grant("readers", "/metrics");
     let master = MasterProcess::start_with_auth(&[
         "--kubernetes-url",
         &sim.kube_url(),
@@ -143,6 +146,86 @@ impl Drop for MinionProcess {
     }
 }
 
+/// A real minion on node 0's address (`127.0.1.1:port`) reading `docker`, with `auth`
+/// flags; returns once it listens.
+fn start_minion(docker: &FakeDocker, port: u16, auth: &[&str]) -> MinionProcess {
+    let minion = MinionProcess(
+        Command::new(env!("CARGO_BIN_EXE_cluster-insight"))
+            .args(["--mode", "minion", "--bind", "127.0.1.1"])
+            .args(["--port", &port.to_string()])
+            .args(["--runtime-socket", docker.socket().to_str().unwrap()])
+            .args(auth)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = SocketAddr::from(([127, 0, 1, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "the minion did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    minion
+}
+
+/// A master given a shared token presents it to the minions, which let it in; a master with
+/// another token is refused, says so, and does not take the refusal for an older minion.
+#[test]
+fn a_shared_token_lets_the_master_read_its_minions() {
+    let sim = Simulator::start(SimSpec {
+        with_docker: false,
+        ..small()
+    })
+    .unwrap();
+    let docker = FakeDocker::start();
+    let dir = temp_dir("shared-token");
+    let (token, other) = (dir.join("token"), dir.join("other"));
+    std::fs::write(&token, "the-shared-token").unwrap();
+    std::fs::write(&other, "another-token").unwrap();
+    let port = free_port();
+    let _minion = start_minion(
+        &docker,
+        port,
+        &["--auth-token-file", token.to_str().unwrap()],
+    );
+    let node_name = sim.node_names()[0].clone();
+    let node_of = |file: &std::path::Path| {
+        let master = MasterProcess::start_with_auth(&[
+            "--kubernetes-url",
+            &sim.kube_url(),
+            "--docker-port",
+            &port.to_string(),
+            "--refresh-interval",
+            "0.5",
+            "--auth-token-file",
+            file.to_str().unwrap(),
+        ]);
+        let token = std::fs::read_to_string(file).unwrap();
+        let value = format!("Bearer {token}");
+        // Its own /status needs the token too.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = request(master.addr, "GET", "/status", &[("Authorization", &value)]);
+            assert_eq!(status.status, 200, "{}", master.log_text());
+            let node = status.json()["sources"]["nodes"][&node_name].clone();
+            let read = node["collection"] == "complete" || node["collection"] == "failed";
+            if read || Instant::now() > deadline {
+                return node;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let node = node_of(&token);
+    assert_eq!(node["collection"], "complete", "{node}");
+    let node = node_of(&other);
+    assert_eq!(node["collection"], "failed", "{node}");
+    let error = node["error"].as_str().unwrap();
+    assert!(error.contains("refused the master's token"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A real minion on node 0's address, reading `docker`, asking `sim` who its callers are:
 /// the master reads it with a token made for minions, and only such a token is let in.
 #[test]
@@ -155,28 +238,17 @@ fn minions_let_in_the_master_by_a_token_made_for_minions() {
     sim.add_token("for-minions", MASTER_USER, &[], &["cluster-insight-minion"]);
     sim.add_token("for-the-api", MASTER_USER, &[], &[]);
     sim.add_token("stranger", "eve", &[], &["cluster-insight-minion"]);
-    sim.grant(MASTER_USER, "/node");
-    sim.grant(MASTER_USER, "/containers/*");
+    sim.grant(MASTER_USER, "/cluster-insight-minion/node");
+    sim.grant(MASTER_USER, "/cluster-insight-minion/containers/*");
     let docker = FakeDocker::start();
     let port = free_port();
     let node0 = SocketAddr::from(([127, 0, 1, 1], port));
-    let _minion = MinionProcess(
-        Command::new(env!("CARGO_BIN_EXE_cluster-insight"))
-            .args(["--mode", "minion", "--bind", "127.0.1.1"])
-            .args(["--port", &port.to_string()])
-            .args(["--runtime-socket", docker.socket().to_str().unwrap()])
-            .args(["--kubernetes-url", &sim.kube_url(), "--delegated-auth"])
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let kube_url = sim.kube_url();
+    let _minion = start_minion(
+        &docker,
+        port,
+        &["--kubernetes-url", &kube_url, "--delegated-auth"],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(node0).is_err() {
-        assert!(Instant::now() < deadline, "the minion did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     assert_eq!(get(node0, "/healthz").status, 200);
     assert_eq!(get(node0, "/node").status, 401);
     assert_eq!(get(node0, "/containers/json").status, 401);

@@ -119,6 +119,19 @@ pub(crate) fn document(
         &[],
         status.refreshes as f64,
     );
+    if let Some(start) = status.last_refresh_start_ms {
+        let mut f = Family::start(
+            m,
+            "cluster_insight_last_refresh_age_seconds",
+            "gauge",
+            "Time since the last finished refresh began (a snapshot stays while its graph is unchanged: its age is how long nothing changed).",
+        );
+        f.sample(
+            "cluster_insight_last_refresh_age_seconds",
+            &[],
+            (now_ms - start).max(0) as f64 / 1000.0,
+        );
+    }
     let mut f = Family::start(
         m,
         "cluster_insight_refresh_duration_seconds",
@@ -205,7 +218,7 @@ pub(crate) fn document(
             m,
             "cluster_insight_snapshot_age_seconds",
             "gauge",
-            "Age of the snapshot being served.",
+            "Age of the snapshot being served: the time since the graph last changed.",
         );
         f.sample(
             "cluster_insight_snapshot_age_seconds",

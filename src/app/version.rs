@@ -6,7 +6,7 @@
 //! `--net=host`, where the host name is the host's and says nothing about the container.
 
 use crate::collect::runtime::docker;
-use crate::http::Endpoint;
+use crate::http::{Bearer, Endpoint};
 use cluster_insight_wire::time::rfc3339_millis;
 
 /// When this binary was built (RFC 3339 UTC), embedded by `build.rs`.
@@ -41,10 +41,10 @@ fn container_id_from_mountinfo(mountinfo: &str) -> Option<String> {
 
 /// The `/version` string, looking the image up through the Docker daemon at `docker` (a
 /// local socket or a minion) when this process runs in a container.
-pub(crate) fn version_string(docker: Option<Endpoint>) -> String {
+pub(crate) fn version_string(docker: Option<Endpoint>, bearer: Option<Bearer>) -> String {
     let found = own_container_id()
         .zip(docker)
-        .and_then(|(id, endpoint)| docker::image_of_container(endpoint, &id));
+        .and_then(|(id, endpoint)| docker::image_of_container(endpoint, &id, bearer));
     match found {
         Some((name, image_id)) => {
             format!("{name} {} {}", crate::graph::hex12(&image_id), build_date())

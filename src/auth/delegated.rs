@@ -3,6 +3,14 @@
 //! while so that a client polling every second costs the API server nothing after its first
 //! request. Kubelet caches the same answers for 2 minutes (identities) and 5 minutes
 //! (decisions); a minute is short enough here for a removed binding to take effect soon.
+//!
+//! The URL reviewed is the request's path under a prefix of our own (`/cluster-insight`,
+//! `/cluster-insight-minion`): non-resource URLs are cluster-wide, and a role granting
+//! `/metrics` or `/version` as such would grant the API server's own too.
+//!
+//! An API server that cannot be asked is not asked again for a second: while it is down,
+//! requests are refused at once (503) instead of each holding a worker for the review's
+//! timeout.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -18,10 +26,13 @@ use crate::report::chain;
 const KNOWN_FOR: Duration = Duration::from_secs(60);
 /// A refusal is reused for less: a binding just made should work soon.
 const REFUSED_FOR: Duration = Duration::from_secs(10);
-/// Entries kept per cache; when full it starts over (random tokens cannot grow it).
-const MAX_CACHED: usize = 10_000;
+/// Entries kept per cache; when full it starts over, so that random tokens (at most 4 KiB
+/// each, `super::MAX_TOKEN`) hold at most 16 MiB.
+const MAX_CACHED: usize = 4096;
 /// Paths longer than this are not sent to the API server.
 const MAX_PATH: usize = 2048;
+/// After a review fails for want of an answer, others are not tried for this long.
+const BACK_OFF: Duration = Duration::from_secs(1);
 
 const TOKEN_REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 const ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
@@ -70,15 +81,25 @@ pub struct Delegated {
     kube: KubeClient,
     /// The audience tokens must be made for; `None`: the API server's own.
     audience: Option<&'static str>,
+    /// Put before a request's path to make the non-resource URL reviewed.
+    url_prefix: &'static str,
+    /// Until when the API server is not asked, after it could not be.
+    unavailable: Mutex<Option<(Instant, String)>>,
     identities: Cache<String, Result<Identity, String>>,
     decisions: Cache<(Identity, String), Decision>,
 }
 
 impl Delegated {
-    pub fn new(kube: KubeClient, audience: Option<&'static str>) -> Delegated {
+    pub fn new(
+        kube: KubeClient,
+        audience: Option<&'static str>,
+        url_prefix: &'static str,
+    ) -> Delegated {
         Delegated {
             kube,
             audience,
+            url_prefix,
+            unavailable: Mutex::new(None),
             identities: Cache::new(),
             decisions: Cache::new(),
         }
@@ -94,22 +115,39 @@ impl Delegated {
         }
     }
 
+    /// Whether the API server was found unreachable within the last [`BACK_OFF`].
+    fn backing_off(&self) -> Option<String> {
+        let unavailable = self.unavailable.lock();
+        let (until, why) = unavailable.as_ref()?;
+        (Instant::now() < *until).then(|| why.clone())
+    }
+
+    fn unreachable(&self, why: String) -> Decision {
+        *self.unavailable.lock() = Some((Instant::now() + BACK_OFF, why.clone()));
+        Decision::Unavailable(why)
+    }
+
     pub(crate) fn decide(&self, token: &str, path: &str) -> Decision {
         let identity = match self.identities.get(&token.to_string()) {
             Some(known) => known,
-            None => match self.review_token(token) {
-                Ok(identity) => {
-                    let ttl = if identity.is_ok() {
-                        KNOWN_FOR
-                    } else {
-                        REFUSED_FOR
-                    };
-                    self.identities
-                        .put(token.to_string(), identity.clone(), ttl);
-                    identity
+            None => {
+                if let Some(why) = self.backing_off() {
+                    return Decision::Unavailable(why);
                 }
-                Err(e) => return Decision::Unavailable(e),
-            },
+                match self.review_token(token) {
+                    Ok(identity) => {
+                        let ttl = if identity.is_ok() {
+                            KNOWN_FOR
+                        } else {
+                            REFUSED_FOR
+                        };
+                        self.identities
+                            .put(token.to_string(), identity.clone(), ttl);
+                        identity
+                    }
+                    Err(e) => return self.unreachable(e),
+                }
+            }
         };
         let identity = match identity {
             Ok(identity) => identity,
@@ -122,6 +160,9 @@ impl Delegated {
         if let Some(known) = self.decisions.get(&key) {
             return known;
         }
+        if let Some(why) = self.backing_off() {
+            return Decision::Unavailable(why);
+        }
         match self.review_access(&key.0, path) {
             Ok(decision) => {
                 let ttl = if decision == Decision::Allowed {
@@ -132,7 +173,7 @@ impl Delegated {
                 self.decisions.put(key, decision.clone(), ttl);
                 decision
             }
-            Err(e) => Decision::Unavailable(e),
+            Err(e) => self.unreachable(e),
         }
     }
 
@@ -175,6 +216,7 @@ impl Delegated {
     }
 
     fn review_access(&self, who: &Identity, path: &str) -> Result<Decision, String> {
+        let url = format!("{}{path}", self.url_prefix);
         let body = serde_json::json!({
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",
@@ -183,7 +225,7 @@ impl Delegated {
                 "uid": who.uid,
                 "groups": who.groups,
                 "extra": who.extra,
-                "nonResourceAttributes": { "path": path, "verb": "get" },
+                "nonResourceAttributes": { "path": url, "verb": "get" },
             },
         });
         let answer = self
@@ -204,15 +246,16 @@ impl Delegated {
         }
         let review: Review = serde_json::from_str(&answer)
             .map_err(|e| format!("SubjectAccessReview: a malformed answer: {e}"))?;
+        let refused = format!(
+            "{} may not get {path} (the non-resource URL {url})",
+            who.username
+        );
         Ok(if review.status.allowed {
             Decision::Allowed
         } else if review.status.reason.is_empty() {
-            Decision::Forbidden(format!("{} may not get {path}", who.username))
+            Decision::Forbidden(refused)
         } else {
-            Decision::Forbidden(format!(
-                "{} may not get {path}: {}",
-                who.username, review.status.reason
-            ))
+            Decision::Forbidden(format!("{refused}: {}", review.status.reason))
         })
     }
 }

@@ -26,6 +26,11 @@ pub use delegated::Delegated;
 /// master's own service-account token never leaves the master.
 pub const MINION_AUDIENCE: &str = "cluster-insight-minion";
 
+/// What a master's path `P` is reviewed as: the non-resource URL `/cluster-insight` + `P`.
+pub const MASTER_URL_PREFIX: &str = "/cluster-insight";
+/// What a minion's path `P` is reviewed as: `/cluster-insight-minion` + `P`.
+pub const MINION_URL_PREFIX: &str = "/cluster-insight-minion";
+
 /// How callers are authorized.
 pub enum Authorizer {
     /// Everyone may read.
@@ -33,7 +38,7 @@ pub enum Authorizer {
     /// Callers must present this token.
     Token(StaticToken),
     /// The API server decides.
-    Delegated(Delegated),
+    Delegated(Box<Delegated>),
 }
 
 /// What the authorizer says of one request.
@@ -137,18 +142,47 @@ pub(crate) fn bearer(request: &Request) -> Option<&str> {
 /// Paths every caller may read: the probes of the kubelet, which sends no token.
 pub(crate) const OPEN_PATHS: &[&str] = &["/healthz", "/readyz"];
 
+/// The header on every refusal of the authorization layer, so that a master tells a
+/// minion that refused its token from an older minion that does not serve a path.
+pub const REFUSED_BY: &str = "X-Cluster-Insight-Refused";
+
+/// A bearer token longer than this is refused unread: no real token is near it, and the
+/// caches below would hold whatever they are given.
+const MAX_TOKEN: usize = 4096;
+
+/// The path as the routes serve it: percent-decoded, without a trailing slash. Access is
+/// checked on this form, so that no other spelling of a path reaches what a grant of a
+/// prefix did not name. `None` for a path that does not decode (the routes refuse it).
+fn served_form(path: &str) -> Option<String> {
+    let decoded = cluster_insight_wire::percent::decode_utf8(path)?;
+    let trimmed = if decoded.len() > 1 {
+        decoded.trim_end_matches('/')
+    } else {
+        &decoded
+    };
+    Some(if trimmed.is_empty() { "/" } else { trimmed }.to_string())
+}
+
 /// Wraps `inner`: requests for [`OPEN_PATHS`] pass, the rest only when `authorizer` allows.
 pub(crate) fn layer(authorizer: Arc<Authorizer>, inner: Handler) -> Handler {
     if matches!(*authorizer, Authorizer::Open) {
         return inner;
     }
     Arc::new(move |request: &Request| {
-        let path = request.path();
-        if OPEN_PATHS.contains(&path) {
+        let Some(path) = served_form(request.path()) else {
+            return Response::error(400, "the request path has a malformed percent-encoding");
+        };
+        if OPEN_PATHS.contains(&path.as_str()) {
             return inner(request);
         }
-        match authorizer.decide(bearer(request), path) {
-            Decision::Allowed => inner(request),
+        let decision = match bearer(request) {
+            Some(token) if token.len() > MAX_TOKEN => {
+                Decision::Unauthenticated(format!("a bearer token of over {MAX_TOKEN} bytes"))
+            }
+            token => authorizer.decide(token, &path),
+        };
+        let refused = match decision {
+            Decision::Allowed => return inner(request),
             Decision::Unauthenticated(why) => Response::error(401, &format!("unauthorized: {why}"))
                 .with_header("WWW-Authenticate", "Bearer"),
             Decision::Forbidden(why) => Response::error(403, &format!("forbidden: {why}")),
@@ -156,7 +190,8 @@ pub(crate) fn layer(authorizer: Arc<Authorizer>, inner: Handler) -> Handler {
                 Response::error(503, &format!("cannot check authorization now: {why}"))
                     .with_header("Retry-After", "2")
             }
-        }
+        };
+        refused.with_header(REFUSED_BY, "authorization")
     })
 }
 
@@ -208,8 +243,25 @@ mod tests {
         assert_eq!(status(None, "/healthz"), 200);
         assert_eq!(status(None, "/readyz"), 200);
         assert_eq!(status(None, "/healthz/x"), 401);
+        // Other spellings of a probe's path are the probe; of another path, that path.
+        assert_eq!(status(None, "/healthz/"), 200);
+        assert_eq!(status(None, "/%68ealthz"), 200);
+        assert_eq!(status(None, "/%ZZ"), 400);
         let refused = handler(&request_with(None, "/status"));
         assert_eq!(refused.header("WWW-Authenticate"), Some("Bearer"));
+        assert_eq!(refused.header(REFUSED_BY), Some("authorization"));
+        let long = format!("Bearer {}", "s".repeat(MAX_TOKEN + 1));
+        assert_eq!(status(Some(&long), "/cluster"), 401);
+    }
+
+    #[test]
+    fn access_is_checked_on_the_path_as_served() {
+        assert_eq!(served_form("/cluster/").as_deref(), Some("/cluster"));
+        assert_eq!(served_form("/cluster%2F").as_deref(), Some("/cluster"));
+        assert_eq!(served_form("/%63luster").as_deref(), Some("/cluster"));
+        assert_eq!(served_form("/").as_deref(), Some("/"));
+        assert_eq!(served_form("//").as_deref(), Some("/"));
+        assert_eq!(served_form("/a%ZZ"), None);
     }
 
     #[test]

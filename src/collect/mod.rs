@@ -221,8 +221,14 @@ impl Collector {
         lap(&mut phases.build_ms);
         // An unchanged graph keeps its snapshot, and with it its sequence number and ETags:
         // a client that has it gets 304 across refreshes, and nothing is serialized again.
+        // (A kind named since, by discovery, needs a body of its own: a new snapshot.)
         let snapshot = match published.snapshot {
-            Some(last) if last.graph.same_content(&graph) => last,
+            Some(last)
+                if last.graph.same_content(&graph)
+                    && last.types_served() == Kind::queryable().count() =>
+            {
+                last
+            }
             _ => {
                 self.sequence += 1;
                 Arc::new(snapshot::render(

@@ -291,6 +291,11 @@ impl Examples {
 }
 
 impl Snapshot {
+    /// How many types have a list of their own in this snapshot.
+    pub(crate) fn types_served(&self) -> usize {
+        self.by_type.len()
+    }
+
     /// One resource of each type and one relation of each rule, found on first use.
     pub(crate) fn examples(&self) -> &Examples {
         self.examples.get_or_init(|| Examples::of(&self.graph))

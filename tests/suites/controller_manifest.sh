@@ -242,14 +242,19 @@ check("the only write anywhere: creating TokenReviews and SubjectAccessReviews (
       json.dumps(resource_rules))
 check("non-resource URLs are only ever read (get)",
       bool(url_rules) and all(r.get("verbs") == ["get"] for r in url_rules), json.dumps(url_rules))
-check("who may read the graph: /, /cluster and below, /debug, /status, /metrics, /version; nobody bound",
-      graph_reader.get("rules") == [{"nonResourceURLs": ["/", "/cluster", "/cluster/*", "/debug", "/status",
-                                                        "/metrics", "/version"], "verbs": ["get"]}]
+check("who may read the graph: /, /cluster and below, /debug, /status, /metrics, /version under "
+      "/cluster-insight (nothing of the API server's own); nobody bound",
+      graph_reader.get("rules") == [{"nonResourceURLs": ["/cluster-insight" + p for p in (
+          "/", "/cluster", "/cluster/*", "/debug", "/status", "/metrics", "/version")], "verbs": ["get"]}]
       and not any(b.get("roleRef", {}).get("name") == "cluster-insight-graph-reader"
                   for b in by_kind.get("ClusterRoleBinding", [])))
-check("what the master may read of minions: /node and the Docker paths they proxy",
-      node_reader.get("rules") == [{"nonResourceURLs": ["/node", "/containers/*", "/images/*", "/version",
-                                                       "/_ping", "/v1*"], "verbs": ["get"]}])
+check("what the master may read of minions: /node and the Docker paths they proxy, under "
+      "/cluster-insight-minion",
+      node_reader.get("rules") == [{"nonResourceURLs": ["/cluster-insight-minion" + p for p in (
+          "/node", "/containers/*", "/images/*", "/version", "/_ping", "/v1*")], "verbs": ["get"]}])
+check("every non-resource URL granted is under /cluster-insight or /cluster-insight-minion",
+      all(u.startswith(("/cluster-insight/", "/cluster-insight-minion/"))
+          for r in url_rules for u in r.get("nonResourceURLs", [])))
 
 
 def bound_to(b, *accounts):

@@ -78,6 +78,7 @@ for name, kind in [
     ("cluster_insight_source_up", "gauge"),
     ("cluster_insight_source_failed_calls", "gauge"),
     ("cluster_insight_snapshot_age_seconds", "gauge"),
+    ("cluster_insight_last_refresh_age_seconds", "gauge"),
     ("cluster_insight_snapshot_sequence", "gauge"),
     ("cluster_insight_resources", "gauge"),
     ("cluster_insight_relations", "gauge"),

@@ -69,6 +69,7 @@ pub(crate) fn read(
         (Some(tag), Some(_)) => vec![("If-None-Match", tag.as_str())],
         _ => Vec::new(),
     };
+    use crate::auth::REFUSED_BY;
     let response = client
         .request_with("GET", PATH, &headers)
         .map_err(|e| fail(Cause::Transport(e)))?;
@@ -102,6 +103,15 @@ pub(crate) fn read(
             memory.last = Some(answer.clone());
             Ok(AgentAnswer::Node(answer))
         }
+        // The minion's authorization refused the master's token: a failure to report, not
+        // an older minion (which refuses the path itself).
+        401 | 403 if response.header(REFUSED_BY).is_some() => Err(fail(Cause::Status {
+            code: response.status,
+            message: format!(
+                "the minion refused the master's token ({}): give the master a token the minion accepts (--minion-token-file, --auth-token-file)",
+                String::from_utf8_lossy(&response.body).chars().take(200).collect::<String>()
+            ),
+        })),
         // An older minion's allow-list refuses the path (403), or nothing serves it.
         403..=405 => {
             memory.offered = Some(false);

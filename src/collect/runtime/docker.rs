@@ -182,13 +182,18 @@ pub(crate) fn listed_state(entry: ListedContainer) -> Listed {
 
 /// The image and image ID of the container `id`, looked up through the daemon at
 /// `endpoint`, for `/version`: `(Config.Image, Image)`.
-pub(crate) fn image_of_container(endpoint: Endpoint, id: &str) -> Option<(String, String)> {
+/// `bearer`: what the local minion asks of its callers, when it is the minion that answers.
+pub(crate) fn image_of_container(
+    endpoint: Endpoint,
+    id: &str,
+    bearer: Option<crate::http::Bearer>,
+) -> Option<(String, String)> {
     let config = ClientConfig {
         connect_timeout: std::time::Duration::from_secs(1),
         io_timeout: std::time::Duration::from_secs(2),
         request_timeout: std::time::Duration::from_secs(3),
         max_body: 4 << 20,
-        bearer: None,
+        bearer,
     };
     let client = Client::new(endpoint, config);
     let response = client
