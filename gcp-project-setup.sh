@@ -4,10 +4,11 @@
 #
 # Two paths, chosen by what the project holds:
 #  - VM path: a cluster built from Compute Engine VMs (a `NAME-master` VM and its
-#    `NAME-node-*` / `NAME-minion-*` VMs). install.sh is piped over `gcloud compute ssh`:
-#    minion on every node first, then master on the master VM; then a firewall rule opens
-#    tcp:5555 to the master's network tag, and the master's /healthz is checked from the
-#    master itself.
+#    `NAME-node-*` / `NAME-minion-*` VMs). A token every caller must present is made (or
+#    reused) on the workstation and copied to /etc/cluster-insight/token on every VM; then
+#    install.sh is piped over `gcloud compute ssh`: minion on every node first, then master
+#    on the master VM; then a firewall rule opens tcp:5555 of the master's network tag to
+#    the address ranges given, and the master's /healthz is checked from the master itself.
 #  - GKE path: no master VM exists (GKE hides it). The cluster's credentials are fetched
 #    into a private kubeconfig (the user's own kubeconfig is left alone) and controller.json
 #    is applied with `kubectl apply -f`.
@@ -45,8 +46,12 @@ Options:
   --master-flags "FLAGS"  extra flags for the master, passed to install.sh (VM path)
   --firewall-rule NAME    firewall rule opening tcp:$MASTER_PORT to the master
                           (default: cluster-insight-collector; VM path)
-  --source-ranges CIDRS   who may reach the master's port $MASTER_PORT (default: 0.0.0.0/0)
+  --source-ranges CIDRS   who may reach the master's port $MASTER_PORT, e.g. your office's
+                          range 198.51.100.0/24 (VM path; required unless --no-firewall)
   --no-firewall           do not create the firewall rule (the REST API then stays private)
+  --auth-token-file FILE  the token callers present, copied to every VM (VM path; default:
+                          \${XDG_CONFIG_HOME:-~/.config}/cluster-insight/PROJECT_ID.token,
+                          made with mode 0600 when missing)
   --tunnel-through-iap    reach the VMs through Identity-Aware Proxy (VMs without external IP)
   --healthz-attempts N    how many times to ask the master's /healthz, 5 s apart (default: 12)
   --install-script FILE   the per-host installer (default: install.sh beside this script)
@@ -113,8 +118,9 @@ cluster=
 master_flags=
 have_master_flags=0
 firewall_rule='cluster-insight-collector'
-source_ranges=0.0.0.0/0
+source_ranges=
 no_firewall=0
+token_file=
 use_iap=0
 healthz_attempts=12
 install_script=$script_dir/install.sh
@@ -135,7 +141,7 @@ while (($# > 0)); do
     esac
     case $opt in
     --image | --zone | --cluster | --master-flags | --firewall-rule | --source-ranges | \
-        --healthz-attempts | --install-script | --controller)
+        --healthz-attempts | --install-script | --controller | --auth-token-file)
         if ((has_val == 0)); then
             (($# >= 2)) || usage_error "$opt needs a value"
             val=$2
@@ -161,6 +167,7 @@ while (($# > 0)); do
         ;;
     --firewall-rule) firewall_rule=$val ;;
     --source-ranges) source_ranges=$val ;;
+    --auth-token-file) token_file=$val ;;
     --no-firewall) no_firewall=1 ;;
     --tunnel-through-iap) use_iap=1 ;;
     --healthz-attempts) healthz_attempts=$val ;;
@@ -198,8 +205,9 @@ done
     usage_error "not a cluster name: $cluster"
 [[ $firewall_rule =~ ^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$ ]] ||
     usage_error "not a firewall rule name: $firewall_rule"
-[[ $source_ranges =~ ^[0-9A-Fa-f.:/]+(,[0-9A-Fa-f.:/]+)*$ ]] ||
+[[ -z $source_ranges || $source_ranges =~ ^[0-9A-Fa-f.:/]+(,[0-9A-Fa-f.:/]+)*$ ]] ||
     usage_error "not a list of address ranges: $source_ranges"
+: "${token_file:=${XDG_CONFIG_HOME:-${HOME:-.}/.config}/cluster-insight/$project.token}"
 [[ $healthz_attempts =~ ^[1-9][0-9]?$ ]] ||
     usage_error "--healthz-attempts must be a number from 1 to 99: $healthz_attempts"
 
@@ -306,6 +314,44 @@ fi
 
 # ---------------------------------------------------------------------------------------
 # VM path
+
+# Makes sure token_file holds a token: made from 32 random bytes when it is missing,
+# readable by its owner only.
+ensure_token() {
+    if [[ ! -e $token_file ]]; then
+        local token
+        if ((dry_run == 1)); then
+            say "would make a token in $token_file"
+            return 0
+        fi
+        token=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n') || fail 1 "cannot read /dev/urandom"
+        [[ ${#token} == 64 ]] || fail 1 "cannot make a token from /dev/urandom"
+        mkdir -p "$(dirname "$token_file")" || fail 1 "cannot make the directory of $token_file"
+        (umask 077 && printf '%s\n' "$token" >"$token_file") || fail 1 "cannot write $token_file"
+        say "Made the token callers must present: $token_file"
+    else
+        say "Using the token in $token_file"
+    fi
+    { [[ -r $token_file ]] && grep -q '[^[:space:]]' "$token_file"; } ||
+        fail 2 "the token file $token_file is empty or unreadable"
+}
+
+# Copies the token to /etc/cluster-insight/token on one VM, where install.sh finds it.
+push_token() { # INSTANCE ZONE ROLE
+    local name=$1 remote="sudo sh -c 'umask 077 && mkdir -p /etc/cluster-insight && cat >/etc/cluster-insight/token'"
+    set_ssh_args "$1" "$2"
+    if ((dry_run == 1)); then
+        show gcloud "${ssh_args[@]}" --command "$remote"
+        say "  (with $token_file on standard input)"
+        return 0
+    fi
+    local rc=0
+    gcloud "${ssh_args[@]}" --command "$remote" <"$token_file" || rc=$?
+    if ((rc != 0)); then
+        say "$3 on $name: copying the token: gcloud compute ssh exited with status $rc" >>"$tmp/failures"
+        return 1
+    fi
+}
 
 # Runs install.sh on one VM; its output is shown as it comes and must end in ALL DONE.
 remote_install() { # ROLE INSTANCE ZONE
@@ -424,6 +470,12 @@ vm_path() {
         tag=${BASH_REMATCH[1]}
     fi
 
+    if ((uninstall == 0)); then
+        ((no_firewall == 1)) || [[ -n $source_ranges ]] ||
+            fail 2 "give --source-ranges CIDRS, the addresses that may reach port $MASTER_PORT of the master (or --no-firewall)"
+        ensure_token
+    fi
+
     local what=Installing
     ((uninstall == 0)) || what=Uninstalling
     if ((uninstall == 1)); then
@@ -433,6 +485,9 @@ vm_path() {
     fi
     for i in ${nodes[@]+"${nodes[@]}"}; do
         say "$what the Cluster Insight minion on ${names[i]}"
+        if ((uninstall == 0)); then
+            push_token "${names[i]}" "${zones[i]}" minion || continue
+        fi
         remote_install minion "${names[i]}" "${zones[i]}" || true
     done
     if [[ -s $tmp/failures ]]; then
@@ -447,6 +502,7 @@ vm_path() {
     fi
     if ((uninstall == 0)); then
         say "$what the Cluster Insight master on $mname"
+        push_token "$mname" "$mzone" master || fail 1 "$(cat "$tmp/failures")"
         remote_install master "$mname" "$mzone" || fail 1 "$(cat "$tmp/failures")"
     fi
 
@@ -467,6 +523,8 @@ vm_path() {
             else
                 say "Cluster Insight is up on $mname, port $MASTER_PORT"
             fi
+            say "Callers present the token of $token_file: curl -H \"Authorization: Bearer \$(cat $token_file)\" ..."
+
         fi
     fi
 }

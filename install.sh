@@ -6,8 +6,9 @@
 #   ssh HOST 'sudo bash -s -- minion --image kubernetes/cluster-insight' < install.sh
 #
 # It checks that Docker runs, obtains the image (from --image-tar, else the local image, else
-# `docker pull`), replaces any earlier Cluster Insight container of the same mode, starts the
-# new one with --net=host and --restart unless-stopped, and waits until it answers on
+# `docker pull`), makes sure of the shared token callers must present (--auth-token-file,
+# made when missing), replaces any earlier Cluster Insight container of the same mode, starts
+# the new one with --net=host and --restart unless-stopped, and waits until it answers on
 # 127.0.0.1 (or the --bind address in --master-flags). The last line is `ALL DONE`, or
 # `FAILED: reason` with a non-zero exit code.
 # Running it twice leaves exactly one container per mode. DOCKER_HOST is honoured.
@@ -25,6 +26,11 @@ usage: install.sh [OPTIONS] master|minion
                          (default: the socket of DOCKER_HOST, else /var/run/docker.sock)
   --master-flags "FLAGS" master: extra flags, split on spaces (no quoting), e.g.
                          "--kubernetes-url https://10.0.0.1:6443 --token-file /t"
+  --auth-token-file PATH the token every caller must present, the same file on every host
+                         of the cluster (the master presents it to the minions); made
+                         (random, mode 0600) when missing (default
+                         /etc/cluster-insight/token)
+  --no-auth              let every caller that reaches the port read (not recommended)
   --name NAME            container name (default cluster-insight-MODE)
   --wait SECS            how long to wait for the service to answer (default 60)
   --uninstall            remove the Cluster Insight container(s) of MODE, or of both modes
@@ -34,6 +40,8 @@ EOF
 
 # Marks the containers this script creates, so that a re-run finds them whatever their name.
 MODE_LABEL=cluster-insight.install.mode
+# Where the token file is mounted in the container.
+TOKEN_IN_CONTAINER=/run/secrets/cluster-insight/token
 
 say() { printf 'install.sh: %s\n' "$*"; }
 
@@ -144,6 +152,23 @@ obtain_image() {
     IMAGE_ID=$(docker_quick image inspect -f '{{.Id}}' "$IMAGE") || fail "image $IMAGE vanished"
 }
 
+# Makes sure TOKEN_FILE holds a token: made from 32 random bytes when there is no file yet,
+# readable by root only; an existing file is used as it is (it must hold a token).
+ensure_token() {
+    if [ ! -e "$TOKEN_FILE" ]; then
+        local dir token
+        dir=$(dirname "$TOKEN_FILE")
+        mkdir -p "$dir" || fail "cannot make $dir for the token"
+        token=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n') || fail "cannot read /dev/urandom"
+        [ ${#token} -eq 64 ] || fail "cannot make a token from /dev/urandom"
+        (umask 077 && printf '%s\n' "$token" >"$TOKEN_FILE") || fail "cannot write the token to $TOKEN_FILE"
+        say "made a new token in $TOKEN_FILE: copy this file to the same path on every other host of the cluster before installing there"
+    fi
+    { [ -f "$TOKEN_FILE" ] && [ -r "$TOKEN_FILE" ]; } || fail "cannot read the token file $TOKEN_FILE"
+    grep -q '[^[:space:]]' "$TOKEN_FILE" || fail "the token file $TOKEN_FILE is empty"
+    say "callers must present the token in $TOKEN_FILE (Authorization: Bearer)"
+}
+
 # A container that failed to serve is removed, so that no restart loop is left behind.
 fail_started() {
     say "last log lines of $NAME:"
@@ -181,6 +206,8 @@ install() {
             for ((i = 0; i < ${#flags[@]}; i++)); do
                 case ${flags[i]} in
                     --port | --port=* | --mode | --mode=*) usage_error "give the port with --port and the mode as the argument, not in --master-flags" ;;
+                    --auth-token-file | --auth-token-file=* | --no-auth | --delegated-auth | --minion-token-file | --minion-token-file=*)
+                        usage_error "give authorization with install.sh's --auth-token-file or --no-auth, not in --master-flags" ;;
                     # A master bound to one address is probed there.
                     --bind) PROBE_HOST=${flags[i + 1]:-$PROBE_HOST} ;;
                     --bind=*) PROBE_HOST=${flags[i]#--bind=} ;;
@@ -207,6 +234,11 @@ install() {
     : "${NAME:=cluster-insight-$MODE}"
 
     obtain_image
+    if [ "$NO_AUTH" = 1 ]; then
+        say "WARNING: --no-auth: every caller that reaches port $PORT may read"
+    else
+        ensure_token
+    fi
     remove_containers "$MODE" "$NAME"
     port_busy "$PORT" && fail "port $PORT on $PROBE_HOST is already in use by another program (choose another with --port)"
 
@@ -215,8 +247,14 @@ install() {
     # The minion reads the daemon through its socket, and its containers' processes from
     # /proc in the host's PID namespace.
     [ "$MODE" = minion ] && args+=(-v "$DOCKER_SOCKET:/var/run/docker.sock:ro" --pid=host)
+    [ "$NO_AUTH" = 1 ] || args+=(-v "$TOKEN_FILE:$TOKEN_IN_CONTAINER:ro")
     args+=("$IMAGE" --port "$PORT")
     [ "$MODE" = minion ] && args+=(--runtime-socket /var/run/docker.sock)
+    if [ "$NO_AUTH" = 1 ]; then
+        args+=(--no-auth)
+    else
+        args+=(--auth-token-file "$TOKEN_IN_CONTAINER")
+    fi
     args+=("${flags[@]}")
     # --init: as PID 1 the binary would ignore SIGTERM, and every `docker stop` would wait
     # out the grace period. A daemon without its init binary still gets a working install.
@@ -252,12 +290,13 @@ uninstall() {
 main() {
     IMAGE=kubernetes/cluster-insight IMAGE_GIVEN=0 IMAGE_TAR='' PORT='' DOCKER_SOCKET=''
     MASTER_FLAGS='' NAME='' WAIT=60 UNINSTALL=0 MODE='' REMOVED=0 IMAGE_ID='' PROBE_HOST=127.0.0.1
+    TOKEN_FILE=/etc/cluster-insight/token NO_AUTH=0
     while [ $# -gt 0 ]; do
         case $1 in
             --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
         esac
         case $1 in
-            --image | --image-tar | --port | --docker-socket | --master-flags | --name | --wait)
+            --image | --image-tar | --port | --docker-socket | --master-flags | --name | --wait | --auth-token-file)
                 [ $# -ge 2 ] || usage_error "$1 needs a value"
                 case $1 in
                     --image) IMAGE=$2 IMAGE_GIVEN=1 ;;
@@ -267,10 +306,12 @@ main() {
                     --master-flags) MASTER_FLAGS=$2 ;;
                     --name) NAME=$2 ;;
                     --wait) WAIT=$2 ;;
+                    --auth-token-file) TOKEN_FILE=$2 ;;
                 esac
                 shift 2
                 ;;
             --uninstall) UNINSTALL=1 && shift ;;
+            --no-auth) NO_AUTH=1 && shift ;;
             -h | --help) usage && exit 0 ;;
             master | minion)
                 [ -z "$MODE" ] || usage_error "more than one mode given"
@@ -282,6 +323,10 @@ main() {
     [ -z "$PORT" ] || is_port "$PORT" || usage_error "--port must be a port number, not '$PORT'"
     [[ $WAIT =~ ^[0-9]+$ ]] || usage_error "--wait must be a number of seconds, not '$WAIT'"
     [ -n "$IMAGE" ] || usage_error "--image needs a name"
+    [ -n "$TOKEN_FILE" ] || usage_error "--auth-token-file needs a path"
+    case $TOKEN_FILE in *:* | *,*) usage_error "--auth-token-file: a path with ':' or ',' cannot be mounted" ;; esac
+    # Docker mounts absolute paths only (a bare name would be a named volume).
+    case $TOKEN_FILE in /*) ;; *) TOKEN_FILE=$PWD/$TOKEN_FILE ;; esac
     [ -z "$NAME" ] || [[ $NAME =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || usage_error "--name '$NAME' is not a valid container name"
     if [ "$UNINSTALL" = 1 ]; then
         uninstall

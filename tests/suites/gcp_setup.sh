@@ -26,7 +26,7 @@ say() { printf '%s\n' "$*"; }
 
 minbin=$work/bin
 mkdir -p "$minbin"
-for tool in bash cat cp dirname grep head mkdir mktemp rm sed sleep tail tee tr; do
+for tool in bash cat cp dirname grep head mkdir mktemp od rm sed sleep tail tee tr wc; do
     path=$(command -v "$tool") || {
         say "FAIL: the basic tool $tool is missing"
         say "0 passed, 1 failed"
@@ -92,7 +92,10 @@ setup() {
         export STUB_FAIL=${STUB_FAIL:-} STUB_INSTALL_FAIL=${STUB_INSTALL_FAIL:-} STUB_INSTALL_MUTE=${STUB_INSTALL_MUTE:-}
         export STUB_HEALTHZ_FAILURES=${STUB_HEALTHZ_FAILURES:-0} STUB_MINIONS_READY=${STUB_MINIONS_READY:-2/2}
         export PATH=${SETUP_PATH:-$stubs:$minbin} TMPDIR=${SETUP_TMPDIR:-$run}
-        exec bash "$script" "$@"
+        # The token is made under the run's own configuration directory.
+        export XDG_CONFIG_HOME=$run/config
+        # Who may reach the master: a documentation range unless the caller says otherwise.
+        exec bash "$script" --source-ranges "${SETUP_SOURCE_RANGES-203.0.113.0/24}" "$@"
     ) >"$run/out" 2>&1 </dev/null
     rc=$?
 }
@@ -210,12 +213,30 @@ check "every install received the installer (a script starting with #!) on stdin
 check "the stopped node is left alone" log_lacks "k8s-guestbook-node-4"
 check "VMs outside the cluster are left alone" log_lacks_re "build-node-1|ci-runner"
 check "firewall rule looked up, then created once for tcp:5555 on the master's tag" \
-    log_count 1 "gcloud compute firewall-rules create cluster-insight-collector --project demo-project-123 --network default --direction INGRESS --allow tcp:5555 --source-ranges 0.0.0.0/0 --target-tags k8s-guestbook-master"
+    log_count 1 "gcloud compute firewall-rules create cluster-insight-collector --project demo-project-123 --network default --direction INGRESS --allow tcp:5555 --source-ranges 203.0.113.0/24 --target-tags k8s-guestbook-master"
 check "master's /healthz checked on the master itself" \
     log_has "gcloud compute ssh k8s-guestbook-master --project demo-project-123 --zone us-central1-b --quiet --command curl -fsS --max-time 5 http://localhost:5555/healthz"
 check "prints where the REST API is" out_has "Cluster Insight is up: http://203.0.113.10:5555/cluster"
 check "kubectl is not used on the VM path" log_lacks "kubectl"
 check "its temporary directory is removed" no_leftover_tmp
+token=$run/config/cluster-insight/demo-project-123.token
+token_made() { grep -qxE '[0-9a-f]{64}' "$token" && [[ $(stat -c %a "$token") == 600 ]]; }
+check "it made the token callers present: 64 hex digits, readable by the user only" token_made
+check "it says where the token is" out_has "Made the token callers must present: $token"
+every_vm_got_the_token() {
+    local f count=0
+    for f in "$run"/state/token-*; do
+        cmp -s "$f" "$token" || return 1
+        count=$((count + 1))
+    done
+    ((count == 4))
+}
+check "each of the four VMs got that token on stdin, to /etc/cluster-insight/token, root's only" \
+    every_vm_got_the_token
+check "the token is copied to a VM before its install" bash -c \
+    "grep -E '^(token|stdin) k8s-guestbook-node-2' '$run/log' | head -n 1 | grep -q '^token '"
+check "the token never appears in a command line or the output" bash -c \
+    "! grep -qF \"\$(cat '$token')\" '$run/log' '$run/out'"
 
 say "# VM path again, the firewall rule now existing"
 : >"$run/log"
@@ -224,25 +245,42 @@ check "second run succeeds" last_line_is "SCRIPT ALL DONE"
 check "second run looks the rule up" log_has "gcloud compute firewall-rules describe cluster-insight-collector"
 check "second run does not create the rule again" log_lacks "firewall-rules create"
 check "second run says the rule was left unchanged" out_has "Firewall rule cluster-insight-collector already exists: left unchanged"
+check "second run reuses the token" out_has "Using the token in $run/config/cluster-insight/demo-project-123.token"
+
+say "# who may reach the master"
+new_run
+SETUP_SOURCE_RANGES='' setup vm-cluster demo-project-123 ${installer_args[@]+"${installer_args[@]}"}
+check "no --source-ranges: SCRIPT FAILED says to give one, exit status 2" \
+    ends_with 2 "SCRIPT FAILED: give --source-ranges CIDRS, the addresses that may reach port 5555 of the master (or --no-firewall)"
+check "no --source-ranges: nothing installed" log_lacks "compute ssh"
+new_run
+SETUP_SOURCE_RANGES='' setup vm-cluster demo-project-123 --no-firewall ${installer_args[@]+"${installer_args[@]}"}
+check "no --source-ranges with --no-firewall: fine" ends_with 0 "SCRIPT ALL DONE"
 
 say "# failures"
 new_run
 STUB_FAIL="compute ssh k8s-guestbook-node-2" setup vm-cluster demo-project-123 ${installer_args[@]+"${installer_args[@]}"}
 check "ssh to one node fails: exit status 1" status_is 1
-check "ssh to one node fails: SCRIPT FAILED names the node" \
-    last_line_is "SCRIPT FAILED: minion on k8s-guestbook-node-2: gcloud compute ssh exited with status 255"
-check "ssh to one node fails: the other nodes are still tried, the master is not" installs_are \
+check "ssh to one node fails: SCRIPT FAILED names the node and the step" \
+    last_line_is "SCRIPT FAILED: minion on k8s-guestbook-node-2: copying the token: gcloud compute ssh exited with status 255"
+check "ssh to one node fails: the other nodes are still installed, that node and the master are not" installs_are \
     "k8s-guestbook-node-1 minion
-k8s-guestbook-node-2 minion
 k8s-guestbook-node-3 minion"
 check "ssh to one node fails: no firewall change" log_lacks "firewall-rules"
+
+new_run
+STUB_FAIL="compute ssh k8s-guestbook-node-2 --project demo-project-123 --zone us-central1-b --quiet --command sudo bash" \
+    setup vm-cluster demo-project-123 ${installer_args[@]+"${installer_args[@]}"}
+check "ssh fails on one node after the token was copied: SCRIPT FAILED names the node" \
+    ends_with 1 "SCRIPT FAILED: minion on k8s-guestbook-node-2: gcloud compute ssh exited with status 255"
+check "... the token had reached it" log_has "token k8s-guestbook-node-2: "
 
 new_run
 STUB_FAIL="compute ssh k8s-guestbook-node-1;compute ssh k8s-guestbook-node-3" \
     setup vm-cluster demo-project-123 ${installer_args[@]+"${installer_args[@]}"}
 check "two nodes fail: the second one is listed" out_has_re "^minion on k8s-guestbook-node-3: "
 check "two nodes fail: the status line names the first and counts the rest" \
-    last_line_is "SCRIPT FAILED: minion on k8s-guestbook-node-1: gcloud compute ssh exited with status 255 (and 1 more, listed above)"
+    last_line_is "SCRIPT FAILED: minion on k8s-guestbook-node-1: copying the token: gcloud compute ssh exited with status 255 (and 1 more, listed above)"
 
 new_run
 STUB_INSTALL_FAIL=k8s-guestbook-node-3 setup vm-cluster demo-project-123 ${installer_args[@]+"${installer_args[@]}"}
@@ -312,7 +350,7 @@ staging-master master"
 check "--cluster staging: ssh goes to the right zone" \
     log_has "gcloud compute ssh staging-master --project demo-project-123 --zone europe-west1-d"
 check "--cluster staging: the rule is on the cluster's network and master tag" \
-    log_has "--network staging --direction INGRESS --allow tcp:5555 --source-ranges 0.0.0.0/0 --target-tags staging-master"
+    log_has "--network staging --direction INGRESS --allow tcp:5555 --source-ranges 203.0.113.0/24 --target-tags staging-master"
 
 new_run
 setup two-clusters demo-project-123 --zone us-central1-b ${installer_args[@]+"${installer_args[@]}"}
@@ -338,8 +376,8 @@ check "--no-firewall: firewall rules are not touched" log_lacks "firewall-rules"
 
 new_run
 setup vm-cluster demo-project-123 --tunnel-through-iap ${installer_args[@]+"${installer_args[@]}"}
-check "--tunnel-through-iap: 5 ssh calls (4 installs, 1 probe)" log_count_re 5 "^gcloud compute ssh "
-check "--tunnel-through-iap: every one through IAP" log_count_re 5 "^gcloud compute ssh .*--tunnel-through-iap"
+check "--tunnel-through-iap: 9 ssh calls (4 tokens, 4 installs, 1 probe)" log_count_re 9 "^gcloud compute ssh "
+check "--tunnel-through-iap: every one through IAP" log_count_re 9 "^gcloud compute ssh .*--tunnel-through-iap"
 
 new_run
 setup vm-cluster demo-project-123 --dry-run ${installer_args[@]+"${installer_args[@]}"}

@@ -69,9 +69,42 @@ one_running() {
         [ "$(docker inspect -f '{{.State.Running}}' "cluster-insight-$1" 2>/dev/null)" = true ]
 }
 
+# The token every install here uses: install.sh makes it at the first install.
+TOKEN=$WORK/secrets/token
+AUTH=(--auth-token-file "$TOKEN")
+
+# curl with the token.
+curl_auth() {
+    curl -H "Authorization: Bearer $(cat "$TOKEN")" "$@"
+}
+
+# status_of URL [curl args...]: the HTTP status of a GET of URL.
+status_of() {
+    local url=$1
+    shift
+    curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "$@" "$url" 2>/dev/null
+}
+
+token_made() {
+    grep -qxE '[0-9a-f]{64}' "$TOKEN" && [ "$(stat -c %a "$TOKEN")" = 600 ] &&
+        grep -q "made a new token in $TOKEN" "$WORK/minion1.out"
+}
+
+minion_refuses_strangers() {
+    local minion=http://127.0.0.1:$MINION_PORT
+    [ "$(status_of "$minion/node")" = 401 ] && [ "$(status_of "$minion/healthz")" = 200 ] &&
+        [ "$(status_of "$minion/node" -H 'Authorization: Bearer wrong')" = 401 ]
+}
+
+master_needs_the_token() {
+    local master=http://127.0.0.1:$MASTER_PORT
+    [ "$(status_of "$master/status")" = 401 ] &&
+        [ "$(status_of "$master/status" -H "Authorization: Bearer $(cat "$TOKEN")")" = 200 ]
+}
+
 minion_answers() {
-    [ "$(curl -fsS --max-time 5 "http://127.0.0.1:$MINION_PORT/_ping")" = OK ] &&
-        curl -fsS --max-time 5 "http://127.0.0.1:$MINION_PORT/containers/json" |
+    [ "$(curl_auth -fsS --max-time 5 "http://127.0.0.1:$MINION_PORT/_ping")" = OK ] &&
+        curl_auth -fsS --max-time 5 "http://127.0.0.1:$MINION_PORT/containers/json" |
         python3 -c 'import json, sys; assert isinstance(json.load(sys.stdin), list)'
 }
 
@@ -81,8 +114,11 @@ master_answers() {
 }
 
 # --- minion -------------------------------------------------------------------------------
-run_install minion1 minion --image-tar "$TAR" --port "$MINION_PORT"
+run_install minion1 minion --image-tar "$TAR" --port "$MINION_PORT" "${AUTH[@]}"
 check "minion install from the tarball ends with ALL DONE" all_done minion1
+check "it made the token: 64 hex digits, readable by root only, and said where" token_made
+check "the minion refuses callers without the token or with a wrong one (401), answers /healthz to all" \
+    minion_refuses_strangers
 check "the minion answers /_ping and /containers/json on port $MINION_PORT" minion_answers
 check "exactly one minion container, running" one_running minion
 check "the minion container mounts the daemon's socket read-only" bash -c \
@@ -93,10 +129,10 @@ check "the minion container uses the host network, restarts unless stopped, has 
 check "the minion container shares the host's PID namespace (processes from /proc)" bash -c \
     "[ \"\$(docker inspect -f '{{.HostConfig.PidMode}}' cluster-insight-minion)\" = host ]"
 check "the minion reads Docker and the host's processes: /node answers with processes from /proc" bash -c \
-    "curl -fsS --max-time 10 'http://127.0.0.1:$MINION_PORT/node' | python3 -c 'import json, sys; d = json.load(sys.stdin); assert d[\"runtime\"][\"name\"] == \"docker\" and d[\"processes\"][\"source\"] == \"proc\", d[\"processes\"]'"
+    "curl -fsS --max-time 10 -H \"Authorization: Bearer \$(cat '$TOKEN')\" 'http://127.0.0.1:$MINION_PORT/node' | python3 -c 'import json, sys; d = json.load(sys.stdin); assert d[\"runtime\"][\"name\"] == \"docker\" and d[\"processes\"][\"source\"] == \"proc\", d[\"processes\"]'"
 first_minion=$(docker inspect -f '{{.Id}}' cluster-insight-minion 2>/dev/null)
 
-run_install minion2 minion --image-tar "$TAR" --port "$MINION_PORT"
+run_install minion2 minion --image-tar "$TAR" --port "$MINION_PORT" "${AUTH[@]}"
 check "a second minion install ends with ALL DONE" all_done minion2
 check "after the second install: still exactly one minion container" one_running minion
 check "the second install replaced the first container" bash -c \
@@ -107,18 +143,19 @@ check "the minion still answers" minion_answers
 # Nothing serves the Kubernetes API here: the master must serve /healthz regardless.
 UNUSED_PORT=$(free_port)
 FLAGS="--bind 127.0.0.1 --kubernetes-url http://127.0.0.1:$UNUSED_PORT --docker-port $MINION_PORT --refresh-interval 1"
-run_install master1 master --image-tar "$TAR" --port "$MASTER_PORT" --master-flags "$FLAGS"
+run_install master1 master --image-tar "$TAR" --port "$MASTER_PORT" --master-flags "$FLAGS" "${AUTH[@]}"
 check "master install from the tarball ends with ALL DONE" all_done master1
 check "the master answers /healthz on port $MASTER_PORT" master_answers
 check "exactly one master container, running" one_running master
-check "the master flags reach the binary" bash -c \
-    "[ \"\$(docker inspect -f '{{join .Args \" \"}}' cluster-insight-master)\" = '--port $MASTER_PORT $FLAGS' ]"
+check "the master flags reach the binary, after the token's" bash -c \
+    "[ \"\$(docker inspect -f '{{join .Args \" \"}}' cluster-insight-master)\" = '--port $MASTER_PORT --auth-token-file /run/secrets/cluster-insight/token $FLAGS' ]"
+check "the master answers /status with the token only (401 without)" master_needs_the_token
 check "the master container gets CLUSTER_INSIGHT_MODE=master" bash -c \
     "docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' cluster-insight-master | grep -qx CLUSTER_INSIGHT_MODE=master"
 
 # A second run, piped on stdin as over ssh, finding the image already loaded.
 RC=0
-bash -s -- master --port "$MASTER_PORT" --master-flags "$FLAGS" <"$REPO/install.sh" >"$WORK/master2.out" 2>&1 || RC=$?
+bash -s -- master --port "$MASTER_PORT" --master-flags "$FLAGS" "${AUTH[@]}" <"$REPO/install.sh" >"$WORK/master2.out" 2>&1 || RC=$?
 sed 's/^/    [master2] /' "$WORK/master2.out"
 check "a second master install, read from stdin, ends with ALL DONE" all_done master2
 check "it used the local image" grep -q "using the local image $IMAGE" "$WORK/master2.out"
@@ -127,7 +164,11 @@ check "the master still answers" master_answers
 check "the minion was left alone by the master installs" one_running minion
 
 # --- failures -----------------------------------------------------------------------------
-run_install bad-flag master --image "$IMAGE" --port "$MASTER_PORT" --master-flags "--no-such-flag" --wait 20
+run_install auth-in-flags master --image "$IMAGE" --port "$MASTER_PORT" --master-flags "--no-auth" "${AUTH[@]}"
+check "authorization given in --master-flags is refused (exit 2), install.sh's own flags say it" bash -c \
+    "[ $RC -eq 2 ] && grep -q 'give authorization with install.sh' '$WORK/auth-in-flags.out'"
+
+run_install bad-flag master --image "$IMAGE" --port "$MASTER_PORT" --master-flags "--no-such-flag" --wait 20 "${AUTH[@]}"
 check "a master that exits at start-up (unknown flag) gives FAILED" failed_with bad-flag "stopped"
 check "... and leaves no master container behind" bash -c "[ \"\$(docker ps -aq --filter label=$LABEL=master | wc -l)\" -eq 0 ]"
 
@@ -135,22 +176,22 @@ python3 -m http.server "$MASTER_PORT" --bind 127.0.0.1 >/dev/null 2>&1 &
 squatter=$!
 at_exit "kill $squatter"
 wait_http "http://127.0.0.1:$MASTER_PORT/" 10
-run_install port-taken master --image "$IMAGE" --port "$MASTER_PORT"
+run_install port-taken master --image "$IMAGE" --port "$MASTER_PORT" "${AUTH[@]}"
 check "a port already in use gives FAILED with the reason" failed_with port-taken "port $MASTER_PORT .* already in use"
 kill "$squatter" 2>/dev/null
 wait "$squatter" 2>/dev/null
 
-run_install no-image minion --image cluster-insight-test/no-such-image --port "$((MINION_PORT))" --wait 5
+run_install no-image minion --image cluster-insight-test/no-such-image --port "$((MINION_PORT))" --wait 5 "${AUTH[@]}"
 check "an image that is neither local nor pullable gives FAILED" failed_with no-image "cannot pull image cluster-insight-test/no-such-image"
 printf 'not a tar archive\n' >"$WORK/bad.tar"
-run_install bad-tar minion --image-tar "$WORK/bad.tar" --port "$MINION_PORT"
+run_install bad-tar minion --image-tar "$WORK/bad.tar" --port "$MINION_PORT" "${AUTH[@]}"
 check "a corrupt image tarball gives FAILED" failed_with bad-tar "docker load"
-run_install no-tar minion --image-tar "$WORK/missing.tar" --port "$MINION_PORT"
+run_install no-tar minion --image-tar "$WORK/missing.tar" --port "$MINION_PORT" "${AUTH[@]}"
 check "a missing image tarball gives FAILED" failed_with no-tar "cannot read the image tarball"
 check "the failed minion installs left the running minion in place" one_running minion
 
 RC=0
-DOCKER_HOST="unix://$WORK/no-daemon.sock" bash "$REPO/install.sh" minion --port "$MINION_PORT" >"$WORK/no-daemon.out" 2>&1 || RC=$?
+DOCKER_HOST="unix://$WORK/no-daemon.sock" bash "$REPO/install.sh" minion --port "$MINION_PORT" "${AUTH[@]}" >"$WORK/no-daemon.out" 2>&1 || RC=$?
 sed 's/^/    [no-daemon] /' "$WORK/no-daemon.out"
 check "Docker not running gives FAILED with the reason" failed_with no-daemon "Docker daemon is not running or not reachable"
 RC=0
@@ -220,7 +261,7 @@ if ssh_setup; then
     RC=0
     ssh -p "$SSH_PORT" -i "$SSH_DIR/user_key" -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes \
         -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$SSH_DIR/known_hosts" root@127.0.0.1 \
-        "DOCKER_HOST=$DOCKER_HOST bash -s -- minion --image $IMAGE --port $MINION_PORT" \
+        "DOCKER_HOST=$DOCKER_HOST bash -s -- minion --image $IMAGE --port $MINION_PORT --auth-token-file $TOKEN" \
         <"$REPO/install.sh" >"$WORK/ssh.out" 2>&1 || RC=$?
     sed 's/^/    [ssh] /' "$WORK/ssh.out"
     check "install.sh piped over ssh (bash -s -- minion ...) ends with ALL DONE" all_done ssh
