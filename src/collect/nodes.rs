@@ -324,14 +324,20 @@ fn run_paced<J: Send, R: Send>(
             }
             if running < max {
                 let done = results.len();
-                // Until a job is done, the time spent so far is a lower bound of one.
-                let mean = if done > 0 {
-                    busy / done as u32
-                } else {
-                    started.elapsed()
-                };
                 let left = aim.saturating_duration_since(Instant::now()).max(PACE_TICK);
-                let wanted = threads_for(count - done, mean, left).min(max);
+                let wanted = if done > 0 {
+                    threads_for(count - done, busy / done as u32, left)
+                } else if started.elapsed() > aim.saturating_duration_since(started) / 4 {
+                    // Nothing done after a quarter of the time: more of the same, not a
+                    // guess from the time spent, which on a machine busy with the first
+                    // reading of every node would call for every thread at once.
+                    running * 2
+                } else {
+                    running
+                };
+                // At most twice as many a tick: threads help a cluster that is slow to
+                // answer, not a master that is short of CPU.
+                let wanted = wanted.min(running * 2).min(max);
                 if wanted > running {
                     spawn(wanted - running);
                     running = wanted;
