@@ -1,11 +1,13 @@
 //! Reading every node's container runtime, in parallel, each node within a deadline.
 //!
-//! Nodes are read by at most `--node-parallelism` threads. A node gets the refresh
-//! interval (at least two call timeouts) to answer; past that it keeps what it gave and
-//! the calls not made are reported, so a slow node never holds up the snapshot. A node that
-//! cannot be read at all loses its containers until it answers again (the graph builder
-//! remembers their timestamps meanwhile). What cannot have changed is not asked again
-//! (see [`cache`](super::runtime::cache)).
+//! Nodes are read by `--node-parallelism` threads, by default as many as reading every node
+//! within half the refresh interval takes at the time nodes have taken ([`run_paced`]). A
+//! node gets the refresh interval (at least two call timeouts) to answer; what its deadline
+//! cuts off is carried over from its last reading, marked with that reading's time, and
+//! said in its status (`cut`), so a slow node never holds up the snapshot nor makes the
+//! graph flap. A node that cannot be read at all loses its containers until it answers
+//! again (the graph builder remembers their timestamps meanwhile). What cannot have changed
+//! is not asked again (see [`cache`](super::runtime::cache)).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -270,7 +272,11 @@ pub(crate) struct Pace {
 
 /// Runs `work` on every job, results in job order. It starts `threads` threads and, while
 /// the jobs left would not be done by `aim` at the mean time a job has taken so far, adds
-/// threads, up to `max`. A panic in `work` is raised again once every thread is done.
+/// threads, at most twice as many at a time, up to `max`. It stops adding when the last
+/// threads added made each job slower by more than half the ratio of threads: jobs that
+/// wait for a slow peer take as long with more threads (and more finish a second), jobs
+/// that wait for this machine's CPU take longer each (and no more finish). A panic in
+/// `work` is raised again once every thread is done.
 fn run_paced<J: Send, R: Send>(
     jobs: Vec<J>,
     threads: usize,
@@ -291,6 +297,12 @@ fn run_paced<J: Send, R: Send>(
     let mut results: Vec<(usize, Option<R>)> = Vec::with_capacity(count);
     let mut busy = Duration::ZERO;
     let mut running = 0usize;
+    // Jobs begun since the thread count last changed and done, and their time.
+    let mut window = Window::new();
+    // The thread count before the last growth and the mean time of a job then.
+    let mut before_growth: Option<(usize, Duration)> = None;
+    // Threads that helped no more: where growth stopped.
+    let mut ceiling: Option<usize> = None;
     std::thread::scope(|s| {
         let spawn = |n: usize| {
             for _ in 0..n {
@@ -302,7 +314,7 @@ fn run_paced<J: Send, R: Send>(
                         let began = Instant::now();
                         let result = catch_unwind(AssertUnwindSafe(|| work(job))).ok();
                         let failed = result.is_none();
-                        let _ = result_tx.send((i, result, began.elapsed()));
+                        let _ = result_tx.send((i, result, began, began.elapsed()));
                         if failed {
                             return;
                         }
@@ -313,34 +325,54 @@ fn run_paced<J: Send, R: Send>(
         running = threads.clamp(1, max).min(count);
         spawn(running);
         while results.len() < count {
-            if let Ok((i, result, took)) = result_rx.recv_timeout(PACE_TICK) {
+            if let Ok((i, result, began, took)) = result_rx.recv_timeout(PACE_TICK) {
                 let panicked = result.is_none();
                 busy += took;
+                if began >= window.started {
+                    window.done += 1;
+                    window.busy += took;
+                }
                 results.push((i, result));
                 if panicked {
                     // Its thread is gone; what it would have done is left undone.
                     break;
                 }
             }
-            if running < max {
+            if running < max && ceiling.is_none() {
                 let done = results.len();
                 let left = aim.saturating_duration_since(Instant::now()).max(PACE_TICK);
-                let wanted = if done > 0 {
-                    threads_for(count - done, busy / done as u32, left)
-                } else if started.elapsed() > aim.saturating_duration_since(started) / 4 {
+                let wanted = if window.done >= (running / 2).max(4) {
+                    let mean = window.mean();
+                    match before_growth {
+                        // Each job slower by over half the ratio of threads: they share
+                        // the same CPU rather than wait for peers. Stop here.
+                        Some((threads_before, mean_before))
+                            if mean.as_secs_f64()
+                                > mean_before.as_secs_f64()
+                                    * (1.0 + 0.5 * (running as f64 / threads_before as f64 - 1.0)) =>
+                        {
+                            ceiling = Some(threads_before);
+                            running
+                        }
+                        _ => threads_for(count - done, mean, left),
+                    }
+                } else if done == 0
+                    && started.elapsed() > aim.saturating_duration_since(started) / 4
+                    && window.done == 0
+                {
                     // Nothing done after a quarter of the time: more of the same, not a
-                    // guess from the time spent, which on a machine busy with the first
-                    // reading of every node would call for every thread at once.
+                    // guess from the time spent.
                     running * 2
                 } else {
                     running
                 };
-                // At most twice as many a tick: threads help a cluster that is slow to
-                // answer, not a master that is short of CPU.
                 let wanted = wanted.min(running * 2).min(max);
                 if wanted > running {
+                    // Without a job done there is nothing to compare the next ones with.
+                    before_growth = (window.done > 0).then(|| (running, window.mean()));
                     spawn(wanted - running);
                     running = wanted;
+                    window = Window::new();
                 }
             }
         }
@@ -355,14 +387,36 @@ fn run_paced<J: Send, R: Send>(
         Duration::ZERO
     };
     let span = aim.saturating_duration_since(started).max(PACE_TICK);
+    let wanted = threads_for(count, mean_job, span);
     let pace = Pace {
         threads: running,
         mean_job,
-        next_threads: threads_for(count, mean_job, span),
+        next_threads: ceiling.map_or(wanted, |c| wanted.min(c)),
     };
     results.sort_by_key(|(i, _)| *i);
     let results = results.into_iter().filter_map(|(_, r)| r).collect();
     (results, pace)
+}
+
+/// Jobs begun since the thread count last changed, and done.
+struct Window {
+    started: Instant,
+    done: usize,
+    busy: Duration,
+}
+
+impl Window {
+    fn new() -> Window {
+        Window {
+            started: Instant::now(),
+            done: 0,
+            busy: Duration::ZERO,
+        }
+    }
+
+    fn mean(&self) -> Duration {
+        self.busy / self.done.max(1) as u32
+    }
 }
 
 /// Threads that do `jobs` jobs of `mean` each within `time`.
@@ -730,6 +784,24 @@ mod tests {
         assert!(pace.mean_job >= Duration::from_millis(100));
         // Next time it starts with about what it needed: 4 s of work in 0.5 s.
         assert!((8..=40).contains(&pace.next_threads), "{pace:?}");
+    }
+
+    #[test]
+    fn paced_runner_stops_adding_threads_that_only_share_the_cpu() {
+        // Each job takes 4 ms times the jobs running at once, as jobs competing for one
+        // CPU do: more threads finish no more jobs a second.
+        let active = std::sync::atomic::AtomicUsize::new(0);
+        let aim = Instant::now() + Duration::from_millis(200);
+        let (out, pace) = run_paced((0..300).collect(), 2, 256, aim, |i: u64| {
+            use std::sync::atomic::Ordering::SeqCst;
+            let n = active.fetch_add(1, SeqCst) + 1;
+            std::thread::sleep(Duration::from_millis(4) * n as u32);
+            active.fetch_sub(1, SeqCst);
+            i
+        });
+        assert_eq!(out.len(), 300);
+        assert!(pace.threads <= 8, "{pace:?}");
+        assert!(pace.next_threads <= 4, "{pace:?}");
     }
 
     #[test]
