@@ -349,7 +349,8 @@ fn run_paced<J: Send, R: Send>(
                         Some((threads_before, mean_before))
                             if mean.as_secs_f64()
                                 > mean_before.as_secs_f64()
-                                    * (1.0 + 0.5 * (running as f64 / threads_before as f64 - 1.0)) =>
+                                    * (1.0
+                                        + 0.5 * (running as f64 / threads_before as f64 - 1.0)) =>
                         {
                             ceiling = Some(threads_before);
                             running
