@@ -185,39 +185,7 @@ fn run_size(binary: &Path, name: &str, spec_text: &str) -> Value {
     let started = Instant::now();
     let sim = Simulator::start(spec.clone()).expect("the simulator starts");
     let sim_start_s = started.elapsed().as_secs_f64();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = Command::new(binary);
-    cmd.args([
-        "--mode",
-        "master",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-    ])
-    .args([
-        "--kubernetes-url",
-        &sim.kube_url(),
-        "--refresh-interval",
-        "10",
-        "--workers",
-        "64",
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    if spec.with_docker {
-        cmd.args(["--docker-port", &sim.docker_port().to_string()]);
-    } else {
-        cmd.arg("--no-docker");
-    }
-    let master = MasterProcess {
-        child: cmd.spawn().expect("the master starts"),
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-    };
+    let master = start_master(binary, &sim);
     let pid = master.child.id();
 
     // First refresh.
@@ -274,7 +242,8 @@ fn run_size(binary: &Path, name: &str, spec_text: &str) -> Value {
     })
 }
 
-/// Starts `binary` as a master against `sim`, refreshing every 10 s.
+/// Starts `binary` as a master against `sim`, refreshing every 10 s, reading the nodes when
+/// the simulator serves them.
 fn start_master(binary: &Path, sim: &Simulator) -> MasterProcess {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -286,9 +255,13 @@ fn start_master(binary: &Path, sim: &Simulator) -> MasterProcess {
         .args(["--port", &port.to_string()])
         .args(["--kubernetes-url", &sim.kube_url()])
         .args(["--refresh-interval", "10", "--workers", "64"])
-        .args(["--docker-port", &sim.docker_port().to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    if sim.spec().with_docker {
+        cmd.args(["--docker-port", &sim.docker_port().to_string()]);
+    } else {
+        cmd.arg("--no-docker");
+    }
     MasterProcess {
         child: cmd.spawn().expect("the master starts"),
         addr: SocketAddr::from(([127, 0, 0, 1], port)),

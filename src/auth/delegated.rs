@@ -37,6 +37,13 @@ const BACK_OFF: Duration = Duration::from_secs(1);
 const TOKEN_REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 const ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
 
+/// A review as the API server answers it: what matters is its status.
+#[derive(Deserialize)]
+struct Review<S> {
+    #[serde(default)]
+    status: S,
+}
+
 /// Who a token is, as a `TokenReview` said.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 struct Identity {
@@ -193,11 +200,6 @@ impl Delegated {
             .kube
             .post_json(TOKEN_REVIEWS, &body.to_string(), Some(token))
             .map_err(|e| format!("TokenReview: {}", chain(&e)))?;
-        #[derive(Deserialize)]
-        struct Review {
-            #[serde(default)]
-            status: ReviewStatus,
-        }
         #[derive(Deserialize, Default)]
         struct ReviewStatus {
             #[serde(default)]
@@ -206,7 +208,7 @@ impl Delegated {
             #[serde(default)]
             error: String,
         }
-        let review: Review = serde_json::from_str(&answer)
+        let review: Review<ReviewStatus> = serde_json::from_str(&answer)
             .map_err(|e| format!("TokenReview: a malformed answer: {e}"))?;
         Ok(match (review.status.authenticated, review.status.user) {
             (true, Some(user)) => Ok(user),
@@ -232,11 +234,6 @@ impl Delegated {
             .kube
             .post_json(ACCESS_REVIEWS, &body.to_string(), None)
             .map_err(|e| format!("SubjectAccessReview: {}", chain(&e)))?;
-        #[derive(Deserialize)]
-        struct Review {
-            #[serde(default)]
-            status: ReviewStatus,
-        }
         #[derive(Deserialize, Default)]
         struct ReviewStatus {
             #[serde(default)]
@@ -244,7 +241,7 @@ impl Delegated {
             #[serde(default)]
             reason: String,
         }
-        let review: Review = serde_json::from_str(&answer)
+        let review: Review<ReviewStatus> = serde_json::from_str(&answer)
             .map_err(|e| format!("SubjectAccessReview: a malformed answer: {e}"))?;
         let refused = format!(
             "{} may not get {path} (the non-resource URL {url})",
