@@ -59,17 +59,19 @@ fn label(value: &str) -> String {
 /// One metric family: its help, its type, and its samples (labels as `name="value",…`).
 struct Family<'a> {
     out: &'a mut String,
+    name: &'a str,
 }
 
 impl Family<'_> {
-    fn start<'a>(out: &'a mut String, name: &str, kind: &str, help: &str) -> Family<'a> {
+    fn start<'a>(out: &'a mut String, name: &'a str, kind: &str, help: &str) -> Family<'a> {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
-        Family { out }
+        Family { out, name }
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
+    /// A sample of the family, named as the family is.
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        self.out.push_str(self.name);
         if !labels.is_empty() {
             self.out.push('{');
             for (i, (k, v)) in labels.iter().enumerate() {
@@ -114,11 +116,7 @@ pub(crate) fn document(
         "counter",
         "Refreshes finished.",
     );
-    f.sample(
-        "cluster_insight_refreshes_total",
-        &[],
-        status.refreshes as f64,
-    );
+    f.sample(&[], status.refreshes as f64);
     if let Some(start) = status.last_refresh_start_ms {
         let mut f = Family::start(
             m,
@@ -126,11 +124,7 @@ pub(crate) fn document(
             "gauge",
             "Time since the last finished refresh began (a snapshot stays while its graph is unchanged: its age is how long nothing changed).",
         );
-        f.sample(
-            "cluster_insight_last_refresh_age_seconds",
-            &[],
-            (now_ms - start).max(0) as f64 / 1000.0,
-        );
+        f.sample(&[], (now_ms - start).max(0) as f64 / 1000.0);
     }
     let mut f = Family::start(
         m,
@@ -138,11 +132,7 @@ pub(crate) fn document(
         "gauge",
         "How long the last refresh took.",
     );
-    f.sample(
-        "cluster_insight_refresh_duration_seconds",
-        &[],
-        status.last_refresh_duration.as_secs_f64(),
-    );
+    f.sample(&[], status.last_refresh_duration.as_secs_f64());
     let mut f = Family::start(
         m,
         "cluster_insight_refresh_phase_seconds",
@@ -155,11 +145,7 @@ pub(crate) fn document(
         ("graph", status.phases.build_ms),
         ("render", status.phases.render_ms),
     ] {
-        f.sample(
-            "cluster_insight_refresh_phase_seconds",
-            &[("phase", phase)],
-            ms as f64 / 1000.0,
-        );
+        f.sample(&[("phase", phase)], ms as f64 / 1000.0);
     }
     let mut f = Family::start(
         m,
@@ -176,7 +162,7 @@ pub(crate) fn document(
         ("docker_top", calls.runtime_processes),
         ("docker_image", calls.runtime_image),
     ] {
-        f.sample("cluster_insight_refresh_calls", &[("call", kind)], n as f64);
+        f.sample(&[("call", kind)], n as f64);
     }
 
     let sources = status
@@ -193,11 +179,7 @@ pub(crate) fn document(
     );
     for (kind, name, s) in &sources {
         let up = if s.ok || s.skipped { 1.0 } else { 0.0 };
-        f.sample(
-            "cluster_insight_source_up",
-            &[("source", kind), ("name", name)],
-            up,
-        );
+        f.sample(&[("source", kind), ("name", name)], up);
     }
     let mut f = Family::start(
         m,
@@ -207,7 +189,6 @@ pub(crate) fn document(
     );
     for (kind, name, s) in &sources {
         f.sample(
-            "cluster_insight_source_failed_calls",
             &[("source", kind), ("name", name.as_str())],
             s.failed_calls as f64,
         );
@@ -220,22 +201,14 @@ pub(crate) fn document(
             "gauge",
             "Age of the snapshot being served: the time since the graph last changed.",
         );
-        f.sample(
-            "cluster_insight_snapshot_age_seconds",
-            &[],
-            (now_ms - snapshot.timestamp_ms).max(0) as f64 / 1000.0,
-        );
+        f.sample(&[], (now_ms - snapshot.timestamp_ms).max(0) as f64 / 1000.0);
         let mut f = Family::start(
             m,
             "cluster_insight_snapshot_sequence",
             "gauge",
             "Sequence number of the snapshot being served.",
         );
-        f.sample(
-            "cluster_insight_snapshot_sequence",
-            &[],
-            snapshot.sequence as f64,
-        );
+        f.sample(&[], snapshot.sequence as f64);
         let mut f = Family::start(
             m,
             "cluster_insight_resources",
@@ -243,7 +216,7 @@ pub(crate) fn document(
             "Resources in the snapshot being served, by type.",
         );
         for (kind, n) in &snapshot.counts.resources {
-            f.sample("cluster_insight_resources", &[("type", kind)], *n as f64);
+            f.sample(&[("type", kind)], *n as f64);
         }
         let mut f = Family::start(
             m,
@@ -252,7 +225,7 @@ pub(crate) fn document(
             "Relations in the snapshot being served, by type.",
         );
         for (kind, n) in &snapshot.counts.relations {
-            f.sample("cluster_insight_relations", &[("type", kind)], *n as f64);
+            f.sample(&[("type", kind)], *n as f64);
         }
     }
 
@@ -264,11 +237,7 @@ pub(crate) fn document(
     );
     for ((path, code), n) in requests.0.lock().iter() {
         let code = code.to_string();
-        f.sample(
-            "cluster_insight_http_requests_total",
-            &[("path", path), ("code", &code)],
-            *n as f64,
-        );
+        f.sample(&[("path", path), ("code", &code)], *n as f64);
     }
     if let Some(bytes) = resident_bytes() {
         let mut f = Family::start(
@@ -277,7 +246,7 @@ pub(crate) fn document(
             "gauge",
             "Resident memory size in bytes.",
         );
-        f.sample("process_resident_memory_bytes", &[], bytes);
+        f.sample(&[], bytes);
     }
     out
 }
