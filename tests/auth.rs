@@ -46,15 +46,7 @@ fn the_api_server_decides_who_reads_the_master() {
     sim.grant("readers", "/cluster-insight/status");
     // What the API server's own paths are granted says nothing of the master's.
     sim.grant("readers", "/metrics");
-    let master = MasterProcess::start_with_auth(&[
-        "--kubernetes-url",
-        &sim.kube_url(),
-        "--docker-port",
-        &sim.docker_port().to_string(),
-        "--refresh-interval",
-        "0.5",
-        "--delegated-auth",
-    ]);
+    let master = MasterProcess::against_with_auth(&sim, &["--delegated-auth"]);
     let addr = master.addr;
     // The probes need no token.
     assert_eq!(get(addr, "/healthz").status, 200);
@@ -97,14 +89,8 @@ fn a_shared_token_file_guards_the_master() {
     let dir = temp_dir("auth-token");
     let file = dir.join("token");
     std::fs::write(&file, "s3cret-token\n").unwrap();
-    let master = MasterProcess::start_with_auth(&[
-        "--kubernetes-url",
-        &sim.kube_url(),
-        "--docker-port",
-        &sim.docker_port().to_string(),
-        "--auth-token-file",
-        file.to_str().unwrap(),
-    ]);
+    let master =
+        MasterProcess::against_with_auth(&sim, &["--auth-token-file", file.to_str().unwrap()]);
     assert_eq!(get(master.addr, "/healthz").status, 200);
     assert_eq!(get(master.addr, "/status").status, 401);
     assert_eq!(as_bearer(master.addr, "/status", "s3cret").status, 401);
@@ -192,16 +178,16 @@ fn a_shared_token_lets_the_master_read_its_minions() {
     );
     let node_name = sim.node_names()[0].clone();
     let node_of = |file: &std::path::Path| {
-        let master = MasterProcess::start_with_auth(&[
-            "--kubernetes-url",
-            &sim.kube_url(),
-            "--docker-port",
-            &port.to_string(),
-            "--refresh-interval",
-            "0.5",
-            "--auth-token-file",
-            file.to_str().unwrap(),
-        ]);
+        // The minion's port, not the simulator's (it serves no Docker APIs).
+        let master = MasterProcess::against_with_auth(
+            &sim,
+            &[
+                "--docker-port",
+                &port.to_string(),
+                "--auth-token-file",
+                file.to_str().unwrap(),
+            ],
+        );
         let token = std::fs::read_to_string(file).unwrap();
         let value = format!("Bearer {token}");
         // Its own /status needs the token too.
@@ -261,16 +247,15 @@ fn minions_let_in_the_master_by_a_token_made_for_minions() {
     let dir = temp_dir("minion-token");
     let token = dir.join("minion-token");
     std::fs::write(&token, "for-minions").unwrap();
-    let master = MasterProcess::start(&[
-        "--kubernetes-url",
-        &sim.kube_url(),
-        "--docker-port",
-        &port.to_string(),
-        "--refresh-interval",
-        "0.5",
-        "--minion-token-file",
-        token.to_str().unwrap(),
-    ]);
+    let master = MasterProcess::against(
+        &sim,
+        &[
+            "--docker-port",
+            &port.to_string(),
+            "--minion-token-file",
+            token.to_str().unwrap(),
+        ],
+    );
     let node_name = sim.node_names()[0].clone();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -73,6 +73,13 @@ impl MasterProcess {
     /// Against `sim`, refreshing every 0.5 s unless `extra` says otherwise (a later flag
     /// wins).
     pub(crate) fn against(sim: &Simulator, extra: &[&str]) -> MasterProcess {
+        let mut with = vec!["--no-auth"];
+        with.extend_from_slice(extra);
+        MasterProcess::against_with_auth(sim, &with)
+    }
+
+    /// [`MasterProcess::against`] whose authorization is what `extra` says.
+    pub(crate) fn against_with_auth(sim: &Simulator, extra: &[&str]) -> MasterProcess {
         let url = sim.kube_url();
         let port = sim.docker_port().to_string();
         let mut args = vec![
@@ -84,7 +91,7 @@ impl MasterProcess {
             "0.5",
         ];
         args.extend_from_slice(extra);
-        MasterProcess::start(&args)
+        MasterProcess::start_with_auth(&args)
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -97,30 +104,24 @@ impl MasterProcess {
 
     /// Waits for a snapshot whose refresh count is at least `refreshes`.
     pub(crate) fn wait_for_refreshes(&self, refreshes: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let status = self.status();
-            if status["refresh"]["count"].as_u64().unwrap_or(0) >= refreshes
-                && get(self.addr, "/cluster").status == 200
-            {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no refresh {refreshes}: {status}\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(30));
-        }
+        self.wait_for(refreshes, true)
     }
 
     /// Waits until `refreshes` refreshes have been made, whether or not any gave a graph
     /// (one that never listed the API server serves none).
     pub(crate) fn wait_for_attempts(&self, refreshes: u64) -> Value {
+        self.wait_for(refreshes, false)
+    }
+
+    /// Waits until `refreshes` refreshes have been made and, with `graph`, `/cluster`
+    /// answers.
+    fn wait_for(&self, refreshes: u64, graph: bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let status = self.status();
-            if status["refresh"]["count"].as_u64().unwrap_or(0) >= refreshes {
+            if status["refresh"]["count"].as_u64().unwrap_or(0) >= refreshes
+                && (!graph || get(self.addr, "/cluster").status == 200)
+            {
                 return status;
             }
             assert!(
