@@ -155,23 +155,27 @@ pub(crate) fn read_nodes(
     for (_, result) in results {
         read.calls.add(&result.calls);
         let NodeOutcome {
-            containers,
-            error,
+            read: node,
             failed_calls,
             runtime,
             note,
             shortfall,
         } = result.outcome;
-        let objects = containers.as_ref().map_or(0, |d| d.containers.len());
         let entry = status.entry(result.name.clone()).or_default();
-        entry.record_partial(context.now_ms, result.endpoint, objects, error.clone());
+        entry.record(
+            context.now_ms,
+            result.endpoint,
+            node.as_ref()
+                .map(|n| n.containers.len())
+                .map_err(Clone::clone),
+        );
         entry.failed_calls = failed_calls;
         entry.runtime = runtime;
         entry.note = note;
-        entry.collection = match (&containers, shortfall) {
-            (None, _) => Collection::Failed,
-            (Some(_), None) => Collection::Complete,
-            (Some(_), Some(shortfall)) => {
+        entry.collection = match (&node, shortfall) {
+            (Err(_), _) => Collection::Failed,
+            (Ok(_), None) => Collection::Complete,
+            (Ok(_), Some(shortfall)) => {
                 log::info!(
                     "node {}: not read in full within {:?}: {shortfall}; earlier readings stand in",
                     result.name,
@@ -180,14 +184,14 @@ pub(crate) fn read_nodes(
                 Collection::Cut(shortfall)
             }
         };
-        if let Some(e) = &error {
-            log::warn!("node {}: {e}", result.name);
-        }
-        if containers.is_none() {
-            read.unread.push(result.name.clone());
-        }
         caches.insert(result.name.clone(), result.cache);
-        read.nodes.extend(containers);
+        match node {
+            Ok(node) => read.nodes.push(node),
+            Err(e) => {
+                log::warn!("node {}: {e}", result.name);
+                read.unread.push(result.name);
+            }
+        }
     }
     context.images.forget_unused(context.refresh);
     read.pace = pace;
@@ -230,11 +234,10 @@ struct NodeResult {
     calls: CallCounts,
 }
 
-/// What one node gave: its containers (possibly only some of them) and, when something
-/// went wrong, why.
+/// What one node gave: its containers (what could not be read in time carried over from
+/// earlier readings, see `shortfall`), or why nothing could be read.
 struct NodeOutcome {
-    containers: Option<NodeContainers>,
-    error: Option<String>,
+    read: Result<NodeContainers, String>,
     failed_calls: usize,
     /// The runtime, as its agent names it.
     runtime: Option<String>,
@@ -248,8 +251,7 @@ impl NodeOutcome {
     /// Nothing could be read.
     fn failed(error: String) -> NodeOutcome {
         NodeOutcome {
-            containers: None,
-            error: Some(error),
+            read: Err(error),
             failed_calls: 1,
             runtime: None,
             note: None,
@@ -487,8 +489,7 @@ fn read_node(job: NodeJob, context: &NodeContext) -> NodeResult {
                     }
                 }
                 Some(NodeOutcome {
-                    containers: Some(read.node),
-                    error: None,
+                    read: Ok(read.node),
                     failed_calls: 0,
                     runtime: Some(format!(
                         "{} {} ({})",
@@ -525,7 +526,7 @@ fn read_node(job: NodeJob, context: &NodeContext) -> NodeResult {
         }
     };
     let outcome = read_containers(&name, &*runtime, &mut cache.containers, context, &mut calls);
-    if outcome.containers.is_none() {
+    if outcome.read.is_err() {
         // A local socket may come to speak another protocol (a runtime started or replaced):
         // look again next time.
         cache.runtime = None;
@@ -555,7 +556,10 @@ pub(crate) fn read_runtime(
             context.budget
         )
     });
-    (outcome.containers, outcome.error.or(cut))
+    match outcome.read {
+        Ok(node) => (Some(node), cut),
+        Err(e) => (None, Some(e)),
+    }
 }
 
 fn read_containers(
@@ -710,13 +714,12 @@ fn read_containers(
         cache.insert(c.container.id.clone(), c);
     }
     NodeOutcome {
-        containers: Some(NodeContainers {
+        read: Ok(NodeContainers {
             node_name: node.to_string(),
             containers,
             images,
             from_pod_status: false,
         }),
-        error: None,
         failed_calls: failed,
         runtime: None,
         note: None,

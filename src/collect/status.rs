@@ -105,23 +105,6 @@ impl std::fmt::Display for Shortfall {
 }
 
 impl SourceStatus {
-    /// A source that gave `objects` but may have failed part of the way (`error`).
-    pub(crate) fn record_partial(
-        &mut self,
-        now_ms: i64,
-        endpoint: String,
-        objects: usize,
-        error: Option<String>,
-    ) {
-        match error {
-            None => self.record(now_ms, endpoint, Ok(objects)),
-            Some(e) => {
-                self.record(now_ms, endpoint, Err(e));
-                self.objects = objects;
-            }
-        }
-    }
-
     /// A source passed over, and why.
     pub(crate) fn record_skipped(&mut self, now_ms: i64, endpoint: String, why: String) {
         self.record(now_ms, endpoint, Err(why));
