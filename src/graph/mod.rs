@@ -29,8 +29,6 @@ pub use history::{History, HISTORY_GRACE};
 pub use id::Id;
 pub use pods::KubeletName;
 
-use std::sync::Arc;
-
 use observed::RawJson;
 
 /// The relations between resources.
@@ -182,7 +180,7 @@ impl RelationRule {
 }
 
 /// A resource of the graph. `properties` is the observed JSON text, never re-serialized.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Resource {
     pub id: Id,
     pub kind: Kind,
@@ -200,7 +198,7 @@ pub struct Resource {
 }
 
 /// A relation between two resources that both exist in the same graph.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Relation {
     pub kind: RelationType,
     pub source: Id,
@@ -223,27 +221,9 @@ impl Graph {
 
     /// Whether `other` holds the same resources and relations, in the same order, with
     /// the same timestamps: all but the time it was built. A steady cluster's graphs share
-    /// most of their text, so most properties compare by pointer.
+    /// most of their text, and `Arc`s of the same text compare equal by pointer.
     pub fn same_content(&self, other: &Graph) -> bool {
-        let same_text = |a: &RawJson, b: &RawJson| Arc::ptr_eq(a, b) || a == b;
-        self.resources.len() == other.resources.len()
-            && self.relations.len() == other.relations.len()
-            && self.resources.iter().zip(&other.resources).all(|(a, b)| {
-                a.id == b.id
-                    && a.kind == b.kind
-                    && a.timestamp_ms == b.timestamp_ms
-                    && a.label == b.label
-                    && a.alternate_label == b.alternate_label
-                    && a.source == b.source
-                    && a.stale_since_ms == b.stale_since_ms
-                    && same_text(&a.properties, &b.properties)
-            })
-            && self.relations.iter().zip(&other.relations).all(|(a, b)| {
-                a.kind == b.kind
-                    && a.timestamp_ms == b.timestamp_ms
-                    && a.source == b.source
-                    && a.target == b.target
-            })
+        self.resources == other.resources && self.relations == other.relations
     }
 }
 
