@@ -196,7 +196,7 @@ pub fn log_auth(auth: &AuthChoice) {
 
 /// The token the master presents to minions: `--minion-token-file` (or the manifest's
 /// projected token, when it is there), else the `--auth-token-file` token, else none.
-fn minion_bearer(options: &Options) -> Result<Option<Bearer>, ConfigError> {
+fn minion_bearer(options: &Options, auth: &Authorizer) -> Result<Option<Bearer>, ConfigError> {
     let file = match &options.minion_token_file {
         Some(file) => Some(file.clone()),
         None => Some(PathBuf::from(MINION_TOKEN_FILE)).filter(|f| f.exists()),
@@ -208,8 +208,7 @@ fn minion_bearer(options: &Options) -> Result<Option<Bearer>, ConfigError> {
         let token = Arc::new(Mutex::new(token));
         return Ok(Some(Bearer(Arc::new(move || token.lock().current()))));
     }
-    if let AuthFlag::TokenFile(file) = &options.auth {
-        let token = StaticToken::read(file).map_err(ConfigError::Auth)?;
+    if let Authorizer::Token(token) = auth {
         let value = token.value().to_string();
         return Ok(Some(Bearer(Arc::new(move || Some(value.clone())))));
     }
@@ -268,7 +267,7 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
     let auth = resolve_auth(options, |name| std::env::var(name).ok())?;
     log_auth(&auth);
     let mut runtime_client = runtime_client_config(options);
-    runtime_client.bearer = minion_bearer(options)?;
+    runtime_client.bearer = minion_bearer(options, &auth.authorizer)?;
     let created_by =
         crate::app::version::version_string(version_source, runtime_client.bearer.clone());
     Ok(MasterConfig {
