@@ -31,10 +31,7 @@ impl Access {
     pub(crate) fn review_token(&self, body: &Value) -> Value {
         let spec = &body["spec"];
         let token = spec["token"].as_str().unwrap_or_default();
-        let wanted: Vec<&str> = spec["audiences"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let wanted = strings(&spec["audiences"]);
         let owner = self.tokens.get(token).filter(|owner| {
             if wanted.is_empty() {
                 owner.audiences.is_empty()
@@ -68,10 +65,7 @@ impl Access {
     pub(crate) fn review_access(&self, body: &Value) -> Value {
         let spec = &body["spec"];
         let user = spec["user"].as_str().unwrap_or_default();
-        let groups: Vec<&str> = spec["groups"]
-            .as_array()
-            .map(|g| g.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let groups = strings(&spec["groups"]);
         let path = spec["nonResourceAttributes"]["path"]
             .as_str()
             .unwrap_or_default();
@@ -93,6 +87,14 @@ impl Access {
             "status": status,
         })
     }
+}
+
+/// The strings of a JSON array; none for anything else.
+fn strings(value: &Value) -> Vec<&str> {
+    value
+        .as_array()
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 /// RBAC's `nonResourceURLs` matching: exact, or a prefix ending in `*`.

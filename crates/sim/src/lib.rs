@@ -810,7 +810,7 @@ mod tests {
 
     #[test]
     fn parses_latencies() {
-        assert!(SimSpec::default().latency.is_none());
+        assert_eq!(SimSpec::default().latency, NodeLatency::none());
         let spec = SimSpec::parse_size("latency=realistic,latency-top=100,jitter=0").unwrap();
         assert_eq!(
             spec.latency,
