@@ -27,9 +27,13 @@ USAGE:
 The mode comes from --mode, else from CLUSTER_INSIGHT_MODE, else master.
 
 MASTER (serves the context graph, default port 5555):
-    --kubernetes-url URL          API server (default: in-cluster settings when
-                                  KUBERNETES_SERVICE_HOST is set, else http://127.0.0.1:8001,
-                                  a `kubectl proxy`)
+    --kubernetes-url URL          API server (default: the first that applies of
+                                  --kubeconfig/--context, KUBECONFIG, in-cluster settings
+                                  when KUBERNETES_SERVICE_HOST is set, ~/.kube/config, and
+                                  http://127.0.0.1:8001, a `kubectl proxy`)
+    --kubeconfig FILE             read server and credential from this kubeconfig: token,
+                                  token file, client certificate or exec plugin
+    --context NAME                the kubeconfig context to use (default: current-context)
     --token-file FILE             bearer token for the API server (re-read every minute)
     --ca-file FILE                CA certificate(s), PEM, to verify the API server
     --insecure-skip-tls-verify    do not verify the API server's certificate
@@ -48,7 +52,8 @@ MASTER (serves the context graph, default port 5555):
     --node-parallelism N|auto     nodes read at once (default auto: as many as reading
                                   every node within half the refresh interval takes, at
                                   the time nodes take, from 16 to 512)
-    --kube-timeout SECS           bound on one Kubernetes API call (default 30)
+    --kube-timeout SECS           bound on one Kubernetes API call, and on a kubeconfig
+                                  credential plugin (default 30)
     --docker-timeout SECS         bound on one Docker API call (default 10)
     --show-env                    show container environment values (redacted by default:
                                   they hold secrets)
@@ -69,7 +74,8 @@ proxied when the runtime is Docker.
     --host-proc PATH              the host's /proc (default /proc; the agent runs in the
                                   host's PID namespace)
     --show-env                    let container environment values leave the node
-    --kubernetes-url, --token-file, --ca-file, --insecure-skip-tls-verify, --kube-timeout
+    --kubernetes-url, --kubeconfig, --context, --token-file, --ca-file,
+    --insecure-skip-tls-verify, --kube-timeout
                                   as for the master: the API server that reviews callers'
                                   tokens (default in a pod: in-cluster settings)
 
@@ -155,6 +161,10 @@ pub struct Options {
     pub workers: usize,
     pub debug: bool,
     pub(crate) kubernetes_url: Option<String>,
+    /// `--kubeconfig FILE`.
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// `--context NAME`.
+    pub(crate) context: Option<String>,
     pub token_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_tls_verify: bool,
@@ -189,6 +199,8 @@ impl Default for Options {
             workers: 8,
             debug: false,
             kubernetes_url: None,
+            kubeconfig: None,
+            context: None,
             token_file: None,
             ca_file: None,
             insecure_skip_tls_verify: false,
@@ -292,6 +304,8 @@ pub fn parse(
             Long("kubernetes-url") => {
                 options.kubernetes_url = Some(string(&mut parser, "--kubernetes-url")?)
             }
+            Long("kubeconfig") => options.kubeconfig = Some(path(&mut parser, "--kubeconfig")?),
+            Long("context") => options.context = Some(string(&mut parser, "--context")?),
             Long("token-file") => options.token_file = Some(path(&mut parser, "--token-file")?),
             Long("ca-file") => options.ca_file = Some(path(&mut parser, "--ca-file")?),
             Long("insecure-skip-tls-verify") => options.insecure_skip_tls_verify = true,
@@ -407,6 +421,15 @@ pub fn parse(
             "--size and --kube-objects go with `demo` or `simulate`".to_string(),
         ));
     }
+    if options.kubernetes_url.is_some()
+        && (options.kubeconfig.is_some() || options.context.is_some())
+    {
+        return Err(CliError(
+            "--kubernetes-url excludes --kubeconfig and --context: the kubeconfig names the \
+             server"
+                .to_string(),
+        ));
+    }
     let refuse = |flags: &[&str], context: &str| -> Result<(), CliError> {
         match given.iter().find(|g| flags.contains(&g.as_str())) {
             Some(flag) => Err(CliError(format!("--{flag} has no meaning {context}"))),
@@ -446,6 +469,8 @@ pub fn parse(
                     "workers",
                     "mode",
                     "kubernetes-url",
+                    "kubeconfig",
+                    "context",
                     "token-file",
                     "ca-file",
                     "insecure-skip-tls-verify",
@@ -524,8 +549,10 @@ const MASTER_ONLY: [&str; 9] = [
 ];
 
 /// Flags `demo` would have to ignore: it makes its own cluster.
-const DEMO_REFUSES: [&str; 13] = [
+const DEMO_REFUSES: [&str; 15] = [
     "kubernetes-url",
+    "kubeconfig",
+    "context",
     "auth-token-file",
     "delegated-auth",
     "minion-token-file",

@@ -14,7 +14,8 @@ use crate::auth::{
     Authorizer, Delegated, StaticToken, MASTER_URL_PREFIX, MINION_AUDIENCE, MINION_URL_PREFIX,
 };
 use crate::cli::{AuthFlag, Mode, Options};
-use crate::collect::kube::{KubeClient, KubeConfig, KubeSetupError, Token};
+use crate::collect::kube::kubeconfig::{self, Kubeconfig};
+use crate::collect::kube::{KubeClient, KubeConfig, KubeSetupError, PemSource, Token};
 use crate::collect::runtime::docker::{socket_exists, DEFAULT_SOCKET};
 use crate::collect::CollectorConfig;
 use crate::collect::RuntimeSource;
@@ -72,28 +73,60 @@ impl From<KubeSetupError> for ConfigError {
 #[derive(Debug, Clone)]
 pub struct KubeAccess {
     pub config: KubeConfig,
-    pub how: &'static str,
+    pub how: String,
 }
 
-/// The first that applies: `--kubernetes-url`; in-cluster; a local `kubectl proxy`.
-/// `env` is the process environment, passed in so that this stays testable.
-pub(crate) fn kube_access(
+/// The first that applies: `--kubernetes-url`; `--kubeconfig` or `--context`; `KUBECONFIG`;
+/// in-cluster; `~/.kube/config`; a local `kubectl proxy`. The explicit flags
+/// (`--token-file`, `--ca-file`, `--insecure-skip-tls-verify`) override what the source
+/// gives. `env` is the process environment, passed in so that this stays testable.
+pub fn kube_access(
     options: &Options,
     env: impl Fn(&str) -> Option<String>,
     service_account_dir: &Path,
-) -> KubeAccess {
-    let with_files = |mut config: KubeConfig| {
+) -> Result<KubeAccess, KubeSetupError> {
+    let with_flags = |mut config: KubeConfig, how: String| {
         config.request_timeout = options.kube_timeout;
         config.connect_timeout = options.kube_timeout.min(config.connect_timeout);
-        config.token_file = options.token_file.clone();
-        config.ca_file = options.ca_file.clone();
-        config.insecure_skip_tls_verify = options.insecure_skip_tls_verify;
-        config
+        if let Some(file) = &options.token_file {
+            config.token_file = Some(file.clone());
+        }
+        if let Some(file) = &options.ca_file {
+            config.ca = Some(PemSource::File(file.clone()));
+        }
+        config.insecure_skip_tls_verify |= options.insecure_skip_tls_verify;
+        if let Some(plugin) = &mut config.exec {
+            plugin.timeout = options.kube_timeout;
+        }
+        KubeAccess { config, how }
     };
     if let Some(url) = &options.kubernetes_url {
-        return KubeAccess {
-            config: with_files(KubeConfig::new(url)),
-            how: "--kubernetes-url",
+        return Ok(with_flags(
+            KubeConfig::new(url),
+            "--kubernetes-url".to_string(),
+        ));
+    }
+    let from_kubeconfig = |files: Vec<PathBuf>, must_exist: bool| {
+        let merged = Kubeconfig::load(&files, must_exist)?;
+        let (config, context) = merged.select(options.context.as_deref())?;
+        Ok::<_, KubeSetupError>(with_flags(
+            config,
+            format!("kubeconfig context {context:?}"),
+        ))
+    };
+    if let Some(file) = &options.kubeconfig {
+        return from_kubeconfig(vec![file.clone()], true);
+    }
+    let default_files = kubeconfig::default_files(&env);
+    let kubeconfig_variable = env("KUBECONFIG").is_some_and(|v| !v.is_empty());
+    if options.context.is_some() || kubeconfig_variable {
+        return match default_files {
+            Some(files) => from_kubeconfig(files, false),
+            None => Err(KubeSetupError::Kubeconfig {
+                what: "~/.kube/config".to_string(),
+                why: "--context needs a kubeconfig: give --kubeconfig or set KUBECONFIG"
+                    .to_string(),
+            }),
         };
     }
     if let (Some(host), Some(port)) = (
@@ -105,24 +138,24 @@ pub(crate) fn kube_access(
         } else {
             host
         };
-        let mut config = with_files(KubeConfig::new(&format!("https://{host}:{port}")));
+        let mut config = KubeConfig::new(&format!("https://{host}:{port}"));
         let token = service_account_dir.join("token");
         let ca = service_account_dir.join("ca.crt");
-        if config.token_file.is_none() && token.exists() {
+        if token.exists() {
             config.token_file = Some(token);
         }
-        if config.ca_file.is_none() && ca.exists() {
-            config.ca_file = Some(ca);
+        if ca.exists() {
+            config.ca = Some(PemSource::File(ca));
         }
-        return KubeAccess {
-            config,
-            how: "in-cluster service account",
-        };
+        return Ok(with_flags(config, "in-cluster service account".to_string()));
     }
-    KubeAccess {
-        config: with_files(KubeConfig::new(KUBECTL_PROXY)),
-        how: "kubectl proxy on 127.0.0.1:8001",
+    if let Some(files) = default_files {
+        return from_kubeconfig(files, false);
     }
+    Ok(with_flags(
+        KubeConfig::new(KUBECTL_PROXY),
+        "kubectl proxy on 127.0.0.1:8001".to_string(),
+    ))
 }
 
 /// Everything the master needs to start, resolved.
@@ -148,7 +181,7 @@ pub fn resolve_auth(
 ) -> Result<AuthChoice, ConfigError> {
     let in_pod = env("KUBERNETES_SERVICE_HOST").is_some_and(|h| !h.is_empty());
     let delegated = |how| -> Result<AuthChoice, ConfigError> {
-        let mut access = kube_access(options, &env, Path::new(SERVICE_ACCOUNT_DIR));
+        let mut access = kube_access(options, &env, Path::new(SERVICE_ACCOUNT_DIR))?;
         access.config.request_timeout = access.config.request_timeout.min(REVIEW_TIMEOUT);
         access.config.connect_timeout = access.config.connect_timeout.min(REVIEW_TIMEOUT);
         let kube = KubeClient::new(&access.config)?;
@@ -220,7 +253,7 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
         options,
         |name| std::env::var(name).ok(),
         Path::new(SERVICE_ACCOUNT_DIR),
-    );
+    )?;
     let kube = KubeClient::new(&access.config)?;
     let runtimes = if options.no_docker {
         RuntimeSource::Disabled
@@ -304,7 +337,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn access_order_is_flag_then_in_cluster_then_proxy() {
+    fn access_order_is_flag_kubeconfig_in_cluster_home_then_proxy() {
         let dir = std::env::temp_dir().join(format!("ci-sa-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("token"), "t").unwrap();
@@ -314,16 +347,45 @@ mod tests {
             _ => None,
         };
         let mut options = Options::default();
-        let a = kube_access(&options, env, &dir);
+        let a = kube_access(&options, env, &dir).unwrap();
         assert_eq!(a.config.base_url, "https://[fd00::1]:443");
         assert_eq!(a.config.token_file, Some(dir.join("token")));
-        assert_eq!(a.config.ca_file, None);
-        let a = kube_access(&options, |_| None, &dir);
+        assert_eq!(a.config.ca, None);
+        let a = kube_access(&options, |_| None, &dir).unwrap();
         assert_eq!(a.config.base_url, "http://127.0.0.1:8001");
-        options.kubernetes_url = Some("http://127.0.0.1:9/".into());
-        let a = kube_access(&options, env, &dir);
+        // A kubeconfig in KUBECONFIG wins over in-cluster settings, one in ~/.kube over the
+        // proxy; an explicit --ca-file over the kubeconfig's.
+        std::fs::create_dir_all(dir.join(".kube")).unwrap();
+        std::fs::write(
+            dir.join(".kube/config"),
+            "current-context: c\nclusters: [{name: c, cluster: {server: 'https://127.0.0.9:6443'}}]\ncontexts: [{name: c, context: {cluster: c}}]\n",
+        )
+        .unwrap();
+        let home = dir.to_string_lossy().to_string();
+        let config_file = dir.join(".kube/config").to_string_lossy().to_string();
+        let with_kubeconfig = |name: &str| match name {
+            "KUBECONFIG" => Some(config_file.clone()),
+            other => env(other),
+        };
+        let a = kube_access(&options, with_kubeconfig, &dir).unwrap();
         assert_eq!(
-            (a.config.base_url.as_str(), a.how),
+            (a.config.base_url.as_str(), a.how.as_str()),
+            ("https://127.0.0.9:6443", "kubeconfig context \"c\"")
+        );
+        let with_home = |name: &str| (name == "HOME").then(|| home.clone());
+        let a = kube_access(&options, with_home, &dir).unwrap();
+        assert_eq!(a.config.base_url, "https://127.0.0.9:6443");
+        options.ca_file = Some("/etc/ca.pem".into());
+        let a = kube_access(&options, with_home, &dir).unwrap();
+        assert_eq!(a.config.ca, Some(PemSource::File("/etc/ca.pem".into())));
+        options.context = Some("missing".into());
+        let e = kube_access(&options, with_home, &dir).err().unwrap();
+        assert!(e.to_string().contains("no context \"missing\""), "{e}");
+        options.context = None;
+        options.kubernetes_url = Some("http://127.0.0.1:9/".into());
+        let a = kube_access(&options, env, &dir).unwrap();
+        assert_eq!(
+            (a.config.base_url.as_str(), a.how.as_str()),
             ("http://127.0.0.1:9", "--kubernetes-url")
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -50,10 +50,10 @@ fn mutate_until(sim: &parking_lot::Mutex<Simulator>, stop: &AtomicBool) -> usize
             let containers = sim.container_ids(node).len().max(1);
             sim.heartbeat();
             sim.restart_container(node, (mix as usize / 7) % containers);
-            if n % 5 == 0 {
+            if n.is_multiple_of(5) {
                 sim.add_exec_ids(node, (mix as usize / 3) % containers, 50);
             }
-            if n % 15 == 0 && deleted < 6 {
+            if n.is_multiple_of(15) && deleted < 6 {
                 let pods = sim.pods();
                 if let Some((ns, name, _)) = pods.get((mix as usize) % pods.len().max(1)) {
                     let (ns, name) = (ns.clone(), name.clone());

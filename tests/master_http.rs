@@ -929,3 +929,71 @@ fn sigterm_finishes_the_answers_in_flight_and_exits_0() {
     assert_eq!(status.code(), Some(0));
     assert!(master.log_text().contains("SIGTERM"));
 }
+
+#[test]
+fn the_api_server_is_found_through_kubeconfig_and_context() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("ci-kubeconfig-master-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config");
+    // The current context is a closed port; `--context sim` is the simulator.
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: closed\n\
+             clusters:\n- name: sim\n  cluster: {{server: '{}'}}\n\
+             - name: closed\n  cluster: {{server: 'http://127.0.0.1:1'}}\n\
+             contexts:\n- {{name: sim, context: {{cluster: sim}}}}\n\
+             - {{name: closed, context: {{cluster: closed}}}}\n",
+            sim.kube_url()
+        ),
+    )
+    .unwrap();
+    let port = sim.docker_port().to_string();
+    let common = [
+        "--no-auth",
+        "--docker-port",
+        &port,
+        "--refresh-interval",
+        "0.5",
+    ];
+    let with = |extra: &[&'static str]| {
+        let mut args = common.to_vec();
+        args.extend_from_slice(extra);
+        args
+    };
+    let file_text = file.to_str().unwrap();
+    let master =
+        MasterProcess::start_with_env(&with(&["--context", "sim"]), &[("KUBECONFIG", file_text)]);
+    master.wait_for_refreshes(1);
+    let (resources, _) = counts(&get(master.addr, "/cluster").json());
+    assert_eq!(resources, sim.expected().resources);
+    assert!(
+        master.log_text().contains("kubeconfig context \"sim\""),
+        "{}",
+        master.log_text()
+    );
+    drop(master);
+
+    // A context that is not there stops the start with exit code 3 and the contexts known.
+    let out = Command::new(env!("CARGO_BIN_EXE_cluster-insight"))
+        .args([
+            "--mode",
+            "master",
+            "--no-auth",
+            "--kubeconfig",
+            file_text,
+            "--context",
+            "prod",
+        ])
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no context \"prod\" (contexts: sim, closed)"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -38,6 +38,13 @@ impl MasterProcess {
 
     /// A master whose authorization is what `args` say.
     pub(crate) fn start_with_auth(args: &[&str]) -> MasterProcess {
+        MasterProcess::start_with_env(args, &[])
+    }
+
+    /// A master started with `args` and these environment variables, and none of the
+    /// caller's that would choose an API server (no `KUBECONFIG`, a `HOME` without
+    /// `.kube/config`).
+    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> MasterProcess {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("ci-master-{}-{port}.log", std::process::id()));
         let file = std::fs::File::create(&log).unwrap();
@@ -53,6 +60,9 @@ impl MasterProcess {
             .args(args)
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("CLUSTER_INSIGHT_MODE")
+            .env_remove("KUBECONFIG")
+            .env("HOME", "/nonexistent")
+            .envs(env.iter().copied())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """A minimal HTTPS Kubernetes API for the TLS tests: serves small v1 lists of nodes, pods,
 services and replication controllers over real TLS (certificate and key given), requires a
-bearer token, answers Status objects on errors. Prints the port it listens on, then serves
-until stdin closes (so it never outlives the test that started it)."""
+bearer token (one of a comma-separated list) or, when a client CA is given, a client
+certificate it signed (mutual TLS: the handshake fails without one), answers Status objects
+on errors. Prints the port it listens on, then serves until stdin closes (so it never
+outlives the test that started it).
+
+usage: tls_apiserver.py CERT KEY TOKENS [CLIENT_CA]"""
 
 import http.server
 import json
@@ -10,7 +14,9 @@ import ssl
 import sys
 import threading
 
-cert, key, token = sys.argv[1], sys.argv[2], sys.argv[3]
+cert, key = sys.argv[1], sys.argv[2]
+tokens = {t for t in sys.argv[3].split(",") if t}
+client_ca = sys.argv[4] if len(sys.argv) > 4 else None
 
 def items(kind, n):
     out = []
@@ -50,7 +56,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                               "status": "Failure", "message": message, "reason": reason, "code": code})
 
     def do_GET(self):
-        if self.headers.get("Authorization") != f"Bearer {token}":
+        header = self.headers.get("Authorization") or ""
+        by_token = header.startswith("Bearer ") and header[len("Bearer "):] in tokens
+        # With a client CA, the handshake already refused any certificate it did not sign.
+        by_cert = client_ca is not None and self.connection.getpeercert() is not None
+        if not (by_token or by_cert):
             return self.status(401, "Unauthorized", "Unauthorized")
         path = self.path.split("?")[0]
         if path not in LISTS:
@@ -61,6 +71,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(cert, key)
+if client_ca:
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(client_ca)
 server.socket = context.wrap_socket(server.socket, server_side=True)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 print(server.server_address[1], flush=True)

@@ -497,7 +497,7 @@ impl Connection {
             }
             return Ok(());
         }
-        if payload.len() % 6 != 0 {
+        if !payload.len().is_multiple_of(6) {
             return Err(protocol("SETTINGS of the wrong size"));
         }
         for entry in payload.chunks_exact(6) {

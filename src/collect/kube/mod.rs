@@ -18,14 +18,28 @@ use super::objects::parse_list_page;
 use super::ParseError;
 use cluster_insight_wire::percent;
 
-/// How to reach the API server, resolved from flags and the environment.
-#[derive(Debug, Clone)]
+mod exec;
+pub(crate) mod kubeconfig;
+
+pub use exec::ExecError;
+use exec::{ExecPlugin, Issued};
+
+/// How to reach the API server, resolved from flags, a kubeconfig and the environment.
+#[derive(Clone)]
 pub struct KubeConfig {
     /// `https://host:port` or `http://host:port`, without a trailing slash.
     pub base_url: String,
+    /// The bearer token's file (re-read now and then); it wins over `token` and `exec`.
     pub token_file: Option<PathBuf>,
-    pub ca_file: Option<PathBuf>,
+    /// CA certificates to verify the server with; none means the system's roots.
+    pub ca: Option<PemSource>,
     pub insecure_skip_tls_verify: bool,
+    /// A bearer token given inline (a kubeconfig's `token`).
+    pub(crate) token: Option<String>,
+    /// A client certificate (chain) and its key, for mutual TLS.
+    pub client_cert: Option<(PemSource, PemSource)>,
+    /// A credential plugin, asked again when what it issued expires or is refused.
+    pub(crate) exec: Option<ExecPlugin>,
     pub(crate) page_size: usize,
     pub connect_timeout: Duration,
     /// Bound on one page: request, headers and body.
@@ -37,11 +51,72 @@ impl KubeConfig {
         KubeConfig {
             base_url: base_url.trim_end_matches('/').to_string(),
             token_file: None,
-            ca_file: None,
+            ca: None,
             insecure_skip_tls_verify: false,
+            token: None,
+            client_cert: None,
+            exec: None,
             page_size: 500,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl fmt::Debug for KubeConfig {
+    // Written out so that an inline token never reaches a debug line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KubeConfig")
+            .field("base_url", &self.base_url)
+            .field("token_file", &self.token_file)
+            .field("ca", &self.ca)
+            .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
+            .field("token", &self.token.as_ref().map(|_| "<token>"))
+            .field("client_cert", &self.client_cert)
+            .field("exec", &self.exec)
+            .finish_non_exhaustive()
+    }
+}
+
+/// PEM text from a file (`--ca-file`, a kubeconfig's paths) or given inline (a kubeconfig's
+/// `*-data` fields, decoded).
+#[derive(Clone, PartialEq)]
+pub enum PemSource {
+    File(PathBuf),
+    Data {
+        /// The field it came from, for messages.
+        what: String,
+        pem: Vec<u8>,
+    },
+}
+
+impl PemSource {
+    fn read(&self) -> Result<Vec<u8>, KubeSetupError> {
+        match self {
+            PemSource::File(path) => {
+                std::fs::read(path).map_err(|error| KubeSetupError::ReadFile {
+                    path: path.clone(),
+                    error,
+                })
+            }
+            PemSource::Data { pem, .. } => Ok(pem.clone()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            PemSource::File(path) => path.display().to_string(),
+            PemSource::Data { what, .. } => what.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for PemSource {
+    // Inline data may be a private key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PemSource::File(path) => write!(f, "File({})", path.display()),
+            PemSource::Data { what, pem } => write!(f, "Data({what}, {} bytes)", pem.len()),
         }
     }
 }
@@ -95,6 +170,8 @@ pub enum KubeError {
     },
     /// A 2xx answer we could not read.
     Parse(ParseError),
+    /// The kubeconfig's credential plugin gave no credential.
+    Credential(ExecError),
 }
 
 impl fmt::Display for KubeError {
@@ -108,6 +185,7 @@ impl fmt::Display for KubeError {
             } => write!(f, "HTTP {code} {reason}: {message}"),
             // A parse error says what it could not read; it stands for the whole error.
             KubeError::Parse(e) => write!(f, "{e}"),
+            KubeError::Credential(e) => write!(f, "{e}"),
         }
     }
 }
@@ -124,7 +202,7 @@ impl std::error::Error for KubeError {
         match self {
             KubeError::Transport(t) => Some(&t.error),
             // Said by Display already.
-            KubeError::Parse(_) | KubeError::Status { .. } => None,
+            KubeError::Parse(_) | KubeError::Status { .. } | KubeError::Credential(_) => None,
         }
     }
 }
@@ -136,31 +214,33 @@ pub enum KubeSetupError {
         path: PathBuf,
         error: std::io::Error,
     },
-    BadCa {
-        path: PathBuf,
-        detail: String,
-    },
+    /// CA certificates that cannot be used; `what` is the file or kubeconfig field.
+    BadCa { what: String, detail: String },
+    /// A client certificate or key that cannot be used.
+    BadClientCert { what: String, detail: String },
     /// `--kubernetes-url` is not an http(s) URL with a host.
-    BadUrl {
-        url: String,
-        why: String,
-    },
+    BadUrl { url: String, why: String },
+    /// A kubeconfig that cannot be used; `what` names its file(s).
+    Kubeconfig { what: String, why: String },
+    /// The kubeconfig's credential plugin gave no credential at start-up.
+    Exec(ExecError),
 }
 
 impl fmt::Display for KubeSetupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KubeSetupError::ReadFile { path, .. } => write!(f, "cannot read {}", path.display()),
-            KubeSetupError::BadCa { path, detail } => {
-                write!(
-                    f,
-                    "no usable CA certificate in {}: {detail}",
-                    path.display()
-                )
+            KubeSetupError::BadCa { what, detail } => {
+                write!(f, "no usable CA certificate in {what}: {detail}")
+            }
+            KubeSetupError::BadClientCert { what, detail } => {
+                write!(f, "no usable client certificate in {what}: {detail}")
             }
             KubeSetupError::BadUrl { url, why } => {
                 write!(f, "Kubernetes URL {:?}: {why}", without_credentials(url))
             }
+            KubeSetupError::Kubeconfig { what, why } => write!(f, "kubeconfig {what}: {why}"),
+            KubeSetupError::Exec(_) => f.write_str("kubeconfig credential plugin"),
         }
     }
 }
@@ -169,7 +249,11 @@ impl std::error::Error for KubeSetupError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             KubeSetupError::ReadFile { error, .. } => Some(error),
-            KubeSetupError::BadCa { .. } | KubeSetupError::BadUrl { .. } => None,
+            KubeSetupError::Exec(error) => Some(error),
+            KubeSetupError::BadCa { .. }
+            | KubeSetupError::BadClientCert { .. }
+            | KubeSetupError::BadUrl { .. }
+            | KubeSetupError::Kubeconfig { .. } => None,
         }
     }
 }
@@ -229,60 +313,202 @@ pub struct KubeClient {
     agent: ureq::Agent,
     base_url: Arc<str>,
     page_size: usize,
-    token: Option<Arc<Mutex<Token>>>,
+    credential: Option<Arc<Credential>>,
+}
+
+/// Where the bearer token (and, from a plugin, the client certificate) comes from.
+enum Credential {
+    File(Mutex<Token>),
+    Inline(String),
+    Exec(Box<ExecSession>),
+}
+
+/// A credential plugin and what it last issued. The lock is held while the plugin runs, so
+/// that threads listing at once run it once.
+struct ExecSession {
+    plugin: ExecPlugin,
+    agents: AgentSettings,
+    state: Mutex<ExecState>,
+}
+
+struct ExecState {
+    issued: Issued,
+    /// Set when the plugin issued a client certificate: an agent that presents it.
+    agent: Option<ureq::Agent>,
+    /// When the API server last refused what was issued (a 401): asked again then, but not
+    /// more than every few seconds for a plugin that keeps issuing a refused token.
+    refused_at: Option<Instant>,
+    issued_at: Instant,
+}
+
+/// Everything of an agent but the client certificate, which a plugin may change.
+struct AgentSettings {
+    roots: Option<Vec<ureq::tls::Certificate<'static>>>,
+    insecure: bool,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl AgentSettings {
+    fn build(&self, client_cert: Option<ureq::tls::ClientCert>) -> ureq::Agent {
+        let mut tls = ureq::tls::TlsConfig::builder().client_cert(client_cert);
+        if let Some(certs) = &self.roots {
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(certs));
+        }
+        if self.insecure {
+            tls = tls.disable_verification(true);
+        }
+        ureq::Agent::config_builder()
+            .tls_config(tls.build())
+            // The API server's address is given; an environment proxy would be a surprise.
+            .proxy(None)
+            // Error statuses carry a Status object we want to read.
+            .http_status_as_error(false)
+            .timeout_connect(Some(self.connect_timeout))
+            .timeout_global(Some(self.request_timeout))
+            .user_agent(concat!("cluster-insight/", env!("CARGO_PKG_VERSION")))
+            .accept("application/json")
+            .max_redirects(0)
+            .build()
+            .into()
+    }
+}
+
+/// A refused plugin credential is asked for again at most this often.
+const EXEC_RETRY_AFTER_REFUSAL: Duration = Duration::from_secs(5);
+
+fn client_cert(
+    cert: &[u8],
+    key: &[u8],
+    what: &str,
+) -> Result<ureq::tls::ClientCert, KubeSetupError> {
+    let bad = |detail: String| KubeSetupError::BadClientCert {
+        what: what.to_string(),
+        detail,
+    };
+    let chain = parse_ca(cert).map_err(bad)?;
+    let key = ureq::tls::PrivateKey::from_pem(key).map_err(|e| bad(format!("the key: {e}")))?;
+    Ok(ureq::tls::ClientCert::new_with_certs(&chain, key))
+}
+
+impl ExecSession {
+    /// What to send now: the agent (with the plugin's certificate, if any) and the token.
+    fn current(
+        &self,
+        default_agent: &ureq::Agent,
+    ) -> Result<(ureq::Agent, Option<String>), KubeError> {
+        let mut state = self.state.lock();
+        let refused =
+            state.refused_at.is_some() && state.issued_at.elapsed() >= EXEC_RETRY_AFTER_REFUSAL;
+        if refused
+            || state
+                .issued
+                .expired(cluster_insight_wire::time::now_millis())
+        {
+            let issued = self.plugin.run().map_err(KubeError::Credential)?;
+            let agent = self.agent_for(&issued).map_err(|e| {
+                KubeError::Credential(ExecError::Output {
+                    command: self.plugin.command.display().to_string(),
+                    why: e.to_string(),
+                })
+            })?;
+            *state = ExecState {
+                issued,
+                agent,
+                refused_at: None,
+                issued_at: Instant::now(),
+            };
+        }
+        let agent = state.agent.clone().unwrap_or_else(|| default_agent.clone());
+        Ok((agent, state.issued.token.clone()))
+    }
+
+    fn agent_for(&self, issued: &Issued) -> Result<Option<ureq::Agent>, KubeSetupError> {
+        match &issued.client_cert {
+            Some((cert, key)) => {
+                let identity = client_cert(cert, key, "the credential plugin's certificate")?;
+                Ok(Some(self.agents.build(Some(identity))))
+            }
+            None => Ok(None),
+        }
+    }
 }
 
 impl KubeClient {
-    /// Builds the client, reading the CA and the token now so that a bad file fails start-up.
+    /// Builds the client, reading the CA, the client certificate and the token now (and
+    /// running a credential plugin once) so that a bad configuration fails start-up.
     pub fn new(config: &KubeConfig) -> Result<KubeClient, KubeSetupError> {
         let url = &config.base_url;
         check_url(url).map_err(|why| KubeSetupError::BadUrl {
             url: url.clone(),
             why: why.to_string(),
         })?;
-        let mut tls = ureq::tls::TlsConfig::builder();
-        if let Some(ca) = &config.ca_file {
-            let pem = std::fs::read(ca).map_err(|error| KubeSetupError::ReadFile {
-                path: ca.clone(),
-                error,
-            })?;
-            let certs = parse_ca(&pem).map_err(|detail| KubeSetupError::BadCa {
-                path: ca.clone(),
-                detail,
-            })?;
-            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
-        }
-        if config.insecure_skip_tls_verify {
-            tls = tls.disable_verification(true);
-        }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .tls_config(tls.build())
-            // The API server's address is given; an environment proxy would be a surprise.
-            .proxy(None)
-            // Error statuses carry a Status object we want to read.
-            .http_status_as_error(false)
-            .timeout_connect(Some(config.connect_timeout))
-            .timeout_global(Some(config.request_timeout))
-            .user_agent(concat!("cluster-insight/", env!("CARGO_PKG_VERSION")))
-            .accept("application/json")
-            .max_redirects(0)
-            .build()
-            .into();
-        let token = match &config.token_file {
-            Some(file) => {
-                let token = Token::open(file).map_err(|error| KubeSetupError::ReadFile {
-                    path: file.clone(),
-                    error,
+        let roots = match &config.ca {
+            Some(ca) => {
+                let pem = ca.read()?;
+                let certs = parse_ca(&pem).map_err(|detail| KubeSetupError::BadCa {
+                    what: ca.describe(),
+                    detail,
                 })?;
-                Some(Arc::new(Mutex::new(token)))
+                Some(certs)
             }
             None => None,
+        };
+        let settings = AgentSettings {
+            roots,
+            insecure: config.insecure_skip_tls_verify,
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+        };
+        let identity = match &config.client_cert {
+            Some((cert, key)) => Some(client_cert(
+                &cert.read()?,
+                &key.read()?,
+                &format!("{} and {}", cert.describe(), key.describe()),
+            )?),
+            None => None,
+        };
+        let agent = settings.build(identity);
+        let credential = if let Some(file) = &config.token_file {
+            let token = Token::open(file).map_err(|error| KubeSetupError::ReadFile {
+                path: file.clone(),
+                error,
+            })?;
+            Some(Credential::File(Mutex::new(token)))
+        } else if let Some(token) = &config.token {
+            Some(Credential::Inline(token.clone()))
+        } else if let Some(plugin) = &config.exec {
+            let issued = plugin.run().map_err(KubeSetupError::Exec)?;
+            let session = ExecSession {
+                plugin: plugin.clone(),
+                agents: settings,
+                state: Mutex::new(ExecState {
+                    issued: Issued {
+                        token: None,
+                        client_cert: None,
+                        expires_at: None,
+                    },
+                    agent: None,
+                    refused_at: None,
+                    issued_at: Instant::now(),
+                }),
+            };
+            let agent = session.agent_for(&issued)?;
+            *session.state.lock() = ExecState {
+                issued,
+                agent,
+                refused_at: None,
+                issued_at: Instant::now(),
+            };
+            Some(Credential::Exec(Box::new(session)))
+        } else {
+            None
         };
         Ok(KubeClient {
             agent,
             base_url: Arc::from(url.as_str()),
             page_size: config.page_size.max(1),
-            token,
+            credential: credential.map(Arc::new),
         })
     }
 
@@ -384,14 +610,20 @@ impl KubeClient {
             .collect())
     }
 
-    /// The token this client sends, if any (re-read from its file now and then).
-    pub(crate) fn bearer(&self) -> Option<String> {
-        self.token.as_ref().and_then(|t| t.lock().current())
+    /// The agent to send with and the token to send, if any (re-read from its file now and
+    /// then, or asked of the credential plugin when what it issued has expired).
+    fn credentials(&self) -> Result<(ureq::Agent, Option<String>), KubeError> {
+        match self.credential.as_deref() {
+            None => Ok((self.agent.clone(), None)),
+            Some(Credential::File(token)) => Ok((self.agent.clone(), token.lock().current())),
+            Some(Credential::Inline(token)) => Ok((self.agent.clone(), Some(token.clone()))),
+            Some(Credential::Exec(session)) => session.current(&self.agent),
+        }
     }
 
     fn get(&self, url: &str) -> Result<String, KubeError> {
-        let mut request = self.agent.get(url);
-        let sent = self.bearer();
+        let (agent, sent) = self.credentials()?;
+        let mut request = agent.get(url);
         if let Some(value) = &sent {
             request = request.header("Authorization", &format!("Bearer {value}"));
         }
@@ -409,11 +641,8 @@ impl KubeClient {
         secret: Option<&str>,
     ) -> Result<String, KubeError> {
         let url = format!("{}{path}", self.base_url.trim_end_matches('/'));
-        let mut request = self
-            .agent
-            .post(&url)
-            .header("Content-Type", "application/json");
-        let sent = self.bearer();
+        let (agent, sent) = self.credentials()?;
+        let mut request = agent.post(&url).header("Content-Type", "application/json");
         if let Some(value) = &sent {
             request = request.header("Authorization", &format!("Bearer {value}"));
         }
@@ -448,6 +677,11 @@ impl KubeClient {
         if (200..300).contains(&status) {
             Ok(text)
         } else {
+            if status == 401 {
+                if let Some(Credential::Exec(session)) = self.credential.as_deref() {
+                    session.state.lock().refused_at = Some(Instant::now());
+                }
+            }
             // A server or proxy that echoes the request's headers in its error must not
             // put the token into the log and `/status`.
             let mut text = text;
