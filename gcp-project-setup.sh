@@ -19,7 +19,7 @@
 # no mapfile, and empty arrays are expanded with the ${a[@]+"${a[@]}"} idiom under `set -u`.
 set -euo pipefail
 
-readonly DEFAULT_IMAGE=kubernetes/cluster-insight
+readonly DEFAULT_IMAGE=cluster-insight:0.1.0
 readonly MASTER_PORT=5555
 readonly NAMESPACE=cluster-insight
 # One line per instance, fields separated by `|` (GCE names, zones, networks and tags never

@@ -3,7 +3,7 @@
 #
 # Run it on the host itself, or pipe it over ssh (a manual install, e.g. on AWS):
 #   sudo bash install.sh minion
-#   ssh HOST 'sudo bash -s -- minion --image kubernetes/cluster-insight' < install.sh
+#   ssh HOST 'sudo bash -s -- minion --image cluster-insight:0.1.0' < install.sh
 #
 # It checks that Docker runs, obtains the image (from --image-tar, else the local image, else
 # `docker pull`), makes sure of the shared token callers must present (--auth-token-file,
@@ -18,7 +18,7 @@ usage() {
 usage: install.sh [OPTIONS] master|minion
        install.sh --uninstall [master|minion]
 
-  --image NAME           image to run (default kubernetes/cluster-insight)
+  --image NAME           image to run (default cluster-insight:0.1.0)
   --image-tar FILE       `docker load` the image from FILE first (from `docker save`);
                          without --image, the image named in FILE is run
   --port N               port to serve on (default 5555 master, 4243 minion)
@@ -288,7 +288,7 @@ uninstall() {
 }
 
 main() {
-    IMAGE=kubernetes/cluster-insight IMAGE_GIVEN=0 IMAGE_TAR='' PORT='' DOCKER_SOCKET=''
+    IMAGE=cluster-insight:0.1.0 IMAGE_GIVEN=0 IMAGE_TAR='' PORT='' DOCKER_SOCKET=''
     MASTER_FLAGS='' NAME='' WAIT=60 UNINSTALL=0 MODE='' REMOVED=0 IMAGE_ID='' PROBE_HOST=127.0.0.1
     TOKEN_FILE=/etc/cluster-insight/token NO_AUTH=0
     while [ $# -gt 0 ]; do

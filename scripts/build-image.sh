@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the static musl binary and the FROM-scratch image around it.
 #
-#   scripts/build-image.sh [IMAGE]      (default kubernetes/cluster-insight)
+#   scripts/build-image.sh [IMAGE]      (default cluster-insight:VERSION, VERSION from Cargo.toml:
+#                                        the name every install path runs by default)
 #   scripts/build-image.sh --binary-only   the binary alone; its path is the last line printed
 #
 # Installs what the build needs when it can (the rustup musl target; Debian's musl-tools when
@@ -11,13 +12,14 @@
 set -euo pipefail
 
 TARGET=x86_64-unknown-linux-musl
-IMAGE=${1:-kubernetes/cluster-insight}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+IMAGE=${1:-cluster-insight:$VERSION}
 BINARY_ONLY=false
 if [ "$IMAGE" = --binary-only ]; then
     BINARY_ONLY=true
 fi
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
 
 fail() {
     echo "build-image.sh: FAILED: $*" >&2

@@ -1,5 +1,6 @@
 //! The README and the contract name every type the graph has and every relation it draws,
-//! from the table of kinds and the table of rules, so that neither falls behind the code.
+//! from the table of kinds and the table of rules, so that neither falls behind the code; the
+//! install paths and the build script name one image.
 
 use cluster_insight::graph::{Kind, RELATION_RULES};
 
@@ -48,5 +49,57 @@ fn the_readme_and_the_contract_list_every_type_and_relation() {
                 );
             }
         }
+    }
+}
+
+/// One image name, `cluster-insight:VERSION`, built by the build script and run by default by
+/// every install path; the 2015 project's Docker Hub name is nowhere.
+#[test]
+fn every_install_path_runs_the_image_the_build_script_makes() {
+    let version = env!("CARGO_PKG_VERSION");
+    let image = format!("cluster-insight:{version}");
+    let manifest: serde_json::Value = serde_json::from_str(&read("controller.json")).unwrap();
+    let mut images = Vec::new();
+    for item in manifest["items"].as_array().unwrap() {
+        for c in item["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            images.push(c["image"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(images, [image.clone(), image.clone()], "controller.json");
+    for (file, default) in [
+        ("install.sh", format!("IMAGE={image} ")),
+        ("gcp-project-setup.sh", format!("DEFAULT_IMAGE={image}\n")),
+        ("Dockerfile.scratch", format!("-t {image} .")),
+        ("README.md", format!("docker tag {image} ")),
+    ] {
+        let text = read(file);
+        assert!(
+            text.contains(&default),
+            "{file} does not default to {image}"
+        );
+    }
+    // The build script names it from Cargo.toml's version.
+    let build = read("scripts/build-image.sh");
+    assert!(
+        build.contains("IMAGE=${1:-cluster-insight:$VERSION}"),
+        "build-image.sh"
+    );
+    for file in [
+        "controller.json",
+        "install.sh",
+        "gcp-project-setup.sh",
+        "Dockerfile.scratch",
+        "README.md",
+        "scripts/build-image.sh",
+        "docs/contract.md",
+    ] {
+        assert!(
+            !read(file).contains("kubernetes/cluster-insight"),
+            "{file} names the 2015 project's image"
+        );
     }
 }

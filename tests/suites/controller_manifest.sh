@@ -63,13 +63,15 @@ if [[ ! -f $swagger ]]; then
     missing "the Kubernetes OpenAPI document is not at $swagger"
 fi
 
-results=$(python3 - "$manifest" "$swagger" "$kv" <<'PY'
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$(dirname "$manifest")/Cargo.toml" | head -n 1)
+results=$(python3 - "$manifest" "$swagger" "$kv" "$version" <<'PY'
 import gzip
 import json
 import re
 import sys
 
 manifest_path, swagger_path, use_kv = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+VERSION = sys.argv[4]
 checks = []
 
 
@@ -329,8 +331,9 @@ for w in (ds, deploy):
         check("%s: cpu and memory requests and limits set" % cl,
               all(k in res.get(part, {}) for part in ("requests", "limits") for k in ("cpu", "memory")),
               json.dumps(res))
-        check("%s: runs the cluster-insight image's /cluster-insight" % cl,
-              c.get("image") == "kubernetes/cluster-insight" and c.get("command") == ["/cluster-insight"])
+        check("%s: runs the cluster-insight:VERSION image's /cluster-insight, pulled only if missing" % cl,
+              c.get("image") == "cluster-insight:" + VERSION and c.get("command") == ["/cluster-insight"]
+              and c.get("imagePullPolicy") == "IfNotPresent")
 
 # The minions.
 mp = pod(ds)

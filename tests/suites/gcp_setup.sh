@@ -13,6 +13,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 script=$root/gcp-project-setup.sh
 stubs=$root/tests/stubs
 fixtures=$root/tests/fixtures/gcloud
+# The image every install path runs by default: cluster-insight:VERSION, from Cargo.toml.
+image=cluster-insight:$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n 1)
 
 passed=0
 failed=0
@@ -208,7 +210,7 @@ k8s-guestbook-node-2 minion
 k8s-guestbook-node-3 minion
 k8s-guestbook-master master"
 check "each install is piped to its instance in its zone" \
-    log_has "gcloud compute ssh k8s-guestbook-node-2 --project demo-project-123 --zone us-central1-b --quiet --command sudo bash -s -- minion --image kubernetes/cluster-insight"
+    log_has "gcloud compute ssh k8s-guestbook-node-2 --project demo-project-123 --zone us-central1-b --quiet --command sudo bash -s -- minion --image $image"
 check "every install received the installer (a script starting with #!) on stdin" every_install_got_the_script
 check "the stopped node is left alone" log_lacks "k8s-guestbook-node-4"
 check "VMs outside the cluster are left alone" log_lacks_re "build-node-1|ci-runner"
@@ -421,7 +423,7 @@ STUB_MINIONS_READY=1/2 setup gke demo-project-123 --image registry.example/ci:1.
 check "GKE --image: both pod templates in the applied manifests use that image" \
     file_count 2 '"image": "registry.example/ci:1.2"' "$run/state/applied-1.json"
 check "GKE --image: the default image is gone from them" \
-    file_count 0 '"image": "kubernetes/cluster-insight"' "$run/state/applied-1.json"
+    file_count 0 "\"image\": \"$image\"" "$run/state/applied-1.json"
 check "GKE: minions not all ready: still a success" ends_with 0 "SCRIPT ALL DONE"
 check "GKE: minions not all ready: reported" out_has "Minions ready: 1/2"
 check "GKE: minions not all ready: warned about" out_has_re "^warning: not every node runs a ready minion"

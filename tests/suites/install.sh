@@ -9,7 +9,8 @@ set -uo pipefail
 # shellcheck source=tests/docker/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../docker/lib.sh"
 
-IMAGE=kubernetes/cluster-insight
+# The image install.sh runs by default: cluster-insight:VERSION, from Cargo.toml.
+IMAGE=cluster-insight:$(sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO/Cargo.toml" | head -n 1)
 LABEL=cluster-insight.install.mode
 
 # The scripts a user runs, and these tests, are shellcheck-clean.
