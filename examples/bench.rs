@@ -16,6 +16,10 @@
 //! nodes (`node-50` … `node-1000`: every agent answers `GET /node`; `docker-50` …
 //! `docker-1000`: older agents, read call by call through Docker), noting for each refresh
 //! whether the graph held every resource and a hash of `/cluster` after its timestamp.
+//! `--auth` measures what authorization costs a request: `GET /version` answered with no
+//! authorization, with a static token, and delegated to the (simulated) API server with the
+//! review cached and with every request a new token (a TokenReview and a SubjectAccessReview
+//! each, over loopback HTTP).
 //! `--binary PATH` measures another build of the master (the simulator is this one).
 
 use std::io::{Read, Write};
@@ -74,12 +78,14 @@ fn main() {
     let mut sizes = vec!["small".to_string(), "medium".to_string()];
     let mut sizes_given = false;
     let mut stability = false;
+    let mut auth = false;
     let mut binary = None;
     let mut out = PathBuf::from("bench-results");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--stability" => stability = true,
+            "--auth" => auth = true,
             "--binary" => binary = Some(PathBuf::from(args.next().expect("--binary PATH"))),
             "--sizes" => {
                 sizes = args
@@ -93,7 +99,7 @@ fn main() {
             }
             "--out" => out = PathBuf::from(args.next().expect("--out DIR")),
             "-h" | "--help" => {
-                println!("bench [--sizes small|medium|large|kube-only|SPEC[;...]] [--stability] [--binary PATH] [--out DIR]");
+                println!("bench [--sizes small|medium|large|kube-only|SPEC[;...]] [--stability] [--auth] [--binary PATH] [--out DIR]");
                 return;
             }
             other => panic!("unknown argument {other:?}"),
@@ -114,6 +120,10 @@ fn main() {
     std::fs::create_dir_all(&out).unwrap();
     if stability {
         run_stability(&binary, &sizes, &out);
+        return;
+    }
+    if auth {
+        run_auth(&binary, &out);
         return;
     }
     let mut results = Vec::new();
@@ -245,6 +255,11 @@ fn run_size(binary: &Path, name: &str, spec_text: &str) -> Value {
 /// Starts `binary` as a master against `sim`, refreshing every 10 s, reading the nodes when
 /// the simulator serves them.
 fn start_master(binary: &Path, sim: &Simulator) -> MasterProcess {
+    start_master_with(binary, sim, &[])
+}
+
+/// [`start_master`] with more flags.
+fn start_master_with(binary: &Path, sim: &Simulator, extra: &[&str]) -> MasterProcess {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -255,6 +270,7 @@ fn start_master(binary: &Path, sim: &Simulator) -> MasterProcess {
         .args(["--port", &port.to_string()])
         .args(["--kubernetes-url", &sim.kube_url()])
         .args(["--refresh-interval", "10", "--workers", "64"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if sim.spec().with_docker {
@@ -266,6 +282,106 @@ fn start_master(binary: &Path, sim: &Simulator) -> MasterProcess {
         child: cmd.spawn().expect("the master starts"),
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
     }
+}
+
+/// Requests timed per authorization case.
+const AUTH_REQUESTS: usize = 2000;
+
+fn run_auth(binary: &Path, out: &Path) {
+    let sim = Simulator::start(SimSpec::default()).expect("the simulator starts");
+    for i in 0..=AUTH_REQUESTS {
+        sim.add_token(
+            &format!("bench-token-{i}"),
+            &format!("reader-{i}"),
+            &["readers"],
+            &[],
+        );
+    }
+    sim.grant("readers", "/cluster-insight/*");
+    let token_file = out.join("bench-auth-token");
+    std::fs::write(&token_file, "bench-static-token\n").unwrap();
+    let token_flag = token_file.to_str().unwrap();
+    let cases: [(&str, Vec<&str>); 3] = [
+        ("none (--no-auth)", vec!["--no-auth"]),
+        (
+            "static token (--auth-token-file)",
+            vec!["--auth-token-file", token_flag],
+        ),
+        ("delegated (--delegated-auth)", vec!["--delegated-auth"]),
+    ];
+    let mut rows = Vec::new();
+    for (name, flags) in cases {
+        let master = start_master_with(binary, &sim, &flags);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while get_status(master.addr, "/readyz", None) != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: the master never became ready"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let timed = |token: &dyn Fn(usize) -> Option<String>| {
+            let mut times: Vec<f64> = (0..AUTH_REQUESTS)
+                .map(|i| {
+                    let token = token(i);
+                    let t = Instant::now();
+                    let status = get_status(master.addr, "/version", token.as_deref());
+                    assert_eq!(status, Some(200), "{name}: GET /version");
+                    t.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect();
+            times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let at =
+                |q: f64| round(times[((times.len() as f64 * q) as usize).min(times.len() - 1)]);
+            json!({"p50_ms": at(0.5), "p99_ms": at(0.99), "mean_ms": round(times.iter().sum::<f64>() / times.len() as f64)})
+        };
+        match flags[0] {
+            "--no-auth" => rows.push(json!({"case": name, "latency": timed(&|_| None)})),
+            "--auth-token-file" => rows.push(
+                json!({"case": name, "latency": timed(&|_| Some("bench-static-token".to_string()))}),
+            ),
+            _ => {
+                rows.push(json!({"case": format!("{name}, review cached"),
+                    "latency": timed(&|_| Some("bench-token-0".to_string()))}));
+                rows.push(json!({"case": format!("{name}, a new token each request"),
+                    "latency": timed(&|i| Some(format!("bench-token-{}", i + 1)))}));
+            }
+        }
+        eprintln!("{}", serde_json::to_string(rows.last().unwrap()).unwrap());
+    }
+    let mut md = String::from("| authorization | p50 | p99 | mean |\n|---|---|---|---|\n");
+    for row in &rows {
+        let l = &row["latency"];
+        md.push_str(&format!(
+            "| {} | {} ms | {} ms | {} ms |\n",
+            row["case"].as_str().unwrap(),
+            l["p50_ms"],
+            l["p99_ms"],
+            l["mean_ms"]
+        ));
+    }
+    std::fs::write(
+        out.join("bench-auth.json"),
+        serde_json::to_string_pretty(&rows).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(out.join("bench-auth.md"), &md).unwrap();
+    println!("{md}");
+}
+
+/// The status of GET `path` (with a bearer token), on a new connection.
+fn get_status(addr: SocketAddr, path: &str, token: Option<&str>) -> Option<u16> {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("Authorization", b.as_str()))
+        .collect();
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    s.write_all(&request_head(path, &headers)).ok()?;
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).ok()?;
+    std::str::from_utf8(reply.get(9..12)?).ok()?.parse().ok()
 }
 
 /// Refreshes watched per stability size.

@@ -1120,6 +1120,7 @@ fn generated_requests_never_reach_the_daemon_outside_the_allow_list() {
         proxy::handler(
             Arc::new(Agent::new(config)),
             Arc::new(cluster_insight::auth::Authorizer::Open),
+            2,
         ),
     )
     .unwrap();
@@ -1151,7 +1152,8 @@ fn generated_requests_never_reach_the_daemon_outside_the_allow_list() {
                         "200" | "404" => {
                             forwarded_answers.fetch_add(1, Ordering::Relaxed);
                         }
-                        "400" | "403" | "405" | "414" | "431" => {}
+                        // 503: as many requests as may wait on the daemon already do.
+                        "400" | "403" | "405" | "414" | "431" | "503" => {}
                         other => panic!("status {other:?} for {head:?}"),
                     }
                 }
@@ -1163,7 +1165,9 @@ fn generated_requests_never_reach_the_daemon_outside_the_allow_list() {
         assert!(spec_allows(line), "the daemon received {line:?}");
     }
     // The generator reaches the allowed shapes too, so the check above has material.
-    assert!(lines.len() > count / 20, "only {} forwarded", lines.len());
+    let answers = forwarded_answers.load(Ordering::Relaxed);
+    assert!(answers > count / 20, "only {answers} forwarded");
+    assert!(!lines.is_empty());
     let distinct: BTreeSet<&String> = lines.iter().collect();
     println!(
         "{} generated requests through the minion: {} reached the daemon ({} distinct), all \
@@ -1173,6 +1177,8 @@ fn generated_requests_never_reach_the_daemon_outside_the_allow_list() {
         distinct.len(),
         started.elapsed().as_secs_f64()
     );
-    assert_eq!(lines.len(), forwarded_answers.load(Ordering::Relaxed));
+    // The same request within a second is answered from the daemon's last answer, so the
+    // daemon saw at most as many requests as there were forwarded answers.
+    assert!(lines.len() <= answers, "{} > {answers}", lines.len());
     server.shutdown();
 }

@@ -32,6 +32,13 @@ fn named_server(name: &str) -> RunningServer {
             Body::Shared(Arc::clone(&big)),
         ),
         "/panic" => panic!("a handler bug"),
+        // An answer of its own per request, as a proxy's is, larger than the socket buffers
+        // of both ends can take (32 MiB of receive buffer on some kernels).
+        "/owned" => Response::new(
+            200,
+            "application/octet-stream",
+            Body::Owned(vec![b'y'; 4 * BIG]),
+        ),
         _ => Response::new(200, "text/plain", Body::Owned(b"ok".to_vec())),
     });
     http::serve("127.0.0.1:0".parse().unwrap(), WORKERS, name, handler).unwrap()
@@ -347,5 +354,108 @@ fn absolute_form_targets_are_served() {
             "{target}: {reply}"
         );
     }
+    server.shutdown();
+}
+
+/// The status of GET `path` on a new connection, reading only the head.
+fn status_of(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = s.read(&mut head).unwrap();
+    let head = String::from_utf8_lossy(&head[..n]).into_owned();
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head)
+}
+
+#[test]
+fn answers_of_their_own_held_for_clients_that_never_read_are_bounded() {
+    let server = named_server("held");
+    let addr = server.local_addr();
+    // Four answers of 64 MiB fill what the server holds for slow clients (256 MiB).
+    let mut stuck = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /owned HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        stuck.push(s);
+    }
+    // Once they are all held, one more answer of its own is a 503; shared ones still go.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, head) = loop {
+        let (status, head) = status_of(addr, "/owned");
+        if status != 200 || Instant::now() > deadline {
+            break (status, head);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status, 503, "{head}");
+    assert!(head.contains("Retry-After: 1"), "{head}");
+    assert_eq!(status_of(addr, "/big").0, 200);
+    assert_eq!(status_of(addr, "/small").0, 200);
+    // When they go, so does what was held for them.
+    drop(stuck);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_of(addr, "/owned").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "still held after the clients left"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.shutdown();
+}
+
+#[test]
+fn probes_go_ahead_of_every_request_waiting_for_a_worker() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let done = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let done = Arc::clone(&done);
+        Arc::new(move |request: &Request| {
+            if request.path() == "/slow" {
+                std::thread::sleep(Duration::from_millis(100));
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            Response::new(200, "text/plain", Body::Owned(b"ok".to_vec()))
+        })
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server =
+        http::serve_listener_with_probes(listener, 1, "probes", handler, &["/healthz"]).unwrap();
+    let addr = server.local_addr();
+    // Twenty slow requests queue up behind the one worker...
+    let queued: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(150));
+    // ...and the probe is answered after the one in hand, not after all of them.
+    let (status, _) = status_of(addr, "/healthz");
+    let slow_answered = done.load(Ordering::SeqCst);
+    assert_eq!(status, 200);
+    assert!(
+        slow_answered < 5,
+        "the probe waited for {slow_answered} slow requests"
+    );
+    // The others are answered too.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while done.load(Ordering::SeqCst) < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the queued requests were not answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(queued);
     server.shutdown();
 }

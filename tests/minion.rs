@@ -25,6 +25,10 @@ struct Minion {
 
 impl Minion {
     fn start(docker_socket: &Path) -> Minion {
+        Minion::start_with_workers(docker_socket, 2)
+    }
+
+    fn start_with_workers(docker_socket: &Path, workers: usize) -> Minion {
         let config = AgentConfig {
             runtime_sockets: vec![docker_socket.to_path_buf()],
             client: ClientConfig {
@@ -38,11 +42,12 @@ impl Minion {
         };
         let server = http::serve(
             "127.0.0.1:0".parse().unwrap(),
-            2,
+            workers,
             "minion",
             proxy::handler(
                 Arc::new(Agent::new(config)),
                 Arc::new(cluster_insight::auth::Authorizer::Open),
+                workers,
             ),
         )
         .expect("start the minion");
@@ -529,4 +534,77 @@ fn mixed_traffic_never_reaches_the_daemon_outside_the_allow_list() {
     assert_eq!(forwarded, 4);
     assert_eq!(fake.request_lines().len(), 4);
     assert_daemon_saw_only_allowed(&fake);
+}
+
+#[test]
+fn a_hung_daemon_holds_at_most_all_workers_but_two() {
+    let fake = FakeDocker::start();
+    let minion = Minion::start_with_workers(fake.socket(), 4);
+    fake.set_mode(Mode::Hang);
+    // Six forwarded calls at once: two wait on the daemon (until the minion's 2 s timeout),
+    // the others are told at once that it is busy.
+    let hung_done = std::sync::atomic::AtomicUsize::new(0);
+    let statuses = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..6)
+            .map(|i| {
+                let (minion, hung_done) = (&minion, &hung_done);
+                s.spawn(move || {
+                    let reply = minion.send(&format!("GET /containers/c{i}/json HTTP/1.1"));
+                    if reply.status == 502 {
+                        hung_done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    reply
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        // While they hang: a refusal and a health check get the workers left.
+        let refused = minion.send("GET /secrets HTTP/1.1");
+        assert_eq!(refused.status, 403, "{refused:?}");
+        let ping_busy = minion.send("GET /_ping HTTP/1.1");
+        assert_eq!(
+            hung_done.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "answered only after the hung calls ended"
+        );
+        assert_eq!(ping_busy.status, 503, "{ping_busy:?}");
+        assert_eq!(ping_busy.header("Retry-After"), Some("1"));
+        calls
+            .into_iter()
+            .map(|c| c.join().unwrap().status)
+            .collect::<Vec<u16>>()
+    });
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [502, 502, 503, 503, 503, 503], "{statuses:?}");
+    fake.set_mode(Mode::Normal);
+    assert_eq!(minion.send("GET /_ping HTTP/1.1").body, b"OK");
+}
+
+#[test]
+fn callers_of_the_same_request_share_the_daemons_answer_for_a_second() {
+    let fake = FakeDocker::start();
+    let minion = Minion::start(fake.socket());
+    let asked = |fake: &FakeDocker| {
+        fake.request_lines()
+            .iter()
+            .filter(|l| l.starts_with("GET /containers/json"))
+            .count()
+    };
+    let first = minion.send("GET /containers/json HTTP/1.1");
+    assert_eq!(first.status, 200);
+    for _ in 0..9 {
+        let again = minion.send("GET /containers/json HTTP/1.1");
+        assert_eq!((again.status, &again.body), (200, &first.body));
+    }
+    // Ten answers; the daemon was asked once for each second they took (one, on any but a
+    // very slow machine).
+    let rounds = asked(&fake);
+    assert!(
+        (1..10).contains(&rounds),
+        "the daemon was asked {rounds} times"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(minion.send("GET /containers/json HTTP/1.1").status, 200);
+    assert_eq!(asked(&fake), rounds + 1, "asked again after a second");
 }

@@ -42,7 +42,13 @@ impl Master {
         let collector = std::thread::Builder::new()
             .name("collector".into())
             .spawn(move || collector.run(stop_rx))?;
-        let server = http::serve_listener(listener, workers, "api", api::handler(state))?;
+        let server = http::serve_listener_with_probes(
+            listener,
+            workers,
+            "api",
+            api::handler(state),
+            &["/healthz", "/readyz"],
+        )?;
         Ok(Master {
             server,
             collector,

@@ -45,6 +45,6 @@ pub fn start(
     if let Err(e) = agent.node() {
         log::warn!("{e}; /node answers 502 until a runtime answers");
     }
-    let handler = proxy::handler(agent, auth);
-    http::serve_listener(listener, options.workers, "minion", handler)
+    let handler = proxy::handler(agent, auth, options.workers);
+    http::serve_listener_with_probes(listener, options.workers, "minion", handler, &["/healthz"])
 }

@@ -15,4 +15,4 @@ mod server;
 pub use body::{Body, Composed, Piece};
 pub use client::{Bearer, Client, ClientConfig, Endpoint};
 pub use message::{Handler, Method, Request, Response};
-pub use server::{serve, serve_listener, RunningServer};
+pub use server::{serve, serve_listener, serve_listener_with_probes, RunningServer};

@@ -49,6 +49,21 @@ const WORKER_WRITE_BUDGET: usize = 64 << 10;
 /// What the I/O thread writes to one client before turning to the next, so that clients
 /// share it and one fast reader of a large answer does not hold up the rest.
 const IO_WRITE_BUDGET: usize = 256 << 10;
+/// What the I/O thread writes in one turn over all clients: with hundreds of answers being
+/// written, each gets its share, so that a turn (and the new requests read at its start)
+/// never waits long behind copying into socket buffers.
+const IO_TURN_BUDGET: usize = 8 << 20;
+/// The least a client gets per turn, however many there are.
+const IO_MIN_WRITE: usize = 16 << 10;
+/// Bytes of answers the server may hold for clients that read slowly, beyond the answers
+/// handlers share (a snapshot's body is held once, whatever the number of clients): over it,
+/// a new answer of its own is a 503, so that clients that do not read cannot grow memory.
+pub(crate) const MAX_HELD_BYTES: usize = 256 << 20;
+/// The kernel's send buffer of each connection (Linux keeps twice this). Left to itself it
+/// grows to several MB for a client that does not read: 500 such clients held 2 GB of kernel
+/// memory, and the kernel under that pressure slowed every write. This still lets one reader
+/// take a 1 MB window: over 1 GB/s on a LAN, 20 MB/s at a 50 ms round trip.
+const SEND_BUFFER: usize = 512 << 10;
 /// Open connections beyond this get a 503 and are closed at once.
 pub(super) const MAX_CONNECTIONS: usize = 4096;
 /// On shutdown, how long answers already being written may take to finish.
@@ -113,14 +128,34 @@ pub fn serve_listener(
     name: &str,
     handler: Handler,
 ) -> io::Result<RunningServer> {
+    serve_listener_with_probes(listener, workers, name, handler, &[])
+}
+
+/// [`serve_listener`], where requests for `probes` (paths such as `/healthz`, whose
+/// answers are cheap and must come at once: a liveness probe that waits gets the process
+/// restarted) go ahead of every other request waiting for a worker.
+pub fn serve_listener_with_probes(
+    listener: TcpListener,
+    workers: usize,
+    name: &str,
+    handler: Handler,
+    probes: &'static [&'static str],
+) -> io::Result<RunningServer> {
     let local_addr = listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let open = Arc::new(AtomicUsize::new(0));
     let workers = workers.max(1);
     // Everything the I/O thread must look after: new connections, answers to finish.
     let (events_tx, events_rx) = crossbeam_channel::unbounded::<Event>();
-    // Complete requests waiting for a worker; a full queue sheds load with 503.
+    // Complete requests waiting for a worker; a full queue sheds load with 503. Probes have
+    // a queue of their own, which workers take from first.
     let (work_tx, work_rx) = crossbeam_channel::bounded::<(Conn, Request)>(workers * 64);
+    let (probe_tx, probe_rx) = crossbeam_channel::bounded::<(Conn, Request)>(workers * 64);
+    let queues = Queues {
+        work: work_tx,
+        probes: probe_tx,
+        probe_paths: probes,
+    };
 
     let mut threads = Vec::with_capacity(workers + 2);
     {
@@ -136,15 +171,18 @@ pub fn serve_listener(
         threads.push(
             std::thread::Builder::new()
                 .name(format!("{name}-io"))
-                .spawn(move || io_loop(&events_rx, work_tx, &stop))?,
+                .spawn(move || io_loop(&events_rx, queues, &stop))?,
         );
     }
+    let held = Arc::new(AtomicUsize::new(0));
     for n in 0..workers {
-        let (work_rx, events, handler) = (work_rx.clone(), events_tx.clone(), Arc::clone(&handler));
+        let (work_rx, probe_rx) = (work_rx.clone(), probe_rx.clone());
+        let (events, handler) = (events_tx.clone(), Arc::clone(&handler));
+        let held = Arc::clone(&held);
         threads.push(
             std::thread::Builder::new()
                 .name(format!("{name}-{n}"))
-                .spawn(move || worker(&work_rx, &events, &handler))?,
+                .spawn(move || worker(&probe_rx, &work_rx, &events, &handler, &held))?,
         );
     }
     Ok(RunningServer {
@@ -187,6 +225,35 @@ struct Outgoing {
     keep_alive: bool,
     started: Instant,
     last_progress: Instant,
+    /// Counted in the server's held bytes while it lives, when its body is its own.
+    held: Option<Held>,
+}
+
+/// Bytes of an answer's own body, counted in the server's total while the answer lives.
+struct Held {
+    total: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Counts `bytes` in, unless that would pass [`MAX_HELD_BYTES`].
+    fn take(total: &Arc<AtomicUsize>, bytes: usize) -> Option<Held> {
+        total
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+                (held + bytes <= MAX_HELD_BYTES).then_some(held + bytes)
+            })
+            .ok()
+            .map(|_| Held {
+                total: Arc::clone(total),
+                bytes,
+            })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
 }
 
 /// Pieces handed to one vectored write.
@@ -286,6 +353,7 @@ fn accept_loop(
             continue;
         }
         let _ = stream.set_nodelay(true);
+        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
         let conn = Conn {
             remote: Some(remote),
             stream,
@@ -337,14 +405,31 @@ enum Progress {
 /// The I/O thread: reads request heads from every connection that is not being answered,
 /// and finishes answers that did not fit into the socket at once. All sockets are
 /// non-blocking, so no client can hold this thread.
-fn io_loop(events: &Receiver<Event>, work: Sender<(Conn, Request)>, stop: &AtomicBool) {
+/// Where the I/O thread sends complete requests.
+struct Queues {
+    work: Sender<(Conn, Request)>,
+    probes: Sender<(Conn, Request)>,
+    probe_paths: &'static [&'static str],
+}
+
+impl Queues {
+    fn queue_for(&self, request: &Request) -> &Sender<(Conn, Request)> {
+        if self.probe_paths.contains(&request.path()) {
+            &self.probes
+        } else {
+            &self.work
+        }
+    }
+}
+
+fn io_loop(events: &Receiver<Event>, queues: Queues, stop: &AtomicBool) {
     let mut reading: Vec<Conn> = Vec::new();
     let mut writing: Vec<Outgoing> = Vec::new();
     let mut chunk = vec![0u8; 8192];
     let mut nap = Duration::from_millis(1);
     // Until shutdown: where requests go. After: `None`, so that the workers end once they
     // have answered what is queued, and the answers still to write, with their deadline.
-    let mut work = Some(work);
+    let mut work = Some(queues);
     let mut drain_until: Option<Instant> = None;
     let mut workers_done = false;
     loop {
@@ -398,10 +483,10 @@ fn io_loop(events: &Receiver<Event>, work: Sender<(Conn, Request)>, stop: &Atomi
                 }
                 Progress::Ready(request) => {
                     let conn = reading.swap_remove(i);
-                    let Some(work) = &work else {
+                    let Some(queues) = &work else {
                         continue;
                     };
-                    match work.try_send((conn, request)) {
+                    match queues.queue_for(&request).try_send((conn, request)) {
                         Ok(()) => {}
                         Err(TrySendError::Full((conn, _))) => {
                             writing.push(rejection(conn, 503, "server busy, try again"));
@@ -411,10 +496,11 @@ fn io_loop(events: &Receiver<Event>, work: Sender<(Conn, Request)>, stop: &Atomi
                 }
             }
         }
+        let share = (IO_TURN_BUDGET / writing.len().max(1)).clamp(IO_MIN_WRITE, IO_WRITE_BUDGET);
         let mut i = 0;
         while i < writing.len() {
             let before = writing[i].written;
-            match writing[i].write_some(IO_WRITE_BUDGET) {
+            match writing[i].write_some(share) {
                 Ok(true) => {
                     progressed = true;
                     if let Some(conn) = writing.swap_remove(i).finish() {
@@ -539,7 +625,7 @@ fn body_framing(headers: &[(String, String)]) -> Result<(), &'static str> {
 
 /// An error answer that closes the connection.
 fn rejection(conn: Conn, status: u16, message: &str) -> Outgoing {
-    outgoing(conn, &error_response(status, message), false, false, false)
+    outgoing(conn, error_response(status, message), false, false, false)
 }
 
 /// The errors the server itself finds before any handler runs, in the JSON form of every
@@ -548,57 +634,108 @@ fn error_response(status: u16, message: &str) -> Response {
     Response::error(status, message).with_header("Access-Control-Allow-Origin", "*")
 }
 
-fn worker(work: &Receiver<(Conn, Request)>, events: &Sender<Event>, handler: &Handler) {
-    for (conn, request) in work.iter() {
-        let http10 = request.version == Version::Http10;
-        let has_body = request
-            .header("Content-Length")
-            .is_some_and(|v| v.trim() != "0")
-            || request.header("Transfer-Encoding").is_some();
-        let connection = |token: &str| head::has_token(&request.headers, "connection", token);
-        // We never read request bodies (only GET and HEAD are served), so a connection that
-        // sent one cannot carry another request.
-        let keep_alive = !has_body && !connection("close") && (!http10 || connection("keep-alive"));
-
-        let response = match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
-            Ok(response) => response,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_string());
-                log::error!(
-                    "handler panicked on {} {}: {what}",
-                    request.method.as_str(),
-                    request.target
-                );
-                error_response(500, "internal error")
-            }
+fn worker(
+    probes: &Receiver<(Conn, Request)>,
+    work: &Receiver<(Conn, Request)>,
+    events: &Sender<Event>,
+    handler: &Handler,
+    held: &Arc<AtomicUsize>,
+) {
+    loop {
+        let job = crossbeam_channel::select_biased! {
+            recv(probes) -> job => job,
+            recv(work) -> job => job,
         };
-        let head_only = request.method == Method::Head;
-        let mut out = outgoing(conn, &response, head_only, keep_alive, http10);
-        // Write what the socket takes now, without waiting: the rest is the I/O thread's.
-        // A worker that waited on a client that does not read would be one fewer for
-        // everyone else, and a few hundred such clients would hold them all.
-        match out.write_some(WORKER_WRITE_BUDGET) {
-            Ok(true) => {
-                if let Some(conn) = out.finish() {
-                    let _ = events.send(Event::Conn(conn));
+        let Ok((conn, request)) = job else {
+            // Both queues close together, at shutdown, and one of them is empty: answer what
+            // the other still holds, then end.
+            for (conn, request) in probes.try_iter().chain(work.try_iter()) {
+                answer(conn, &request, events, handler, held);
+            }
+            return;
+        };
+        answer(conn, &request, events, handler, held);
+    }
+}
+
+/// Runs the handler for `request` and writes what the socket takes of the answer now.
+fn answer(
+    conn: Conn,
+    request: &Request,
+    events: &Sender<Event>,
+    handler: &Handler,
+    held: &Arc<AtomicUsize>,
+) {
+    let http10 = request.version == Version::Http10;
+    let has_body = request
+        .header("Content-Length")
+        .is_some_and(|v| v.trim() != "0")
+        || request.header("Transfer-Encoding").is_some();
+    let connection = |token: &str| head::has_token(&request.headers, "connection", token);
+    // We never read request bodies (only GET and HEAD are served), so a connection that
+    // sent one cannot carry another request.
+    let keep_alive = !has_body && !connection("close") && (!http10 || connection("keep-alive"));
+
+    let response = match catch_unwind(AssertUnwindSafe(|| handler(request))) {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            log::error!(
+                "handler panicked on {} {}: {what}",
+                request.method.as_str(),
+                request.target
+            );
+            error_response(500, "internal error")
+        }
+    };
+    let head_only = request.method == Method::Head;
+    let mut out = outgoing(conn, response, head_only, keep_alive, http10);
+    if let Body::Owned(bytes) = &out.body {
+        if bytes.len() > WORKER_WRITE_BUDGET {
+            match Held::take(held, bytes.len()) {
+                Some(counted) => out.held = Some(counted),
+                None => {
+                    log::warn!(
+                        "answering 503 to {:?}: {} MiB of answers already wait for slow clients",
+                        out.conn.remote,
+                        MAX_HELD_BYTES >> 20
+                    );
+                    out = outgoing(
+                        out.conn,
+                        error_response(503, "server busy: too many answers wait for slow clients")
+                            .with_header("Retry-After", "1"),
+                        head_only,
+                        false,
+                        http10,
+                    );
                 }
             }
-            Ok(false) => {
-                let _ = events.send(Event::Answer(out));
-            }
-            Err(e) => log::debug!("could not answer {:?}: {e}", out.conn.remote),
         }
+    }
+    // Write what the socket takes now, without waiting: the rest is the I/O thread's.
+    // A worker that waited on a client that does not read would be one fewer for
+    // everyone else, and a few hundred such clients would hold them all.
+    match out.write_some(WORKER_WRITE_BUDGET) {
+        Ok(true) => {
+            if let Some(conn) = out.finish() {
+                let _ = events.send(Event::Conn(conn));
+            }
+        }
+        Ok(false) => {
+            let _ = events.send(Event::Answer(out));
+        }
+        Err(e) => log::debug!("could not answer {:?}: {e}", out.conn.remote),
     }
 }
 
 /// Serializes the head of `response`; the body is shared, not copied.
 fn outgoing(
     conn: Conn,
-    response: &Response,
+    response: Response,
     head_only: bool,
     keep_alive: bool,
     http10: bool,
@@ -639,16 +776,13 @@ fn outgoing(
     Outgoing {
         conn,
         head,
-        body: if no_body {
-            Body::Empty
-        } else {
-            response.body.clone()
-        },
+        body: if no_body { Body::Empty } else { response.body },
         written: 0,
         piece_hint: 0,
         keep_alive,
         started: now,
         last_progress: now,
+        held: None,
     }
 }
 
@@ -673,7 +807,7 @@ mod tests {
             unparsed: false,
             open: Arc::new(AtomicUsize::new(1)),
         };
-        let out = outgoing(conn, response, head_only, true, false);
+        let out = outgoing(conn, response.clone(), head_only, true, false);
         let mut all = out.head.clone();
         all.extend_from_slice(&out.body.to_vec());
         String::from_utf8(all).unwrap()

@@ -12,6 +12,7 @@
 //! Failures are `ProxyError`s, mapped to statuses in one place.
 
 mod allow;
+mod forward;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,11 +22,12 @@ use std::time::{Duration, Instant};
 use crate::agent::AgentConfig;
 use crate::agent::{document, Agent, AgentError};
 use crate::auth::{self, Authorizer};
-use crate::collect::runtime::docker::{redact_env, DEFAULT_SOCKET};
+use crate::collect::runtime::docker::DEFAULT_SOCKET;
 use crate::http::layers::{self, printable};
 use crate::http::{client, Body, Client, Endpoint, Handler, Method, Request, Response};
 use crate::report::chain;
-use allow::{check_request, is_container_inspect, Decision, Refusal};
+use allow::{check_request, Decision, Refusal};
+use forward::Forwarder;
 
 /// Refusals logged at most: anyone who reaches the port can send refused requests as fast
 /// as they like, and the log must not grow with them.
@@ -100,6 +102,10 @@ enum ProxyError {
     },
     /// The agent could not read its node.
     Agent(AgentError),
+    /// As many requests as may wait on the daemon at once already do.
+    Busy {
+        limit: usize,
+    },
 }
 
 impl ProxyError {
@@ -110,6 +116,7 @@ impl ProxyError {
             ProxyError::Daemon { .. } | ProxyError::Unredactable { .. } | ProxyError::Agent(_) => {
                 502
             }
+            ProxyError::Busy { .. } => 503,
         }
     }
 
@@ -124,10 +131,15 @@ impl ProxyError {
                  object: not passed on, since its environment could not be redacted"
             ),
             ProxyError::Agent(e) => format!("cannot read this node: {e}"),
+            ProxyError::Busy { limit } => format!(
+                "the Docker daemon is answering {limit} requests of this minion already; try \
+                 again"
+            ),
         };
         let response = Response::error(self.status(), &message);
         match self {
             ProxyError::Refused(Refusal::Method(_)) => response.with_header("Allow", "GET, HEAD"),
+            ProxyError::Busy { .. } => response.with_header("Retry-After", "1"),
             _ => response,
         }
     }
@@ -136,11 +148,14 @@ impl ProxyError {
 /// The HTTP handler of minion mode: the agent's `/node` and the proxy, behind `auth`,
 /// inside an access log. Methods are the allow-list's to refuse (it names them, contract
 /// §1), so no read-only layer sits in front.
-pub fn handler(agent: Arc<Agent>, auth: Arc<Authorizer>) -> Handler {
+/// The minion's handler, for a server of `workers` workers: all but two of them may wait on
+/// the Docker daemon at once.
+pub fn handler(agent: Arc<Agent>, auth: Arc<Authorizer>, workers: usize) -> Handler {
     let config = agent.config();
     let show_env = config.show_env;
     let docker_socket = docker_socket(&config.runtime_sockets);
     let client = Client::new(Endpoint::Unix(docker_socket), config.client.clone());
+    let forwarder = Forwarder::new(client, show_env, workers.saturating_sub(2));
     let health_agent = Arc::clone(&agent);
     let node = layers::conditional(Arc::new(move |request: &Request| {
         node_document(&agent, request).unwrap_or_else(|e| e.response())
@@ -155,7 +170,7 @@ pub fn handler(agent: Arc<Agent>, auth: Arc<Authorizer>) -> Handler {
                 _ => {}
             }
         }
-        forward(&client, request, show_env).unwrap_or_else(|e| e.response())
+        forward(&forwarder, request).unwrap_or_else(|e| e.response())
     });
     layers::access_log("minion", auth::layer(auth, minion))
 }
@@ -212,7 +227,8 @@ fn node_document(agent: &Agent, request: &Request) -> Result<Response, ProxyErro
     Ok(response)
 }
 
-fn forward(client: &Client, request: &Request, show_env: bool) -> Result<Response, ProxyError> {
+/// Refuses what the allow-list does not allow, else forwards.
+fn forward(forwarder: &Forwarder, request: &Request) -> Result<Response, ProxyError> {
     let target = match check_request(&request.method, &request.target) {
         Decision::Forward(target) => target,
         Decision::Refuse(refusal) => {
@@ -230,59 +246,7 @@ fn forward(client: &Client, request: &Request, show_env: bool) -> Result<Respons
             return Err(ProxyError::Refused(refusal));
         }
     };
-    let answer = client
-        .request(request.method.as_str(), &target)
-        .map_err(|error| {
-            log::warn!(
-                "{} {target}: Docker daemon at {}: {}",
-                request.method.as_str(),
-                client.endpoint(),
-                chain(&error)
-            );
-            ProxyError::Daemon {
-                endpoint: client.endpoint().to_string(),
-                error,
-            }
-        })?;
-    let content_type = answer
-        .header("Content-Type")
-        .unwrap_or("application/octet-stream");
-    let mut response = Response::new(answer.status, content_type, Body::Empty);
-    for name in PASSED_HEADERS {
-        if let Some(value) = answer.header(name) {
-            response = response.with_header(name, value);
-        }
-    }
-    // The daemon's answer to HEAD has no body, but says how long it would be; not for an
-    // inspect we redact, whose length would tell how long its environment values are.
-    let redacts = !show_env && is_container_inspect(&target);
-    if request.method == Method::Head && !redacts {
-        if let Some(length) = answer.header("Content-Length") {
-            response = response.with_header("Content-Length", length);
-        }
-    }
-    response.body =
-        if redacts && (200..300).contains(&answer.status) && request.method != Method::Head {
-            Body::Owned(
-                redacted_inspect(&answer.body).ok_or_else(|| ProxyError::Unredactable {
-                    endpoint: client.endpoint().to_string(),
-                })?,
-            )
-        } else {
-            Body::Owned(answer.body)
-        };
-    Ok(response)
-}
-
-/// A container inspect with its environment values redacted; `None` when it is not a JSON
-/// object.
-fn redacted_inspect(body: &[u8]) -> Option<Vec<u8>> {
-    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    if !value.is_object() {
-        return None;
-    }
-    redact_env(&mut value);
-    serde_json::to_vec(&value).ok()
+    forwarder.forward(request, &target)
 }
 
 #[cfg(test)]
@@ -309,6 +273,7 @@ mod tests {
                 ..AgentConfig::default()
             })),
             Arc::new(Authorizer::Open),
+            8,
         );
         let response = handle(&Request::get("/containers/create"));
         assert_eq!(response.status, 403);
