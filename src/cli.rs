@@ -86,10 +86,12 @@ COMMON:
                                   SubjectAccessReview (get on the request's path); the
                                   default in a pod (KUBERNETES_SERVICE_HOST set)
     --no-auth                     every caller may read (logged as a warning; the default
-                                  outside a pod, and of demo, which listens on loopback)
+                                  outside a pod on loopback, and of demo)
     (/healthz and /readyz never need a token)
     --port N                      listening port
-    --bind ADDRESS                listening address (default 0.0.0.0; demo: 127.0.0.1)
+    --bind ADDRESS                listening address (default 0.0.0.0 when callers are
+                                  authorized, in a pod or by a flag above; else, and for
+                                  demo, 127.0.0.1, and another address needs one of them)
     --workers N                   HTTP worker threads (default 8)
     -d, --debug                   debug logging (only logging: it opens nothing)
     -h, --help                    this text
@@ -158,6 +160,9 @@ pub struct Options {
     pub mode: Mode,
     pub(crate) port: Option<u16>,
     pub bind: IpAddr,
+    /// Whether `--bind` was given: outside a pod, with no way of authorizing chosen, the
+    /// default address is loopback, and a given one open to the network is refused.
+    pub(crate) bind_given: bool,
     pub workers: usize,
     pub debug: bool,
     pub(crate) kubernetes_url: Option<String>,
@@ -196,6 +201,7 @@ impl Default for Options {
             mode: Mode::Master,
             port: None,
             bind: IpAddr::from([0, 0, 0, 0]),
+            bind_given: false,
             workers: 8,
             debug: false,
             kubernetes_url: None,
@@ -299,6 +305,7 @@ pub fn parse(
                 options.bind = text
                     .parse()
                     .map_err(|_| CliError(format!("--bind: {text:?} is not an IP address")))?;
+                options.bind_given = true;
             }
             Long("workers") => options.workers = count(&mut parser, "--workers", 1, 1024)?,
             Long("kubernetes-url") => {

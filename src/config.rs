@@ -4,6 +4,7 @@
 //! configuration error (exit code 3) that happens before any port is bound.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,23 +164,30 @@ pub struct MasterConfig {
     pub collector: CollectorConfig,
     pub access: KubeAccess,
     pub auth: Arc<Authorizer>,
+    /// The address to listen on (see [`resolve_auth`]).
+    pub bind: IpAddr,
 }
 
-/// How callers are authorized, and why that way (for the start-up log line).
+/// How callers are authorized, and why that way (for the start-up log line), and the
+/// address to listen on that goes with it.
 pub struct AuthChoice {
     pub authorizer: Arc<Authorizer>,
     pub how: &'static str,
+    pub bind: IpAddr,
 }
 
 /// Resolves how callers of this master or minion are authorized: `--no-auth`,
 /// `--auth-token-file`, `--delegated-auth`, or by default delegated in a pod (the API server
-/// is at hand, and the manifest grants the reviews) and none elsewhere. A minion accepts
-/// only tokens made for minions.
+/// is at hand, and the manifest grants the reviews). Elsewhere, with none of them, everyone
+/// may read, so only this machine is served: the address is loopback unless `--bind` names
+/// another, and one open to the network is a configuration error that names the choices.
+/// A minion accepts only tokens made for minions.
 pub fn resolve_auth(
     options: &Options,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<AuthChoice, ConfigError> {
     let in_pod = env("KUBERNETES_SERVICE_HOST").is_some_and(|h| !h.is_empty());
+    let bind = options.bind;
     let delegated = |how| -> Result<AuthChoice, ConfigError> {
         let mut access = kube_access(options, &env, Path::new(SERVICE_ACCOUNT_DIR))?;
         access.config.request_timeout = access.config.request_timeout.min(REVIEW_TIMEOUT);
@@ -194,24 +202,39 @@ pub fn resolve_auth(
                 kube, audience, prefix,
             )))),
             how,
+            bind,
         })
     };
     match &options.auth {
         AuthFlag::None => Ok(AuthChoice {
             authorizer: Arc::new(Authorizer::Open),
             how: "--no-auth",
+            bind,
         }),
         AuthFlag::TokenFile(file) => Ok(AuthChoice {
             authorizer: Arc::new(Authorizer::Token(
                 StaticToken::read(file).map_err(ConfigError::Auth)?,
             )),
             how: "--auth-token-file",
+            bind,
         }),
         AuthFlag::Delegated => delegated("--delegated-auth"),
         AuthFlag::Default if in_pod => delegated("in a pod"),
+        AuthFlag::Default if options.bind_given && !bind.is_loopback() => {
+            Err(ConfigError::Auth(format!(
+                "--bind {bind} serves every caller on the network, and no way of authorizing \
+                 them is chosen: give --auth-token-file FILE or --delegated-auth, or \
+                 --no-auth to let everyone who reaches the port read"
+            )))
+        }
         AuthFlag::Default => Ok(AuthChoice {
             authorizer: Arc::new(Authorizer::Open),
-            how: "not in a pod and no --auth-token-file",
+            how: "not in a pod and no way of authorizing chosen, so on loopback only",
+            bind: if options.bind_given {
+                bind
+            } else {
+                IpAddr::from([127, 0, 0, 1])
+            },
         }),
     }
 }
@@ -317,6 +340,7 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
         },
         access,
         auth: auth.authorizer,
+        bind: auth.bind,
     })
 }
 
@@ -392,7 +416,7 @@ mod tests {
     }
 
     #[test]
-    fn authorization_is_delegated_in_a_pod_and_none_elsewhere_by_default() {
+    fn authorization_is_delegated_in_a_pod_and_none_elsewhere_on_loopback_only() {
         let in_pod = |name: &str| match name {
             "KUBERNETES_SERVICE_HOST" => Some("10.0.0.1".to_string()),
             "KUBERNETES_SERVICE_PORT" => Some("443".to_string()),
@@ -402,8 +426,42 @@ mod tests {
         let choice = resolve_auth(&options, in_pod).unwrap();
         assert!(matches!(*choice.authorizer, Authorizer::Delegated(_)));
         assert_eq!(choice.how, "in a pod");
+        assert_eq!(choice.bind, IpAddr::from([0, 0, 0, 0]));
+        // Elsewhere, everyone may read, so only this machine is served; an address open to
+        // the network needs a choice.
         let choice = resolve_auth(&options, |_| None).unwrap();
         assert!(matches!(*choice.authorizer, Authorizer::Open));
+        assert_eq!(choice.bind, IpAddr::from([127, 0, 0, 1]));
+        let open_bind = Options {
+            bind_given: true,
+            ..Options::default()
+        };
+        let err = resolve_auth(&open_bind, |_| None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("--bind 0.0.0.0") && err.contains("--no-auth"),
+            "{err}"
+        );
+        let loopback = Options {
+            bind: IpAddr::from([127, 0, 0, 2]),
+            bind_given: true,
+            ..Options::default()
+        };
+        assert_eq!(
+            resolve_auth(&loopback, |_| None).unwrap().bind,
+            loopback.bind
+        );
+        let everyone = Options {
+            auth: AuthFlag::None,
+            bind_given: true,
+            ..Options::default()
+        };
+        assert_eq!(
+            resolve_auth(&everyone, |_| None).unwrap().bind,
+            IpAddr::from([0, 0, 0, 0])
+        );
         let no_auth = Options {
             auth: AuthFlag::None,
             ..Options::default()

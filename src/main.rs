@@ -93,14 +93,14 @@ fn init_logging(debug: bool) {
         .init();
 }
 
-fn bind(options: &Options) -> Result<TcpListener, Failure> {
-    let addr = SocketAddr::new(options.bind, options.port());
+fn bind(address: std::net::IpAddr, options: &Options) -> Result<TcpListener, Failure> {
+    let addr = SocketAddr::new(address, options.port());
     TcpListener::bind(addr).map_err(|e| Failure::Listen(format!("{addr}: {e}")))
 }
 
 fn run_master(options: &Options) -> Result<(), Failure> {
     let master = config::resolve_master(options).map_err(|e| Failure::Config(Box::new(e)))?;
-    let listener = bind(options)?;
+    let listener = bind(master.bind, options)?;
     log::info!(
         "master on http://{} reading Kubernetes at {} ({}), refreshing every {:?}; version {}",
         listener
@@ -123,7 +123,7 @@ fn run_master(options: &Options) -> Result<(), Failure> {
 fn run_minion(options: &Options) -> Result<(), Failure> {
     let auth = config::resolve_auth(options, |name| std::env::var(name).ok())
         .map_err(|e| Failure::Config(Box::new(e)))?;
-    let listener = bind(options)?;
+    let listener = bind(auth.bind, options)?;
     config::log_auth(&auth);
     let server = minion::start(options, listener, auth.authorizer)
         .map_err(|e| Failure::Listen(e.to_string()))?;

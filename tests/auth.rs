@@ -272,3 +272,24 @@ fn minions_let_in_the_master_by_a_token_made_for_minions() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn serving_the_network_with_no_way_of_authorizing_is_refused() {
+    for mode in ["master", "minion"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cluster-insight"))
+            .args(["--mode", mode, "--bind", "0.0.0.0", "--port", "0"])
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("HOME", "/nonexistent")
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{mode}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--bind 0.0.0.0")
+                && err.contains("--auth-token-file")
+                && err.contains("--no-auth"),
+            "{mode}: {err}"
+        );
+    }
+}
