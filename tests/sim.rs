@@ -901,3 +901,116 @@ fn handles_can_move_between_threads() {
     .unwrap();
     assert!(url.starts_with("http://127.0.0.1:"));
 }
+
+/// The events of a watch request that ends by itself (`timeoutSeconds`), as JSON values.
+fn watch_events(sim: &Simulator, target: &str) -> Vec<Value> {
+    // Chunked, to the end of the stream.
+    let reply = crate::support::client::get(sim.kube_addr(), target);
+    assert_eq!(reply.status, 200, "{target}");
+    String::from_utf8_lossy(&reply.body)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("one JSON event per line"))
+        .collect()
+}
+
+#[test]
+fn watches_stream_what_there_is_then_changes_and_410_after_compaction() {
+    let mut sim = Simulator::start(SimSpec::default()).expect("start");
+    let (ns, name, _) = sim.pods()[0].clone();
+    // No version: the objects there are now, as ADDED, in the namespace asked.
+    let events = watch_events(
+        &sim,
+        &format!("/api/v1/namespaces/{ns}/pods?watch=1&timeoutSeconds=1"),
+    );
+    let in_ns = sim.pods().iter().filter(|(n, _, _)| *n == ns).count();
+    assert_eq!(events.len(), in_ns);
+    assert!(events.iter().all(|e| e["type"] == "ADDED"
+        && e["object"]["kind"] == "Pod"
+        && e["object"]["apiVersion"] == "v1"
+        && e["object"]["metadata"]["namespace"] == ns.as_str()));
+    // From the list's version: what changed after it, and bookmarks when asked.
+    let list: Value = serde_json::from_slice(&get(sim.kube_addr(), "/api/v1/pods").body).unwrap();
+    let version = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(sim.delete_pod(&ns, &name));
+    let events = watch_events(
+        &sim,
+        &format!("/api/v1/pods?watch=1&resourceVersion={version}&allowWatchBookmarks=true&timeoutSeconds=2"),
+    );
+    let deleted: Vec<&Value> = events.iter().filter(|e| e["type"] == "DELETED").collect();
+    assert_eq!(deleted.len(), 1, "{events:?}");
+    assert_eq!(deleted[0]["object"]["metadata"]["name"], name.as_str());
+    assert!(events.iter().any(|e| e["type"] == "BOOKMARK"), "{events:?}");
+    assert!(events.iter().all(|e| e["type"] != "ADDED"), "{events:?}");
+    // After compaction, that version is gone: an ERROR event with a 410 Status.
+    sim.faults().compact_watch_history();
+    let events = watch_events(
+        &sim,
+        &format!("/api/v1/pods?watch=1&resourceVersion={version}&timeoutSeconds=1"),
+    );
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "ERROR");
+    assert_eq!(events[0]["object"]["code"], 410);
+    assert_eq!(events[0]["object"]["reason"], "Expired");
+    assert!(sim.request_counts().kube_watch >= 3);
+}
+
+#[test]
+fn kubectl_watches_the_simulated_cluster() {
+    let kubectl = std::path::Path::new("/usr/bin/kubectl");
+    if !kubectl.exists() {
+        eprintln!("\n\n*** SKIPPED: /usr/bin/kubectl not found; the simulator's watch was NOT checked against kubectl ***\n\n");
+        return;
+    }
+    let mut sim = Simulator::start(SimSpec::default()).expect("start");
+    let home = std::env::temp_dir().join(format!("sim-kubectl-watch-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&home);
+    let mut child = std::process::Command::new(kubectl)
+        .args([
+            "--server",
+            &sim.kube_url(),
+            "get",
+            "pods",
+            "-A",
+            "-w",
+            "--output-watch-events",
+        ])
+        .env("KUBECONFIG", home.join("none"))
+        .env("HOME", &home)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run kubectl");
+    let (tx, rx) = crossbeam_channel::unbounded::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let (ns, name, _) = sim.pods()[0].clone();
+    let wait_for = |what: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if what(&line) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("kubectl never printed the line looked for"),
+            }
+        }
+    };
+    // The pods there are, then the deletion as it happens.
+    wait_for(&|l| l.contains("ADDED") && l.contains(&name));
+    assert!(sim.delete_pod(&ns, &name));
+    let line = wait_for(&|l| l.contains("DELETED"));
+    assert!(line.contains(&name), "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&home);
+}

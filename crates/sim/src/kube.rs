@@ -14,6 +14,7 @@ use super::model::{
     self, Cluster, Controller, Image, Matching, Node, Pod, PodContainer, Rng, Runtime, Service,
     WorkloadKind,
 };
+use super::watch::EventLog;
 use super::workloads;
 use cluster_insight_kinds::Kind;
 use cluster_insight_wire::percent;
@@ -220,6 +221,8 @@ pub(crate) struct KubeStore {
     /// Continue tokens issued at a lower resource version answer 410 (see
     /// `Faults::expire_continue_tokens`).
     pub min_continue_rv: u64,
+    /// Every change since the start, for watches.
+    pub events: EventLog,
 }
 
 pub(crate) fn kube_time(millis: i64) -> String {
@@ -788,7 +791,22 @@ impl KubeStore {
             .map(|(_, o)| o)
             .collect();
         slices.sort_by(|a, b| a.key().cmp(&b.key()));
-        self.lists[Kind::ENDPOINT_SLICE.index()] = slices;
+        let kind = Kind::ENDPOINT_SLICE;
+        let old = std::mem::take(&mut self.lists[kind.index()]);
+        for gone in old
+            .iter()
+            .filter(|o| slices.binary_search_by(|n| n.key().cmp(&o.key())).is_err())
+        {
+            self.events.record(c.rv, kind, "DELETED", gone.clone());
+        }
+        for slice in &slices {
+            match old.binary_search_by(|o| o.key().cmp(&slice.key())) {
+                Ok(i) if old[i].json == slice.json => {}
+                Ok(_) => self.events.record(c.rv, kind, "MODIFIED", slice.clone()),
+                Err(_) => self.events.record(c.rv, kind, "ADDED", slice.clone()),
+            }
+        }
+        self.lists[kind.index()] = slices;
     }
 
     fn empty() -> KubeStore {
@@ -796,6 +814,7 @@ impl KubeStore {
             lists: vec![Vec::new(); Kind::built_in().count()],
             custom: Vec::new(),
             min_continue_rv: 0,
+            events: EventLog::default(),
         }
     }
 
@@ -952,7 +971,14 @@ impl KubeStore {
             })
     }
 
-    fn put(&mut self, kind: Kind, object: Obj) {
+    /// Puts `object` in place of the one of the same name, as the change at version `rv`.
+    fn put(&mut self, kind: Kind, object: Obj, rv: u64) {
+        let list = &self.lists[kind.index()];
+        let what = match list.binary_search_by(|o| o.key().cmp(&object.key())) {
+            Ok(_) => "MODIFIED",
+            Err(_) => "ADDED",
+        };
+        self.events.record(rv, kind, what, object.clone());
         put(&mut self.lists[kind.index()], object);
     }
 
@@ -966,13 +992,18 @@ impl KubeStore {
                     name: pod.name.clone(),
                     json: pod_text(c, pod),
                 },
+                c.rv,
             );
         }
     }
 
     pub(crate) fn update_node(&mut self, c: &Cluster, index: usize) {
         if let Some(node) = c.nodes.get(index) {
-            self.put(Kind::NODE, obj("", &node.name, &node_json(c, index, node)));
+            self.put(
+                Kind::NODE,
+                obj("", &node.name, &node_json(c, index, node)),
+                c.rv,
+            );
         }
     }
 
@@ -986,14 +1017,17 @@ impl KubeStore {
             self.put(
                 Kind::REPLICATION_CONTROLLER,
                 obj(&rc.namespace, &rc.name, &controller_json(c, rc, replicas)),
+                c.rv,
             );
         }
     }
 
-    pub(crate) fn remove_pod(&mut self, namespace: &str, name: &str) {
+    /// Removes a pod, as the change at version `rv`.
+    pub(crate) fn remove_pod(&mut self, namespace: &str, name: &str, rv: u64) {
         let list = &mut self.lists[Kind::POD.index()];
         if let Ok(i) = list.binary_search_by(|o| o.key().cmp(&(namespace, name))) {
-            list.remove(i);
+            let gone = list.remove(i);
+            self.events.record(rv, Kind::POD, "DELETED", gone);
         }
     }
 }
@@ -1160,6 +1194,7 @@ pub(crate) fn count(shared: &Shared, req: &Request) {
     let decoded = segments(&req.path).unwrap_or_default();
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let counter = match resolve(&shared.state.read().kube, &segments) {
+        Target::List { .. } if crate::watch::is_watch(req) => return,
         Target::List { .. } => &counters.kube_list_pages,
         Target::Get { .. } => &counters.kube_get,
         Target::Resources { .. } | Target::Unknown => &counters.kube_other,
@@ -1234,14 +1269,6 @@ fn list(
     namespace: Option<&str>,
     req: &Request,
 ) -> Response {
-    if matches!(req.param("watch"), Some(w) if w == "true" || w == "1") {
-        return status(
-            405,
-            "MethodNotAllowed",
-            "watch is not supported by the cluster simulator",
-            json!({}),
-        );
-    }
     if req.param("fieldSelector").is_some_and(|v| !v.is_empty()) {
         return bad_request("fieldSelector is not supported by the cluster simulator");
     }
@@ -1337,6 +1364,75 @@ fn list(
     }
     body.push_str("]}\n");
     Response::json(200, body)
+}
+
+/// What one watch follows: a type, maybe one namespace, maybe a label selector.
+pub(crate) struct WatchScope {
+    typ: Type,
+    /// The table's kind, whose changes the event log holds (custom types do not change).
+    pub kind: Option<Kind>,
+    namespace: Option<String>,
+    selector: Option<Vec<Requirement>>,
+    pub kind_name: String,
+    pub api_version: String,
+}
+
+impl WatchScope {
+    /// The objects in scope now.
+    pub(crate) fn current<'a>(&'a self, store: &'a KubeStore) -> impl Iterator<Item = &'a Obj> {
+        store.objects(self.typ).iter().filter(|o| self.includes(o))
+    }
+
+    pub(crate) fn includes(&self, object: &Obj) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| object.namespace == ns)
+            && self
+                .selector
+                .as_ref()
+                .is_none_or(|selector| selected(selector, &object.json))
+    }
+}
+
+/// The scope of a watch request, or the error answer for it.
+pub(crate) fn watch_scope(shared: &Shared, req: &Request) -> Result<WatchScope, Response> {
+    let Some(decoded) = segments(&req.path) else {
+        return Err(bad_request(
+            "the request path has a malformed percent-encoding",
+        ));
+    };
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let state = shared.state.read();
+    let Target::List {
+        kind: typ,
+        namespace,
+    } = resolve(&state.kube, &segments)
+    else {
+        return Err(status(
+            405,
+            "MethodNotAllowed",
+            "watch is served on lists of a type",
+            json!({}),
+        ));
+    };
+    let selector = match req.param("labelSelector").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(text) => Some(
+            parse_selector(text)
+                .map_err(|e| bad_request(&format!("unable to parse requirement: {e}")))?,
+        ),
+    };
+    Ok(WatchScope {
+        typ,
+        kind: match typ {
+            Type::Table(kind) => Some(kind),
+            Type::Custom(_) => None,
+        },
+        namespace: namespace.map(str::to_string),
+        selector,
+        kind_name: state.kube.kind_name(typ).to_string(),
+        api_version: state.kube.group_version(typ),
+    })
 }
 
 fn get(

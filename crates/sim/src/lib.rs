@@ -11,9 +11,15 @@
 //! services without selector or selecting nothing, pods selected by nothing, standalone
 //! containers, pending pods, and images shared across nodes.
 //!
+//! Lists can be watched (`?watch=1`, with `resourceVersion`, bookmarks, `timeoutSeconds`
+//! and label selectors, as `kubectl get -w` does): every mutation is an event in a log by
+//! resource version (`watch.rs`).
+//!
 //! [`Faults`] makes the Kubernetes API or any node's Docker API refuse connections, hang,
-//! answer slowly, fail with a status, or send malformed, truncated or cut-off bodies; the
-//! mutation methods of [`Simulator`] change the cluster between two refreshes of a master.
+//! answer slowly, fail with a status, or send malformed, truncated or cut-off bodies, also in
+//! the middle of a watch; it drops every open watch, or compacts the watch history so that a
+//! resumed watch gets a 410. The mutation methods of [`Simulator`] change the cluster between
+//! two refreshes of a master.
 //! Counts in [`Expected`] are derived from the generated objects by the rules of the
 //! contract (docs/contract.md §3) — never by the project's own graph builder.
 //!
@@ -34,6 +40,7 @@ mod mangle;
 mod model;
 mod server;
 mod table;
+mod watch;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -272,6 +279,8 @@ pub struct RequestCounts {
     pub kube_get: u64,
     /// Discovery, `/version` and unknown paths.
     pub kube_other: u64,
+    /// Watch requests (`?watch=1` on a list).
+    pub kube_watch: u64,
     pub docker_list: u64,
     pub docker_inspect: u64,
     pub docker_top: u64,
@@ -338,16 +347,41 @@ impl Faults {
         }
     }
 
-    /// Applies `fault` to every request to the Kubernetes API. Switching to or from
+    /// Applies `fault` to every request to the Kubernetes API, open watches included (they
+    /// are dropped, and meet the fault when they come back). Switching to or from
     /// [`Fault::Refuse`] returns once the listener is closed or open again.
     pub fn set_kube(&self, fault: Fault) {
+        let drops = fault != Fault::None;
         self.set(Role::Kube, "", fault);
+        if drops {
+            self.drop_watches();
+        }
     }
 
     /// Applies `fault` to Kubernetes API requests whose path contains `path_contains`
-    /// (e.g. `"/pods"`); other requests are served normally.
+    /// (e.g. `"/pods"`), open watches included; other requests are served normally.
     pub fn set_kube_on(&self, path_contains: &str, fault: Fault) {
+        let drops = fault != Fault::None;
         self.set(Role::Kube, path_contains, fault);
+        if drops {
+            self.drop_watches();
+        }
+    }
+
+    /// Forgets every watch event so far, as the API server's compaction does: a watch that
+    /// resumes from an earlier version gets a 410 `Expired` event and must list again.
+    pub fn compact_watch_history(&self) {
+        let mut state = self.shared.write_state();
+        state.cluster.rv += 1;
+        let rv = state.cluster.rv;
+        state.kube.events.compact(rv);
+    }
+
+    /// Closes every open watch, as a restarted API server or a dropped connection does.
+    pub fn drop_watches(&self) {
+        self.shared
+            .watch_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Applies `fault` to every request to node `node`'s Docker API.
@@ -677,8 +711,8 @@ impl Simulator {
                 node.containers
                     .retain(|c| c.pod.as_ref().is_none_or(|r| r.uid != pod.uid));
             }
-            cluster.next_rv();
-            kube.remove_pod(namespace, name);
+            let rv = cluster.next_rv();
+            kube.remove_pod(namespace, name, rv);
             kube.refresh_slices(cluster);
             if let Some(rc) = pod.controller {
                 let rv = cluster.next_rv();

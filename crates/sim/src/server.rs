@@ -87,7 +87,7 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    fn fault_for(&self, path: &str) -> Fault {
+    pub(crate) fn fault_for(&self, path: &str) -> Fault {
         self.state.lock().rule.applies_to(path).clone()
     }
 
@@ -118,6 +118,7 @@ pub(crate) struct Counters {
     pub kube_list_pages: AtomicU64,
     pub kube_get: AtomicU64,
     pub kube_other: AtomicU64,
+    pub kube_watch: AtomicU64,
     pub docker_list: AtomicU64,
     pub docker_inspect: AtomicU64,
     pub docker_top: AtomicU64,
@@ -133,6 +134,7 @@ impl Counters {
             kube_list_pages: get(&self.kube_list_pages),
             kube_get: get(&self.kube_get),
             kube_other: get(&self.kube_other),
+            kube_watch: get(&self.kube_watch),
             docker_list: get(&self.docker_list),
             docker_inspect: get(&self.docker_inspect),
             docker_top: get(&self.docker_top),
@@ -166,6 +168,8 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     live_connections: AtomicUsize,
     next_connection: AtomicU64,
+    /// Bumped to close every open watch (`Simulator::drop_watches`).
+    pub watch_epoch: AtomicU64,
 }
 
 /// A parsed request.
@@ -290,6 +294,18 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Result<(Request, bool), Re
     Ok((request, keep_alive))
 }
 
+/// Writes a whole response and closes the exchange (`Connection: close`).
+pub(crate) fn write_whole(stream: &mut TcpStream, response: &Response) -> std::io::Result<()> {
+    write_response(
+        stream,
+        response,
+        &response.body,
+        response.body.len(),
+        false,
+        false,
+    )
+}
+
 /// Writes a response whose head announces `announced_len` body bytes and whose body is
 /// `body` (shorter than announced only for the close-mid-body fault).
 fn write_response(
@@ -342,15 +358,16 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             live_connections: AtomicUsize::new(0),
             next_connection: AtomicU64::new(0),
+            watch_epoch: AtomicU64::new(0),
         }
     }
 
-    fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         self.shutdown.load(Ordering::SeqCst)
     }
 
     /// Waits `delay`, or until the simulator stops (false then).
-    fn pause(&self, delay: Duration) -> bool {
+    pub(crate) fn pause(&self, delay: Duration) -> bool {
         let until = Instant::now() + delay;
         loop {
             if self.stopping() {
@@ -618,6 +635,14 @@ fn serve_connection(shared: &Shared, ep: &Endpoint, stream: TcpStream) {
                     return;
                 }
             }
+        }
+        if matches!(ep.role, Role::Kube)
+            && request.method == "GET"
+            && crate::watch::is_watch(&request)
+        {
+            // A watch streams until it ends, then the connection closes.
+            crate::watch::serve(shared, ep, &request, &mut writer);
+            return;
         }
         let head_only = request.method == "HEAD";
         let fault = ep.fault_for(&request.path);
