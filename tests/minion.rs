@@ -557,8 +557,23 @@ fn a_hung_daemon_holds_at_most_all_workers_but_two() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(300));
-        // While they hang: a refusal and a health check get the workers left.
+        // Until two of them wait on the daemon (the others are refused at once).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while fake
+            .request_lines()
+            .iter()
+            .filter(|l| l.starts_with("GET /containers/c"))
+            .count()
+            < 2
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no call reached the daemon"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // While they hang: a refusal and a health check get the workers left, and one more
+        // forwarded call is told at once that the daemon is busy.
         let refused = minion.send("GET /secrets HTTP/1.1");
         assert_eq!(refused.status, 403, "{refused:?}");
         let ping_busy = minion.send("GET /_ping HTTP/1.1");

@@ -20,3 +20,4 @@ mod realdata;
 mod sim;
 mod stability;
 mod tls;
+mod watch;

@@ -156,6 +156,7 @@ pub(crate) fn document(
     let calls = &status.calls;
     for (kind, n) in [
         ("kubernetes_page", calls.kube_pages),
+        ("kubernetes_watch_event", calls.kube_events),
         ("agent_node", calls.agent_node),
         ("docker_list", calls.runtime_list),
         ("docker_inspect", calls.runtime_inspect),
@@ -180,6 +181,30 @@ pub(crate) fn document(
     for (kind, name, s) in &sources {
         let up = if s.ok || s.skipped { 1.0 } else { 0.0 };
         f.sample(&[("source", kind), ("name", name)], up);
+    }
+    let mut f = Family::start(
+        m,
+        "cluster_insight_watch_restarts_total",
+        "counter",
+        "Times each Kubernetes kind's watch started again, by reason: ended (the server's timeout), expired (410: listed again), dropped, malformed, failed.",
+    );
+    for (name, s) in &status.kubernetes {
+        if let Some(watch) = &s.watch {
+            for (reason, n) in &watch.restarts {
+                f.sample(&[("kind", name.as_str()), ("reason", reason)], *n as f64);
+            }
+        }
+    }
+    let mut f = Family::start(
+        m,
+        "cluster_insight_watch_events_total",
+        "counter",
+        "Watch events applied, by Kubernetes kind (bookmarks not counted).",
+    );
+    for (name, s) in &status.kubernetes {
+        if let Some(watch) = &s.watch {
+            f.sample(&[("kind", name.as_str())], watch.events as f64);
+        }
     }
     let mut f = Family::start(
         m,

@@ -24,6 +24,13 @@ pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, no
         if let Some(note) = &s.note {
             entry["note"] = note.as_str().into();
         }
+        if let Some(watch) = &s.watch {
+            entry["watch"] = serde_json::json!({
+                "resourceVersion": watch.resource_version,
+                "events": watch.events,
+                "restarts": watch.restarts,
+            });
+        }
         match &s.collection {
             Collection::None => {}
             Collection::Complete => entry["collection"] = "complete".into(),
@@ -67,6 +74,8 @@ pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, no
         })),
         "refresh": {
             "count": status.refreshes,
+            "kubernetesUpdates": status.kube_updates,
+            "lastKubernetesUpdate": status.last_kube_update_ms.map(rfc3339_millis),
             "intervalSeconds": status.refresh_interval.as_secs_f64(),
             "lastStart": status.last_refresh_start_ms.map(rfc3339_millis),
             "lastDurationMs": status.last_refresh_duration.as_millis() as u64,
@@ -78,6 +87,7 @@ pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, no
             },
             "calls": {
                 "kubernetesPages": status.calls.kube_pages,
+                "kubernetesEvents": status.calls.kube_events,
                 "agentNode": status.calls.agent_node,
                 "dockerList": status.calls.runtime_list,
                 "dockerInspect": status.calls.runtime_inspect,

@@ -1,16 +1,19 @@
-//! Collection: one thread that, every refresh interval, reads the Kubernetes API and every
-//! node's container runtime, builds the graph and publishes a complete new snapshot.
+//! Collection: one thread that, every refresh interval, reads every node's container
+//! runtime, builds the graph from that and from what the Kubernetes watches hold, and
+//! publishes a complete new snapshot; and, between refreshes, builds again from the last
+//! node readings as soon as a watch brings a change (within about a second).
 //!
 //! - [`kube`]: the client of the API server, the only code that talks to it;
+//! - [`watch`]: each listed kind's list, then watch, on a thread of its own;
 //! - [`objects`]: Kubernetes objects parsed, one parser per kind that has facts to read;
 //! - [`nodes`]: every node's runtime read in parallel, within a deadline;
 //! - [`runtime`]: the seam to a node's runtime, and the Docker Engine API behind it;
 //! - [`status`]: per-source health for `/status`.
 //!
-//! Which kinds are listed is the table of kinds' business; all are read at once, each page
-//! by page. A source that fails is reported in the status and skipped, never fatal: a
-//! failed Kubernetes list keeps the last good copy of that list (the graph would otherwise
-//! lose its skeleton), a failed node loses that node's containers until it answers again.
+//! Which kinds are listed is the table of kinds' business. A source that fails is reported
+//! in the status and skipped, never fatal: a kind whose list or watch fails keeps what it
+//! last held (the graph would otherwise lose its skeleton), a failed node loses that node's
+//! containers until it answers again.
 
 pub(crate) mod agentless;
 pub mod extra;
@@ -19,6 +22,7 @@ pub(crate) mod nodes;
 pub mod objects;
 pub mod runtime;
 pub(crate) mod status;
+pub mod watch;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -26,8 +30,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 
+use crate::graph::observed::NodeContainers;
 use crate::graph::observed::{Collected, KubeObject, KubeState};
 use crate::graph::{self, BuildOptions, History, Kind};
 use crate::http::ClientConfig;
@@ -39,6 +44,7 @@ use nodes::{NodeCache, NodeContext};
 use runtime::cache::ImageCache;
 use runtime::RuntimeOptions;
 use status::{CallCounts, CollectorStatus, Phases, SourceStatus};
+use watch::Watches;
 
 pub use nodes::{NodeParallelism, RuntimeSource};
 
@@ -85,13 +91,18 @@ pub struct CollectorConfig {
 pub(crate) struct Collector {
     config: CollectorConfig,
     shared: Arc<Shared>,
-    /// The last good copy of each listed kind's list.
-    last_good: HashMap<Kind, Vec<KubeObject>>,
+    /// Every listed kind's list and watch.
+    watches: Watches,
     /// Kinds listed at least once: a later 403 or 404 is a failure, not a kind to pass over.
     listed_once: HashSet<Kind>,
     /// The `--extra-kinds` kinds discovery has not named yet.
     extra: ExtraKinds,
     node_caches: HashMap<String, NodeCache>,
+    /// The last refresh's node readings (runtimes only), and the nodes it could not read:
+    /// what a build between refreshes uses.
+    last_nodes: (Vec<NodeContainers>, Vec<String>),
+    /// Kubernetes calls made since the last refresh, counted at the next.
+    pending_calls: CallCounts,
     images: Arc<ImageCache>,
     history: History,
     refresh: u64,
@@ -99,6 +110,14 @@ pub(crate) struct Collector {
     /// The threads the next refresh starts reading nodes with (`--node-parallelism auto`).
     node_threads: usize,
 }
+
+/// After a watch brings a change, how long to gather more before building: a rollout
+/// changes many objects at once.
+const GATHER: Duration = Duration::from_millis(200);
+
+/// How long the first refresh waits for every kind's first list, so that it reads the
+/// nodes the list names rather than none.
+const FIRST_LISTS: Duration = Duration::from_secs(30);
 
 fn now_ms() -> i64 {
     cluster_insight_wire::time::now_millis()
@@ -109,13 +128,16 @@ impl Collector {
         let extra = ExtraKinds::new(&config.extra_kinds);
         let interval = config.refresh_interval;
         shared.update_status(|status| status.refresh_interval = interval);
+        let watches = Watches::new(config.kube.clone(), config.show_env);
         Collector {
             config,
             shared,
-            last_good: HashMap::new(),
+            watches,
             listed_once: HashSet::new(),
             extra,
             node_caches: HashMap::new(),
+            last_nodes: (Vec::new(), Vec::new()),
+            pending_calls: CallCounts::default(),
             images: Arc::new(ImageCache::default()),
             history: History::default(),
             refresh: 0,
@@ -124,51 +146,94 @@ impl Collector {
         }
     }
 
-    /// Refreshes every interval until `stop` receives or is dropped.
+    /// Refreshes every interval, and builds again between refreshes when a watch brings a
+    /// change, until `stop` receives or is dropped.
     pub(crate) fn run(mut self, stop: Receiver<()>) {
+        let mut next_refresh = Instant::now();
         loop {
+            let full = Instant::now() >= next_refresh;
             let started = Instant::now();
+            if full {
+                next_refresh = started + self.config.refresh_interval;
+            }
             // A bug met while refreshing must not end the collector: the last snapshot
             // stays published and the next refresh starts from scratch.
-            if catch_unwind(AssertUnwindSafe(|| self.refresh_once())).is_err() {
+            if catch_unwind(AssertUnwindSafe(|| self.refresh_once(full))).is_err() {
                 log::error!(
                     "refresh {} failed with a panic; retrying at the next interval",
                     self.refresh
                 );
                 self.node_caches.clear();
             }
-            let wait = self
-                .config
-                .refresh_interval
-                .saturating_sub(started.elapsed());
-            match stop.recv_timeout(wait) {
-                Err(RecvTimeoutError::Timeout) => continue,
-                _ => return,
+            let wait = next_refresh.saturating_duration_since(Instant::now());
+            crossbeam_channel::select! {
+                recv(stop) -> _ => return,
+                recv(self.watches.changed()) -> _ => {
+                    // Gather what else comes with it, unless the refresh is due first.
+                    let gather = GATHER.min(next_refresh.saturating_duration_since(Instant::now()));
+                    if stop.recv_timeout(gather).is_ok() {
+                        return;
+                    }
+                }
+                default(wait) => {}
             }
         }
     }
 
-    /// One complete refresh: collect, build, render, publish.
-    pub(crate) fn refresh_once(&mut self) -> Arc<Snapshot> {
-        self.refresh += 1;
+    /// Waits until every listed kind has been listed or has failed, for at most `limit`.
+    fn wait_for_first_lists(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let pending = Kind::listed().any(|kind| {
+                self.watches
+                    .peek(kind)
+                    .is_some_and(|(synced, failed)| !synced && !failed)
+            });
+            if !pending {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let _ = self
+                .watches
+                .changed()
+                .recv_timeout(left.min(Duration::from_millis(100)));
+        }
+    }
+
+    /// One build: with `full`, a refresh (every node read again), else a build from what
+    /// the watches hold now and the last refresh's node readings. Then render and publish.
+    pub(crate) fn refresh_once(&mut self, full: bool) -> Arc<Snapshot> {
         let started = Instant::now();
         let start_ms = now_ms();
-        let mut calls = CallCounts::default();
         let published = self.shared.published();
-        let previous = published.status;
+        let previous = Arc::clone(&published.status);
         let mut kube_status = previous.kubernetes.clone();
         let mut node_status = previous.nodes.clone();
 
+        if full {
+            self.refresh += 1;
+            self.extra
+                .discover(&self.config.kube, self.refresh, start_ms, &mut kube_status);
+        }
+        self.watches.ensure();
+        if self.refresh == 1 && full {
+            self.wait_for_first_lists(FIRST_LISTS.min(self.config.kube.request_timeout() * 2));
+        }
         let mut phases = Phases::default();
         let mut phase = Instant::now();
         let mut lap = |into: &mut u64| {
             *into = phase.elapsed().as_millis() as u64;
             phase = Instant::now();
         };
-        self.extra
-            .discover(&self.config.kube, self.refresh, start_ms, &mut kube_status);
-        let kube = self.collect_kube(start_ms, &mut kube_status, &mut calls);
+        let kube = self.collect_kube(start_ms, &mut kube_status);
         lap(&mut phases.kubernetes_ms);
+        if !full {
+            return self.build_between_refreshes(kube, kube_status, start_ms, &published);
+        }
+        let mut calls = std::mem::take(&mut self.pending_calls);
         let nodes = kube.of(Kind::NODE);
         // A node gets the refresh interval, and at least two call timeouts, to answer; a
         // node that takes longer keeps what it gave by then, and the rest of the cluster
@@ -206,50 +271,17 @@ impl Collector {
         nodes::forget_departed(&mut node_status, nodes);
 
         let read_pace = read.pace;
-        let mut node_containers = read.nodes;
-        node_containers.extend(agentless::nodes_without_runtime(&kube, &node_containers));
-        let collected = Collected {
-            kube,
-            nodes: node_containers,
-            unread_nodes: read.unread,
-        };
-        let options = BuildOptions {
-            cluster_name: self.config.cluster_name.clone(),
-        };
-        let (graph, history) = graph::build(&collected, &options, now_ms(), &self.history);
-        self.history = history;
+        let graph = self.build(kube, read.nodes, read.unread);
         lap(&mut phases.build_ms);
-        // An unchanged graph keeps its snapshot, and with it its sequence number and ETags:
-        // a client that has it gets 304 across refreshes, and nothing is serialized again.
-        // (A kind named since, by discovery, needs a body of its own: a new snapshot.)
-        let snapshot = match published.snapshot {
-            Some(last)
-                if last.graph.same_content(&graph)
-                    && last.types_served() == Kind::queryable().count() =>
-            {
-                last
-            }
-            _ => {
-                self.sequence += 1;
-                Arc::new(snapshot::render(
-                    graph,
-                    &self.config.created_by,
-                    self.sequence,
-                ))
-            }
-        };
-
-        // What was used is the last good copy of each list for the next refresh.
-        let Collected { mut kube, .. } = collected;
-        for kind in Kind::listed() {
-            self.last_good.insert(kind, kube.take(kind));
-        }
+        let snapshot = self.snapshot_of(graph, published.snapshot);
         lap(&mut phases.render_ms);
 
         let duration = started.elapsed();
         let failed_nodes = node_status.values().filter(|s| !s.ok).count();
         let status = CollectorStatus {
             refreshes: previous.refreshes + 1,
+            kube_updates: previous.kube_updates,
+            last_kube_update_ms: previous.last_kube_update_ms,
             last_refresh_start_ms: Some(start_ms),
             last_refresh_duration: duration,
             refresh_interval: self.config.refresh_interval,
@@ -289,74 +321,172 @@ impl Collector {
         snapshot
     }
 
-    /// Reads every listed kind at once; a list that fails keeps its last good copy.
-    fn collect_kube(
+    /// Builds the graph of `kube` and the node readings `nodes` (nodes no runtime was read
+    /// for get theirs from their pods' statuses), keeping the readings for builds between
+    /// refreshes.
+    fn build(
         &mut self,
-        now: i64,
-        status: &mut BTreeMap<String, SourceStatus>,
-        calls: &mut CallCounts,
-    ) -> KubeState {
+        kube: KubeState,
+        mut nodes: Vec<NodeContainers>,
+        unread: Vec<String>,
+    ) -> graph::Graph {
+        let read = nodes.len();
+        nodes.extend(agentless::nodes_without_runtime(&kube, &nodes));
+        let collected = Collected {
+            kube,
+            nodes,
+            unread_nodes: unread,
+        };
+        let options = BuildOptions {
+            cluster_name: self.config.cluster_name.clone(),
+        };
+        let (graph, history) = graph::build(&collected, &options, now_ms(), &self.history);
+        self.history = history;
+        let Collected {
+            mut nodes,
+            unread_nodes,
+            ..
+        } = collected;
+        nodes.truncate(read);
+        self.last_nodes = (nodes, unread_nodes);
+        graph
+    }
+
+    /// The snapshot of `graph`: the last one when the graph is unchanged, so that it keeps
+    /// its sequence number and ETags (a client that has it gets 304, and nothing is
+    /// serialized again), else a new one. A kind named since, by discovery, needs a body of
+    /// its own: a new snapshot.
+    fn snapshot_of(&mut self, graph: graph::Graph, last: Option<Arc<Snapshot>>) -> Arc<Snapshot> {
+        match last {
+            Some(last)
+                if last.graph.same_content(&graph)
+                    && last.types_served() == Kind::queryable().count() =>
+            {
+                last
+            }
+            _ => {
+                self.sequence += 1;
+                Arc::new(snapshot::render(
+                    graph,
+                    &self.config.created_by,
+                    self.sequence,
+                ))
+            }
+        }
+    }
+
+    /// A build between refreshes: a watch brought a change; the nodes are as last read.
+    fn build_between_refreshes(
+        &mut self,
+        kube: KubeState,
+        kube_status: BTreeMap<String, SourceStatus>,
+        start_ms: i64,
+        published: &Published,
+    ) -> Arc<Snapshot> {
+        let (nodes, unread) = std::mem::take(&mut self.last_nodes);
+        let graph = self.build(kube, nodes, unread);
+        let snapshot = self.snapshot_of(graph, published.snapshot.clone());
+        let previous = &published.status;
+        let status = CollectorStatus {
+            kube_updates: previous.kube_updates + 1,
+            last_kube_update_ms: Some(start_ms),
+            counts: snapshot.counts.clone(),
+            kubernetes: kube_status,
+            ..(**previous).clone()
+        };
+        let listed_ever = !self.listed_once.is_empty();
+        self.shared.publish(Published {
+            snapshot: listed_ever.then(|| Arc::clone(&snapshot)),
+            status: Arc::new(status),
+        });
+        log::debug!(
+            "a watch brought a change: snapshot {} ({} resources)",
+            snapshot.sequence,
+            snapshot.counts.resources.values().sum::<usize>()
+        );
+        snapshot
+    }
+
+    /// What every listed kind's watch holds now. A kind that was never listed and answers
+    /// 403, or 404 with discovery agreeing, is passed over; one that fails after it was
+    /// listed keeps what it held, reported as a failure.
+    fn collect_kube(&mut self, now: i64, status: &mut BTreeMap<String, SourceStatus>) -> KubeState {
         let client = &self.config.kube;
         let endpoint = client.base_url().to_string();
-        let last_good = &self.last_good;
-        let show_env = self.config.show_env;
-        let fetched: Vec<(Kind, Fetched)> = std::thread::scope(|s| {
-            let readers: Vec<_> = Kind::listed()
-                .map(|kind| {
-                    let last = last_good.get(&kind).map(Vec::as_slice);
-                    (
-                        kind,
-                        s.spawn(move || fetch_list(client, kind, last, show_env)),
-                    )
-                })
-                .collect();
-            readers
-                .into_iter()
-                .map(|(kind, reader)| {
-                    let fetched = reader.join().unwrap_or_else(|_| {
-                        Err(ListError {
-                            message: "the list reader panicked".to_string(),
-                            status: None,
-                        })
-                    });
-                    (kind, fetched)
-                })
-                .collect()
-        });
         let mut kube = KubeState::default();
-        for (kind, fetched) in fetched {
+        for kind in Kind::listed() {
             let name = kind.info().plural;
-            let pass_over = match &fetched {
-                Err(e) if !self.listed_once.contains(&kind) => why_pass_over(client, kind, e),
-                _ => None,
-            };
             let entry = status.entry(kind.status_key()).or_default();
-            let objects = match (fetched, pass_over) {
-                (Ok((items, pages)), _) => {
-                    calls.kube_pages += pages;
-                    entry.record(now, endpoint.clone(), Ok(items.len()));
-                    entry.failed_calls = 0;
-                    self.listed_once.insert(kind);
-                    items
-                }
-                (Err(ListError { message, .. }), Some(why)) => {
-                    if !entry.skipped {
-                        log::warn!("Kubernetes API: passing over {name}: {why} ({message})");
-                    }
-                    entry.record_skipped(now, endpoint.clone(), format!("{why}: {message}"));
-                    Vec::new()
-                }
-                (Err(ListError { message, .. }), None) => {
-                    log::warn!("Kubernetes API: {message}; keeping the last good list of {name}");
-                    entry.record(now, endpoint.clone(), Err(message));
-                    // The list call itself failed (a list stops at its first failed page).
-                    entry.failed_calls = 1;
-                    // Moved, not copied: the collector puts what it used back after the
-                    // build.
-                    self.last_good.remove(&kind).unwrap_or_default()
-                }
+            let Some(reading) = self.watches.read(kind) else {
+                entry.record(
+                    now,
+                    endpoint.clone(),
+                    Err(format!("no watch of {name} runs")),
+                );
+                continue;
             };
-            kube.set(kind, objects);
+            self.pending_calls.kube_pages += reading.pages;
+            self.pending_calls.kube_events += reading.events as usize;
+            entry.watch = Some(reading.status);
+            if reading.synced {
+                self.listed_once.insert(kind);
+                match reading.error {
+                    None => {
+                        entry.record(now, endpoint.clone(), Ok(reading.objects.len()));
+                        entry.failed_calls = 0;
+                    }
+                    Some(ListError { message, .. }) => {
+                        if entry.ok {
+                            log::warn!(
+                                "Kubernetes API: {message}; keeping the last good list of {name}"
+                            );
+                        }
+                        entry.record(now, endpoint.clone(), Err(message));
+                        entry.failed_calls = 1;
+                    }
+                }
+                kube.set(kind, reading.objects);
+                continue;
+            }
+            match reading.error {
+                None => entry.record(
+                    now,
+                    endpoint.clone(),
+                    Err(format!("{name}: not listed yet")),
+                ),
+                Some(error) => {
+                    let pass_over = if self.listed_once.contains(&kind) {
+                        None
+                    } else {
+                        why_pass_over(client, kind, &error)
+                    };
+                    match pass_over {
+                        Some(why) => {
+                            if !entry.skipped {
+                                log::warn!(
+                                    "Kubernetes API: passing over {name}: {why} ({})",
+                                    error.message
+                                );
+                            }
+                            entry.record_skipped(
+                                now,
+                                endpoint.clone(),
+                                format!("{why}: {}", error.message),
+                            );
+                        }
+                        None => {
+                            if entry.error.as_deref() != Some(error.message.as_str()) {
+                                log::warn!(
+                                    "Kubernetes API: {}; keeping the last good list of {name} (none yet)",
+                                    error.message
+                                );
+                            }
+                            entry.record(now, endpoint.clone(), Err(error.message));
+                            entry.failed_calls = 1;
+                        }
+                    }
+                }
+            }
         }
         kube
     }
@@ -392,17 +522,27 @@ fn why_pass_over(client: &KubeClient, kind: Kind, error: &ListError) -> Option<S
     }
 }
 
-/// Why a list could not be read, with the API server's status when it answered.
-struct ListError {
-    message: String,
-    status: Option<u16>,
+/// Why a list or watch could not be read, with the API server's status when it answered.
+#[derive(Debug, Clone)]
+pub(crate) struct ListError {
+    pub(crate) message: String,
+    pub(crate) status: Option<u16>,
 }
 
-/// A list's objects and the pages it took, or why it could not be read.
-type Fetched = Result<(Vec<KubeObject>, usize), ListError>;
+/// A listed kind: its objects, the pages it took, its resource version, and how many of its
+/// objects could not be read.
+pub(crate) struct Listed {
+    pub(crate) items: Vec<KubeObject>,
+    pub(crate) pages: usize,
+    pub(crate) resource_version: Option<String>,
+    pub(crate) skipped: usize,
+}
+
+/// A list, or why it could not be read.
+type Fetched = Result<Listed, ListError>;
 
 /// Lists `kind`; `show_env` keeps environment values and the last-applied annotation in.
-fn fetch_list(
+pub(crate) fn fetch_list(
     client: &KubeClient,
     kind: Kind,
     last: Option<&[KubeObject]>,
@@ -437,5 +577,10 @@ fn fetch_list(
             list.malformed_count
         );
     }
-    Ok((list.items, list.pages))
+    Ok(Listed {
+        items: list.items,
+        pages: list.pages,
+        resource_version: list.resource_version,
+        skipped: list.malformed_count,
+    })
 }

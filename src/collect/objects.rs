@@ -590,6 +590,8 @@ impl<'a> Previous<'a> {
 pub struct ListPage<'a> {
     pub items: Vec<&'a RawValue>,
     pub(crate) continue_token: Option<String>,
+    /// `metadata.resourceVersion`: where a watch of the list starts.
+    pub(crate) resource_version: Option<String>,
 }
 
 pub fn parse_list_page(text: &str) -> Result<ListPage<'_>, ParseError> {
@@ -597,6 +599,8 @@ pub fn parse_list_page(text: &str) -> Result<ListPage<'_>, ParseError> {
     struct ListMeta {
         #[serde(default, rename = "continue")]
         continue_token: Option<String>,
+        #[serde(default, rename = "resourceVersion")]
+        resource_version: Option<String>,
     }
     #[derive(Deserialize)]
     struct List<'a> {
@@ -611,18 +615,21 @@ pub fn parse_list_page(text: &str) -> Result<ListPage<'_>, ParseError> {
         return Ok(ListPage {
             items,
             continue_token: None,
+            resource_version: None,
         });
     }
     let list: List = serde_json::from_str(text).map_err(|e| ParseError::new("list", e))?;
     let items = list
         .items
         .ok_or_else(|| ParseError::new("list", "no `items` field"))?;
+    let (continue_token, resource_version) = match list.metadata {
+        Some(m) => (m.continue_token, m.resource_version),
+        None => (None, None),
+    };
     Ok(ListPage {
         items,
-        continue_token: list
-            .metadata
-            .and_then(|m| m.continue_token)
-            .filter(|c| !c.is_empty()),
+        continue_token: continue_token.filter(|c| !c.is_empty()),
+        resource_version: resource_version.filter(|v| !v.is_empty()),
     })
 }
 

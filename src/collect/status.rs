@@ -31,6 +31,8 @@ pub(crate) struct SourceStatus {
     pub(crate) note: Option<String>,
     /// A node's last collection: complete, cut by its deadline, or failed.
     pub(crate) collection: Collection,
+    /// A Kubernetes kind's watch.
+    pub(crate) watch: Option<crate::collect::watch::WatchStatus>,
 }
 
 /// How much of a node its last collection read.
@@ -135,6 +137,8 @@ impl SourceStatus {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct CallCounts {
     pub(crate) kube_pages: usize,
+    /// Watch events applied (bookmarks not counted).
+    pub(crate) kube_events: usize,
     /// `GET /node` of node agents (one per node and refresh, when agents serve it).
     pub(crate) agent_node: usize,
     pub(crate) runtime_list: usize,
@@ -146,6 +150,7 @@ pub(crate) struct CallCounts {
 impl CallCounts {
     pub(crate) fn add(&mut self, other: &CallCounts) {
         self.kube_pages += other.kube_pages;
+        self.kube_events += other.kube_events;
         self.agent_node += other.agent_node;
         self.runtime_list += other.runtime_list;
         self.runtime_inspect += other.runtime_inspect;
@@ -175,6 +180,9 @@ pub(crate) struct Phases {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CollectorStatus {
     pub(crate) refreshes: u64,
+    /// Builds between refreshes, each for a change a watch brought.
+    pub(crate) kube_updates: u64,
+    pub(crate) last_kube_update_ms: Option<i64>,
     pub(crate) last_refresh_start_ms: Option<i64>,
     pub(crate) last_refresh_duration: Duration,
     pub refresh_interval: Duration,

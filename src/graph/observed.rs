@@ -166,11 +166,6 @@ impl KubeState {
     pub fn set(&mut self, kind: Kind, objects: Vec<KubeObject>) {
         *self.of_mut(kind) = objects;
     }
-
-    /// Moves the objects of `kind` out, leaving none.
-    pub(crate) fn take(&mut self, kind: Kind) -> Vec<KubeObject> {
-        std::mem::take(self.of_mut(kind))
-    }
 }
 
 /// One container as its node's runtime inspects it.

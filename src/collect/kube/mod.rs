@@ -314,6 +314,8 @@ pub struct KubeClient {
     base_url: Arc<str>,
     page_size: usize,
     credential: Option<Arc<Credential>>,
+    /// Bound on one call; a watch's head must come within it too.
+    request_timeout: Duration,
 }
 
 /// Where the bearer token (and, from a plugin, the client certificate) comes from.
@@ -509,7 +511,13 @@ impl KubeClient {
             base_url: Arc::from(url.as_str()),
             page_size: config.page_size.max(1),
             credential: credential.map(Arc::new),
+            request_timeout: config.request_timeout,
         })
+    }
+
+    /// Bound on one call.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     pub(crate) fn base_url(&self) -> &str {
@@ -544,6 +552,7 @@ impl KubeClient {
             pages: 0,
             malformed: Vec::new(),
             malformed_count: 0,
+            resource_version: None,
         };
         let mut continue_token: Option<String> = None;
         // A server that hands out a token it gave before would have us loop for ever.
@@ -563,6 +572,9 @@ impl KubeClient {
             let text = self.get(&url)?;
             result.pages += 1;
             let page = parse_list_page(&text).map_err(KubeError::Parse)?;
+            if page.resource_version.is_some() {
+                result.resource_version = page.resource_version.clone();
+            }
             for item in page.items {
                 match parse(item) {
                     Ok(object) => result.items.push(object),
@@ -631,6 +643,57 @@ impl KubeClient {
         self.answer(response, &[sent.as_deref()])
     }
 
+    /// Watches `path` (a list) from `resource_version`, with bookmarks, for at most
+    /// `timeout`: the API server ends the stream then, and a stream that says nothing for
+    /// half a minute longer is taken as dropped. A refusal (a 410 when the version is too
+    /// old, any error status) is the error, with its Status.
+    pub(crate) fn watch(
+        &self,
+        path: &str,
+        resource_version: &str,
+        timeout: Duration,
+    ) -> Result<WatchStream, KubeError> {
+        let url = format!(
+            "{}{path}?watch=1&allowWatchBookmarks=true&timeoutSeconds={}&resourceVersion={}",
+            self.base_url,
+            timeout.as_secs().max(1),
+            percent_encode(resource_version)
+        );
+        let (agent, sent) = self.credentials()?;
+        // The head must come as soon as a list's would; the body lasts the watch.
+        let mut request = agent
+            .get(&url)
+            .config()
+            .timeout_global(None)
+            .timeout_recv_response(Some(self.request_timeout))
+            .timeout_recv_body(Some(timeout + WATCH_GRACE))
+            .build();
+        if let Some(value) = &sent {
+            request = request.header("Authorization", &format!("Bearer {value}"));
+        }
+        let response = request.call().map_err(|error| {
+            KubeError::Transport(TransportError {
+                doing: "no answer",
+                error,
+            })
+        })?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            // An error answer is small; read it as any other.
+            return Err(self
+                .answer(Ok(response), &[sent.as_deref()])
+                .err()
+                .unwrap_or(KubeError::Status {
+                    code: status,
+                    reason: String::new(),
+                    message: String::new(),
+                }));
+        }
+        Ok(WatchStream {
+            reader: std::io::BufReader::new(Box::new(response.into_body().into_reader())),
+        })
+    }
+
     /// POSTs `body` (JSON) to `path` of the API server and reads the answer; `secret`, a
     /// value the body holds (a token under review), is cut out of error bodies as the
     /// client's own token is.
@@ -695,6 +758,66 @@ impl KubeClient {
     }
 }
 
+/// How long past its `timeoutSeconds` a watch may stay silent before it is taken as dropped.
+const WATCH_GRACE: Duration = Duration::from_secs(30);
+
+/// Largest watch event: an object is at most 1.5 MB in etcd; this is far above.
+const MAX_EVENT_BYTES: u64 = 16 << 20;
+
+/// The events of one watch, a JSON document per line.
+pub(crate) struct WatchStream {
+    reader: std::io::BufReader<Box<dyn std::io::Read + Send>>,
+}
+
+impl WatchStream {
+    /// The next event's text; `None` when the server ended the stream.
+    pub(crate) fn next_event(&mut self) -> Result<Option<String>, KubeError> {
+        use std::io::{BufRead, Read};
+        loop {
+            let mut line = Vec::new();
+            let read = match (&mut self.reader)
+                .take(MAX_EVENT_BYTES + 1)
+                .read_until(b'\n', &mut line)
+            {
+                Ok(n) => n,
+                // Between events, a dropped connection; within one, an event cut off.
+                Err(e) if line.is_empty() => {
+                    return Err(KubeError::Parse(ParseError::new(
+                        "watch stream",
+                        format!("dropped: {e}"),
+                    )))
+                }
+                Err(e) => {
+                    return Err(KubeError::Parse(ParseError::new(
+                        "watch stream",
+                        format!("cut off in the middle of an event: {e}"),
+                    )))
+                }
+            };
+            if read == 0 {
+                return Ok(None);
+            }
+            if line.len() as u64 > MAX_EVENT_BYTES {
+                return Err(KubeError::Parse(ParseError::new(
+                    "watch event",
+                    format!("more than {} MiB", MAX_EVENT_BYTES >> 20),
+                )));
+            }
+            if !line.ends_with(b"\n") {
+                return Err(KubeError::Parse(ParseError::new(
+                    "watch stream",
+                    "cut off in the middle of an event",
+                )));
+            }
+            let text = String::from_utf8(line)
+                .map_err(|_| KubeError::Parse(ParseError::new("watch event", "not UTF-8")))?;
+            if !text.trim().is_empty() {
+                return Ok(Some(text));
+            }
+        }
+    }
+}
+
 /// One resource of a discovery document (`APIResourceList`).
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct ApiResource {
@@ -721,6 +844,8 @@ pub struct ListResult<T> {
     /// The first few errors, for the log.
     pub(crate) malformed: Vec<ParseError>,
     pub(crate) malformed_count: usize,
+    /// The list's `resourceVersion`, where a watch of it starts.
+    pub(crate) resource_version: Option<String>,
 }
 
 /// Reads a Kubernetes `Status` object out of an error body, when there is one.

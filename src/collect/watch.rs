@@ -1,0 +1,632 @@
+//! Each listed kind kept up to date by one list, then a watch, on a thread of its own: the
+//! objects are held here, changed event by event, and the collector takes a copy when it
+//! builds. A watch that ends (the API server's timeout) is resumed from the last version
+//! seen, bookmarks included; one that is cut, hangs past its timeout or sends what cannot be
+//! read is resumed the same way, or listed again when an event may have been lost; a 410
+//! (the version is older than the server keeps) lists again, and so does a list that
+//! skipped objects it could not read, after a while. Failures after the first back off from
+//! one second to eight. Every restart is counted by reason, for `/status` and
+//! `/metrics`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::kube::{KubeClient, KubeError};
+use super::{fetch_list, objects, ListError, Listed};
+use crate::graph::observed::KubeObject;
+use crate::graph::Kind;
+
+/// How long one watch lasts before the API server ends it and it is resumed.
+const WATCH_FOR: Duration = Duration::from_secs(120);
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// A list that skipped objects it could not read is listed again this long after.
+const RELIST_INCOMPLETE: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+
+/// Why a watch started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Restart {
+    /// The server ended it at its timeout: resumed, nothing lost.
+    Ended,
+    /// 410: the version was older than the server keeps; listed again.
+    Expired,
+    /// The connection dropped between events, or went silent past the watch's timeout;
+    /// resumed.
+    Dropped,
+    /// Cut off in the middle of an event; resumed.
+    Cut,
+    /// An event that could not be read; listed again, since it may have been a change.
+    Malformed,
+    /// The server refused the watch or sent an error event; tried again after a pause.
+    Failed,
+    /// The last list skipped objects it could not read; listed again in case they can be
+    /// read now.
+    Incomplete,
+}
+
+impl Restart {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Restart::Ended => "ended",
+            Restart::Expired => "expired",
+            Restart::Dropped => "dropped",
+            Restart::Cut => "cut",
+            Restart::Malformed => "malformed",
+            Restart::Failed => "failed",
+            Restart::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// What one kind's watch holds.
+#[derive(Default)]
+struct KindState {
+    objects: BTreeMap<(String, String), KubeObject>,
+    /// Listed at least once.
+    synced: bool,
+    /// The last failure, while it lasts.
+    error: Option<ListError>,
+    /// Pages listed and events applied since the collector last read.
+    pages: usize,
+    events: u64,
+    /// Every restart so far, by reason.
+    restarts: BTreeMap<Restart, u64>,
+    resource_version: String,
+    /// Events applied since the start.
+    events_total: u64,
+    /// When to list again, because the last list skipped objects.
+    relist_at: Option<std::time::Instant>,
+}
+
+/// What the collector reads of one kind.
+pub(crate) struct Reading {
+    /// Sorted by namespace and name, as lists are.
+    pub(crate) objects: Vec<KubeObject>,
+    pub(crate) synced: bool,
+    pub(crate) error: Option<ListError>,
+    pub(crate) pages: usize,
+    pub(crate) events: u64,
+    pub(crate) status: WatchStatus,
+}
+
+/// A kind's watch, for `/status` and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct WatchStatus {
+    pub(crate) resource_version: String,
+    pub(crate) events: u64,
+    pub(crate) restarts: BTreeMap<&'static str, u64>,
+}
+
+struct Watched {
+    state: Arc<Mutex<KindState>>,
+    _thread: JoinHandle<()>,
+}
+
+/// Every listed kind's watch.
+pub(crate) struct Watches {
+    client: KubeClient,
+    show_env: bool,
+    kinds: HashMap<Kind, Watched>,
+    changed_tx: Sender<()>,
+    changed_rx: Receiver<()>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Watches {
+    pub(crate) fn new(client: KubeClient, show_env: bool) -> Watches {
+        let (changed_tx, changed_rx) = crossbeam_channel::bounded(1);
+        Watches {
+            client,
+            show_env,
+            kinds: HashMap::new(),
+            changed_tx,
+            changed_rx,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Starts the watch of every listed kind that has none (kinds named by discovery join
+    /// the table later).
+    pub(crate) fn ensure(&mut self) {
+        for kind in Kind::listed() {
+            if self.kinds.contains_key(&kind) {
+                continue;
+            }
+            let state = Arc::new(Mutex::new(KindState::default()));
+            let worker = Worker {
+                client: self.client.clone(),
+                kind,
+                show_env: self.show_env,
+                state: Arc::clone(&state),
+                changed: self.changed_tx.clone(),
+                stop: Arc::clone(&self.stop),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("watch-{}", kind.info().plural))
+                .spawn(move || worker.run());
+            match thread {
+                Ok(thread) => {
+                    self.kinds.insert(
+                        kind,
+                        Watched {
+                            state,
+                            _thread: thread,
+                        },
+                    );
+                }
+                Err(e) => log::error!("cannot start the watch of {kind}: {e}"),
+            }
+        }
+    }
+
+    /// Whether `kind` has been listed, and whether its watch is failing now.
+    pub(crate) fn peek(&self, kind: Kind) -> Option<(bool, bool)> {
+        let state = self.kinds.get(&kind)?.state.lock();
+        Some((state.synced, state.error.is_some()))
+    }
+
+    /// Signalled (at most one pending) when any kind has changed.
+    pub(crate) fn changed(&self) -> &Receiver<()> {
+        &self.changed_rx
+    }
+
+    /// A copy of what `kind`'s watch holds, and what happened since the last reading.
+    pub(crate) fn read(&self, kind: Kind) -> Option<Reading> {
+        let watched = self.kinds.get(&kind)?;
+        let mut state = watched.state.lock();
+        let reading = Reading {
+            objects: state.objects.values().cloned().collect(),
+            synced: state.synced,
+            error: state.error.clone(),
+            pages: std::mem::take(&mut state.pages),
+            events: std::mem::take(&mut state.events),
+            status: WatchStatus {
+                resource_version: state.resource_version.clone(),
+                events: state.events_total,
+                restarts: state.restarts.iter().map(|(r, n)| (r.name(), *n)).collect(),
+            },
+        };
+        Some(reading)
+    }
+}
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        // The threads end at their next event, bookmark or timeout.
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+struct Worker {
+    client: KubeClient,
+    kind: Kind,
+    show_env: bool,
+    state: Arc<Mutex<KindState>>,
+    changed: Sender<()>,
+    stop: Arc<AtomicBool>,
+}
+
+/// How a watch ended.
+enum Outcome {
+    Resume(Restart),
+    Relist(Restart),
+    Stopped,
+}
+
+impl Worker {
+    fn run(self) {
+        let Some(path) = self.kind.list_path() else {
+            return;
+        };
+        let mut version: Option<String> = None;
+        // The first failure after a success is tried again at once (a dropped connection,
+        // a list that expired); the next ones wait, longer each time.
+        let mut backoff = Duration::ZERO;
+        while !self.stop.load(Ordering::SeqCst) {
+            let from = match version.take() {
+                Some(v) => v,
+                None => match self.list() {
+                    Ok(v) => {
+                        backoff = Duration::ZERO;
+                        v
+                    }
+                    Err(e) => {
+                        log::warn!("Kubernetes API: {}", e.message);
+                        self.fail(e);
+                        if !self.pause(&mut backoff) {
+                            return;
+                        }
+                        continue;
+                    }
+                },
+            };
+            let (outcome, received) = self.watch(&path, &from);
+            if received {
+                backoff = Duration::ZERO;
+            } else if let Outcome::Resume(Restart::Cut) | Outcome::Relist(Restart::Malformed) =
+                outcome
+            {
+                // Cut in an event, or garbage, before anything could be read: the server is
+                // failing. (A connection dropped between events is not a failure.)
+                self.fail(ListError {
+                    message: format!("watch {path}: an event cut off or unreadable"),
+                    status: None,
+                });
+            }
+            match outcome {
+                Outcome::Stopped => return,
+                Outcome::Resume(reason) => {
+                    self.count(reason);
+                    let at = self.state.lock().resource_version.clone();
+                    version = Some(if at.is_empty() { from } else { at });
+                    if reason != Restart::Ended && !self.pause(&mut backoff) {
+                        return;
+                    }
+                }
+                Outcome::Relist(reason) => {
+                    self.count(reason);
+                    if !self.pause(&mut backoff) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits `backoff` (then sets the next: the first wait is none, then one second,
+    /// doubling up to [`BACKOFF_MAX`]); false when stopped meanwhile.
+    fn pause(&self, backoff: &mut Duration) -> bool {
+        let until = std::time::Instant::now() + *backoff;
+        *backoff = if backoff.is_zero() {
+            BACKOFF_FIRST
+        } else {
+            (*backoff * 2).min(BACKOFF_MAX)
+        };
+        while std::time::Instant::now() < until {
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        !self.stop.load(Ordering::SeqCst)
+    }
+
+    fn count(&self, reason: Restart) {
+        *self.state.lock().restarts.entry(reason).or_default() += 1;
+        if reason != Restart::Ended {
+            log::info!(
+                "watch of {}: {}; starting again",
+                self.kind.info().plural,
+                reason.name()
+            );
+        }
+    }
+
+    fn notify(&self) {
+        let _ = self.changed.try_send(());
+    }
+
+    fn fail(&self, error: ListError) {
+        self.state.lock().error = Some(error);
+        self.notify();
+    }
+
+    /// Lists the kind, replacing what is held; the list's version.
+    fn list(&self) -> Result<String, ListError> {
+        let last: Vec<KubeObject> = self.state.lock().objects.values().cloned().collect();
+        let Listed {
+            items,
+            pages,
+            resource_version: version,
+            skipped,
+        } = fetch_list(&self.client, self.kind, Some(&last), self.show_env)?;
+        let mut state = self.state.lock();
+        state.relist_at = (skipped > 0).then(|| std::time::Instant::now() + RELIST_INCOMPLETE);
+        state.objects = items
+            .into_iter()
+            .map(|o| ((o.meta.namespace.clone(), o.meta.name.clone()), o))
+            .collect();
+        state.synced = true;
+        state.error = None;
+        state.pages += pages;
+        let version = version.unwrap_or_default();
+        state.resource_version = version.clone();
+        drop(state);
+        self.notify();
+        Ok(version)
+    }
+
+    /// Follows one watch from `version` to its end; whether it brought anything (an event
+    /// or a bookmark), which says the server is well again.
+    fn watch(&self, path: &str, version: &str) -> (Outcome, bool) {
+        let opened = std::time::Instant::now();
+        let mut stream = match self.client.watch(path, version, WATCH_FOR) {
+            Ok(stream) => stream,
+            Err(KubeError::Status { code: 410, .. }) => {
+                return (Outcome::Relist(Restart::Expired), false)
+            }
+            Err(e) => {
+                let status = match &e {
+                    KubeError::Status { code, .. } => Some(*code),
+                    _ => None,
+                };
+                self.fail(ListError {
+                    message: format!("watch {path}: {}", crate::report::chain(&e)),
+                    status,
+                });
+                return (Outcome::Resume(Restart::Failed), false);
+            }
+        };
+        let mut received = false;
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return (Outcome::Stopped, received);
+            }
+            let text = match stream.next_event() {
+                Ok(Some(text)) => text,
+                // A server that ends every watch at once would have us ask again and again.
+                Ok(None) if !received && opened.elapsed() < Duration::from_secs(1) => {
+                    return (Outcome::Resume(Restart::Dropped), false)
+                }
+                Ok(None) => return (Outcome::Resume(Restart::Ended), received),
+                Err(KubeError::Parse(e)) if e.what == "watch stream" => {
+                    let why = if e.detail.starts_with("dropped") {
+                        Restart::Dropped
+                    } else {
+                        Restart::Cut
+                    };
+                    return (Outcome::Resume(why), received);
+                }
+                Err(_) => return (Outcome::Relist(Restart::Malformed), received),
+            };
+            received = true;
+            let relist_due = self
+                .state
+                .lock()
+                .relist_at
+                .is_some_and(|at| std::time::Instant::now() >= at);
+            if relist_due {
+                return (Outcome::Relist(Restart::Incomplete), true);
+            }
+            let outcome = match self.apply(&text) {
+                Applied::Change | Applied::Version => {
+                    // Watching again: what failed before is over.
+                    if self.state.lock().error.take().is_some() {
+                        self.notify();
+                    }
+                    continue;
+                }
+                Applied::Expired => Outcome::Relist(Restart::Expired),
+                Applied::ErrorEvent(message) => {
+                    self.fail(ListError {
+                        message: format!("watch {path}: {message}"),
+                        status: None,
+                    });
+                    Outcome::Relist(Restart::Failed)
+                }
+                Applied::Unreadable(why) => {
+                    log::warn!("watch {path}: {why}");
+                    Outcome::Relist(Restart::Malformed)
+                }
+            };
+            return (outcome, true);
+        }
+    }
+
+    /// Applies one event to what is held.
+    fn apply(&self, text: &str) -> Applied {
+        let event = match parse_event(text) {
+            Ok(event) => event,
+            Err(why) => return Applied::Unreadable(why),
+        };
+        match event.kind {
+            EventKind::Bookmark => {
+                self.state.lock().resource_version = event.version;
+                Applied::Version
+            }
+            EventKind::Error { code, message } => {
+                if code == Some(410) {
+                    Applied::Expired
+                } else {
+                    Applied::ErrorEvent(message)
+                }
+            }
+            EventKind::Deleted => {
+                let mut state = self.state.lock();
+                state.objects.remove(&(event.namespace, event.name));
+                state.resource_version = event.version;
+                state.events += 1;
+                state.events_total += 1;
+                drop(state);
+                self.notify();
+                Applied::Change
+            }
+            EventKind::Upsert => {
+                let parsed = objects::parse_object(self.kind, event.object);
+                let object = match parsed {
+                    Ok(o) if self.show_env => o,
+                    Ok(o) => objects::without_secrets(o),
+                    Err(e) => {
+                        // As a list skips an object it cannot read, so does its watch.
+                        log::warn!(
+                            "watch of {}: skipping an object: {e}",
+                            self.kind.info().plural
+                        );
+                        self.state.lock().resource_version = event.version;
+                        return Applied::Version;
+                    }
+                };
+                let mut state = self.state.lock();
+                state.objects.insert(
+                    (object.meta.namespace.clone(), object.meta.name.clone()),
+                    object,
+                );
+                state.resource_version = event.version;
+                state.error = None;
+                state.events += 1;
+                state.events_total += 1;
+                drop(state);
+                self.notify();
+                Applied::Change
+            }
+        }
+    }
+}
+
+enum Applied {
+    Change,
+    Version,
+    Expired,
+    ErrorEvent(String),
+    Unreadable(String),
+}
+
+/// One watch event, as far as keeping a list goes.
+pub struct WatchEvent<'a> {
+    pub kind: EventKind,
+    pub namespace: String,
+    pub name: String,
+    /// The object's `resourceVersion`: where to resume after it.
+    pub version: String,
+    pub object: &'a RawValue,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// `ADDED` or `MODIFIED`.
+    Upsert,
+    Deleted,
+    Bookmark,
+    /// An `ERROR` event's Status.
+    Error {
+        code: Option<u16>,
+        message: String,
+    },
+}
+
+/// Reads a watch event (`{"type": …, "object": …}`).
+pub fn parse_event(text: &str) -> Result<WatchEvent<'_>, String> {
+    #[derive(Deserialize)]
+    struct Event<'a> {
+        #[serde(rename = "type")]
+        kind: String,
+        #[serde(borrow)]
+        object: &'a RawValue,
+    }
+    #[derive(Deserialize, Default)]
+    struct Meta {
+        #[serde(default)]
+        namespace: String,
+        #[serde(default)]
+        name: String,
+        #[serde(default, rename = "resourceVersion")]
+        resource_version: String,
+    }
+    #[derive(Deserialize)]
+    struct Object {
+        #[serde(default)]
+        metadata: Option<Meta>,
+        code: Option<u16>,
+        message: Option<String>,
+    }
+    let event: Event = serde_json::from_str(text.trim())
+        .map_err(|e| format!("an event that is not a watch event ({e})"))?;
+    let object: Object = serde_json::from_str(event.object.get())
+        .map_err(|e| format!("a {} event whose object is not an object ({e})", event.kind))?;
+    let meta = object.metadata.unwrap_or_default();
+    let kind = match event.kind.as_str() {
+        "ADDED" | "MODIFIED" => EventKind::Upsert,
+        "DELETED" => EventKind::Deleted,
+        "BOOKMARK" => EventKind::Bookmark,
+        "ERROR" => EventKind::Error {
+            code: object.code,
+            message: object.message.unwrap_or_default(),
+        },
+        other => return Err(format!("an event of unknown type {other:?}")),
+    };
+    if matches!(kind, EventKind::Upsert | EventKind::Deleted) && meta.name.is_empty() {
+        return Err(format!(
+            "a {} event for an object without a name",
+            event.kind
+        ));
+    }
+    if matches!(kind, EventKind::Bookmark) && meta.resource_version.is_empty() {
+        return Err("a bookmark without a resourceVersion".to_string());
+    }
+    Ok(WatchEvent {
+        kind,
+        namespace: meta.namespace,
+        name: meta.name,
+        version: meta.resource_version,
+        object: event.object,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_of_every_type_are_read() {
+        let added = parse_event(
+            r#"{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a","namespace":"ns","resourceVersion":"7"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                added.kind,
+                added.namespace.as_str(),
+                added.name.as_str(),
+                added.version.as_str()
+            ),
+            (EventKind::Upsert, "ns", "a", "7")
+        );
+        let bookmark = parse_event(
+            r#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"12"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (bookmark.kind, bookmark.version.as_str()),
+            (EventKind::Bookmark, "12")
+        );
+        let gone = parse_event(
+            r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 1 (5)","reason":"Expired","code":410}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            gone.kind,
+            EventKind::Error {
+                code: Some(410),
+                message: "too old resource version: 1 (5)".to_string()
+            }
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_an_event_says_why() {
+        for (text, expected) in [
+            ("<html>", "not a watch event"),
+            (r#"{"type":"ADDED","object":[1]}"#, "not an object"),
+            (r#"{"type":"RESYNC","object":{}}"#, "unknown type"),
+            (
+                r#"{"type":"DELETED","object":{"metadata":{}}}"#,
+                "without a name",
+            ),
+            (
+                r#"{"type":"BOOKMARK","object":{"metadata":{}}}"#,
+                "without a resourceVersion",
+            ),
+        ] {
+            let why = parse_event(text).err().unwrap();
+            assert!(why.contains(expected), "{text}: {why}");
+        }
+    }
+}
