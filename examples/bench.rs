@@ -16,6 +16,11 @@
 //! nodes (`node-50` … `node-1000`: every agent answers `GET /node`; `docker-50` …
 //! `docker-1000`: older agents, read call by call through Docker), noting for each refresh
 //! whether the graph held every resource and a hash of `/cluster` after its timestamp.
+//! `--watch` measures, at `kube-only` (150,000 pods, no agents) unless `--sizes` names
+//! another, what a steady cluster costs the master once its kinds are watched (CPU per
+//! minute over a minute, lists made), how long a pod deleted in the simulator takes to
+//! leave the published graph (`/status` counts, 100 deletions, p50 and p99), the same at 10
+//! deletions a second, and the peak RSS.
 //! `--auth` measures what authorization costs a request: `GET /version` answered with no
 //! authorization, with a static token, and delegated to the (simulated) API server with the
 //! review cached and with every request a new token (a TokenReview and a SubjectAccessReview
@@ -79,6 +84,7 @@ fn main() {
     let mut sizes_given = false;
     let mut stability = false;
     let mut auth = false;
+    let mut watch = false;
     let mut binary = None;
     let mut out = PathBuf::from("bench-results");
     let mut args = std::env::args().skip(1);
@@ -86,6 +92,7 @@ fn main() {
         match arg.as_str() {
             "--stability" => stability = true,
             "--auth" => auth = true,
+            "--watch" => watch = true,
             "--binary" => binary = Some(PathBuf::from(args.next().expect("--binary PATH"))),
             "--sizes" => {
                 sizes = args
@@ -99,7 +106,7 @@ fn main() {
             }
             "--out" => out = PathBuf::from(args.next().expect("--out DIR")),
             "-h" | "--help" => {
-                println!("bench [--sizes small|medium|large|kube-only|SPEC[;...]] [--stability] [--auth] [--binary PATH] [--out DIR]");
+                println!("bench [--sizes small|medium|large|kube-only|SPEC[;...]] [--stability] [--auth] [--watch] [--binary PATH] [--out DIR]");
                 return;
             }
             other => panic!("unknown argument {other:?}"),
@@ -124,6 +131,15 @@ fn main() {
     }
     if auth {
         run_auth(&binary, &out);
+        return;
+    }
+    if watch {
+        let size = if sizes_given {
+            sizes[0].clone()
+        } else {
+            "kube-only".to_string()
+        };
+        run_watch(&binary, &size, &out);
         return;
     }
     let mut results = Vec::new();
@@ -282,6 +298,95 @@ fn start_master_with(binary: &Path, sim: &Simulator, extra: &[&str]) -> MasterPr
         child: cmd.spawn().expect("the master starts"),
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
     }
+}
+
+/// The pod count `/status` says the published snapshot has.
+fn published_pods(master: &MasterProcess) -> Option<u64> {
+    try_get_json(master.addr, "/status")?["counts"]["resources"]["Pod"].as_u64()
+}
+
+/// Deletes `count` pods, one every `every`, and returns how long each took to leave the
+/// published graph, in milliseconds (each waited for before the next when `every` is zero).
+fn deletion_latencies(
+    sim: &mut Simulator,
+    master: &MasterProcess,
+    count: usize,
+    every: Duration,
+) -> Vec<f64> {
+    let pods = sim.pods();
+    let mut expected = published_pods(master).expect("a snapshot");
+    let mut latencies = Vec::new();
+    let mut pending: Vec<(u64, Instant)> = Vec::new();
+    let mut next = Instant::now();
+    let mut done = 0;
+    while done < count {
+        if latencies.len() + pending.len() < count
+            && Instant::now() >= next
+            && (every > Duration::ZERO || pending.is_empty())
+        {
+            let (ns, name, _) = &pods[pods.len() - 1 - (latencies.len() + pending.len())];
+            assert!(sim.delete_pod(ns, name));
+            expected -= 1;
+            pending.push((expected, Instant::now()));
+            next += every;
+        }
+        let now_pods = published_pods(master).unwrap_or(u64::MAX);
+        pending.retain(|(target, at)| {
+            if now_pods <= *target {
+                latencies.push(at.elapsed().as_secs_f64() * 1000.0);
+                done += 1;
+                false
+            } else {
+                true
+            }
+        });
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    latencies
+}
+
+fn run_watch(binary: &Path, size: &str, out: &Path) {
+    let spec_text = NAMED
+        .iter()
+        .find(|(n, _)| *n == size)
+        .map_or(size, |(_, s)| s);
+    eprintln!("== watch {size}: {spec_text}");
+    let mut sim = Simulator::start(SimSpec::parse_size(spec_text).expect("a size"))
+        .expect("the simulator starts");
+    let master = start_master(binary, &sim);
+    let pid = master.child.id();
+    let first = wait_for_refresh(&master, 1, Duration::from_secs(900));
+    let first_ms = first["refresh"]["lastDurationMs"].as_u64().unwrap_or(0);
+    // Let the first builds settle, then a quiet minute.
+    wait_for_refresh(
+        &master,
+        first["refresh"]["count"].as_u64().unwrap() + 1,
+        Duration::from_secs(900),
+    );
+    let lists = sim.request_counts().kube_list_pages;
+    let cpu0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(60));
+    let cpu_per_minute = (cpu_seconds(pid) - cpu0) * 60.0 / t0.elapsed().as_secs_f64();
+    let lists_in_minute = sim.request_counts().kube_list_pages - lists;
+    let q = |v: &[f64], q: f64| round(v[((v.len() as f64 * q) as usize).min(v.len() - 1)]);
+    let one_by_one = deletion_latencies(&mut sim, &master, 100, Duration::ZERO);
+    let at_rate = deletion_latencies(&mut sim, &master, 100, Duration::from_millis(100));
+    let result = json!({
+        "size": size,
+        "spec": spec_text,
+        "first_refresh_ms": first_ms,
+        "steady_cpu_s_per_minute": round(cpu_per_minute),
+        "list_pages_in_steady_minute": lists_in_minute,
+        "deletion_to_graph_ms_one_by_one": {"p50": q(&one_by_one, 0.5), "p99": q(&one_by_one, 0.99)},
+        "deletion_to_graph_ms_10_per_s": {"p50": q(&at_rate, 0.5), "p99": q(&at_rate, 0.99)},
+        "rss_peak_mib": round(status_kb(pid, "VmHWM") as f64 / 1024.0),
+        "rss_now_mib": round(status_kb(pid, "VmRSS") as f64 / 1024.0),
+    });
+    let text = serde_json::to_string_pretty(&result).unwrap();
+    std::fs::write(out.join("bench-watch.json"), &text).unwrap();
+    println!("{text}");
 }
 
 /// Requests timed per authorization case.

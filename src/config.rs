@@ -94,6 +94,8 @@ pub fn kube_access(
         }
         if let Some(file) = &options.ca_file {
             config.ca = Some(PemSource::File(file.clone()));
+            // A CA given is a CA to verify with, whatever the kubeconfig said.
+            config.insecure_skip_tls_verify = false;
         }
         config.insecure_skip_tls_verify |= options.insecure_skip_tls_verify;
         if let Some(plugin) = &mut config.exec {
@@ -402,6 +404,18 @@ mod tests {
         options.ca_file = Some("/etc/ca.pem".into());
         let a = kube_access(&options, with_home, &dir).unwrap();
         assert_eq!(a.config.ca, Some(PemSource::File("/etc/ca.pem".into())));
+        // A CA given is used even where the kubeconfig said not to verify.
+        std::fs::write(
+            dir.join(".kube/config"),
+            "current-context: c\nclusters: [{name: c, cluster: {server: 'https://127.0.0.9:6443', insecure-skip-tls-verify: true}}]\ncontexts: [{name: c, context: {cluster: c}}]\n",
+        )
+        .unwrap();
+        let a = kube_access(&options, with_home, &dir).unwrap();
+        assert!(!a.config.insecure_skip_tls_verify);
+        options.ca_file = None;
+        let a = kube_access(&options, with_home, &dir).unwrap();
+        assert!(a.config.insecure_skip_tls_verify);
+        options.ca_file = Some("/etc/ca.pem".into());
         options.context = Some("missing".into());
         let e = kube_access(&options, with_home, &dir).err().unwrap();
         assert!(e.to_string().contains("no context \"missing\""), "{e}");

@@ -126,3 +126,23 @@ fn a_watch_that_is_dropped_resumes_and_one_that_expired_lists_again() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_quiet_cluster_without_agents_is_not_built_again() {
+    let mut sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(
+        &sim,
+        &["--no-agents", "--refresh-interval", "0.2", "--debug"],
+    );
+    let first = master.wait_for_refreshes(1);
+    let later = master.wait_for_more_refreshes(5);
+    assert_eq!(later["snapshot"]["sequence"], first["snapshot"]["sequence"]);
+    assert!(master.log_text().contains("nothing changed"));
+    assert_eq!(later["sources"]["kubernetes"]["status"], "OK", "{later}");
+    // A change is still built at once.
+    let (ns, name, _) = sim.pods()[0].clone();
+    assert!(sim.delete_pod(&ns, &name));
+    wait_for_graph(&master, Duration::from_secs(10), |g| {
+        !has_pod(g, &ns, &name)
+    });
+}

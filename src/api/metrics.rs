@@ -186,7 +186,7 @@ pub(crate) fn document(
         m,
         "cluster_insight_watch_restarts_total",
         "counter",
-        "Times each Kubernetes kind's watch started again, by reason: ended (the server's timeout), expired (410: listed again), dropped, malformed, failed.",
+        "Times each Kubernetes kind's watch started again, by reason: ended (the server's timeout), expired (410: listed again), dropped, cut, malformed, failed, incomplete (listed again after objects were skipped).",
     );
     for (name, s) in &status.kubernetes {
         if let Some(watch) = &s.watch {

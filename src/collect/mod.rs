@@ -95,6 +95,9 @@ pub(crate) struct Collector {
     watches: Watches,
     /// Kinds listed at least once: a later 403 or 404 is a failure, not a kind to pass over.
     listed_once: HashSet<Kind>,
+    /// Whether a kind's failure is one to pass over, by the failure's message: asked of
+    /// discovery once per message, not at every build.
+    pass_over: HashMap<Kind, (String, Option<String>)>,
     /// The `--extra-kinds` kinds discovery has not named yet.
     extra: ExtraKinds,
     node_caches: HashMap<String, NodeCache>,
@@ -103,6 +106,9 @@ pub(crate) struct Collector {
     last_nodes: (Vec<NodeContainers>, Vec<String>),
     /// Kubernetes calls made since the last refresh, counted at the next.
     pending_calls: CallCounts,
+    /// The watches' generation the last build read: when it is still the same and there are
+    /// no node readings, a refresh has nothing new to build.
+    built_generation: Option<u64>,
     images: Arc<ImageCache>,
     history: History,
     refresh: u64,
@@ -128,16 +134,20 @@ impl Collector {
         let extra = ExtraKinds::new(&config.extra_kinds);
         let interval = config.refresh_interval;
         shared.update_status(|status| status.refresh_interval = interval);
-        let watches = Watches::new(config.kube.clone(), config.show_env);
+        // As discovery for extra kinds: a kind that is not served is asked again every six
+        // refreshes.
+        let watches = Watches::new(config.kube.clone(), config.show_env, interval * 6);
         Collector {
             config,
             shared,
             watches,
             listed_once: HashSet::new(),
+            pass_over: HashMap::new(),
             extra,
             node_caches: HashMap::new(),
             last_nodes: (Vec::new(), Vec::new()),
             pending_calls: CallCounts::default(),
+            built_generation: None,
             images: Arc::new(ImageCache::default()),
             history: History::default(),
             refresh: 0,
@@ -163,7 +173,9 @@ impl Collector {
                     "refresh {} failed with a panic; retrying at the next interval",
                     self.refresh
                 );
-                self.node_caches.clear();
+                if full {
+                    self.node_caches.clear();
+                }
             }
             let wait = next_refresh.saturating_duration_since(Instant::now());
             crossbeam_channel::select! {
@@ -222,6 +234,34 @@ impl Collector {
         if self.refresh == 1 && full {
             self.wait_for_first_lists(FIRST_LISTS.min(self.config.kube.request_timeout() * 2));
         }
+        // A quiet cluster without node agents: nothing to read, nothing to build; the
+        // snapshot stands and the status says when it was confirmed.
+        let generation = self.watches.generation();
+        if full
+            && self.built_generation == Some(generation)
+            && matches!(self.config.runtimes, RuntimeSource::Disabled)
+        {
+            if let Some(snapshot) = published.snapshot.clone() {
+                for entry in kube_status.values_mut() {
+                    entry.confirm(start_ms);
+                }
+                let status = CollectorStatus {
+                    refreshes: previous.refreshes + 1,
+                    last_refresh_start_ms: Some(start_ms),
+                    last_refresh_duration: started.elapsed(),
+                    calls: std::mem::take(&mut self.pending_calls),
+                    phases: Phases::default(),
+                    kubernetes: kube_status,
+                    ..(*previous).clone()
+                };
+                self.shared.publish(Published {
+                    snapshot: Some(Arc::clone(&snapshot)),
+                    status: Arc::new(status),
+                });
+                log::debug!("refresh {}: nothing changed", self.refresh);
+                return snapshot;
+            }
+        }
         let mut phases = Phases::default();
         let mut phase = Instant::now();
         let mut lap = |into: &mut u64| {
@@ -229,6 +269,7 @@ impl Collector {
             phase = Instant::now();
         };
         let kube = self.collect_kube(start_ms, &mut kube_status);
+        self.built_generation = Some(generation);
         lap(&mut phases.kubernetes_ms);
         if !full {
             return self.build_between_refreshes(kube, kube_status, start_ms, &published);
@@ -383,7 +424,8 @@ impl Collector {
         start_ms: i64,
         published: &Published,
     ) -> Arc<Snapshot> {
-        let (nodes, unread) = std::mem::take(&mut self.last_nodes);
+        // A copy: a build that fails leaves the last readings for the next.
+        let (nodes, unread) = self.last_nodes.clone();
         let graph = self.build(kube, nodes, unread);
         let snapshot = self.snapshot_of(graph, published.snapshot.clone());
         let previous = &published.status;
@@ -458,7 +500,15 @@ impl Collector {
                     let pass_over = if self.listed_once.contains(&kind) {
                         None
                     } else {
-                        why_pass_over(client, kind, &error)
+                        match self.pass_over.get(&kind) {
+                            Some((message, why)) if *message == error.message => why.clone(),
+                            _ => {
+                                let why = why_pass_over(client, kind, &error);
+                                self.pass_over
+                                    .insert(kind, (error.message.clone(), why.clone()));
+                                why
+                            }
+                        }
                     };
                     match pass_over {
                         Some(why) => {

@@ -113,6 +113,14 @@ impl SourceStatus {
         self.skipped = true;
     }
 
+    /// Says the source is as it was at the last reading, now.
+    pub(crate) fn confirm(&mut self, now_ms: i64) {
+        self.last_attempt_ms = now_ms;
+        if self.ok {
+            self.last_ok_ms = Some(now_ms);
+        }
+    }
+
     pub(crate) fn record(&mut self, now_ms: i64, endpoint: String, outcome: Result<usize, String>) {
         self.last_attempt_ms = now_ms;
         self.endpoint = endpoint;

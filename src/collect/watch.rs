@@ -9,7 +9,7 @@
 //! `/metrics`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -114,23 +114,35 @@ struct Watched {
 pub(crate) struct Watches {
     client: KubeClient,
     show_env: bool,
+    /// How often a kind this server does not serve (404), or the master may not list (403),
+    /// is asked again.
+    absent_retry: Duration,
     kinds: HashMap<Kind, Watched>,
     changed_tx: Sender<()>,
     changed_rx: Receiver<()>,
     stop: Arc<AtomicBool>,
+    /// Bumped by every change of any kind's objects or state.
+    generation: Arc<AtomicU64>,
 }
 
 impl Watches {
-    pub(crate) fn new(client: KubeClient, show_env: bool) -> Watches {
+    pub(crate) fn new(client: KubeClient, show_env: bool, absent_retry: Duration) -> Watches {
         let (changed_tx, changed_rx) = crossbeam_channel::bounded(1);
         Watches {
             client,
             show_env,
+            absent_retry,
             kinds: HashMap::new(),
             changed_tx,
             changed_rx,
             stop: Arc::new(AtomicBool::new(false)),
+            generation: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Changes so far, of any kind: equal numbers, nothing changed in between.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Starts the watch of every listed kind that has none (kinds named by discovery join
@@ -145,9 +157,11 @@ impl Watches {
                 client: self.client.clone(),
                 kind,
                 show_env: self.show_env,
+                absent_retry: self.absent_retry,
                 state: Arc::clone(&state),
                 changed: self.changed_tx.clone(),
                 stop: Arc::clone(&self.stop),
+                generation: Arc::clone(&self.generation),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("watch-{}", kind.info().plural))
@@ -209,9 +223,11 @@ struct Worker {
     client: KubeClient,
     kind: Kind,
     show_env: bool,
+    absent_retry: Duration,
     state: Arc<Mutex<KindState>>,
     changed: Sender<()>,
     stop: Arc<AtomicBool>,
+    generation: Arc<AtomicU64>,
 }
 
 /// How a watch ended.
@@ -222,44 +238,98 @@ enum Outcome {
 }
 
 impl Worker {
-    fn run(self) {
+    /// Runs the kind's list and watches until stopped; a panic is a failure of the kind,
+    /// reported, and the loop starts again after a pause.
+    fn run(&self) {
+        loop {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.follow()));
+            if outcome.is_ok() || self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            log::error!(
+                "the watch of {} panicked; starting it again",
+                self.kind.info().plural
+            );
+            self.fail(ListError {
+                message: format!(
+                    "the watch of {} failed with a panic",
+                    self.kind.info().plural
+                ),
+                status: None,
+            });
+            let mut wait = BACKOFF_MAX;
+            if !self.pause(&mut wait) {
+                return;
+            }
+        }
+    }
+
+    fn follow(&self) {
         let Some(path) = self.kind.list_path() else {
             return;
         };
         let mut version: Option<String> = None;
-        // The first failure after a success is tried again at once (a dropped connection,
-        // a list that expired); the next ones wait, longer each time.
+        // The first failure after a watch that brought something is tried again at once (a
+        // dropped connection, an expired version); the next ones wait, longer each time.
         let mut backoff = Duration::ZERO;
+        // Watches in a row that brought nothing: a server that ends every watch at once.
+        let mut empty_watches = 0u32;
         while !self.stop.load(Ordering::SeqCst) {
             let from = match version.take() {
                 Some(v) => v,
                 None => match self.list() {
-                    Ok(v) => {
-                        backoff = Duration::ZERO;
-                        v
-                    }
+                    Ok(v) => v,
                     Err(e) => {
-                        log::warn!("Kubernetes API: {}", e.message);
-                        self.fail(e);
-                        if !self.pause(&mut backoff) {
+                        // A kind this server does not serve, or the master may not list, is
+                        // asked again seldom; a failure is said when it changes.
+                        let absent =
+                            matches!(e.status, Some(403 | 404)) && !self.state.lock().synced;
+                        let said = self
+                            .state
+                            .lock()
+                            .error
+                            .as_ref()
+                            .map(|old| old.message.clone());
+                        if said.as_deref() != Some(e.message.as_str()) {
+                            log::warn!("Kubernetes API: {}", e.message);
+                            self.fail(e);
+                        }
+                        let waited = if absent {
+                            self.sleep(self.absent_retry)
+                        } else {
+                            self.pause(&mut backoff)
+                        };
+                        if !waited {
                             return;
                         }
                         continue;
                     }
                 },
             };
+            let started = std::time::Instant::now();
             let (outcome, received) = self.watch(&path, &from);
             if received {
                 backoff = Duration::ZERO;
-            } else if let Outcome::Resume(Restart::Cut) | Outcome::Relist(Restart::Malformed) =
-                outcome
-            {
-                // Cut in an event, or garbage, before anything could be read: the server is
-                // failing. (A connection dropped between events is not a failure.)
-                self.fail(ListError {
-                    message: format!("watch {path}: an event cut off or unreadable"),
-                    status: None,
-                });
+                empty_watches = 0;
+            } else {
+                empty_watches += 1;
+                let failing = match outcome {
+                    // Cut in an event, garbage or an error before anything could be read:
+                    // the server is failing. (A connection dropped between events is not.)
+                    Outcome::Resume(Restart::Cut)
+                    | Outcome::Relist(Restart::Malformed | Restart::Failed) => true,
+                    Outcome::Resume(Restart::Dropped | Restart::Ended) => empty_watches >= 3,
+                    _ => false,
+                };
+                if failing && self.state.lock().error.is_none() {
+                    self.fail(ListError {
+                        message: format!(
+                            "watch {path}: no event could be read ({} in a row)",
+                            empty_watches
+                        ),
+                        status: None,
+                    });
+                }
             }
             match outcome {
                 Outcome::Stopped => return,
@@ -267,7 +337,10 @@ impl Worker {
                     self.count(reason);
                     let at = self.state.lock().resource_version.clone();
                     version = Some(if at.is_empty() { from } else { at });
-                    if reason != Restart::Ended && !self.pause(&mut backoff) {
+                    // A watch that lasted its time and brought something is resumed at once;
+                    // any other waits its turn.
+                    let at_once = reason == Restart::Ended && received;
+                    if !at_once && !self.pause(&mut backoff) {
                         return;
                     }
                 }
@@ -278,18 +351,29 @@ impl Worker {
                     }
                 }
             }
+            // Never two watches within a second, whatever the server does.
+            let gap = Duration::from_secs(1).saturating_sub(started.elapsed());
+            if !self.sleep(gap) {
+                return;
+            }
         }
     }
 
     /// Waits `backoff` (then sets the next: the first wait is none, then one second,
     /// doubling up to [`BACKOFF_MAX`]); false when stopped meanwhile.
     fn pause(&self, backoff: &mut Duration) -> bool {
-        let until = std::time::Instant::now() + *backoff;
+        let wait = *backoff;
         *backoff = if backoff.is_zero() {
             BACKOFF_FIRST
         } else {
             (*backoff * 2).min(BACKOFF_MAX)
         };
+        self.sleep(wait)
+    }
+
+    /// Waits `time`; false when stopped meanwhile.
+    fn sleep(&self, time: Duration) -> bool {
+        let until = std::time::Instant::now() + time;
         while std::time::Instant::now() < until {
             if self.stop.load(Ordering::SeqCst) {
                 return false;
@@ -311,6 +395,7 @@ impl Worker {
     }
 
     fn notify(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let _ = self.changed.try_send(());
     }
 
@@ -387,7 +472,6 @@ impl Worker {
                 }
                 Err(_) => return (Outcome::Relist(Restart::Malformed), received),
             };
-            received = true;
             let relist_due = self
                 .state
                 .lock()
@@ -398,6 +482,7 @@ impl Worker {
             }
             let outcome = match self.apply(&text) {
                 Applied::Change | Applied::Version => {
+                    received = true;
                     // Watching again: what failed before is over.
                     if self.state.lock().error.take().is_some() {
                         self.notify();
@@ -455,12 +540,20 @@ impl Worker {
                     Ok(o) if self.show_env => o,
                     Ok(o) => objects::without_secrets(o),
                     Err(e) => {
-                        // As a list skips an object it cannot read, so does its watch.
+                        // As a list skips an object it cannot read, so does its watch, and
+                        // the kind is listed again after a while.
                         log::warn!(
                             "watch of {}: skipping an object: {e}",
                             self.kind.info().plural
                         );
-                        self.state.lock().resource_version = event.version;
+                        let mut state = self.state.lock();
+                        state.objects.remove(&(event.namespace, event.name));
+                        state.resource_version = event.version;
+                        state
+                            .relist_at
+                            .get_or_insert(std::time::Instant::now() + RELIST_INCOMPLETE);
+                        drop(state);
+                        self.notify();
                         return Applied::Version;
                     }
                 };

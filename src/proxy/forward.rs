@@ -2,8 +2,10 @@
 //! cost the minion little:
 //! - at most `limit` requests wait on the daemon at once; one more is a 503 at once, so that
 //!   the workers left answer refusals, `/healthz` and `/node` whatever the daemon does;
-//! - an answer is shared for a second by every caller of the same request: a few hundred
-//!   callers of a large list hold one copy of it, not one each, and the daemon is asked once.
+//! - an answer is shared for a second by every caller of the same request that comes after
+//!   it: a few hundred callers of a large list hold one copy of it, not one each (callers at
+//!   the very same moment each ask, up to the limit). At most 64 MiB of answers are shared;
+//!   beyond, an answer is its caller's own, which the server counts against its cap.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,8 +23,10 @@ use crate::report::chain;
 /// How long an answer of the daemon serves callers of the same request.
 const SHARED_FOR: Duration = Duration::from_secs(1);
 /// Answers kept at most (the allow-list's targets name containers and images, so they are
-/// as many as a node has, but a caller could make up names).
+/// as many as a node has, but a caller could make up names), and their bytes at most: an
+/// answer past either is its caller's own, counted by the server like any other.
 const RECENT_MAX: usize = 512;
+const RECENT_MAX_BYTES: usize = 64 << 20;
 
 pub(super) struct Forwarder {
     client: Client,
@@ -63,26 +67,35 @@ impl Forwarder {
     /// Forwards `request`, whose allowed form is `target`.
     pub(super) fn forward(&self, request: &Request, target: &str) -> Result<Response, ProxyError> {
         let key = format!("{} {target}", request.method.as_str());
-        let now = Instant::now();
-        let shared = self
-            .recent
-            .lock()
-            .get(&key)
-            .filter(|(at, _)| now.duration_since(*at) < SHARED_FOR)
-            .map(|(_, answer)| Arc::clone(answer));
-        let answer = match shared {
-            Some(answer) => answer,
+        let shared = {
+            let mut recent = self.recent.lock();
+            // Gone once their second is over, whether asked for again or not.
+            let now = Instant::now();
+            recent.retain(|_, (at, _)| now.duration_since(*at) < SHARED_FOR);
+            recent.get(&key).map(|(_, answer)| Arc::clone(answer))
+        };
+        let (answer, body) = match shared {
+            Some(answer) => {
+                let body = Body::Shared(Arc::clone(&answer.body));
+                (answer, body)
+            }
             None => {
                 let answer = Arc::new(self.ask(request, target)?);
                 let mut recent = self.recent.lock();
-                recent.retain(|_, (at, _)| now.duration_since(*at) < SHARED_FOR);
-                if recent.len() < RECENT_MAX {
-                    recent.insert(key, (now, Arc::clone(&answer)));
+                let held: usize = recent.values().map(|(_, a)| a.body.len()).sum();
+                if recent.len() < RECENT_MAX && held + answer.body.len() <= RECENT_MAX_BYTES {
+                    recent.insert(key, (Instant::now(), Arc::clone(&answer)));
+                    let body = Body::Shared(Arc::clone(&answer.body));
+                    (answer, body)
+                } else {
+                    // Not shared: the caller's own, which the server counts while it waits
+                    // for a slow reader.
+                    let body = Body::Owned(answer.body.to_vec());
+                    (answer, body)
                 }
-                answer
             }
         };
-        let mut response = Response::new(answer.status, "", Body::Shared(Arc::clone(&answer.body)));
+        let mut response = Response::new(answer.status, "", body);
         response.headers.clear();
         for (name, value) in &answer.headers {
             response = response.with_header(name, value);

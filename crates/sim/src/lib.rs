@@ -691,6 +691,7 @@ impl Simulator {
                 }
             }
             cluster.next_rv();
+            cluster.rv = cluster.rv.max(kube.events.last_rv());
             new_id
         };
         self.refresh_expected();
@@ -719,6 +720,7 @@ impl Simulator {
                 cluster.controllers[rc].rv = rv;
                 kube.update_controller(cluster, rc);
             }
+            cluster.rv = cluster.rv.max(kube.events.last_rv());
         }
         self.refresh_expected();
         true
@@ -748,6 +750,7 @@ impl Simulator {
             cluster.nodes[i].rv = rv;
             kube.update_node(cluster, i);
         }
+        cluster.rv = cluster.rv.max(kube.events.last_rv());
     }
 
     fn refresh_expected(&mut self) {

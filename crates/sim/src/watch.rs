@@ -49,18 +49,27 @@ pub(crate) struct EventLog {
 }
 
 impl EventLog {
+    /// Records a change made at version `rv`; changes made at the same version get the
+    /// next ones, so that every event has a version of its own (a watch resumed between two
+    /// of them gets the rest). The cluster's version is then moved up to [`Self::last_rv`].
     pub(crate) fn record(&mut self, rv: u64, kind: Kind, what: &'static str, object: Obj) {
         if self.events.len() == KEPT {
             if let Some(gone) = self.events.pop_front() {
                 self.compacted = gone.rv;
             }
         }
+        let rv = rv.max(self.last_rv() + 1);
         self.events.push_back(Event {
             rv,
             kind,
             what,
             object,
         });
+    }
+
+    /// The version of the last change recorded (or of the compaction).
+    pub(crate) fn last_rv(&self) -> u64 {
+        self.events.back().map_or(self.compacted, |e| e.rv)
     }
 
     /// Forgets every event up to `rv`: a watch from an older version gets a 410.
@@ -85,6 +94,21 @@ fn with_kind(json: &str, kind: &str, api_version: &str) -> String {
     let rest = json.strip_prefix('{').unwrap_or(json);
     let sep = if rest.starts_with('}') { "" } else { "," };
     format!("{{\"kind\":\"{kind}\",\"apiVersion\":\"{api_version}\"{sep}{rest}")
+}
+
+/// An event's object: with its kind, and the event's version as its `resourceVersion`
+/// (where a client resumes after it).
+fn event_object(json: &str, kind: &str, api_version: &str, rv: u64) -> String {
+    let text = with_kind(json, kind, api_version);
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(mut value) => {
+            if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                meta.insert("resourceVersion".to_string(), rv.to_string().into());
+            }
+            value.to_string()
+        }
+        Err(_) => text,
+    }
 }
 
 fn event_line(what: &str, object: &str) -> String {
@@ -217,9 +241,11 @@ pub(crate) fn serve(shared: &Shared, ep: &Endpoint, req: &Request, out: &mut Tcp
             let _ = out.write_all(b"0\r\n\r\n");
             return;
         }
-        let pending: Vec<Event> = {
+        // The events after what was sent, and the version they bring the watch to, read
+        // at once: a change made after this read has a higher version, sent next turn.
+        let (pending, now_rv): (Vec<Event>, u64) = {
             let state = shared.state.read();
-            match scope.kind {
+            let pending = match scope.kind {
                 Some(kind) => state
                     .kube
                     .events
@@ -228,12 +254,18 @@ pub(crate) fn serve(shared: &Shared, ep: &Endpoint, req: &Request, out: &mut Tcp
                     .cloned()
                     .collect(),
                 None => Vec::new(),
-            }
+            };
+            (pending, state.cluster.rv.max(state.kube.events.last_rv()))
         };
         for event in pending {
             let line = event_line(
                 event.what,
-                &with_kind(&event.object.json, &scope.kind_name, &scope.api_version),
+                &event_object(
+                    &event.object.json,
+                    &scope.kind_name,
+                    &scope.api_version,
+                    event.rv,
+                ),
             );
             if !send(ep, req, out, &line) {
                 return;
@@ -241,7 +273,7 @@ pub(crate) fn serve(shared: &Shared, ep: &Endpoint, req: &Request, out: &mut Tcp
             sent_rv = event.rv;
         }
         if bookmarks && last_bookmark.elapsed() >= BOOKMARK_EVERY {
-            let rv = shared.state.read().cluster.rv.max(sent_rv);
+            let rv = now_rv.max(sent_rv);
             let object = format!(
                 "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{rv}\"}}}}",
                 scope.kind_name, scope.api_version

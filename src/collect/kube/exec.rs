@@ -167,20 +167,24 @@ impl ExecPlugin {
             error,
             hint: self.install_hint.clone(),
         })?;
-        let stdout = child.stdout.take().map(|out| {
+        // Read on threads of their own, handed over by channel: a process the plugin left
+        // behind may hold the pipes open, and no one waits on it past the deadline.
+        let (out_tx, out_rx) = crossbeam_channel::bounded::<Vec<u8>>(1);
+        let (err_tx, err_rx) = crossbeam_channel::bounded::<Vec<u8>>(1);
+        if let Some(out) = child.stdout.take() {
             std::thread::spawn(move || {
                 let mut text = Vec::new();
-                let read = out.take(MAX_OUTPUT + 1).read_to_end(&mut text);
-                read.map(|_| text)
-            })
-        });
-        let stderr = child.stderr.take().map(|err| {
+                let _ = out.take(MAX_OUTPUT + 1).read_to_end(&mut text);
+                let _ = out_tx.send(text);
+            });
+        }
+        if let Some(err) = child.stderr.take() {
             std::thread::spawn(move || {
                 let mut text = Vec::new();
                 let _ = err.take(MAX_OUTPUT).read_to_end(&mut text);
-                text
-            })
-        });
+                let _ = err_tx.send(text);
+            });
+        }
         let deadline = Instant::now() + self.timeout;
         let status = loop {
             match child.try_wait() {
@@ -198,11 +202,13 @@ impl ExecPlugin {
                 }
             }
         };
-        let stdout = stdout
-            .and_then(|t| t.join().ok())
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+        let left = || {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100))
+        };
+        let stdout = out_rx.recv_timeout(left()).unwrap_or_default();
+        let stderr = err_rx.recv_timeout(left()).unwrap_or_default();
         if !status.success() {
             let stderr = String::from_utf8_lossy(&stderr);
             let stderr = stderr.trim();
@@ -245,8 +251,13 @@ fn parse_credential(text: &[u8], api_version: &str) -> Result<Issued, String> {
         expiration_timestamp: Option<String>,
     }
     let credential: Credential = serde_json::from_slice(text).map_err(|e| {
-        // serde's messages quote no input, only positions and expectations.
-        format!("no ExecCredential JSON ({e})")
+        // Only what kind of error and where: serde's messages may quote the output (a token).
+        format!(
+            "no ExecCredential JSON ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        )
     })?;
     if credential.kind != "ExecCredential" {
         return Err(format!("kind {:?}, not ExecCredential", credential.kind));
@@ -306,8 +317,13 @@ mod tests {
 
     #[test]
     fn wrong_or_empty_credentials_are_refused_without_quoting_them() {
-        let cases: [(&[u8], &str); 5] = [
+        let cases: [(&[u8], &str); 7] = [
             (b"token s3cret", "no ExecCredential JSON"),
+            (b"\"s3cret\"", "no ExecCredential JSON"),
+            (
+                br#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":"s3cret"}"#,
+                "no ExecCredential JSON",
+            ),
             (
                 br#"{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","status":{"token":"s3cret"}}"#,
                 "apiVersion",

@@ -131,7 +131,15 @@ impl Kubeconfig {
                 File::default()
             } else {
                 serde_saphyr::from_str(&text).map_err(|e| {
-                    error(path.display().to_string(), format!("not a kubeconfig: {e}"))
+                    // Only where: the parser's own message quotes the text around the error,
+                    // which may be a token or a key.
+                    let at = e.location().map_or(String::new(), |l| {
+                        format!(" at line {}, column {}", l.line(), l.column())
+                    });
+                    error(
+                        path.display().to_string(),
+                        format!("not a kubeconfig: YAML that cannot be read, or a field of the wrong type{at}"),
+                    )
                 })?
             };
             merged.add(path, file);
@@ -537,6 +545,14 @@ preferences: {}
                 .to_string();
             assert!(err.contains(expected), "{text}: {err}");
         }
+        // A YAML error near a secret says where, not what is there.
+        let file = write(
+            &dir,
+            "secret",
+            "users:\n- name: u\n  user:\n    token: s3cret-t0ken\n    client-key-data: [s3cret-key\n",
+        );
+        let err = Kubeconfig::load(&[file], true).err().unwrap().to_string();
+        assert!(err.contains("line") && !err.contains("s3cret"), "{err}");
         let err = Kubeconfig::load(&[dir.join("none")], true)
             .err()
             .unwrap()
