@@ -83,6 +83,7 @@ for name, kind in [
     ("cluster_insight_resources", "gauge"),
     ("cluster_insight_relations", "gauge"),
     ("cluster_insight_http_requests", "counter"),
+    ("cluster_insight_watch_events", "counter"),
     ("process_resident_memory_bytes", "gauge"),
 ]:
     family = families.get(name)
@@ -104,6 +105,12 @@ typed = samples("cluster_insight_http_requests", path="/cluster/resources/{type}
 check(typed and typed[0].value >= 1, "a type's list counts under its route, not its own path", repr(typed))
 unknown = samples("cluster_insight_http_requests", path="other", code="404")
 check(unknown and unknown[0].value >= 1, "unknown paths count as other", repr(unknown))
+events = samples("cluster_insight_watch_events", kind="pods")
+check(len(events) == 1 and events[0].value >= 0, "each kind's watch events are counted", repr(events))
+# Restarts appear once a watch has started again (a labelled counter has no series before).
+restarts = families.get("cluster_insight_watch_restarts")
+check(restarts is None or restarts.type == "counter", "watch restarts are a counter",
+      repr(restarts.type if restarts else None))
 memory = samples("process_resident_memory_bytes")
 check(memory and memory[0].value > 1 << 20, "resident memory is reported", repr(memory))
 EOF
