@@ -19,8 +19,8 @@
 //! `--watch` measures, at `kube-only` (150,000 pods, no agents) unless `--sizes` names
 //! another, what a steady cluster costs the master once its kinds are watched (CPU per
 //! minute over a minute, lists made), how long a pod deleted in the simulator takes to
-//! leave the published graph (`/status` counts, 100 deletions, p50 and p99), the same at 10
-//! deletions a second, and the peak RSS.
+//! leave the published graph (`/status` counts, 20 deletions one after the other, p50 and
+//! p99), the same for 50 deletions at 10 a second, and the peak RSS.
 //! `--auth` measures what authorization costs a request: `GET /version` answered with no
 //! authorization, with a static token, and delegated to the (simulated) API server with the
 //! review cached and with every request a new token (a TokenReview and a SubjectAccessReview
@@ -370,9 +370,15 @@ fn run_watch(binary: &Path, size: &str, out: &Path) {
     std::thread::sleep(Duration::from_secs(60));
     let cpu_per_minute = (cpu_seconds(pid) - cpu0) * 60.0 / t0.elapsed().as_secs_f64();
     let lists_in_minute = sim.request_counts().kube_list_pages - lists;
+    eprintln!(
+        "steady: {:.2} CPU-s per minute, {lists_in_minute} list pages; RSS {:.0} MiB",
+        cpu_per_minute,
+        status_kb(pid, "VmRSS") as f64 / 1024.0
+    );
     let q = |v: &[f64], q: f64| round(v[((v.len() as f64 * q) as usize).min(v.len() - 1)]);
-    let one_by_one = deletion_latencies(&mut sim, &master, 100, Duration::ZERO);
-    let at_rate = deletion_latencies(&mut sim, &master, 100, Duration::from_millis(100));
+    let one_by_one = deletion_latencies(&mut sim, &master, 20, Duration::ZERO);
+    eprintln!("one by one: {one_by_one:?}");
+    let at_rate = deletion_latencies(&mut sim, &master, 50, Duration::from_millis(100));
     let result = json!({
         "size": size,
         "spec": spec_text,

@@ -290,14 +290,13 @@ fn client_from(args: &[&str], env: &[(&str, &str)]) -> Result<KubeClient, String
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
+    cluster_insight::report::chain(e)
+}
+
+/// The client of the kubeconfig `file`'s context `tls`.
+fn tls_context(file: &Path) -> Result<KubeClient, String> {
+    let args = ["--kubeconfig", file.to_str().unwrap(), "--context", "tls"];
+    client_from(&args, &[])
 }
 
 fn pods(client: &KubeClient) -> Result<usize, KubeError> {
@@ -396,11 +395,7 @@ fn mutual_tls_with_the_kubeconfig_client_certificate() {
         "config",
         "    client-certificate: client.crt\n    client-key: client.key\n",
     );
-    let client = client_from(
-        &["--kubeconfig", file.to_str().unwrap(), "--context", "tls"],
-        &[],
-    )
-    .unwrap();
+    let client = tls_context(&file).unwrap();
     assert_eq!(pods(&client).unwrap(), 3);
     // Inline, base64, as clusters' generated kubeconfigs have them.
     let b64 = |f: &str| {
@@ -417,11 +412,7 @@ fn mutual_tls_with_the_kubeconfig_client_certificate() {
             b64("client.key")
         ),
     );
-    let client = client_from(
-        &["--kubeconfig", inline.to_str().unwrap(), "--context", "tls"],
-        &[],
-    )
-    .unwrap();
+    let client = tls_context(&inline).unwrap();
     assert_eq!(pods(&client).unwrap(), 3);
     // A certificate the cluster's CA did not sign, or none at all, is refused in the
     // handshake; a token does not stand in for it.
@@ -430,11 +421,7 @@ fn mutual_tls_with_the_kubeconfig_client_certificate() {
         "    token: s3cret-token\n",
     ] {
         let file = write_kubeconfig(&pki, &server, "refused", user);
-        let client = client_from(
-            &["--kubeconfig", file.to_str().unwrap(), "--context", "tls"],
-            &[],
-        )
-        .unwrap();
+        let client = tls_context(&file).unwrap();
         let err = pods(&client).unwrap_err();
         assert!(matches!(err, KubeError::Transport(_)), "{user}: {err}");
     }
@@ -462,11 +449,7 @@ fn mutual_tls_with_the_kubeconfig_client_certificate() {
             command.display()
         ),
     );
-    let client = client_from(
-        &["--kubeconfig", file.to_str().unwrap(), "--context", "tls"],
-        &[],
-    )
-    .unwrap();
+    let client = tls_context(&file).unwrap();
     assert_eq!(pods(&client).unwrap(), 3);
     // A key that is not a key: a configuration error at start.
     let file = write_kubeconfig(
@@ -475,12 +458,7 @@ fn mutual_tls_with_the_kubeconfig_client_certificate() {
         "badkey",
         "    client-certificate: client.crt\n    client-key: token\n",
     );
-    let err = client_from(
-        &["--kubeconfig", file.to_str().unwrap(), "--context", "tls"],
-        &[],
-    )
-    .err()
-    .unwrap();
+    let err = tls_context(&file).err().unwrap();
     assert!(err.contains("no usable client certificate"), "{err}");
 }
 
@@ -598,12 +576,7 @@ fn exec_plugin_failures_are_configuration_errors_that_say_why() {
     }
     let user = "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: not-installed-plugin\n      installHint: install it with your package manager\n";
     let file = write_kubeconfig(&pki, &server, "missing.yaml", user);
-    let err = client_from(
-        &["--kubeconfig", file.to_str().unwrap(), "--context", "tls"],
-        &[],
-    )
-    .err()
-    .unwrap();
+    let err = tls_context(&file).err().unwrap();
     assert!(
         err.contains("cannot run the credential plugin not-installed-plugin")
             && err.contains("install it with your package manager"),
