@@ -26,6 +26,8 @@ use crate::graph::Kind;
 
 /// How long one watch lasts before the API server ends it and it is resumed.
 const WATCH_FOR: Duration = Duration::from_secs(120);
+/// A watch open this long was accepted and held by the server, whatever it brought.
+const LASTED: Duration = Duration::from_secs(10);
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 /// A list that skipped objects it could not read is listed again this long after.
 const RELIST_INCOMPLETE: Duration = Duration::from_secs(10);
@@ -308,6 +310,9 @@ impl Worker {
             };
             let started = std::time::Instant::now();
             let (outcome, received) = self.watch(&path, &from);
+            // A watch that lasted is well even if it brought nothing: a quiet kind on a
+            // server that sends no bookmarks.
+            let received = received || started.elapsed() >= LASTED;
             if received {
                 backoff = Duration::ZERO;
                 empty_watches = 0;
