@@ -99,6 +99,21 @@ def probe(port, path, probes, expected=200):
     return times
 
 
+def idle_then_stalled(server, pid, port, path, size, args, idle_load):
+    """Two rows: /healthz with no load, then while CLIENTS connections ask for `path` (a
+    body of `size` bytes) and never read."""
+    before = memory_kib(pid)
+    idle = probe(port, "/healthz", args.probes)
+    rows = [(server, idle_load, summary(idle), before, memory_kib(pid))]
+    socks = stall(port, path, args.clients)
+    times = probe(port, "/healthz", args.probes)
+    rows.append((server, f"{args.clients} x GET {path} ({size / 1e6:.1f} MB)", summary(times),
+                 before, memory_kib(pid)))
+    for s in socks:
+        s.close()
+    return rows
+
+
 def summary(times):
     ordered = sorted(times)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -186,17 +201,8 @@ def main():
         wait_for(port, "/cluster")
         size = len(subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/cluster"],
                                   capture_output=True).stdout)
-        before = memory_kib(master.pid)
-        idle = probe(port, "/healthz", args.probes)
-        results.append(("master", "none (the demo refreshing every 10 s)", summary(idle), before,
-                        memory_kib(master.pid)))
-        socks = stall(port, "/cluster", args.clients)
-        times = probe(port, "/healthz", args.probes)
-        after = memory_kib(master.pid)
-        results.append(("master", f"{args.clients} x GET /cluster ({size / 1e6:.1f} MB)",
-                        summary(times), before, after))
-        for s in socks:
-            s.close()
+        results += idle_then_stalled("master", master.pid, port, "/cluster", size, args,
+                                     "none (the demo refreshing every 10 s)")
     finally:
         master.kill()
         master.wait()
@@ -219,16 +225,8 @@ def main():
     log_bytes = None
     try:
         wait_for(port, "/healthz")
-        before = memory_kib(minion.pid)
-        idle = probe(port, "/healthz", args.probes)
-        results.append(("minion", "none", summary(idle), before, memory_kib(minion.pid)))
-        socks = stall(port, "/containers/json", args.clients)
-        times = probe(port, "/healthz", args.probes)
-        after = memory_kib(minion.pid)
-        results.append(("minion", f"{args.clients} x GET /containers/json ({big_size / 1e6:.1f} MB)",
-                        summary(times), before, after))
-        for s in socks:
-            s.close()
+        results += idle_then_stalled("minion", minion.pid, port, "/containers/json", big_size,
+                                     args, "none")
         time.sleep(1)
 
         # A flood of refused requests, and what it writes to the log.

@@ -55,42 +55,8 @@ impl Pki {
                 "keyUsage=critical,keyCertSign,cRLSign",
             ]);
         }
-        run(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=apiserver",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ]);
-        std::fs::write(
-            dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            "server.crt",
-            "-extfile",
-            "server.ext",
-        ]);
-        // Client certificates for mutual TLS: one the cluster's CA signed, one it did not.
-        for (name, ca) in [("client", "ca"), ("stranger", "other-ca")] {
+        // A key and a certificate for `name`, signed by `ca`, with `ext`'s extensions.
+        let issue = |name: &str, ca: &str, ext: &str| {
             run(&[
                 "req",
                 "-newkey",
@@ -103,11 +69,7 @@ impl Pki {
                 "-out",
                 &format!("{name}.csr"),
             ]);
-            std::fs::write(
-                dir.join("client.ext"),
-                "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
-            )
-            .unwrap();
+            std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
             run(&[
                 "x509",
                 "-req",
@@ -123,8 +85,21 @@ impl Pki {
                 "-out",
                 &format!("{name}.crt"),
                 "-extfile",
-                "client.ext",
+                &format!("{name}.ext"),
             ]);
+        };
+        issue(
+            "server",
+            "ca",
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        );
+        // Client certificates for mutual TLS: one the cluster's CA signed, one it did not.
+        for (name, ca) in [("client", "ca"), ("stranger", "other-ca")] {
+            issue(
+                name,
+                ca,
+                "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+            );
         }
         std::fs::write(dir.join("token"), "s3cret-token\n").unwrap();
         std::fs::write(dir.join("wrong-token"), "not-the-token\n").unwrap();
