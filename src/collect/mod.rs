@@ -254,10 +254,7 @@ impl Collector {
                     kubernetes: kube_status,
                     ..(*previous).clone()
                 };
-                self.shared.publish(Published {
-                    snapshot: Some(Arc::clone(&snapshot)),
-                    status: Arc::new(status),
-                });
+                self.publish(&snapshot, status);
                 log::debug!("refresh {}: nothing changed", self.refresh);
                 return snapshot;
             }
@@ -333,14 +330,7 @@ impl Collector {
             kubernetes: kube_status,
             nodes: node_status,
         };
-        // A graph made before any Kubernetes list has succeeded holds the Cluster alone: it
-        // is not served as if it were the cluster (the API says no snapshot yet, `/status`
-        // says why).
-        let listed_ever = !self.listed_once.is_empty();
-        self.shared.publish(Published {
-            snapshot: listed_ever.then(|| Arc::clone(&snapshot)),
-            status: Arc::new(status),
-        });
+        self.publish(&snapshot, status);
         log::info!(
             "refresh {} took {} ms (Kubernetes {} ms, runtimes {} ms, graph {} ms, render {} ms): {} resources, {} relations, {} Kubernetes pages, {} runtime calls{}",
             self.refresh,
@@ -416,6 +406,17 @@ impl Collector {
         }
     }
 
+    /// Publishes `snapshot` with `status`. A graph made before any Kubernetes list has
+    /// succeeded holds the Cluster alone: it is not served as if it were the cluster (the
+    /// API says no snapshot yet, `/status` says why).
+    fn publish(&self, snapshot: &Arc<Snapshot>, status: CollectorStatus) {
+        let listed_ever = !self.listed_once.is_empty();
+        self.shared.publish(Published {
+            snapshot: listed_ever.then(|| Arc::clone(snapshot)),
+            status: Arc::new(status),
+        });
+    }
+
     /// A build between refreshes: a watch brought a change; the nodes are as last read.
     fn build_between_refreshes(
         &mut self,
@@ -436,11 +437,7 @@ impl Collector {
             kubernetes: kube_status,
             ..(**previous).clone()
         };
-        let listed_ever = !self.listed_once.is_empty();
-        self.shared.publish(Published {
-            snapshot: listed_ever.then(|| Arc::clone(&snapshot)),
-            status: Arc::new(status),
-        });
+        self.publish(&snapshot, status);
         log::debug!(
             "a watch brought a change: snapshot {} ({} resources)",
             snapshot.sequence,
