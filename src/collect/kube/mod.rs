@@ -635,10 +635,7 @@ impl KubeClient {
 
     fn get(&self, url: &str) -> Result<String, KubeError> {
         let (agent, sent) = self.credentials()?;
-        let mut request = agent.get(url);
-        if let Some(value) = &sent {
-            request = request.header("Authorization", &format!("Bearer {value}"));
-        }
+        let request = with_bearer(agent.get(url), sent.as_deref());
         let response = request.call();
         self.answer(response, &[sent.as_deref()])
     }
@@ -661,16 +658,14 @@ impl KubeClient {
         );
         let (agent, sent) = self.credentials()?;
         // The head must come as soon as a list's would; the body lasts the watch.
-        let mut request = agent
+        let request = agent
             .get(&url)
             .config()
             .timeout_global(None)
             .timeout_recv_response(Some(self.request_timeout))
             .timeout_recv_body(Some(timeout + WATCH_GRACE))
             .build();
-        if let Some(value) = &sent {
-            request = request.header("Authorization", &format!("Bearer {value}"));
-        }
+        let request = with_bearer(request, sent.as_deref());
         let response = request.call().map_err(|error| {
             KubeError::Transport(TransportError {
                 doing: "no answer",
@@ -705,10 +700,10 @@ impl KubeClient {
     ) -> Result<String, KubeError> {
         let url = format!("{}{path}", self.base_url.trim_end_matches('/'));
         let (agent, sent) = self.credentials()?;
-        let mut request = agent.post(&url).header("Content-Type", "application/json");
-        if let Some(value) = &sent {
-            request = request.header("Authorization", &format!("Bearer {value}"));
-        }
+        let request = with_bearer(
+            agent.post(&url).header("Content-Type", "application/json"),
+            sent.as_deref(),
+        );
         let response = request.send(body);
         self.answer(response, &[sent.as_deref(), secret])
     }
@@ -755,6 +750,17 @@ impl KubeClient {
             }
             Err(status_error(status, &text))
         }
+    }
+}
+
+/// `request` with `Authorization: Bearer` when there is a token to send.
+fn with_bearer<B>(
+    request: ureq::RequestBuilder<B>,
+    token: Option<&str>,
+) -> ureq::RequestBuilder<B> {
+    match token {
+        Some(value) => request.header("Authorization", &format!("Bearer {value}")),
+        None => request,
     }
 }
 
