@@ -286,15 +286,8 @@ impl Worker {
                         // asked again seldom; a failure is said when it changes.
                         let absent =
                             matches!(e.status, Some(403 | 404)) && !self.state.lock().synced;
-                        let said = self
-                            .state
-                            .lock()
-                            .error
-                            .as_ref()
-                            .map(|old| old.message.clone());
-                        if said.as_deref() != Some(e.message.as_str()) {
+                        if self.fail(e.clone()) {
                             log::warn!("Kubernetes API: {}", e.message);
-                            self.fail(e);
                         }
                         let waited = if absent {
                             self.sleep(self.absent_retry)
@@ -404,9 +397,16 @@ impl Worker {
         let _ = self.changed.try_send(());
     }
 
-    fn fail(&self, error: ListError) {
-        self.state.lock().error = Some(error);
-        self.notify();
+    /// Records the kind's failure; signals (and says true) only when it is a new one.
+    fn fail(&self, error: ListError) -> bool {
+        let mut state = self.state.lock();
+        let new = state.error.as_ref().map(|old| &old.message) != Some(&error.message);
+        state.error = Some(error);
+        drop(state);
+        if new {
+            self.notify();
+        }
+        new
     }
 
     /// Lists the kind, replacing what is held; the list's version.
