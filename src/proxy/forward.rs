@@ -95,15 +95,15 @@ impl Forwarder {
                 }
             }
         };
-        let mut response = Response::new(answer.status, "", body);
-        response.headers.clear();
-        for (name, value) in &answer.headers {
-            response = response.with_header(name, value);
-        }
-        if request.method == Method::Head {
-            response.body = Body::Empty;
-        }
-        Ok(response)
+        Ok(Response {
+            status: answer.status,
+            headers: answer.headers.clone(),
+            body: if request.method == Method::Head {
+                Body::Empty
+            } else {
+                body
+            },
+        })
     }
 
     /// Asks the daemon, if fewer than `limit` requests wait on it already.
