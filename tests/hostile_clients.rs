@@ -366,9 +366,16 @@ fn status_of(addr: SocketAddr, path: &str) -> (u16, String) {
         "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
-    let mut head = vec![0u8; 1024];
-    let n = s.read(&mut head).unwrap();
-    let head = String::from_utf8_lossy(&head[..n]).into_owned();
+    // Up to the end of the head, however the reads split it.
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 << 10 {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
     let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, head)
 }
