@@ -9,18 +9,22 @@
 //!
 //! - [`observed`]: the builder's input, filled by the collector;
 //! - [`build`](build()): the rules — IDs, labels, relations;
+//! - [`query`]: which resources and relations a query selects;
 //! - [`selector`]: label selectors and the pod index that answers them;
 //! - `pods`: which pod a container belongs to;
 //! - `history`: what keeps a timestamp while a resource is unchanged;
+//! - [`diff`]: what changed between two graphs, and the way back;
 //! - [`fingerprint`]: "unchanged", computed while the collector parses;
 //! - `id`: resource IDs, hashed once.
 
 mod build;
+pub mod diff;
 pub mod fingerprint;
 mod history;
 mod id;
 pub mod observed;
 mod pods;
+pub mod query;
 pub mod selector;
 
 pub use build::{build, BuildOptions};

@@ -118,6 +118,126 @@ impl LabelSelector {
     }
 }
 
+impl LabelSelector {
+    /// A selector in kubectl's syntax (`-l`, `labelSelector=`): requirements separated by
+    /// commas, each `key`, `!key`, `key=value`, `key==value`, `key!=value`,
+    /// `key in (v1,v2)` or `key notin (v1,v2)`. Keys and values are checked as label keys
+    /// and values are, so a typo is an error rather than a selector that matches nothing.
+    pub fn parse(text: &str) -> Result<LabelSelector, SelectorError> {
+        let mut match_expressions = Vec::new();
+        for part in split_top_level(text)? {
+            let part = part.trim();
+            if part.is_empty() {
+                if text.trim().is_empty() {
+                    continue;
+                }
+                return Err(SelectorError(format!("empty requirement in {text:?}")));
+            }
+            match_expressions.push(parse_requirement(part)?);
+        }
+        Ok(LabelSelector {
+            match_labels: BTreeMap::new(),
+            match_expressions,
+        })
+    }
+}
+
+/// Splits at the commas that are not inside `( )`.
+fn split_top_level(text: &str) -> Result<Vec<&str>, SelectorError> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0u32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' if depth == 0 => depth = 1,
+            '(' => return Err(SelectorError(format!("nested parentheses in {text:?}"))),
+            ')' if depth == 1 => depth = 0,
+            ')' => return Err(SelectorError(format!("unbalanced ')' in {text:?}"))),
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err(SelectorError(format!("unclosed '(' in {text:?}")));
+    }
+    parts.push(&text[start..]);
+    Ok(parts)
+}
+
+fn parse_requirement(part: &str) -> Result<Requirement, SelectorError> {
+    let requirement = |key: &str, operator| -> Result<Requirement, SelectorError> {
+        Ok(Requirement {
+            key: label_key(key.trim())?,
+            operator,
+        })
+    };
+    if let Some(key) = part.strip_prefix('!') {
+        return requirement(key, Operator::DoesNotExist);
+    }
+    // `key in (…)` / `key notin (…)`: the key, a word, a parenthesised list.
+    if let Some(open) = part.find('(') {
+        let words: Vec<&str> = part[..open].split_whitespace().collect();
+        let list = part[open..]
+            .strip_prefix('(')
+            .and_then(|rest| rest.strip_suffix(')'))
+            .ok_or_else(|| SelectorError(format!("bad set in {part:?}")))?;
+        let values = list
+            .split(',')
+            .map(|v| label_value(v.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        return match words.as_slice() {
+            [key, "in"] => requirement(key, Operator::In(values)),
+            [key, "notin"] => requirement(key, Operator::NotIn(values)),
+            _ => Err(SelectorError(format!(
+                "expected `key in (…)` or `key notin (…)` in {part:?}"
+            ))),
+        };
+    }
+    if let Some((key, value)) = part.split_once("!=") {
+        return requirement(key, Operator::NotIn(vec![label_value(value.trim())?]));
+    }
+    if let Some((key, value)) = part.split_once('=') {
+        let value = value.strip_prefix('=').unwrap_or(value);
+        return requirement(key, Operator::In(vec![label_value(value.trim())?]));
+    }
+    requirement(part, Operator::Exists)
+}
+
+/// A label key: an optional DNS prefix and `/`, then a name of at most 63 characters.
+fn label_key(key: &str) -> Result<String, SelectorError> {
+    let name = key.rsplit_once('/').map_or(key, |(prefix, name)| {
+        if prefix.is_empty() || prefix.len() > 253 {
+            ""
+        } else {
+            name
+        }
+    });
+    if name.is_empty() || !label_chars(name) || key.contains(char::is_whitespace) {
+        return Err(SelectorError(format!("invalid label key {key:?}")));
+    }
+    Ok(key.to_string())
+}
+
+/// A label value: empty, or up to 63 characters of `[A-Za-z0-9._-]` starting and ending
+/// with an alphanumeric.
+fn label_value(value: &str) -> Result<String, SelectorError> {
+    if !value.is_empty() && !label_chars(value) {
+        return Err(SelectorError(format!("invalid label value {value:?}")));
+    }
+    Ok(value.to_string())
+}
+
+fn label_chars(s: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    s.len() <= 63
+        && edge(s.chars().next())
+        && edge(s.chars().last())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 impl Requirement {
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         let value = labels.get(&self.key);
@@ -252,6 +372,52 @@ mod tests {
             r#"[]"#,
         ] {
             assert!(LabelSelector::from_json(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn kubectl_syntax() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let web = labels(&[("app", "web"), ("tier", "front"), ("example.com/team", "a")]);
+        let db = labels(&[("app", "db")]);
+        for (text, on_web, on_db) in [
+            ("app=web", true, false),
+            ("app==web", true, false),
+            ("app!=web", false, true),
+            ("app in (web, db)", true, true),
+            ("app notin (web)", false, true),
+            ("tier", true, false),
+            ("!tier", false, true),
+            ("app=web,tier=front", true, false),
+            ("example.com/team=a", true, false),
+            ("", true, true),
+        ] {
+            let s = LabelSelector::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!((s.matches(&web), s.matches(&db)), (on_web, on_db), "{text}");
+        }
+        for bad in [
+            "app=",
+            "=web",
+            "app in (web",
+            "app in web)",
+            "app within (a)",
+            "a b",
+            "app=we b",
+            "app=-web",
+            ",app",
+            "app in ((a))",
+        ] {
+            if bad == "app=" {
+                // An empty value is allowed: it selects the label set to "".
+                assert!(LabelSelector::parse(bad).is_ok());
+                continue;
+            }
+            assert!(LabelSelector::parse(bad).is_err(), "{bad}");
         }
     }
 }
