@@ -142,6 +142,13 @@ impl Composed {
         self.len
     }
 
+    /// Appends every piece of `other`.
+    pub(crate) fn extend(&mut self, other: &Composed) {
+        for piece in &other.pieces {
+            self.push(piece.clone());
+        }
+    }
+
     fn pieces_from<'a>(
         &'a self,
         offset: usize,

@@ -58,6 +58,7 @@ pub(crate) fn conditional(inner: Handler) -> Handler {
                     .cloned()
                     .collect(),
                 body: Body::Empty,
+                stream: None,
             },
             _ => response,
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use cluster_insight_wire::head::{self, Version};
 
 use super::body::Body;
+use super::stream::EventStream;
 
 /// The request method. Only GET and HEAD are served anywhere in this project; the rest are
 /// kept by name so that handlers can refuse them with 405 and say which method it was.
@@ -80,7 +81,11 @@ impl Request {
         head::header(&self.headers, name)
     }
 
-    /// The path part of the target, without the query.
+    /// The query of the target (after `?`, still percent-encoded), if it has one.
+    pub(crate) fn query(&self) -> Option<&str> {
+        origin_form(&self.target).split_once('?').map(|(_, q)| q)
+    }
+
     /// The path of the target, also of an absolute-form target (`http://host/path`), which
     /// a server must accept (RFC 9112 §3.2.2). (The minion's allow-list reads `target`
     /// itself, and refuses that form.)
@@ -121,6 +126,9 @@ pub struct Response {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(String, String)>,
     pub body: Body,
+    /// What the server sends after `body`, for as long as the connection lasts (a stream of
+    /// events); the answer then has no length and closes when the stream ends.
+    pub(crate) stream: Option<EventStream>,
 }
 
 impl Response {
@@ -129,7 +137,14 @@ impl Response {
             status,
             headers: vec![("Content-Type".to_string(), content_type.to_string())],
             body,
+            stream: None,
         }
+    }
+
+    /// This answer, going on with what `stream` sends after its body.
+    pub(crate) fn with_stream(mut self, stream: EventStream) -> Response {
+        self.stream = Some(stream);
+        self
     }
 
     pub(crate) fn with_header(mut self, name: &str, value: &str) -> Response {

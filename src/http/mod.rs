@@ -11,8 +11,10 @@ pub mod client;
 pub(crate) mod layers;
 mod message;
 mod server;
+pub(crate) mod stream;
 
 pub use body::{Body, Composed, Piece};
 pub use client::{Bearer, Client, ClientConfig, Endpoint};
 pub use message::{Handler, Method, Request, Response};
 pub use server::{serve, serve_listener, serve_listener_with_probes, RunningServer};
+pub use stream::{EventSource, EventStream, Poll};

@@ -31,6 +31,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::body::Body;
 use super::message::{Handler, Method, Request, Response};
+use super::stream::{EventSource, Poll};
 
 /// Largest request head (request line and headers) we read.
 pub(super) const MAX_HEAD_BYTES: usize = 16 << 10;
@@ -227,6 +228,8 @@ struct Outgoing {
     last_progress: Instant,
     /// Counted in the server's held bytes while it lives, when its body is its own.
     held: Option<Held>,
+    /// A stream of events: what is sent once the body is out, for as long as it lasts.
+    stream: Option<Box<dyn EventSource>>,
 }
 
 /// Bytes of an answer's own body, counted in the server's total while the answer lives.
@@ -299,8 +302,30 @@ impl Outgoing {
         Ok(true)
     }
 
+    /// A client that has not taken a byte for the write timeout, or (but for a stream)
+    /// not the whole answer within the answer deadline.
     fn stalled(&self) -> bool {
+        if self.stream.is_some() {
+            return self.written < self.total() && self.last_progress.elapsed() > WRITE_TIMEOUT;
+        }
         self.last_progress.elapsed() > WRITE_TIMEOUT || self.started.elapsed() > ANSWER_DEADLINE
+    }
+
+    /// With all that was given written: asks the stream for more. `Some(true)`: more to
+    /// write; `Some(false)`: nothing yet; `None`: the stream ended (or there is none).
+    fn next_from_stream(&mut self) -> Option<bool> {
+        match self.stream.as_mut()?.poll() {
+            Poll::Ready(body) => {
+                self.head.clear();
+                self.body = body;
+                self.written = 0;
+                self.piece_hint = 0;
+                self.last_progress = Instant::now();
+                Some(true)
+            }
+            Poll::Pending => Some(false),
+            Poll::End => None,
+        }
     }
 
     /// After the last byte: back to reading the next request, or closed.
@@ -436,8 +461,10 @@ fn io_loop(events: &Receiver<Event>, queues: Queues, stop: &AtomicBool) {
         if drain_until.is_none() && stop.load(Ordering::SeqCst) {
             drain_until = Some(Instant::now() + DRAIN_LIMIT);
             work = None;
-            // Idle and half-read connections are closed; no new request is read.
+            // Idle and half-read connections are closed; no new request is read; streams,
+            // which never finish, end.
             reading.clear();
+            writing.retain(|out| out.stream.is_none());
         }
         if let Some(until) = drain_until {
             if (workers_done && writing.is_empty()) || Instant::now() >= until {
@@ -501,6 +528,15 @@ fn io_loop(events: &Receiver<Event>, queues: Queues, stop: &AtomicBool) {
         while i < writing.len() {
             let before = writing[i].written;
             match writing[i].write_some(share) {
+                Ok(true) if writing[i].stream.is_some() => {
+                    progressed |= writing[i].written > before;
+                    match writing[i].next_from_stream() {
+                        Some(_) => i += 1,
+                        None => {
+                            let _ = writing.swap_remove(i).conn.stream.shutdown(Shutdown::Write);
+                        }
+                    }
+                }
                 Ok(true) => {
                     progressed = true;
                     if let Some(conn) = writing.swap_remove(i).finish() {
@@ -720,6 +756,10 @@ fn answer(
     // A worker that waited on a client that does not read would be one fewer for
     // everyone else, and a few hundred such clients would hold them all.
     match out.write_some(WORKER_WRITE_BUDGET) {
+        // A stream goes on from the I/O thread.
+        Ok(true) if out.stream.is_some() => {
+            let _ = events.send(Event::Answer(out));
+        }
         Ok(true) => {
             if let Some(conn) = out.finish() {
                 let _ = events.send(Event::Conn(conn));
@@ -741,17 +781,26 @@ fn outgoing(
     http10: bool,
 ) -> Outgoing {
     let no_body = head_only || cluster_insight_wire::status::has_no_body(response.status);
+    // A stream's answer has no length: it ends when the connection closes (RFC 9112 §6.3),
+    // which also works through HTTP/1.0 and proxies that buffer chunked answers.
+    let stream = response
+        .stream
+        .as_ref()
+        .filter(|_| !no_body && response.status == 200)
+        .and_then(|s| s.take());
+    let keep_alive = keep_alive && stream.is_none();
     // Framing is the server's: handlers' own `Content-Length` and `Connection` are left out,
     // except that a HEAD answer may say how long the GET body would be.
-    let content_length = if cluster_insight_wire::status::has_no_body(response.status) {
-        None
-    } else {
-        let declared = response
-            .header("Content-Length")
-            .filter(|_| head_only)
-            .and_then(|v| v.parse::<u64>().ok());
-        Some(declared.unwrap_or(response.body.len() as u64))
-    };
+    let content_length =
+        if cluster_insight_wire::status::has_no_body(response.status) || stream.is_some() {
+            None
+        } else {
+            let declared = response
+                .header("Content-Length")
+                .filter(|_| head_only)
+                .and_then(|v| v.parse::<u64>().ok());
+            Some(declared.unwrap_or(response.body.len() as u64))
+        };
     let headers = response
         .headers
         .iter()
@@ -783,6 +832,7 @@ fn outgoing(
         started: now,
         last_progress: now,
         held: None,
+        stream,
     }
 }
 
@@ -887,6 +937,7 @@ mod tests {
             status: 304,
             headers: vec![("ETag".into(), "\"x\"".into())],
             body: Body::Owned(b"ignored".to_vec()),
+            stream: None,
         };
         let text = written(&not_modified, false);
         assert!(

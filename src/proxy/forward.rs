@@ -103,6 +103,7 @@ impl Forwarder {
             } else {
                 body
             },
+            stream: None,
         })
     }
 
