@@ -49,6 +49,9 @@ MASTER (serves the context graph, default port 5555):
                                   group), comma-separated, the flag repeatable:
                                   argoproj.io/v1alpha1/rollouts
     --refresh-interval SECS       seconds between refreshes (default 10)
+    --history DURATION            how far back /cluster?at= and /cluster/changes reach:
+                                  90s, 30m, 1h, 2d, or 0 for the last change only
+                                  (default 1h; at most 30d)
     --node-parallelism N|auto     nodes read at once (default auto: as many as reading
                                   every node within half the refresh interval takes, at
                                   the time nodes take, from 16 to 512)
@@ -183,6 +186,8 @@ pub struct Options {
     /// Kinds to list beyond the built-in ones.
     pub extra_kinds: Vec<GroupVersionResource>,
     pub refresh_interval: Duration,
+    /// How long changes are kept (`--history`).
+    pub(crate) history: Duration,
     pub(crate) node_parallelism: NodeParallelism,
     pub(crate) show_env: bool,
     /// How callers are authorized, as the flags say.
@@ -217,6 +222,7 @@ impl Default for Options {
             cluster_name: "cluster".to_string(),
             extra_kinds: Vec::new(),
             refresh_interval: Duration::from_secs(10),
+            history: Duration::from_secs(3600),
             node_parallelism: NodeParallelism::Auto,
             show_env: false,
             auth: AuthFlag::Default,
@@ -378,6 +384,9 @@ pub fn parse(
             Long("refresh-interval") => {
                 options.refresh_interval =
                     seconds(&mut parser, "--refresh-interval", 0.1, 86_400.0)?
+            }
+            Long("history") => {
+                options.history = duration(&string(&mut parser, "--history")?, "--history")?
             }
             Long("kube-timeout") => {
                 options.kube_timeout = seconds(&mut parser, "--kube-timeout", 0.1, 3600.0)?
@@ -543,8 +552,9 @@ fn refuse_master(given: &[String], options: &Options) -> Result<(), CliError> {
 const MINION_ONLY: [&str; 1] = ["host-proc"];
 
 /// Flags only the master reads.
-const MASTER_ONLY: [&str; 9] = [
+const MASTER_ONLY: [&str; 10] = [
     "extra-kinds",
+    "history",
     "minion-token-file",
     "docker-port",
     "no-docker",
@@ -614,6 +624,35 @@ fn seconds(
         )));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// How long to keep history: a whole number and a unit (`s`, `m`, `h`, `d`), or `0`; at most
+/// 30 days.
+fn duration(text: &str, flag: &str) -> Result<Duration, CliError> {
+    const MAX: u64 = 30 * 86_400;
+    let bad = || {
+        CliError(format!(
+            "{flag}: {text:?} is not a duration such as 90s, 30m, 1h or 2d (or 0), up to 30d"
+        ))
+    };
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    let secs = number
+        .checked_mul(unit)
+        .filter(|&s| s <= MAX)
+        .ok_or_else(bad)?;
+    Ok(Duration::from_secs(secs))
 }
 
 fn count(
@@ -714,6 +753,10 @@ mod tests {
             (&["--port"][..], None, "--port"),
             (&["--refresh-interval", "0"][..], None, "out of range"),
             (&["--refresh-interval", "ten"][..], None, "not a number"),
+            (&["--history", "1y"][..], None, "--history"),
+            (&["--history", "31d"][..], None, "up to 30d"),
+            (&["--history", "h"][..], None, "--history"),
+            (&["--history", "-1h"][..], None, "--history"),
             (&["--workers", "0"][..], None, "--workers"),
             (&["--bind", "localhost"][..], None, "--bind"),
             (&["--frobnicate"][..], None, "frobnicate"),
@@ -780,6 +823,10 @@ mod tests {
             (14243, 3, NodeParallelism::Fixed(4), 8080)
         );
         assert_eq!(o.refresh_interval, Duration::from_millis(2500));
+        assert_eq!(duration("90s", "f").unwrap(), Duration::from_secs(90));
+        assert_eq!(duration("2d", "f").unwrap(), Duration::from_secs(172_800));
+        assert_eq!(duration("0", "f").unwrap(), Duration::ZERO);
+        assert_eq!(Options::default().history, Duration::from_secs(3600));
         assert_eq!(o.cluster_name, "prod");
         assert_eq!(
             (o.kube_timeout, o.docker_timeout),

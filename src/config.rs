@@ -336,6 +336,7 @@ pub fn resolve_master(options: &Options) -> Result<MasterConfig, ConfigError> {
             node_parallelism: options.node_parallelism,
             show_env: options.show_env,
             refresh_interval: options.refresh_interval,
+            history: options.history,
             cluster_name: options.cluster_name.clone(),
             created_by,
             extra_kinds: options.extra_kinds.clone(),

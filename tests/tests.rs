@@ -12,6 +12,7 @@ mod faults;
 mod fuzz;
 mod graph_rules;
 mod hostile_clients;
+mod live;
 mod load;
 mod manifest;
 mod master_http;

@@ -14,12 +14,22 @@ pub(crate) enum ApiError {
     NoSnapshotYet,
     /// A type added since the current snapshot was made: the next one has it.
     NotCollectedYet(String),
+    /// A query parameter this endpoint does not take: its name, and the ones it takes.
+    UnknownParameter(String, &'static [&'static str]),
+    /// A query parameter with a value that cannot be used, and why.
+    BadParameter(String),
+    /// No resource with this ID in the snapshot asked about.
+    NoSuchResource(String),
+    /// A time or sequence older than the history kept, or not of this process; the message.
+    Gone(String),
 }
 
 impl ApiError {
     pub(crate) fn status(&self) -> u16 {
         match self {
-            ApiError::BadPath => 400,
+            ApiError::BadPath | ApiError::UnknownParameter(..) | ApiError::BadParameter(_) => 400,
+            ApiError::NoSuchResource(_) => 404,
+            ApiError::Gone(_) => 410,
             ApiError::UnknownType(_) | ApiError::NoSuchEndpoint(_) => 404,
             ApiError::NoSnapshotYet | ApiError::NotCollectedYet(_) => 503,
         }
@@ -42,6 +52,20 @@ impl ApiError {
             ApiError::NotCollectedYet(kind) => {
                 format!("{kind} is being collected for the first time: ask again shortly")
             }
+            ApiError::UnknownParameter(name, []) => format!(
+                "unknown query parameter {:?}: this endpoint takes none",
+                truncate(name, 64)
+            ),
+            ApiError::UnknownParameter(name, known) => format!(
+                "unknown query parameter {:?}; this endpoint takes: {}",
+                truncate(name, 64),
+                known.join(", ")
+            ),
+            ApiError::BadParameter(why) => truncate(why, 512),
+            ApiError::NoSuchResource(id) => {
+                format!("no resource {} in this snapshot", truncate(id, 256))
+            }
+            ApiError::Gone(why) => why.clone(),
         }
     }
 

@@ -7,21 +7,27 @@
 //! log). The routes' failures are `ApiError`s, mapped to statuses in one place; the layers
 //! answer 405 and 304 themselves.
 
+mod changes;
 mod error;
+mod graph;
 mod home;
 mod metrics;
+mod params;
 mod status;
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use crate::auth::{self, Authorizer};
 use crate::graph::Kind;
 use crate::http::{layers, Body, Handler, Request, Response};
-use crate::publish::snapshot::{Rendered, Snapshot};
+use crate::publish::snapshot::Snapshot;
 use crate::publish::Shared;
 use cluster_insight_wire::percent;
 use cluster_insight_wire::time::rfc3339_millis;
 use error::ApiError;
+use graph::Form;
 
 /// What the handlers read.
 pub(crate) struct ApiState {
@@ -33,6 +39,8 @@ pub(crate) struct ApiState {
     pub(crate) requests: metrics::RequestCounts,
     /// Who may read.
     pub(crate) auth: Arc<Authorizer>,
+    /// The last snapshot of an earlier time made for `at=`.
+    pub(crate) past: Mutex<Option<Arc<Snapshot>>>,
 }
 
 const JSON: &str = "application/json";
@@ -69,6 +77,10 @@ fn route(state: &ApiState, request: &Request) -> Result<Response, ApiError> {
         path
     };
     let now = now_ms();
+    // The graph's endpoints read their own parameters; the others take none.
+    if !path.starts_with("/cluster") && path != "/debug" {
+        params::Params::of(request, &[])?;
+    }
     Ok(match path {
         "/" => home::page(state),
         "/healthz" => json(
@@ -96,24 +108,35 @@ fn route(state: &ApiState, request: &Request) -> Result<Response, ApiError> {
         }
         "/status" => {
             let published = state.shared.published();
-            let body = status::document(&published.status, published.snapshot.as_deref(), now);
+            let body = status::document(
+                &published.status,
+                published.snapshot.as_deref(),
+                &state.shared.changes(),
+                now,
+            );
             Response::new(200, JSON, Body::Owned(body.into_bytes()))
                 .with_header("Cache-Control", "no-cache")
         }
-        "/cluster" => snapshot_body(state, request, |s| Ok(&s.cluster))?,
-        "/cluster/resources" => snapshot_body(state, request, |s| Ok(&s.resources))?,
-        "/debug" => snapshot_body(state, request, |s| Ok(s.debug()))?,
+        "/cluster" => graph::answer(state, request, Form::Cluster)?,
+        "/cluster/resources" => graph::answer(state, request, Form::Resources)?,
+        "/cluster/changes" => changes::feed(state, request)?,
+        "/cluster/changes/stream" => changes::stream(state, request)?,
+        "/debug" => graph::answer(state, request, Form::Debug)?,
         _ => match path.strip_prefix("/cluster/resources/") {
-            Some(name) => {
+            Some(rest) => {
+                let (name, id_rest) = match rest.split_once('/') {
+                    Some((name, id_rest)) => (name, Some(id_rest)),
+                    None => (rest, None),
+                };
                 let kind = Kind::from_type_name(name)
                     .ok_or_else(|| ApiError::UnknownType(name.to_string()))?;
-                // Every queryable type has a body in every snapshot made since it was added
-                // (an `--extra-kinds` kind is added during a refresh).
-                snapshot_body(state, request, |s| {
-                    s.by_type
-                        .get(&kind)
-                        .ok_or_else(|| ApiError::NotCollectedYet(kind.name().to_string()))
-                })?
+                match id_rest {
+                    // `/cluster/resources/pods/default/web-1`: the ID after its type.
+                    Some(id_rest) => graph::one(state, request, kind, id_rest)?,
+                    // Every queryable type has a body in every snapshot made since it was
+                    // added (an `--extra-kinds` kind is added during a refresh).
+                    None => graph::answer(state, request, Form::Type(kind))?,
+                }
             }
             None => return Err(ApiError::NoSuchEndpoint(path.to_string())),
         },
@@ -150,27 +173,6 @@ fn not_ready(state: &ApiState, now: i64) -> Option<String> {
     }
 }
 
-/// A body of the current snapshot, gzipped when the client takes gzip, with its ETag.
-fn snapshot_body(
-    state: &ApiState,
-    request: &Request,
-    pick: impl Fn(&Snapshot) -> Result<&Rendered, ApiError>,
-) -> Result<Response, ApiError> {
-    let snapshot = state.shared.current().ok_or(ApiError::NoSnapshotYet)?;
-    let rendered = pick(&snapshot)?;
-    let response = if accepts_gzip(request.header("Accept-Encoding")) {
-        Response::new(200, rendered.content_type, Body::Shared(rendered.gzip()))
-            .with_header("Content-Encoding", "gzip")
-            .with_header("ETag", &rendered.gzip_etag())
-    } else {
-        Response::new(200, rendered.content_type, rendered.body.clone())
-            .with_header("ETag", &rendered.etag)
-    };
-    Ok(response
-        .with_header("Vary", "Accept-Encoding")
-        .with_header("Cache-Control", "no-cache"))
-}
-
 /// Whether `Accept-Encoding` allows gzip (`gzip`, `x-gzip` or `*`, with a non-zero q).
 fn accepts_gzip(header: Option<&str>) -> bool {
     let Some(header) = header else { return false };
@@ -193,6 +195,20 @@ fn accepts_gzip(header: Option<&str>) -> bool {
         }
     }
     gzip.or(star).unwrap_or(false)
+}
+
+/// A body gzipped (for answers made per request; a snapshot's are gzipped once).
+fn gzip(body: &Body) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    body.for_each_piece(|piece| {
+        let _ = encoder.write_all(piece);
+    });
+    encoder.finish().unwrap_or_default()
 }
 
 fn json(value: serde_json::Value) -> Response {
@@ -226,6 +242,7 @@ mod tests {
             cluster_name: "<c>".into(),
             requests: Default::default(),
             auth: Arc::new(Authorizer::Open),
+            past: Mutex::new(None),
         })
     }
 

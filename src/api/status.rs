@@ -3,11 +3,17 @@
 use std::collections::BTreeMap;
 
 use crate::collect::status::{Collection, CollectorStatus, SourceStatus};
+use crate::publish::changes::ChangeLog;
 use crate::publish::snapshot::Snapshot;
 use cluster_insight_wire::time::rfc3339_millis;
 
 /// The `/status` document.
-pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, now: i64) -> String {
+pub(crate) fn document(
+    status: &CollectorStatus,
+    snapshot: Option<&Snapshot>,
+    history: &ChangeLog,
+    now: i64,
+) -> String {
     let source = |s: &SourceStatus| {
         let mut entry = serde_json::json!({
             "status": if s.skipped { "SKIPPED" } else if s.ok { "OK" } else { "ERROR" },
@@ -72,6 +78,13 @@ pub(crate) fn document(status: &CollectorStatus, snapshot: Option<&Snapshot>, no
             "timestamp": rfc3339_millis(s.timestamp_ms),
             "ageSeconds": ((now - s.timestamp_ms).max(0) as f64) / 1000.0,
         })),
+        // How far back `at=` and the change feed reach.
+        "history": {
+            "keepSeconds": history.keep_ms() / 1000,
+            "changes": history.len(),
+            "oldestSequence": history.oldest().map(|(s, _)| s),
+            "oldest": history.oldest().map(|(_, t)| rfc3339_millis(t)),
+        },
         "refresh": {
             "count": status.refreshes,
             "kubernetesUpdates": status.kube_updates,

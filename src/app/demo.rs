@@ -54,6 +54,7 @@ pub fn run(options: &Options, size: Option<&str>) -> Result<(), DemoError> {
         node_parallelism: options.node_parallelism,
         show_env: options.show_env,
         refresh_interval: options.refresh_interval,
+        history: options.history,
         // The default name says what this is; a name given on the command line wins.
         cluster_name: if options.cluster_name == Options::default().cluster_name {
             "demo".to_string()

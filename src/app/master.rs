@@ -29,13 +29,15 @@ impl Master {
         workers: usize,
         auth: Arc<Authorizer>,
     ) -> std::io::Result<Master> {
-        let shared = Arc::new(Shared::default());
+        let history_ms = i64::try_from(collector.history.as_millis()).unwrap_or(i64::MAX);
+        let shared = Arc::new(Shared::new(history_ms, &collector.created_by));
         let state = Arc::new(ApiState {
             shared: Arc::clone(&shared),
             version: collector.created_by.clone(),
             cluster_name: collector.cluster_name.clone(),
             requests: Default::default(),
             auth,
+            past: Default::default(),
         });
         let collector = Collector::new(collector, Arc::clone(&shared));
         let (stop, stop_rx) = crossbeam_channel::bounded::<()>(1);

@@ -81,6 +81,8 @@ pub struct CollectorConfig {
     pub(crate) node_parallelism: NodeParallelism,
     pub(crate) show_env: bool,
     pub refresh_interval: Duration,
+    /// How long the change log keeps changes (`--history`).
+    pub history: Duration,
     pub cluster_name: String,
     /// The `/version` string, stamped on every resource and relation as `createdBy`.
     pub created_by: String,
@@ -151,7 +153,10 @@ impl Collector {
             images: Arc::new(ImageCache::default()),
             history: History::default(),
             refresh: 0,
-            sequence: 0,
+            // Sequences go on from the time this process started, so that one a client
+            // kept from an earlier process is older than any of this one's (the change feed
+            // then says 410, rather than answering with changes the client never saw).
+            sequence: u64::try_from(now_ms()).unwrap_or(0),
             node_threads: nodes::AUTO_MIN,
         }
     }
@@ -411,10 +416,13 @@ impl Collector {
     /// API says no snapshot yet, `/status` says why).
     fn publish(&self, snapshot: &Arc<Snapshot>, status: CollectorStatus) {
         let listed_ever = !self.listed_once.is_empty();
-        self.shared.publish(Published {
-            snapshot: listed_ever.then(|| Arc::clone(snapshot)),
-            status: Arc::new(status),
-        });
+        self.shared.publish(
+            Published {
+                snapshot: listed_ever.then(|| Arc::clone(snapshot)),
+                status: Arc::new(status),
+            },
+            now_ms(),
+        );
     }
 
     /// A build between refreshes: a watch brought a change; the nodes are as last read.

@@ -2,22 +2,38 @@
 //! the one place where the collector hands a new snapshot to the handlers.
 //!
 //! No I/O here. [`Shared`] holds the current snapshot with the status of the refresh that
-//! made it, swapped together under one lock, so a reader never sees one without the other.
+//! made it, swapped together under one lock, so a reader never sees one without the other,
+//! and the log of what each snapshot changed (`changes`), recorded before the snapshot is
+//! swapped in, so that a reader who sees a snapshot finds its change in the log.
 
+pub(crate) mod changes;
 pub(crate) mod dot;
 pub mod snapshot;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
 use crate::collect::status::CollectorStatus;
+use changes::{Change, ChangeLog};
 use snapshot::Snapshot;
 
 /// What the collector publishes and the API reads.
-#[derive(Default)]
 pub(crate) struct Shared {
     published: RwLock<Published>,
+    changes: RwLock<ChangeLog>,
+    /// The `/version` string, which change documents carry like every resource.
+    created_by: String,
+    /// The sequence of the snapshot last swapped in, for streams to poll without a lock.
+    latest: AtomicU64,
+}
+
+impl Default for Shared {
+    /// Keeps an hour of changes; for tests.
+    fn default() -> Shared {
+        Shared::new(3_600_000, "")
+    }
 }
 
 /// A snapshot and the status of the refresh that made it.
@@ -28,6 +44,26 @@ pub(crate) struct Published {
 }
 
 impl Shared {
+    /// Keeps `history_ms` of changes, whose documents carry `created_by`.
+    pub(crate) fn new(history_ms: i64, created_by: &str) -> Shared {
+        Shared {
+            published: RwLock::default(),
+            changes: RwLock::new(ChangeLog::new(history_ms)),
+            created_by: created_by.to_string(),
+            latest: AtomicU64::new(0),
+        }
+    }
+
+    /// The sequence of the current snapshot (0 before the first), read without a lock.
+    pub(crate) fn latest_sequence(&self) -> u64 {
+        self.latest.load(Ordering::SeqCst)
+    }
+
+    /// The change log, to read.
+    pub(crate) fn changes(&self) -> parking_lot::RwLockReadGuard<'_, ChangeLog> {
+        self.changes.read()
+    }
+
     pub(crate) fn current(&self) -> Option<Arc<Snapshot>> {
         self.published.read().snapshot.clone()
     }
@@ -37,9 +73,28 @@ impl Shared {
         self.published.read().clone()
     }
 
-    /// Swaps in a new snapshot with its status.
-    pub(crate) fn publish(&self, published: Published) {
+    /// Swaps in a new snapshot with its status; a new snapshot's change is recorded first.
+    /// `now_ms` is when, for forgetting the changes older than the history.
+    pub(crate) fn publish(&self, published: Published, now_ms: i64) {
+        if let Some(next) = &published.snapshot {
+            let previous = self.current();
+            if previous
+                .as_ref()
+                .is_none_or(|p| p.sequence != next.sequence)
+            {
+                // Made before the lock is taken: it compares two whole graphs. Only the
+                // collector publishes, so `previous` is still the current one below.
+                let change = previous
+                    .as_deref()
+                    .map(|p| Change::between(p, next, &self.created_by));
+                self.changes.write().record(next, change, now_ms);
+            }
+        }
+        let sequence = published.snapshot.as_ref().map(|s| s.sequence);
         *self.published.write() = published;
+        if let Some(sequence) = sequence {
+            self.latest.store(sequence, Ordering::SeqCst);
+        }
     }
 
     /// Changes the status alone (before the first snapshot exists).

@@ -4,7 +4,7 @@
 //! Snapshots are immutable once built; the collector swaps a new one in (see [`super::Shared`])
 //! and handlers clone the `Arc` of whichever one is current. No I/O and no clock here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
@@ -12,7 +12,8 @@ use std::sync::{Arc, OnceLock};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::graph::{Graph, Id, Kind, RELATION_RULES};
+use crate::graph::query::{GraphIndex, Selection};
+use crate::graph::{Graph, Id, Kind, Relation, Resource, RELATION_RULES};
 use crate::http::{Body, Composed, Piece};
 use cluster_insight_wire::time::rfc3339_millis;
 
@@ -31,7 +32,7 @@ pub struct Rendered {
 }
 
 impl Rendered {
-    fn new(content_type: &'static str, body: Body, etag_base: &str) -> Rendered {
+    pub(crate) fn new(content_type: &'static str, body: Body, etag_base: &str) -> Rendered {
         Rendered {
             content_type,
             body,
@@ -80,18 +81,40 @@ pub struct Snapshot {
     pub by_type: BTreeMap<Kind, Rendered>,
     /// The DOT rendering, made on the first request for `/debug` from `graph`.
     debug: OnceLock<Rendered>,
-    debug_etag: String,
+    /// What every ETag of this snapshot starts with.
+    tag: String,
     /// The home page's examples, found on its first request.
     examples: OnceLock<Examples>,
+    /// Where each resource stands, by ID; made on the first query that needs it.
+    index: OnceLock<GraphIndex>,
+    layout: Layout,
     pub(crate) graph: Graph,
     pub(crate) counts: Counts,
 }
 
 /// Where one resource's JSON lies: `prefix` in the glue, its properties text, `suffix` in
 /// the glue, followed there by a comma.
+#[derive(Debug)]
 struct Laid {
     prefix: Range<usize>,
     suffix: Range<usize>,
+}
+
+/// Where every byte of a snapshot's JSON bodies lies, kept so that any selection of its
+/// resources and relations is a body made of the same pieces (the queries of contract §7).
+#[derive(Debug)]
+struct Layout {
+    glue: Arc<[u8]>,
+    /// `{"success":true,"timestamp":…,"sequence":…,"resources":[`
+    head: Range<usize>,
+    /// `],"relations":[`
+    middle: Range<usize>,
+    /// `]}`
+    close: Range<usize>,
+    /// By resource, in the graph's order.
+    resources: Vec<Laid>,
+    /// By relation, in the graph's order; each followed in the glue by a comma.
+    relations: Vec<Range<usize>>,
 }
 
 /// Serializes `graph` into every body. `created_by` is the `/version` string.
@@ -101,123 +124,59 @@ struct Laid {
 /// The bodies are lists of pieces of those two.
 pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
     let tag = format!("{sequence:x}-{:x}", graph.timestamp_ms);
-    let timestamp = rfc3339_millis(graph.timestamp_ms);
-    // Most resources of a steady cluster share a handful of timestamps.
-    let mut stamps = Stamps::default();
-    let created_by_json = json_string(created_by);
+    let mut writer = Writer::new(created_by);
 
     let mut glue: Vec<u8> =
         Vec::with_capacity(graph.resources.len() * 300 + graph.relations.len() * 200 + 256);
     let head = push_range(&mut glue, |g| {
         g.extend_from_slice(b"{\"success\":true,\"timestamp\":\"");
-        g.extend_from_slice(timestamp.as_bytes());
-        g.extend_from_slice(b"\",\"resources\":[");
+        g.extend_from_slice(writer.stamp(graph.timestamp_ms).as_bytes());
+        g.extend_from_slice(format!("\",\"sequence\":{sequence},\"resources\":[").as_bytes());
     });
-    let close_list = push_range(&mut glue, |g| g.extend_from_slice(b"]}"));
-    let relations = push_range(&mut glue, |g| {
-        g.extend_from_slice(b"],\"relations\":[");
-        for (i, rel) in graph.relations.iter().enumerate() {
-            if i > 0 {
-                g.push(b',');
-            }
-            g.extend_from_slice(b"{\"type\":\"");
-            g.extend_from_slice(rel.kind.as_str().as_bytes());
-            g.extend_from_slice(b"\",\"timestamp\":\"");
-            g.extend_from_slice(stamps.get(rel.timestamp_ms).as_bytes());
-            g.extend_from_slice(b"\",\"source\":");
-            write_json_string(g, &rel.source);
-            g.extend_from_slice(b",\"target\":");
-            write_json_string(g, &rel.target);
-            g.extend_from_slice(b",\"annotations\":{\"label\":\"");
-            g.extend_from_slice(rel.kind.as_str().as_bytes());
-            g.extend_from_slice(b"\",\"createdBy\":");
-            g.extend_from_slice(created_by_json.as_bytes());
-            g.extend_from_slice(b"}}");
-        }
-        g.extend_from_slice(b"]}");
-    });
-    let laid: Vec<Laid> = graph
+    let close = push_range(&mut glue, |g| g.extend_from_slice(b"]}"));
+    let middle = push_range(&mut glue, |g| g.extend_from_slice(b"],\"relations\":["));
+    let relations = graph
+        .relations
+        .iter()
+        .map(|rel| {
+            let range = push_range(&mut glue, |g| writer.relation(g, rel));
+            glue.push(b',');
+            range
+        })
+        .collect();
+    let resources = graph
         .resources
         .iter()
         .map(|r| {
-            let prefix = push_range(&mut glue, |g| {
-                g.extend_from_slice(b"{\"id\":");
-                write_json_string(g, &r.id);
-                g.extend_from_slice(b",\"type\":\"");
-                g.extend_from_slice(r.kind.name().as_bytes());
-                g.extend_from_slice(b"\",\"timestamp\":\"");
-                g.extend_from_slice(stamps.get(r.timestamp_ms).as_bytes());
-                g.extend_from_slice(b"\",\"properties\":");
-            });
-            let suffix = push_range(&mut glue, |g| {
-                g.extend_from_slice(b",\"annotations\":{\"label\":");
-                write_json_string(g, &r.label);
-                if let Some(alt) = &r.alternate_label {
-                    g.extend_from_slice(b",\"alternateLabel\":");
-                    write_json_string(g, alt);
-                }
-                if let Some(source) = r.source {
-                    g.extend_from_slice(b",\"source\":");
-                    write_json_string(g, source);
-                }
-                if let Some(read_ms) = r.stale_since_ms {
-                    g.extend_from_slice(b",\"staleSince\":\"");
-                    g.extend_from_slice(stamps.get(read_ms).as_bytes());
-                    g.push(b'"');
-                }
-                g.extend_from_slice(b",\"createdBy\":");
-                g.extend_from_slice(created_by_json.as_bytes());
-                g.extend_from_slice(b"}}");
-            });
+            let prefix = push_range(&mut glue, |g| writer.resource_prefix(g, r));
+            let suffix = push_range(&mut glue, |g| writer.resource_suffix(g, r));
             // The separator sits right after the suffix, so that "suffix, comma, next
             // prefix" is one contiguous range of the glue.
             glue.push(b',');
             Laid { prefix, suffix }
         })
         .collect();
-    let glue: Arc<[u8]> = glue.into();
-
-    let piece = |range: &Range<usize>| Piece::bytes_range(&glue, range.clone());
-    let list = |body: &mut Composed, filter: Option<Kind>| {
-        let mut previous: Option<&Laid> = None;
-        for (laid, resource) in laid.iter().zip(&graph.resources) {
-            if filter.is_some_and(|t| t != resource.kind) {
-                continue;
-            }
-            if let Some(previous) = previous {
-                // The comma that follows the previous suffix in the glue.
-                let comma = previous.suffix.end;
-                body.push(Piece::bytes_range(&glue, comma..comma + 1));
-            }
-            previous = Some(laid);
-            body.push(piece(&laid.prefix));
-            body.push(Piece::text(&resource.properties));
-            body.push(piece(&laid.suffix));
-        }
+    let layout = Layout {
+        glue: glue.into(),
+        head,
+        middle,
+        close,
+        resources,
+        relations,
     };
 
-    let mut cluster = Composed::default();
-    cluster.push(piece(&head));
-    list(&mut cluster, None);
-    cluster.push(piece(&relations));
-
-    let mut resources = Composed::default();
-    resources.push(piece(&head));
-    list(&mut resources, None);
-    resources.push(piece(&close_list));
-
+    let all = 0..graph.resources.len();
+    let cluster = layout.compose(&graph, all.clone(), Some(0..graph.relations.len()));
+    let resources = layout.compose(&graph, all, None::<Range<usize>>);
     let mut by_type = BTreeMap::new();
     // Every type one can ask for on its own (the Cluster root is not one).
     for kind in Kind::queryable() {
-        let mut body = Composed::default();
-        body.push(piece(&head));
-        list(&mut body, Some(kind));
-        body.push(piece(&close_list));
+        let of_kind = (0..graph.resources.len()).filter(|&i| graph.resources[i].kind == kind);
         by_type.insert(
             kind,
             Rendered::new(
                 JSON,
-                Body::Composed(Arc::new(body)),
+                layout.compose(&graph, of_kind, None::<Range<usize>>),
                 &format!("{tag}-{kind}"),
             ),
         );
@@ -234,22 +193,129 @@ pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
     Snapshot {
         sequence,
         timestamp_ms: graph.timestamp_ms,
-        cluster: Rendered::new(
-            JSON,
-            Body::Composed(Arc::new(cluster)),
-            &format!("{tag}-cluster"),
-        ),
-        resources: Rendered::new(
-            JSON,
-            Body::Composed(Arc::new(resources)),
-            &format!("{tag}-resources"),
-        ),
+        cluster: Rendered::new(JSON, cluster, &format!("{tag}-cluster")),
+        resources: Rendered::new(JSON, resources, &format!("{tag}-resources")),
         by_type,
         debug: OnceLock::new(),
-        debug_etag: format!("{tag}-debug"),
+        tag,
         examples: OnceLock::new(),
+        index: OnceLock::new(),
+        layout,
         counts,
         graph,
+    }
+}
+
+impl Layout {
+    /// The body of the resources at `resources` (indices, ascending), with the relations at
+    /// `relations` after them when given (`/cluster`'s form), else without (the lists').
+    fn compose(
+        &self,
+        graph: &Graph,
+        resources: impl IntoIterator<Item = usize>,
+        relations: Option<impl IntoIterator<Item = usize>>,
+    ) -> Body {
+        let piece = |range: &Range<usize>| Piece::bytes_range(&self.glue, range.clone());
+        // The comma the glue holds right after `range`.
+        let comma_after = |range: &Range<usize>| piece(&(range.end..range.end + 1));
+        let mut body = Composed::default();
+        body.push(piece(&self.head));
+        let mut previous: Option<&Laid> = None;
+        for i in resources {
+            let laid = &self.resources[i];
+            if let Some(previous) = previous {
+                body.push(comma_after(&previous.suffix));
+            }
+            previous = Some(laid);
+            body.push(piece(&laid.prefix));
+            body.push(Piece::text(&graph.resources[i].properties));
+            body.push(piece(&laid.suffix));
+        }
+        if let Some(relations) = relations {
+            body.push(piece(&self.middle));
+            let mut previous: Option<&Range<usize>> = None;
+            for i in relations {
+                if let Some(previous) = previous {
+                    body.push(comma_after(previous));
+                }
+                let range = &self.relations[i];
+                body.push(piece(range));
+                previous = Some(range);
+            }
+        }
+        body.push(piece(&self.close));
+        Body::Composed(Arc::new(body))
+    }
+}
+
+/// Writes the JSON of resources and relations as every endpoint shows them (contract §2):
+/// the snapshot's bodies and the change feed's documents alike.
+pub(crate) struct Writer {
+    /// RFC 3339 texts of the timestamps met so far: most resources of a steady cluster
+    /// share a handful.
+    stamps: HashMap<i64, String>,
+    created_by: String,
+}
+
+impl Writer {
+    pub(crate) fn new(created_by: &str) -> Writer {
+        Writer {
+            stamps: HashMap::new(),
+            created_by: json_string(created_by),
+        }
+    }
+
+    pub(crate) fn stamp(&mut self, ms: i64) -> &str {
+        self.stamps.entry(ms).or_insert_with(|| rfc3339_millis(ms))
+    }
+
+    /// `{"id":…,"type":…,"timestamp":…,"properties":` — the properties text follows.
+    pub(crate) fn resource_prefix(&mut self, g: &mut Vec<u8>, r: &Resource) {
+        g.extend_from_slice(b"{\"id\":");
+        write_json_string(g, &r.id);
+        g.extend_from_slice(b",\"type\":\"");
+        g.extend_from_slice(r.kind.name().as_bytes());
+        g.extend_from_slice(b"\",\"timestamp\":\"");
+        g.extend_from_slice(self.stamp(r.timestamp_ms).as_bytes());
+        g.extend_from_slice(b"\",\"properties\":");
+    }
+
+    /// `,"annotations":{…}}` after the properties text.
+    pub(crate) fn resource_suffix(&mut self, g: &mut Vec<u8>, r: &Resource) {
+        g.extend_from_slice(b",\"annotations\":{\"label\":");
+        write_json_string(g, &r.label);
+        if let Some(alt) = &r.alternate_label {
+            g.extend_from_slice(b",\"alternateLabel\":");
+            write_json_string(g, alt);
+        }
+        if let Some(source) = r.source {
+            g.extend_from_slice(b",\"source\":");
+            write_json_string(g, source);
+        }
+        if let Some(read_ms) = r.stale_since_ms {
+            g.extend_from_slice(b",\"staleSince\":\"");
+            g.extend_from_slice(self.stamp(read_ms).as_bytes());
+            g.push(b'"');
+        }
+        g.extend_from_slice(b",\"createdBy\":");
+        g.extend_from_slice(self.created_by.as_bytes());
+        g.extend_from_slice(b"}}");
+    }
+
+    pub(crate) fn relation(&mut self, g: &mut Vec<u8>, rel: &Relation) {
+        g.extend_from_slice(b"{\"type\":\"");
+        g.extend_from_slice(rel.kind.as_str().as_bytes());
+        g.extend_from_slice(b"\",\"timestamp\":\"");
+        g.extend_from_slice(self.stamp(rel.timestamp_ms).as_bytes());
+        g.extend_from_slice(b"\",\"source\":");
+        write_json_string(g, &rel.source);
+        g.extend_from_slice(b",\"target\":");
+        write_json_string(g, &rel.target);
+        g.extend_from_slice(b",\"annotations\":{\"label\":\"");
+        g.extend_from_slice(rel.kind.as_str().as_bytes());
+        g.extend_from_slice(b"\",\"createdBy\":");
+        g.extend_from_slice(self.created_by.as_bytes());
+        g.extend_from_slice(b"}}");
     }
 }
 
@@ -301,13 +367,78 @@ impl Snapshot {
         self.examples.get_or_init(|| Examples::of(&self.graph))
     }
 
+    /// What queries of this snapshot's graph need, made on the first query.
+    pub(crate) fn index(&self) -> &GraphIndex {
+        self.index.get_or_init(|| GraphIndex::of(&self.graph))
+    }
+
+    /// A selection of this snapshot in `/cluster`'s form (with its relations) or a list's
+    /// (without), made of the same pieces as the full bodies. `query` names the selection
+    /// in its ETag: the same query of the same snapshot has the same tag.
+    pub(crate) fn selected(
+        &self,
+        selection: &Selection,
+        with_relations: bool,
+        query: &str,
+    ) -> Rendered {
+        let relations = with_relations.then(|| selection.relations.iter().copied());
+        let body = self
+            .layout
+            .compose(&self.graph, selection.resources.iter().copied(), relations);
+        let form = if with_relations { "cluster" } else { "list" };
+        Rendered::new(
+            JSON,
+            body,
+            &format!("{}-{form}-{:x}", self.tag, stable_hash(query)),
+        )
+    }
+
+    /// One resource, with the relations it is an end of: `{"success":true,"timestamp":…,
+    /// "sequence":…,"resource":{…},"relations":[…]}`.
+    pub(crate) fn one(&self, i: usize) -> Rendered {
+        let resource = &self.graph.resources[i];
+        let laid = &self.layout.resources[i];
+        let glue = |range: &Range<usize>| Piece::bytes_range(&self.layout.glue, range.clone());
+        let own = |text: String| {
+            let bytes: Arc<[u8]> = text.into_bytes().into();
+            let len = bytes.len();
+            Piece::bytes_range(&bytes, 0..len)
+        };
+        let mut body = Composed::default();
+        body.push(own(format!(
+            "{{\"success\":true,\"timestamp\":\"{}\",\"sequence\":{},\"resource\":",
+            rfc3339_millis(self.timestamp_ms),
+            self.sequence
+        )));
+        body.push(glue(&laid.prefix));
+        body.push(Piece::text(&resource.properties));
+        body.push(glue(&laid.suffix));
+        body.push(own(",\"relations\":[".to_string()));
+        let mut first = true;
+        for (j, rel) in self.graph.relations.iter().enumerate() {
+            if rel.source == resource.id || rel.target == resource.id {
+                if !first {
+                    body.push(own(",".to_string()));
+                }
+                first = false;
+                body.push(glue(&self.layout.relations[j]));
+            }
+        }
+        body.push(own("]}".to_string()));
+        Rendered::new(
+            JSON,
+            Body::Composed(Arc::new(body)),
+            &format!("{}-one-{:x}", self.tag, stable_hash(&resource.id)),
+        )
+    }
+
     /// `/debug`: the graph in DOT, rendered on first use.
     pub(crate) fn debug(&self) -> &Rendered {
         self.debug.get_or_init(|| {
             Rendered::new(
                 "text/vnd.graphviz; charset=utf-8",
                 Body::Shared(super::dot::render(&self.graph).into_bytes().into()),
-                &self.debug_etag,
+                &format!("{}-debug", self.tag),
             )
         })
     }
@@ -315,24 +446,14 @@ impl Snapshot {
 
 const JSON: &str = "application/json";
 
-/// RFC 3339 texts of the timestamps met so far.
-#[derive(Default)]
-struct Stamps(std::collections::HashMap<i64, String>);
-
-impl Stamps {
-    fn get(&mut self, ms: i64) -> &str {
-        self.0.entry(ms).or_insert_with(|| rfc3339_millis(ms))
-    }
-}
-
 /// Appends what `write` writes to `glue` and returns where it went.
-fn push_range(glue: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> Range<usize> {
+pub(crate) fn push_range(glue: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> Range<usize> {
     let start = glue.len();
     write(glue);
     start..glue.len()
 }
 
-fn write_json_string(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_json_string(out: &mut Vec<u8>, s: &str) {
     // Serializing a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(out, s);
 }
@@ -341,4 +462,12 @@ fn json_string(s: &str) -> String {
     let mut out = Vec::new();
     write_json_string(&mut out, s);
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// A hash that is the same in every run (for ETags, which name content).
+fn stable_hash(text: &str) -> u64 {
+    // FNV-1a.
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

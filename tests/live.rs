@@ -1,0 +1,580 @@
+//! The live graph end to end (contract §7): the change feed, its Server-Sent Events stream,
+//! the graph as it was (`at=`), and queries, against the real binary reading the cluster
+//! simulator. What the feed says is checked by applying it: the graph a client had, with
+//! every change since applied in order, must be the graph the master serves now.
+
+use crate::support::client::{get, request};
+use crate::support::master::MasterProcess;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use cluster_insight_sim::{SimSpec, Simulator};
+use serde_json::Value;
+
+/// A graph as a client keeps it: resources by ID, relations by (type, source, target).
+#[derive(Debug, Clone, PartialEq)]
+struct Held {
+    resources: BTreeMap<String, Value>,
+    relations: BTreeMap<(String, String, String), Value>,
+}
+
+fn relation_key(r: &Value) -> (String, String, String) {
+    let s = |k: &str| r[k].as_str().unwrap().to_string();
+    (s("type"), s("source"), s("target"))
+}
+
+impl Held {
+    fn of(graph: &Value) -> Held {
+        Held {
+            resources: graph["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (r["id"].as_str().unwrap().to_string(), r.clone()))
+                .collect(),
+            relations: graph["relations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (relation_key(r), r.clone()))
+                .collect(),
+        }
+    }
+
+    /// Applies one change document; every removal and change must name what is held, every
+    /// addition what is not.
+    fn apply(&mut self, change: &Value) {
+        let list = |part: &str, what: &str| change[part][what].as_array().unwrap().clone();
+        for r in list("resources", "removed") {
+            let id = r["id"].as_str().unwrap();
+            assert!(
+                self.resources.remove(id).is_some(),
+                "removed {id}, not held"
+            );
+        }
+        for r in list("resources", "changed") {
+            let id = r["id"].as_str().unwrap().to_string();
+            assert!(
+                self.resources.insert(id.clone(), r).is_some(),
+                "changed {id}, not held"
+            );
+        }
+        for r in list("resources", "added") {
+            let id = r["id"].as_str().unwrap().to_string();
+            assert!(
+                self.resources.insert(id.clone(), r).is_none(),
+                "added {id}, held"
+            );
+        }
+        for r in list("relations", "removed") {
+            assert!(self.relations.remove(&relation_key(&r)).is_some(), "{r}");
+        }
+        for r in list("relations", "changed") {
+            assert!(
+                self.relations.insert(relation_key(&r), r.clone()).is_some(),
+                "{r}"
+            );
+        }
+        for r in list("relations", "added") {
+            assert!(
+                self.relations.insert(relation_key(&r), r.clone()).is_none(),
+                "{r}"
+            );
+        }
+    }
+}
+
+fn sequence_of(graph: &Value) -> u64 {
+    graph["sequence"].as_u64().expect("a sequence")
+}
+
+/// Polls until `done` holds of `/cluster`, for at most 15 s.
+fn wait_for(master: &MasterProcess, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let graph = get(master.addr, "/cluster").json();
+        if done(&graph) {
+            return graph;
+        }
+        assert!(Instant::now() < deadline, "{what}: not in time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn has(graph: &Value, id: &str) -> bool {
+    graph["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["id"] == id)
+}
+
+#[test]
+fn every_change_is_in_the_feed_once_and_in_order_and_applying_it_gives_the_graph() {
+    let mut sim = Simulator::start(SimSpec::default()).unwrap();
+    // Node readings every second: changes come from the watches and from the nodes.
+    let master = MasterProcess::against(&sim, &["--refresh-interval", "1"]);
+    master.wait_for_refreshes(1);
+    let start = get(master.addr, "/cluster").json();
+    let since = sequence_of(&start);
+    let mut held = Held::of(&start);
+
+    let pods = sim.pods();
+    let mut gone = Vec::new();
+    for (namespace, name, _) in pods.iter().take(3) {
+        assert!(sim.delete_pod(namespace, name));
+        gone.push(format!("Pod:{namespace}/{name}"));
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    assert!(sim.restart_container(0, 0).is_some());
+    let now = wait_for(&master, "the deletions", |g| {
+        gone.iter().all(|id| !has(g, id))
+    });
+    // And a refresh after the restart, so that it is in the graph too.
+    master.wait_for_more_refreshes(2);
+    let now = {
+        let latest = get(master.addr, "/cluster").json();
+        if sequence_of(&latest) > sequence_of(&now) {
+            latest
+        } else {
+            now
+        }
+    };
+
+    let feed = get(master.addr, &format!("/cluster/changes?since={since}"));
+    assert_eq!(feed.status, 200, "{}", feed.text());
+    let feed = feed.json();
+    assert_eq!(feed["since"], since);
+    let changes = feed["changes"].as_array().unwrap();
+    assert!(
+        changes.len() >= 3,
+        "a change per deletion at least: {}",
+        changes.len()
+    );
+    // A chain: each change follows the one before it, each once.
+    let mut previous = since;
+    for change in changes {
+        assert_eq!(change["previous"].as_u64(), Some(previous), "{change}");
+        let sequence = change["sequence"].as_u64().unwrap();
+        assert!(sequence > previous);
+        previous = sequence;
+        held.apply(change);
+    }
+    assert_eq!(feed["sequence"].as_u64(), Some(previous));
+    // Applied to what the client had, the feed gives the graph served at its sequence.
+    let served = get(master.addr, "/cluster").json();
+    if sequence_of(&served) == previous {
+        assert_eq!(held, Held::of(&served));
+    } else {
+        // A refresh published meanwhile: the feed from `previous` takes it there.
+        let more = get(master.addr, &format!("/cluster/changes?since={previous}")).json();
+        for change in more["changes"].as_array().unwrap() {
+            held.apply(change);
+        }
+        assert_eq!(held, Held::of(&get(master.addr, "/cluster").json()));
+    }
+    assert!(sequence_of(&now) <= previous);
+
+    // Nothing since the latest; a sequence never published, or none, is refused.
+    let latest = feed["sequence"].as_u64().unwrap();
+    let quiet = get(master.addr, &format!("/cluster/changes?since={latest}")).json();
+    assert!(quiet["sequence"].as_u64().unwrap() >= latest);
+    for (target, status) in [
+        (
+            format!("/cluster/changes?since={}", latest + 1_000_000),
+            410,
+        ),
+        ("/cluster/changes?since=1".to_string(), 410),
+        ("/cluster/changes".to_string(), 400),
+        ("/cluster/changes?since=x".to_string(), 400),
+        ("/cluster/changes?since=1&from=2".to_string(), 400),
+    ] {
+        let reply = get(master.addr, &target);
+        assert_eq!(reply.status, status, "{target}: {}", reply.text());
+        assert!(reply.json()["error_message"].as_str().unwrap().len() > 10);
+    }
+}
+
+/// A stream client: reads events as the server sends them.
+struct EventReader {
+    reader: BufReader<TcpStream>,
+}
+
+#[derive(Debug, Default)]
+struct Event {
+    id: Option<u64>,
+    event: String,
+    data: String,
+}
+
+impl EventReader {
+    fn open(addr: SocketAddr, headers: &[(&str, &str)]) -> EventReader {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut req = "GET /cluster/changes/stream HTTP/1.1\r\nHost: t\r\n".to_string();
+        for (n, v) in headers {
+            req.push_str(&format!("{n}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        stream.write_all(req.as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            head.push_str(&line);
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+        }
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.contains("content-type: text/event-stream"), "{head}");
+        assert!(!lower.contains("content-length"), "{head}");
+        EventReader { reader }
+    }
+
+    /// The next event (comments and `retry:` skipped).
+    fn next(&mut self) -> Event {
+        let mut event = Event::default();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).expect("an event in time");
+            assert!(n > 0, "the stream ended");
+            let line = line.trim_end_matches('\n');
+            if line.is_empty() {
+                if !event.event.is_empty() {
+                    return event;
+                }
+                continue;
+            }
+            if let Some(v) = line.strip_prefix("id: ") {
+                event.id = Some(v.parse().unwrap());
+            } else if let Some(v) = line.strip_prefix("event: ") {
+                event.event = v.to_string();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                event.data.push_str(v);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_stream_sends_each_change_as_the_feed_has_it_and_resumes_after_the_last_event_id() {
+    let mut sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &["--refresh-interval", "120"]);
+    master.wait_for_refreshes(1);
+    let start = sequence_of(&get(master.addr, "/cluster").json());
+
+    let mut stream = EventReader::open(master.addr, &[]);
+    let sync = stream.next();
+    assert_eq!(sync.event, "sync");
+    assert_eq!(sync.id, Some(start));
+    let data: Value = serde_json::from_str(&sync.data).unwrap();
+    assert_eq!(data["reset"], false);
+
+    let pods = sim.pods();
+    let mut seen = Vec::new();
+    for (namespace, name, _) in pods.iter().take(2) {
+        let deleted = Instant::now();
+        assert!(sim.delete_pod(namespace, name));
+        let event = stream.next();
+        eprintln!("a deletion reached the stream in {:?}", deleted.elapsed());
+        assert_eq!(event.event, "change");
+        let change: Value = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(Some(change["sequence"].as_u64().unwrap()), event.id);
+        let removed: Vec<&str> = change["resources"]["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            removed.contains(&format!("Pod:{namespace}/{name}").as_str()),
+            "{change}"
+        );
+        seen.push(change);
+    }
+    // The same documents as the feed's.
+    let feed = get(master.addr, &format!("/cluster/changes?since={start}")).json();
+    assert_eq!(feed["changes"].as_array().unwrap()[..2], seen[..]);
+
+    // Resuming after the first event sends the second again, and nothing before it.
+    let first = seen[0]["sequence"].as_u64().unwrap().to_string();
+    let mut resumed = EventReader::open(master.addr, &[("Last-Event-ID", &first)]);
+    let again = resumed.next();
+    assert_eq!(again.event, "change");
+    assert_eq!(serde_json::from_str::<Value>(&again.data).unwrap(), seen[1]);
+    // A place the log never had: a sync that says to read the graph again.
+    let mut lost = EventReader::open(master.addr, &[("Last-Event-ID", "12")]);
+    let sync = lost.next();
+    assert_eq!(sync.event, "sync");
+    assert_eq!(
+        serde_json::from_str::<Value>(&sync.data).unwrap()["reset"],
+        true
+    );
+}
+
+#[test]
+fn a_thousand_idle_streams_and_one_that_never_reads_delay_no_one() {
+    let mut sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &["--refresh-interval", "120", "--workers", "4"]);
+    master.wait_for_refreshes(1);
+    let threads_before = master_threads(&master);
+
+    // A client that asks and never reads a byte.
+    let mut deaf = TcpStream::connect(master.addr).unwrap();
+    deaf.write_all(b"GET /cluster/changes/stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut idle: Vec<EventReader> = (0..1000)
+        .map(|_| EventReader::open(master.addr, &[]))
+        .collect();
+    for reader in &mut idle {
+        assert_eq!(reader.next().event, "sync");
+    }
+    // Streams hold no thread: the workers are free, and so are answers.
+    let asked = Instant::now();
+    assert_eq!(get(master.addr, "/healthz").status, 200);
+    assert_eq!(get(master.addr, "/cluster").status, 200);
+    eprintln!(
+        "with 1,000 streams open, /healthz and /cluster took {:?}",
+        asked.elapsed()
+    );
+    assert!(
+        master_threads(&master) <= threads_before + 2,
+        "no thread per stream"
+    );
+
+    let (namespace, name, _) = sim.pods()[0].clone();
+    let deleted = Instant::now();
+    assert!(sim.delete_pod(&namespace, &name));
+    for reader in idle.iter_mut().step_by(50) {
+        assert_eq!(reader.next().event, "change");
+    }
+    let last = idle.last_mut().unwrap();
+    assert_eq!(last.next().event, "change");
+    eprintln!(
+        "the change reached 1,000 streams in {:?}",
+        deleted.elapsed()
+    );
+    drop(deaf);
+}
+
+/// The master's thread count, from `/proc`.
+fn master_threads(master: &MasterProcess) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", master.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn the_graph_as_it_was_is_the_graph_that_was_served_then() {
+    let mut sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &["--refresh-interval", "120", "--history", "10m"]);
+    master.wait_for_refreshes(1);
+    let before = get(master.addr, "/cluster").json();
+    let before_time = before["timestamp"].as_str().unwrap().to_string();
+    let (namespace, name, _) = sim.pods()[0].clone();
+    let id = format!("Pod:{namespace}/{name}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(sim.delete_pod(&namespace, &name));
+    let after = wait_for(&master, "the deletion", |g| !has(g, &id));
+
+    // At the first snapshot's time: that snapshot, exactly.
+    let then = get(master.addr, &format!("/cluster?at={before_time}"));
+    assert_eq!(then.status, 200, "{}", then.text());
+    assert_eq!(Held::of(&then.json()), Held::of(&before));
+    assert_eq!(then.json()["sequence"], before["sequence"]);
+    // Its ETag is the one that snapshot had, so a client holding it gets 304.
+    let etag = then.header("etag").unwrap().to_string();
+    let not_modified = request(
+        master.addr,
+        "GET",
+        &format!("/cluster?at={before_time}"),
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(not_modified.status, 304);
+    // One resource and one type, then.
+    let pod = get(
+        master.addr,
+        &format!("/cluster/resources/pods/{namespace}/{name}?at={before_time}"),
+    );
+    assert_eq!(pod.status, 200, "{}", pod.text());
+    assert_eq!(pod.json()["resource"]["id"], id.as_str());
+    assert_eq!(
+        get(
+            master.addr,
+            &format!("/cluster/resources/pods/{namespace}/{name}")
+        )
+        .status,
+        404
+    );
+    // Now: the current graph.
+    let now = get(
+        master.addr,
+        &format!("/cluster?at={}", after["timestamp"].as_str().unwrap()),
+    );
+    assert_eq!(Held::of(&now.json()), Held::of(&after));
+
+    for (at, status) in [
+        ("2000-01-01T00:00:00Z", 410),
+        ("2999-01-01T00:00:00Z", 400),
+        ("yesterday", 400),
+    ] {
+        let reply = get(master.addr, &format!("/cluster?at={at}"));
+        assert_eq!(reply.status, status, "{at}: {}", reply.text());
+    }
+    let status = master.status();
+    assert_eq!(status["history"]["keepSeconds"], 600);
+    assert!(
+        status["history"]["changes"].as_u64().unwrap() >= 1,
+        "{status}"
+    );
+}
+
+fn ids(reply: &Value) -> Vec<String> {
+    reply["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn queries_select_by_namespace_type_labels_and_neighbourhood() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &["--refresh-interval", "120"]);
+    master.wait_for_refreshes(1);
+    let all = get(master.addr, "/cluster").json();
+    let type_of = |id: &str| id.split(':').next().unwrap().to_string();
+
+    // By namespace: its objects, its pods' containers and their processes, nothing else.
+    let production = get(master.addr, "/cluster?namespace=production").json();
+    let got = ids(&production);
+    assert!(got.iter().any(|id| id.starts_with("Pod:production/")));
+    assert!(got.iter().any(|id| id.starts_with("Container:")), "{got:?}");
+    assert!(got
+        .iter()
+        .all(|id| id.contains("production")
+            || ["Container", "Process"].contains(&type_of(id).as_str())));
+    assert!(!got.iter().any(|id| id.starts_with("Pod:default/")));
+    // Relations only among what was selected.
+    let selected: std::collections::HashSet<&str> = got.iter().map(String::as_str).collect();
+    for r in production["relations"].as_array().unwrap() {
+        assert!(selected.contains(r["source"].as_str().unwrap()));
+        assert!(selected.contains(r["target"].as_str().unwrap()));
+    }
+
+    // By type, several, in any spelling the REST API takes.
+    let typed = ids(&get(master.addr, "/cluster/resources?type=pods&type=svc").json());
+    let expected: Vec<String> = ids(&all)
+        .into_iter()
+        .filter(|id| id.starts_with("Pod:") || id.starts_with("Service:"))
+        .collect();
+    assert_eq!(typed, expected);
+
+    // By labels, in kubectl's syntax, on a type's list.
+    let pod = all["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Pod" && r["properties"]["metadata"]["labels"].is_object())
+        .unwrap();
+    let (key, value) = pod["properties"]["metadata"]["labels"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    let selector = format!("{key}%3D{}", value.as_str().unwrap());
+    let labelled = ids(&get(
+        master.addr,
+        &format!("/cluster/resources/pods?labelSelector={selector}"),
+    )
+    .json());
+    assert!(labelled.contains(&pod["id"].as_str().unwrap().to_string()));
+    let not = ids(&get(
+        master.addr,
+        &format!(
+            "/cluster/resources/pods?labelSelector={key}!%3D{}",
+            value.as_str().unwrap()
+        ),
+    )
+    .json());
+    assert!(!not.contains(&pod["id"].as_str().unwrap().to_string()));
+    assert_eq!(
+        labelled.len() + not.len(),
+        ids(&get(master.addr, "/cluster/resources/pods").json()).len()
+    );
+
+    // Around a pod: its node, its containers, what owns or balances it.
+    let id = pod["id"].as_str().unwrap();
+    let near = get(master.addr, &format!("/cluster?around={id}&depth=1")).json();
+    let near_ids = ids(&near);
+    for r in all["relations"].as_array().unwrap() {
+        if r["source"] == id {
+            assert!(near_ids.contains(&r["target"].as_str().unwrap().to_string()));
+        }
+        if r["target"] == id {
+            assert!(near_ids.contains(&r["source"].as_str().unwrap().to_string()));
+        }
+    }
+    let at_zero = ids(&get(master.addr, &format!("/cluster?around={id}&depth=0")).json());
+    assert_eq!(at_zero, [id.to_string()]);
+
+    // A query's answer keeps ETags and gzip.
+    let target = "/cluster?type=pods&namespace=default";
+    let first = get(master.addr, target);
+    let etag = first.header("etag").unwrap().to_string();
+    let same = get(master.addr, "/cluster?namespace=default&type=pods");
+    assert_eq!(
+        same.header("etag"),
+        Some(etag.as_str()),
+        "the same query, in another order"
+    );
+    assert_eq!(
+        request(master.addr, "GET", target, &[("If-None-Match", &etag)]).status,
+        304
+    );
+    let zipped = request(master.addr, "GET", target, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&zipped.body[..])
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert_eq!(plain, first.body);
+
+    // Wrong queries are told so.
+    for (target, status, says) in [
+        (
+            "/cluster?nmespace=default",
+            400,
+            "namespace, type, labelSelector",
+        ),
+        (
+            "/cluster/resources/pods?type=nodes",
+            400,
+            "unknown query parameter",
+        ),
+        ("/status?verbose=1", 400, "takes none"),
+        ("/cluster?type=widgets", 404, "unknown resource type"),
+        ("/cluster?labelSelector=a%20in%20(b", 400, "labelSelector"),
+        ("/cluster?depth=2", 400, "around"),
+        ("/cluster?around=Pod:nowhere/none", 404, "no resource"),
+        ("/cluster?around=Cluster:x&depth=1000", 400, "depth"),
+        ("/cluster/resources/pods/default/none", 404, "no resource"),
+    ] {
+        let reply = get(master.addr, target);
+        assert_eq!(reply.status, status, "{target}: {}", reply.text());
+        assert!(reply.text().contains(says), "{target}: {}", reply.text());
+    }
+}
