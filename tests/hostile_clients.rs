@@ -39,9 +39,26 @@ fn named_server(name: &str) -> RunningServer {
             "application/octet-stream",
             Body::Owned(vec![b'y'; 4 * BIG]),
         ),
+        // A stream that always has more: 256 KiB whenever the client took the last.
+        "/stream" => Response::new(
+            200,
+            "text/event-stream",
+            Body::Owned(b"retry: 1\n\n".to_vec()),
+        )
+        .with_stream(http::EventStream::new(Endless(Arc::clone(&big)))),
         _ => Response::new(200, "text/plain", Body::Owned(b"ok".to_vec())),
     });
     http::serve("127.0.0.1:0".parse().unwrap(), WORKERS, name, handler).unwrap()
+}
+
+/// An event source with no end.
+struct Endless(Arc<[u8]>);
+
+impl http::EventSource for Endless {
+    fn poll(&mut self) -> http::Poll {
+        let chunk: Arc<[u8]> = self.0[..256 << 10].into();
+        http::Poll::Ready(Body::Shared(chunk))
+    }
 }
 
 /// GETs /small with a 10 s read timeout; returns how long the answer took.
@@ -464,5 +481,60 @@ fn probes_go_ahead_of_every_request_waiting_for_a_worker() {
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(queued);
+    server.shutdown();
+}
+
+#[test]
+fn streams_that_are_not_read_are_dropped_and_hold_no_worker() {
+    let server = named_server("streams");
+    let addr = server.local_addr();
+    // More stream clients than workers, none reading: the workers stay free.
+    let deaf: Vec<TcpStream> = (0..3 * WORKERS)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let waited = normal_client(addr);
+    eprintln!(
+        "with {} streams not read, a normal client waited {waited:?}",
+        deaf.len()
+    );
+    // A client that reads gets the stream as it comes.
+    let mut reader = TcpStream::connect(addr).unwrap();
+    reader
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    reader
+        .write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut taken = 0;
+    let mut buf = vec![0u8; 1 << 20];
+    while taken < 4 << 20 {
+        taken += reader.read(&mut buf).expect("the stream goes on");
+    }
+    drop(reader);
+    // After the write timeout (10 s), each deaf stream was dropped: reading it now gives what
+    // its buffers held and then the end, not an endless stream.
+    std::thread::sleep(Duration::from_secs(12));
+    for mut s in deaf {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut total = 0usize;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("the stream was not dropped: {e} after {total} bytes"),
+            }
+            // Kernel buffers hold a few MB at most; an endless stream would go on.
+            assert!(total < 64 << 20, "the stream was not dropped: it goes on");
+        }
+    }
+    let (threads, _) = server_threads_and_sockets("streams", addr.port());
+    assert_eq!(threads, WORKERS + 2, "no thread added for streams");
     server.shutdown();
 }

@@ -142,7 +142,7 @@ impl Response {
     }
 
     /// This answer, going on with what `stream` sends after its body.
-    pub(crate) fn with_stream(mut self, stream: EventStream) -> Response {
+    pub fn with_stream(mut self, stream: EventStream) -> Response {
         self.stream = Some(stream);
         self
     }

@@ -33,7 +33,7 @@ pub enum Poll {
 pub struct EventStream(Arc<Mutex<Option<Box<dyn EventSource>>>>);
 
 impl EventStream {
-    pub(crate) fn new(source: impl EventSource + 'static) -> EventStream {
+    pub fn new(source: impl EventSource + 'static) -> EventStream {
         EventStream(Arc::new(Mutex::new(Some(Box::new(source)))))
     }
 
