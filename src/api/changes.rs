@@ -6,6 +6,7 @@
 //! what changed since, or follows the stream, which resumes after `Last-Event-ID`. A stream
 //! holds no thread: the server's I/O thread polls it ([`ChangeStream`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -97,11 +98,13 @@ pub(super) fn stream(state: &ApiState, request: &Request) -> Result<Response, Ap
             snapshot.sequence
         }
     };
+    state.streams.fetch_add(1, Ordering::SeqCst);
     let source = ChangeStream {
         shared: Arc::clone(&state.shared),
         cursor,
         last_sent: Instant::now(),
         ended: false,
+        open: Arc::clone(&state.streams),
     };
     Ok(
         Response::new(200, "text/event-stream", Body::Owned(first.into_bytes()))
@@ -127,6 +130,14 @@ struct ChangeStream {
     last_sent: Instant,
     /// The log forgot the client's place: after the `sync` that says so, the stream ends.
     ended: bool,
+    /// The count of open streams, which this one is in while it lives.
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for ChangeStream {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl EventSource for ChangeStream {

@@ -43,7 +43,12 @@ fn route(path: &str) -> &'static str {
         "/cluster" => "/cluster",
         "/cluster/resources" => "/cluster/resources",
         "/debug" => "/debug",
-        _ if path.starts_with("/cluster/resources/") => "/cluster/resources/{type}",
+        "/cluster/changes" => "/cluster/changes",
+        "/cluster/changes/stream" => "/cluster/changes/stream",
+        _ if path.starts_with("/cluster/resources/") => match path.matches('/').count() {
+            3 => "/cluster/resources/{type}",
+            _ => "/cluster/resources/{type}/{id}",
+        },
         _ => "other",
     }
 }
@@ -100,11 +105,18 @@ fn resident_bytes() -> Option<f64> {
     Some(kib * 1024.0)
 }
 
+/// What the live graph's endpoints hold: open streams, changes kept.
+pub(crate) struct Live {
+    pub(crate) streams: usize,
+    pub(crate) changes: usize,
+}
+
 /// The `/metrics` body.
 pub(crate) fn document(
     status: &CollectorStatus,
     snapshot: Option<&Snapshot>,
     requests: &RequestCounts,
+    live: &Live,
     now_ms: i64,
 ) -> String {
     let mut out = String::with_capacity(4096 + 200 * status.nodes.len());
@@ -253,6 +265,21 @@ pub(crate) fn document(
             f.sample(&[("type", kind)], *n as f64);
         }
     }
+
+    let mut f = Family::start(
+        m,
+        "cluster_insight_change_streams",
+        "gauge",
+        "Clients following /cluster/changes/stream now.",
+    );
+    f.sample(&[], live.streams as f64);
+    let mut f = Family::start(
+        m,
+        "cluster_insight_history_changes",
+        "gauge",
+        "Changes kept for /cluster/changes and /cluster?at= (--history).",
+    );
+    f.sample(&[], live.changes as f64);
 
     let mut f = Family::start(
         m,

@@ -15,6 +15,7 @@ mod metrics;
 mod params;
 mod status;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -41,6 +42,8 @@ pub(crate) struct ApiState {
     pub(crate) auth: Arc<Authorizer>,
     /// The last snapshot of an earlier time made for `at=`.
     pub(crate) past: Mutex<Option<Arc<Snapshot>>>,
+    /// Clients following the change stream now.
+    pub(crate) streams: Arc<AtomicUsize>,
 }
 
 const JSON: &str = "application/json";
@@ -97,10 +100,15 @@ fn route(state: &ApiState, request: &Request) -> Result<Response, ApiError> {
         ),
         "/metrics" => {
             let published = state.shared.published();
+            let live = metrics::Live {
+                streams: state.streams.load(Ordering::SeqCst),
+                changes: state.shared.changes().len(),
+            };
             let body = metrics::document(
                 &published.status,
                 published.snapshot.as_deref(),
                 &state.requests,
+                &live,
                 now,
             );
             Response::new(200, metrics::CONTENT_TYPE, Body::Owned(body.into_bytes()))
@@ -243,6 +251,7 @@ mod tests {
             requests: Default::default(),
             auth: Arc::new(Authorizer::Open),
             past: Mutex::new(None),
+            streams: Default::default(),
         })
     }
 

@@ -84,6 +84,8 @@ for name, kind in [
     ("cluster_insight_relations", "gauge"),
     ("cluster_insight_http_requests", "counter"),
     ("cluster_insight_watch_events", "counter"),
+    ("cluster_insight_change_streams", "gauge"),
+    ("cluster_insight_history_changes", "gauge"),
     ("process_resident_memory_bytes", "gauge"),
 ]:
     family = families.get(name)
