@@ -37,6 +37,18 @@ pub(crate) fn page(state: &ApiState) -> Response {
             "/cluster/resources/TYPE",
             "the resources of one type (below)",
         ),
+        (
+            "/cluster/resources/TYPE/ID-REST",
+            "one resource and its relations, e.g. /cluster/resources/pods/default/web-1",
+        ),
+        (
+            "/cluster/changes?since=SEQ",
+            "every change after the snapshot with that sequence, in order",
+        ),
+        (
+            "/cluster/changes/stream",
+            "the changes as Server-Sent Events, as they are published",
+        ),
         ("/debug", "the graph in Graphviz DOT"),
         (
             "/status",
@@ -53,7 +65,7 @@ pub(crate) fn page(state: &ApiState) -> Response {
             "the collector and the API, in the Prometheus text format",
         ),
     ] {
-        let path = if path.contains("TYPE") {
+        let path = if path.contains("TYPE") || path.contains('?') {
             format!("<code>{path}</code>")
         } else {
             link(path)
@@ -127,7 +139,9 @@ and the relations between them. The graph is refreshed every few seconds and ser
 latest snapshot. {summary}</p>\n\
 <h2>Endpoints</h2>\n<table>\n{endpoints}</table>\n\
 <p>Every JSON endpoint answers <code>ETag</code>/<code>If-None-Match</code> and \
-<code>Accept-Encoding: gzip</code>.</p>\n\
+<code>Accept-Encoding: gzip</code>. The graph's endpoints take <code>namespace=</code>, \
+<code>type=</code>, <code>labelSelector=</code> (kubectl's syntax) and <code>at=</code> (a time \
+within the history kept); <code>/cluster</code> also <code>around=ID&amp;depth=N</code>.</p>\n\
 <h2>Types</h2>\n<p>IDs are <code>Type:NAMESPACE/NAME</code> for namespaced objects and \
 <code>Type:NAME</code> otherwise; <code>TYPE</code> is a type's name in any case or one of its \
 other names. The examples come from this cluster.</p>\n<table>\n\
