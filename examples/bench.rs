@@ -21,6 +21,13 @@
 //! minute over a minute, lists made), how long a pod deleted in the simulator takes to
 //! leave the published graph (`/status` counts, 20 deletions one after the other, p50 and
 //! p99), the same for 50 deletions at 10 a second, and the peak RSS.
+//! `--changes` measures the live graph at `kube-only` unless `--sizes` names another: a
+//! stream client follows `/cluster/changes/stream` while pods change (a label each) at
+//! `--rate` a second (default 100) for 60 s; the time from each change in the simulator to
+//! its event on the stream, and (for every tenth) to its appearance in the published graph
+//! (`/cluster/resources/pods/NS/NAME`), p50 and p99; the master's CPU and memory meanwhile
+//! and what the history kept (`--history`, default 1h); how long `/cluster/changes` takes to answer the whole minute
+//! and the last 1,000 changed resources; and `/cluster?at=` of the minute's start.
 //! `--auth` measures what authorization costs a request: `GET /version` answered with no
 //! authorization, with a static token, and delegated to the (simulated) API server with the
 //! review cached and with every request a new token (a TokenReview and a SubjectAccessReview
@@ -85,6 +92,9 @@ fn main() {
     let mut stability = false;
     let mut auth = false;
     let mut watch = false;
+    let mut changes = false;
+    let mut rate = 100.0;
+    let mut history = "1h".to_string();
     let mut binary = None;
     let mut out = PathBuf::from("bench-results");
     let mut args = std::env::args().skip(1);
@@ -93,6 +103,9 @@ fn main() {
             "--stability" => stability = true,
             "--auth" => auth = true,
             "--watch" => watch = true,
+            "--changes" => changes = true,
+            "--rate" => rate = args.next().expect("--rate N").parse().expect("--rate N"),
+            "--history" => history = args.next().expect("--history DURATION"),
             "--binary" => binary = Some(PathBuf::from(args.next().expect("--binary PATH"))),
             "--sizes" => {
                 sizes = args
@@ -106,7 +119,7 @@ fn main() {
             }
             "--out" => out = PathBuf::from(args.next().expect("--out DIR")),
             "-h" | "--help" => {
-                println!("bench [--sizes small|medium|large|kube-only|SPEC[;...]] [--stability] [--auth] [--watch] [--binary PATH] [--out DIR]");
+                println!("bench [--sizes small|medium|large|kube-only|SPEC[;...]] [--stability] [--auth] [--watch] [--changes [--rate N] [--history D]] [--binary PATH] [--out DIR]");
                 return;
             }
             other => panic!("unknown argument {other:?}"),
@@ -131,6 +144,15 @@ fn main() {
     }
     if auth {
         run_auth(&binary, &out);
+        return;
+    }
+    if changes {
+        let size = if sizes_given {
+            sizes[0].clone()
+        } else {
+            "kube-only".to_string()
+        };
+        run_changes(&binary, &size, rate, &history, &out);
         return;
     }
     if watch {
@@ -392,6 +414,233 @@ fn run_watch(binary: &Path, size: &str, out: &Path) {
     });
     let text = serde_json::to_string_pretty(&result).unwrap();
     std::fs::write(out.join("bench-watch.json"), &text).unwrap();
+    println!("{text}");
+}
+
+/// What the stream client saw: when each (pod ID, label value) arrived.
+type Arrivals = std::sync::Arc<parking_lot::Mutex<std::collections::HashMap<String, Instant>>>;
+
+/// Follows the change stream, noting when each changed pod's `bench-revision` arrives.
+fn follow_stream(addr: SocketAddr, arrivals: Arrivals) {
+    use std::io::BufRead;
+    let mut s = TcpStream::connect(addr).expect("the stream");
+    s.write_all(&request_head("/cluster/changes/stream", &[]))
+        .unwrap();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, s);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let now = Instant::now();
+        let Ok(change) = serde_json::from_str::<Value>(data) else {
+            continue;
+        };
+        let mut seen = arrivals.lock();
+        for r in change["resources"]["changed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(v) = r["properties"]["metadata"]["labels"]["bench-revision"].as_str() {
+                seen.entry(format!("{}|{v}", r["id"].as_str().unwrap_or("")))
+                    .or_insert(now);
+            }
+        }
+    }
+}
+
+fn run_changes(binary: &Path, size: &str, rate: f64, history: &str, out: &Path) {
+    let spec_text = NAMED
+        .iter()
+        .find(|(n, _)| *n == size)
+        .map_or(size, |(_, s)| s);
+    eprintln!("== changes {size} at {rate}/s: {spec_text}");
+    let mut sim = Simulator::start(SimSpec::parse_size(spec_text).expect("a size"))
+        .expect("the simulator starts");
+    let master = start_master_with(binary, &sim, &["--history", history]);
+    let pid = master.child.id();
+    let first = wait_for_refresh(&master, 1, Duration::from_secs(900));
+    wait_for_refresh(
+        &master,
+        first["refresh"]["count"].as_u64().unwrap() + 1,
+        Duration::from_secs(900),
+    );
+    let start_status = try_get_json(master.addr, "/status").unwrap();
+    let start_sequence = start_status["snapshot"]["sequence"].as_u64().unwrap();
+    let start_time = start_status["snapshot"]["timestamp"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rss_before = status_kb(pid, "VmRSS") as f64 / 1024.0;
+    let arrivals: Arrivals = Default::default();
+    {
+        let arrivals = arrivals.clone();
+        let addr = master.addr;
+        std::thread::spawn(move || follow_stream(addr, arrivals));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Every tenth change: a poller waits for it in the published graph.
+    let (graph_tx, graph_rx) = crossbeam_channel::unbounded::<(String, String, Instant)>();
+    let graph_latencies = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let pollers: Vec<_> = (0..4)
+        .map(|_| {
+            let (rx, latencies, addr) = (graph_rx.clone(), graph_latencies.clone(), master.addr);
+            std::thread::spawn(move || {
+                for (path, value, at) in rx {
+                    let deadline = Instant::now() + Duration::from_secs(300);
+                    while Instant::now() < deadline {
+                        let seen = try_get_json(addr, &path).is_some_and(|v| {
+                            v["resource"]["properties"]["metadata"]["labels"]["bench-revision"]
+                                == value.as_str()
+                        });
+                        if seen {
+                            latencies.lock().push(at.elapsed().as_secs_f64() * 1000.0);
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let pods = sim.pods();
+    let cpu0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    let every = Duration::from_secs_f64(1.0 / rate);
+    let mut made: Vec<(String, Instant)> = Vec::new();
+    let mut next = Instant::now();
+    let mut n = 0usize;
+    while t0.elapsed() < Duration::from_secs(60) {
+        if Instant::now() < next {
+            std::thread::sleep(next - Instant::now());
+        }
+        next += every;
+        // A different pod each time, spread over the cluster.
+        let (ns, name, _) = &pods[(n * 7919) % pods.len()];
+        let value = format!("r{n}");
+        assert!(sim.label_pod(ns, name, "bench-revision", &value));
+        let at = Instant::now();
+        let key = format!("Pod:{ns}/{name}|{value}");
+        if n.is_multiple_of(10) {
+            graph_tx
+                .send((format!("/cluster/resources/pods/{ns}/{name}"), value, at))
+                .unwrap();
+        }
+        made.push((key, at));
+        n += 1;
+    }
+    drop(graph_tx);
+    let made_in = t0.elapsed();
+    // Until every change has arrived, or two minutes more.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let seen = arrivals.lock();
+        // A pod changed twice may skip its first value when both land in one build.
+        if made.iter().filter(|(k, _)| seen.contains_key(k)).count() + made.len() / 100
+            >= made.len()
+        {
+            break;
+        }
+        drop(seen);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cpu = cpu_seconds(pid) - cpu0;
+    let wall = t0.elapsed().as_secs_f64();
+    for p in pollers {
+        let _ = p.join();
+    }
+    let seen = arrivals.lock().clone();
+    let mut stream_ms: Vec<f64> = made
+        .iter()
+        .filter_map(|(k, at)| {
+            seen.get(k)
+                .map(|t| t.duration_since(*at).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    stream_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let mut graph_ms = graph_latencies.lock().clone();
+    graph_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let q = |v: &[f64], q: f64| {
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            round(v[((v.len() as f64 * q) as usize).min(v.len() - 1)])
+        }
+    };
+    let status = try_get_json(master.addr, "/status").unwrap();
+    let rss_after = status_kb(pid, "VmRSS") as f64 / 1024.0;
+
+    // The feed: the whole minute, then about the last 1,000 changed pods.
+    let timed = |path: &str| {
+        let t = Instant::now();
+        let (code, body) = get(master.addr, path, false).expect("the feed answers");
+        assert_eq!(code, 200, "{path}");
+        let doc: Value = serde_json::from_slice(&body).unwrap();
+        let docs = doc["changes"].as_array().map_or(0, Vec::len);
+        let resources: usize = doc["changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["resources"]["changed"].as_array().map_or(0, Vec::len))
+            .sum();
+        (
+            round(t.elapsed().as_secs_f64() * 1000.0),
+            docs,
+            resources,
+            body.len(),
+            doc,
+        )
+    };
+    let (minute_ms, minute_docs, minute_resources, minute_bytes, minute) =
+        timed(&format!("/cluster/changes?since={start_sequence}"));
+    // The sequence after which about 1,000 changed pods remain.
+    let mut since = start_sequence;
+    let mut remaining = minute_resources;
+    for c in minute["changes"].as_array().into_iter().flatten() {
+        if remaining <= 1000 {
+            break;
+        }
+        remaining -= c["resources"]["changed"].as_array().map_or(0, Vec::len);
+        since = c["sequence"].as_u64().unwrap();
+    }
+    let (last_ms, last_docs, last_resources, last_bytes, _) =
+        timed(&format!("/cluster/changes?since={since}"));
+    let t = Instant::now();
+    let (at_code, at_body) = get(master.addr, &format!("/cluster?at={start_time}"), false).unwrap();
+    let at_ms = round(t.elapsed().as_secs_f64() * 1000.0);
+    let t = Instant::now();
+    let _ = get(master.addr, &format!("/cluster?at={start_time}"), false).unwrap();
+    let at_again_ms = round(t.elapsed().as_secs_f64() * 1000.0);
+
+    let result = json!({
+        "size": size,
+        "spec": spec_text,
+        "rate_per_s": rate,
+        "changes_made": made.len(),
+        "made_in_s": round(made_in.as_secs_f64()),
+        "arrived_on_stream": stream_ms.len(),
+        "change_to_stream_ms": {"p50": q(&stream_ms, 0.5), "p99": q(&stream_ms, 0.99), "max": q(&stream_ms, 1.0)},
+        "change_to_graph_ms_every_tenth": {"count": graph_ms.len(), "p50": q(&graph_ms, 0.5), "p99": q(&graph_ms, 0.99)},
+        "snapshots_published": minute_docs,
+        "master_cpu_s_per_minute": round(cpu * 60.0 / wall),
+        "rss_before_mib": round(rss_before),
+        "rss_after_mib": round(rss_after),
+        "rss_peak_mib": round(status_kb(pid, "VmHWM") as f64 / 1024.0),
+        "history": status["history"].clone(),
+        "feed_whole_minute": {"ms": minute_ms, "changes": minute_docs, "changed_resources": minute_resources, "bytes": minute_bytes},
+        "feed_last_1000_resources": {"ms": last_ms, "changes": last_docs, "changed_resources": last_resources, "bytes": last_bytes},
+        "at_minute_start": {"status": at_code, "ms": at_ms, "again_ms": at_again_ms, "bytes": at_body.len()},
+    });
+    let text = serde_json::to_string_pretty(&result).unwrap();
+    std::fs::write(out.join(format!("bench-changes-{size}.json")), &text).unwrap();
     println!("{text}");
 }
 

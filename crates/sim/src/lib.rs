@@ -726,6 +726,27 @@ impl Simulator {
         true
     }
 
+    /// Sets label `key` of a pod to `value` (a change of the pod alone, as a rollout's
+    /// annotations or a controller's labels make): a new `resourceVersion`, a watch event.
+    /// Returns whether the pod exists.
+    pub fn label_pod(&mut self, namespace: &str, name: &str, key: &str, value: &str) -> bool {
+        let mut guard = self.shared.write_state();
+        let State { cluster, kube } = &mut *guard;
+        let Some(index) = cluster.pod_index(namespace, name) else {
+            return false;
+        };
+        let rv = cluster.next_rv();
+        let pod = &mut cluster.pods[index];
+        pod.rv = rv;
+        match pod.labels.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value.to_string(),
+            None => pod.labels.push((key.to_string(), value.to_string())),
+        }
+        kube.update_pod(cluster, index);
+        cluster.rv = cluster.rv.max(kube.events.last_rv());
+        true
+    }
+
     /// Runs `count` more exec probes in container `index` of node `node`: its inspect's
     /// `ExecIDs` grows by `count` entries (as it does without bound on real nodes). Returns
     /// the new length, or `None` if there is no such container.
