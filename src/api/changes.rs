@@ -22,6 +22,10 @@ use cluster_insight_wire::time::rfc3339_millis;
 /// and finds clients that left.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// Streams open at once; one more is a 503. Every stream is an open connection, and the
+/// server's connections (4,096) must leave room for probes and other clients.
+pub(crate) const MAX_STREAMS: usize = 1024;
+
 /// What a browser's `EventSource` waits before it reconnects, in milliseconds.
 const RETRY_MS: u64 = 2000;
 
@@ -87,8 +91,7 @@ pub(super) fn stream(state: &ApiState, request: &Request) -> Result<Response, Ap
         Some(parsed) => parsed,
         None => since,
     };
-    let resumes =
-        resume.filter(|&s| s <= snapshot.sequence && state.shared.changes().since(s).is_ok());
+    let resumes = resume.filter(|&s| s <= snapshot.sequence && state.shared.changes().holds(s));
     let mut first = format!("retry: {RETRY_MS}\n\n");
     let cursor = match resumes {
         Some(s) => s,
@@ -98,7 +101,13 @@ pub(super) fn stream(state: &ApiState, request: &Request) -> Result<Response, Ap
             snapshot.sequence
         }
     };
-    state.streams.fetch_add(1, Ordering::SeqCst);
+    let open = state.streams.fetch_add(1, Ordering::SeqCst);
+    if open >= MAX_STREAMS {
+        state.streams.fetch_sub(1, Ordering::SeqCst);
+        return Err(ApiError::Busy(format!(
+            "{MAX_STREAMS} change streams are open already; poll /cluster/changes instead"
+        )));
+    }
     let source = ChangeStream {
         shared: Arc::clone(&state.shared),
         cursor,
@@ -146,7 +155,12 @@ impl EventSource for ChangeStream {
             return Poll::End;
         }
         if self.shared.latest_sequence() > self.cursor {
-            let next = self.shared.changes().next_after(self.cursor);
+            // The I/O thread never waits: with the log being written, ask again next turn.
+            let Some(log) = self.shared.try_changes() else {
+                return Poll::Pending;
+            };
+            let next = log.next_after(self.cursor);
+            drop(log);
             match next {
                 Ok(Some(change)) => {
                     self.cursor = change.sequence;

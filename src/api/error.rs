@@ -22,6 +22,8 @@ pub(crate) enum ApiError {
     NoSuchResource(String),
     /// A time or sequence older than the history kept, or not of this process; the message.
     Gone(String),
+    /// Too much of one kind of work is under way (earlier snapshots made, streams open).
+    Busy(String),
 }
 
 impl ApiError {
@@ -31,7 +33,7 @@ impl ApiError {
             ApiError::NoSuchResource(_) => 404,
             ApiError::Gone(_) => 410,
             ApiError::UnknownType(_) | ApiError::NoSuchEndpoint(_) => 404,
-            ApiError::NoSnapshotYet | ApiError::NotCollectedYet(_) => 503,
+            ApiError::NoSnapshotYet | ApiError::NotCollectedYet(_) | ApiError::Busy(_) => 503,
         }
     }
 
@@ -65,7 +67,7 @@ impl ApiError {
             ApiError::NoSuchResource(id) => {
                 format!("no resource {} in this snapshot", truncate(id, 256))
             }
-            ApiError::Gone(why) => why.clone(),
+            ApiError::Gone(why) | ApiError::Busy(why) => why.clone(),
         }
     }
 
@@ -73,7 +75,7 @@ impl ApiError {
     pub(crate) fn response(&self) -> Response {
         let response = Response::error(self.status(), &self.message());
         match self {
-            ApiError::NoSnapshotYet | ApiError::NotCollectedYet(_) => {
+            ApiError::NoSnapshotYet | ApiError::NotCollectedYet(_) | ApiError::Busy(_) => {
                 response.with_header("Retry-After", "2")
             }
             _ => response,

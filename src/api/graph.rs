@@ -12,7 +12,7 @@ use super::ApiState;
 use crate::graph::query::Query;
 use crate::graph::selector::LabelSelector;
 use crate::graph::{Id, Kind};
-use crate::http::{Body, Request, Response};
+use crate::http::{layers, Body, Request, Response};
 use crate::publish::changes::Gone;
 use crate::publish::snapshot::{self, Rendered, Snapshot};
 use cluster_insight_wire::time::{parse_rfc3339_millis, rfc3339_millis};
@@ -82,7 +82,11 @@ pub(super) fn answer(
     }
     let selection = snapshot.index().select(&snapshot.graph, &query);
     let with_relations = matches!(form, Form::Cluster);
-    let rendered = snapshot.selected(&selection, with_relations, &params.canonical());
+    let name = match form {
+        Form::Type(kind) => format!("{}?{}", kind.name(), params.canonical()),
+        _ => format!("{form:?}?{}", params.canonical()),
+    };
+    let rendered = snapshot.selected(&selection, with_relations, &name);
     Ok(respond(request, &rendered))
 }
 
@@ -144,7 +148,8 @@ fn snapshot_at(state: &ApiState, params: &Params) -> Result<Arc<Snapshot>, ApiEr
     let Some(at) = params.one("at")? else {
         return Ok(current);
     };
-    let at_ms = parse_rfc3339_millis(at).ok_or_else(|| {
+    // A `+` of an offset sent unencoded arrives as a space (form encoding).
+    let at_ms = parse_rfc3339_millis(&at.replace(' ', "+")).ok_or_else(|| {
         ApiError::BadParameter(format!(
             "at={:?} is not an RFC 3339 time such as 2026-12-01T12:00:00Z",
             at.chars().take(40).collect::<String>()
@@ -153,20 +158,34 @@ fn snapshot_at(state: &ApiState, params: &Params) -> Result<Arc<Snapshot>, ApiEr
     if at_ms > super::now_ms() {
         return Err(ApiError::BadParameter(format!("at={at} is in the future")));
     }
-    let log = state.shared.changes();
-    let wanted = log.sequence_at(&current, at_ms).map_err(gone)?;
-    let Some(wanted) = wanted else {
+    // The log is read under its lock; the undoing and rendering are done without it.
+    let rewind = state
+        .shared
+        .changes()
+        .rewind_to(&current, at_ms)
+        .map_err(gone)?;
+    let Some(rewind) = rewind else {
         return Ok(current);
     };
-    if let Some(past) = state.past.lock().as_ref().filter(|p| p.sequence == wanted) {
+    if let Some(past) = state
+        .past
+        .lock()
+        .as_ref()
+        .filter(|p| p.sequence == rewind.sequence)
+    {
         return Ok(Arc::clone(past));
     }
-    let (sequence, graph) = log
-        .graph_at(&current, at_ms)
-        .map_err(gone)?
-        .unwrap_or((current.sequence, current.graph.clone()));
-    drop(log);
-    let past = Arc::new(snapshot::render(graph, &state.version, sequence));
+    // One earlier snapshot is made at a time: at 150,000 pods one is gigabytes and seconds.
+    let Some(_making) = state.making_past.try_lock() else {
+        return Err(ApiError::Busy(
+            "another earlier snapshot is being made; ask again shortly".into(),
+        ));
+    };
+    let past = Arc::new(snapshot::render_past(
+        rewind.graph(&current),
+        &state.version,
+        rewind.sequence,
+    ));
     *state.past.lock() = Some(Arc::clone(&past));
     Ok(past)
 }
@@ -176,7 +195,7 @@ pub(super) fn gone(gone: Gone) -> ApiError {
     ApiError::Gone(match gone {
         Gone::TooOld { oldest, oldest_ms } => format!(
             "older than the history this master keeps (--history): its oldest snapshot is \
-             {oldest}, of {}; read /cluster again",
+             {oldest}, published at {}; read /cluster again",
             rfc3339_millis(oldest_ms)
         ),
         Gone::Unknown { latest } => format!(
@@ -187,9 +206,25 @@ pub(super) fn gone(gone: Gone) -> ApiError {
     })
 }
 
-/// A rendered body, gzipped when the client takes gzip, with its ETag.
+/// A rendered body, gzipped when the client takes gzip, with its ETag; a client that has
+/// it already gets 304 before anything is compressed.
 pub(super) fn respond(request: &Request, rendered: &Rendered) -> Response {
-    let response = if super::accepts_gzip(request.header("Accept-Encoding")) {
+    let gzip = super::accepts_gzip(request.header("Accept-Encoding"));
+    let etag = if gzip {
+        rendered.gzip_etag()
+    } else {
+        rendered.etag.clone()
+    };
+    if request
+        .header("If-None-Match")
+        .is_some_and(|tags| layers::etag_matches(tags, &etag))
+    {
+        return Response::new(304, rendered.content_type, Body::Empty)
+            .with_header("ETag", &etag)
+            .with_header("Vary", "Accept-Encoding")
+            .with_header("Cache-Control", "no-cache");
+    }
+    let response = if gzip {
         Response::new(200, rendered.content_type, Body::Shared(rendered.gzip()))
             .with_header("Content-Encoding", "gzip")
             .with_header("ETag", &rendered.gzip_etag())

@@ -42,6 +42,8 @@ pub(crate) struct ApiState {
     pub(crate) auth: Arc<Authorizer>,
     /// The last snapshot of an earlier time made for `at=`.
     pub(crate) past: Mutex<Option<Arc<Snapshot>>>,
+    /// Held while a snapshot of an earlier time is being made.
+    pub(crate) making_past: Mutex<()>,
     /// Clients following the change stream now.
     pub(crate) streams: Arc<AtomicUsize>,
 }
@@ -251,6 +253,7 @@ mod tests {
             requests: Default::default(),
             auth: Arc::new(Authorizer::Open),
             past: Mutex::new(None),
+            making_past: Mutex::new(()),
             streams: Default::default(),
         })
     }

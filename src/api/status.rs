@@ -82,8 +82,8 @@ pub(crate) fn document(
         "history": {
             "keepSeconds": history.keep_ms() / 1000,
             "changes": history.len(),
-            "oldestSequence": history.oldest().map(|(s, _)| s),
-            "oldest": history.oldest().map(|(_, t)| rfc3339_millis(t)),
+            "oldestSequence": history.oldest().map(|o| o.sequence),
+            "oldest": history.oldest().map(|o| rfc3339_millis(o.published_ms)),
         },
         "refresh": {
             "count": status.refreshes,

@@ -38,6 +38,7 @@ impl Master {
             requests: Default::default(),
             auth,
             past: Default::default(),
+            making_past: Default::default(),
             streams: Default::default(),
         });
         let collector = Collector::new(collector, Arc::clone(&shared));

@@ -50,6 +50,8 @@ pub struct GraphIndex {
     /// The namespace names `namespaces` points into.
     names: Vec<String>,
     labels: OnceLock<Vec<Option<BTreeMap<String, String>>>>,
+    /// By resource: the relations it is an end of, ascending.
+    relations_of: OnceLock<Vec<Vec<usize>>>,
 }
 
 impl GraphIndex {
@@ -97,7 +99,25 @@ impl GraphIndex {
             namespaces,
             names,
             labels: OnceLock::new(),
+            relations_of: OnceLock::new(),
         }
+    }
+
+    /// The relations the resource at `i` is an end of (indices, ascending).
+    pub fn relations_of(&self, graph: &Graph, i: usize) -> &[usize] {
+        let all = self.relations_of.get_or_init(|| {
+            let mut all: Vec<Vec<usize>> = vec![Vec::new(); graph.resources.len()];
+            for (j, rel) in graph.relations.iter().enumerate() {
+                let ends = [self.by_id.get(&rel.source), self.by_id.get(&rel.target)];
+                for &&end in ends.iter().flatten() {
+                    if all[end].last() != Some(&j) {
+                        all[end].push(j);
+                    }
+                }
+            }
+            all
+        });
+        all.get(i).map_or(&[], Vec::as_slice)
     }
 
     /// Where the resource with this ID stands in the graph.
@@ -174,24 +194,24 @@ impl GraphIndex {
         let Some(&start) = self.by_id.get(id) else {
             return within;
         };
-        let mut adjacent: Vec<Vec<usize>> = vec![Vec::new(); graph.resources.len()];
-        for rel in &graph.relations {
-            if let (Some(&a), Some(&b)) = (self.by_id.get(&rel.source), self.by_id.get(&rel.target))
-            {
-                adjacent[a].push(b);
-                adjacent[b].push(a);
-            }
-        }
         within[start] = true;
         let mut queue = VecDeque::from([(start, 0u32)]);
         while let Some((at, d)) = queue.pop_front() {
             if d == depth {
                 continue;
             }
-            for &next in &adjacent[at] {
-                if !within[next] {
-                    within[next] = true;
-                    queue.push_back((next, d + 1));
+            for &j in self.relations_of(graph, at) {
+                let rel = &graph.relations[j];
+                let other = if rel.source == graph.resources[at].id {
+                    &rel.target
+                } else {
+                    &rel.source
+                };
+                if let Some(&next) = self.by_id.get(other) {
+                    if !within[next] {
+                        within[next] = true;
+                        queue.push_back((next, d + 1));
+                    }
                 }
             }
         }

@@ -67,7 +67,7 @@ pub(crate) fn conditional(inner: Handler) -> Handler {
 
 /// `If-None-Match: "a", W/"b"` or `*`. Weak comparison, as RFC 9110 asks for this header:
 /// `W/` is ignored on either side.
-fn etag_matches(header: &str, etag: &str) -> bool {
+pub(crate) fn etag_matches(header: &str, etag: &str) -> bool {
     let etag = etag.strip_prefix("W/").unwrap_or(etag);
     header
         .split(',')

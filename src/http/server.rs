@@ -490,6 +490,8 @@ fn io_loop(events: &Receiver<Event>, queues: Queues, stop: &AtomicBool) {
         for event in incoming {
             match event {
                 Event::Conn(_) if drain_until.is_some() => {}
+                // A stream that began while draining ends with it.
+                Event::Answer(out) if drain_until.is_some() && out.stream.is_some() => {}
                 Event::Conn(conn) => reading.push(conn),
                 Event::Answer(out) => writing.push(out),
             }
@@ -783,12 +785,14 @@ fn outgoing(
     let no_body = head_only || cluster_insight_wire::status::has_no_body(response.status);
     // A stream's answer has no length: it ends when the connection closes (RFC 9112 §6.3),
     // which also works through HTTP/1.0 and proxies that buffer chunked answers.
+    let streamed = response.stream.is_some() && response.status == 200;
     let stream = response
         .stream
         .as_ref()
-        .filter(|_| !no_body && response.status == 200)
+        .filter(|_| streamed && !no_body)
         .and_then(|s| s.take());
-    let keep_alive = keep_alive && stream.is_none();
+    // HEAD of a stream is framed as its GET: no length, closed after.
+    let keep_alive = keep_alive && !streamed;
     // Framing is the server's: handlers' own `Content-Length` and `Connection` are left out,
     // except that a HEAD answer may say how long the GET body would be.
     let content_length =

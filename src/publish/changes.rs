@@ -19,9 +19,13 @@ use crate::http::{Body, Composed, Piece};
 #[derive(Debug)]
 pub(crate) struct Change {
     pub(crate) sequence: u64,
-    /// The snapshot it changed.
+    /// The snapshot it changed, and that snapshot's time.
     pub(crate) previous: u64,
+    pub(crate) previous_timestamp_ms: i64,
+    /// The new snapshot's time (when its graph was built).
     pub(crate) timestamp_ms: i64,
+    /// When the new snapshot was published: from then on it was the current one.
+    pub(crate) published_ms: i64,
     pub(crate) diff: GraphDiff,
     /// The change document: `{"sequence":…,"previous":…,"timestamp":…,"resources":{"added":
     /// […],"changed":[…],"removed":[…]},"relations":{…}}`; resources as `/cluster` shows
@@ -42,13 +46,42 @@ pub(crate) enum Gone {
     Empty,
 }
 
+/// The snapshot the log reaches back to: what `since=` and `at=` may name at the oldest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Oldest {
+    pub(crate) sequence: u64,
+    /// When it was published: from then on it was the current snapshot.
+    pub(crate) published_ms: i64,
+    /// Its own time (when its graph was built).
+    pub(crate) timestamp_ms: i64,
+}
+
 /// The changes of the last `keep_ms`, oldest first.
 #[derive(Debug)]
 pub(crate) struct ChangeLog {
-    /// The oldest snapshot the log reaches back to: (sequence, time).
-    base: Option<(u64, i64)>,
+    base: Option<Oldest>,
     changes: VecDeque<Arc<Change>>,
     keep_ms: i64,
+}
+
+/// What a read of the log found to undo, newest first: the changes themselves, shared, so
+/// that the undoing is done after the log's lock is let go.
+pub(crate) struct Rewind {
+    /// The sequence and time of the snapshot that was current.
+    pub(crate) sequence: u64,
+    pub(crate) timestamp_ms: i64,
+    undone: Vec<Arc<Change>>,
+}
+
+impl Rewind {
+    /// `current`'s graph with the changes undone: the graph of that snapshot.
+    pub(crate) fn graph(&self, current: &Snapshot) -> Graph {
+        diff::rewind(
+            &current.graph,
+            self.undone.iter().map(|c| &c.diff),
+            self.timestamp_ms,
+        )
+    }
 }
 
 impl ChangeLog {
@@ -61,31 +94,52 @@ impl ChangeLog {
         }
     }
 
-    /// Records the snapshot `next` and, when it follows one already recorded, what it
-    /// changed (made by [`Change::between`], outside the log's lock); then forgets what is
-    /// older than the history before `now_ms`.
-    pub(crate) fn record(&mut self, next: &Snapshot, change: Option<Change>, now_ms: i64) {
+    /// Records the snapshot `next`, published at `now_ms`, and, when it follows one already
+    /// recorded, what it changed (made by [`Change::between`], outside the log's lock); then
+    /// forgets what is older than the history. Returns what it forgot, for the caller to
+    /// drop once the lock is let go (a large change takes a while to free).
+    pub(crate) fn record(
+        &mut self,
+        next: &Snapshot,
+        change: Option<Change>,
+        now_ms: i64,
+    ) -> Vec<Arc<Change>> {
         match change {
-            Some(change) if self.base.is_some() => self.changes.push_back(Arc::new(change)),
+            Some(mut change) if self.base.is_some() => {
+                change.published_ms = now_ms;
+                self.changes.push_back(Arc::new(change));
+            }
             _ => {
                 // The first snapshot (or one whose predecessor was never recorded): the log
                 // starts again from it.
-                self.base = Some((next.sequence, next.timestamp_ms));
-                self.changes.clear();
+                self.base = Some(Oldest {
+                    sequence: next.sequence,
+                    published_ms: now_ms,
+                    timestamp_ms: next.timestamp_ms,
+                });
+                let forgotten = self.changes.drain(..).collect();
+                return forgotten;
             }
         }
-        self.prune(now_ms);
+        self.prune(now_ms)
     }
 
-    /// Forgets the changes made before `now_ms - keep_ms`; the last of them becomes the
+    /// Forgets the changes published before `now_ms - keep_ms`; the last of them becomes the
     /// oldest snapshot the log reaches back to. The latest change is always kept.
-    fn prune(&mut self, now_ms: i64) {
+    fn prune(&mut self, now_ms: i64) -> Vec<Arc<Change>> {
         let horizon = now_ms.saturating_sub(self.keep_ms);
-        while self.changes.len() > 1 && self.changes[0].timestamp_ms < horizon {
+        let mut forgotten = Vec::new();
+        while self.changes.len() > 1 && self.changes[0].published_ms < horizon {
             if let Some(dropped) = self.changes.pop_front() {
-                self.base = Some((dropped.sequence, dropped.timestamp_ms));
+                self.base = Some(Oldest {
+                    sequence: dropped.sequence,
+                    published_ms: dropped.published_ms,
+                    timestamp_ms: dropped.timestamp_ms,
+                });
+                forgotten.push(dropped);
             }
         }
+        forgotten
     }
 
     /// The sequence of the last snapshot recorded.
@@ -93,11 +147,11 @@ impl ChangeLog {
         self.changes
             .back()
             .map(|c| c.sequence)
-            .or(self.base.map(|(s, _)| s))
+            .or(self.base.map(|b| b.sequence))
     }
 
-    /// The oldest snapshot the log reaches back to: (sequence, time).
-    pub(crate) fn oldest(&self) -> Option<(u64, i64)> {
+    /// The oldest snapshot the log reaches back to.
+    pub(crate) fn oldest(&self) -> Option<Oldest> {
         self.base
     }
 
@@ -117,6 +171,11 @@ impl ChangeLog {
         Ok(self.changes.range(start..).cloned().collect())
     }
 
+    /// Whether the changes after snapshot `sequence` are all kept.
+    pub(crate) fn holds(&self, sequence: u64) -> bool {
+        self.position_after(sequence).is_ok()
+    }
+
     /// The first change after snapshot `sequence`, if one was published since.
     pub(crate) fn next_after(&self, sequence: u64) -> Result<Option<Arc<Change>>, Gone> {
         let start = self.position_after(sequence)?;
@@ -125,10 +184,13 @@ impl ChangeLog {
 
     /// Where the changes after `sequence` start.
     fn position_after(&self, sequence: u64) -> Result<usize, Gone> {
-        let (oldest, oldest_ms) = self.base.ok_or(Gone::Empty)?;
-        let latest = self.latest().unwrap_or(oldest);
-        if sequence < oldest {
-            return Err(Gone::TooOld { oldest, oldest_ms });
+        let base = self.base.ok_or(Gone::Empty)?;
+        let latest = self.latest().unwrap_or(base.sequence);
+        if sequence < base.sequence {
+            return Err(Gone::TooOld {
+                oldest: base.sequence,
+                oldest_ms: base.published_ms,
+            });
         }
         if sequence > latest {
             return Err(Gone::Unknown { latest });
@@ -136,48 +198,35 @@ impl ChangeLog {
         Ok(self.changes.partition_point(|c| c.sequence <= sequence))
     }
 
-    /// The sequence of the snapshot that was current at `at_ms`, when it is not `current`.
-    pub(crate) fn sequence_at(&self, current: &Snapshot, at_ms: i64) -> Result<Option<u64>, Gone> {
-        Ok(self.undone(current, at_ms)?.last().map(|c| c.previous))
-    }
-
-    /// The changes to undo, newest first, to go from `current` back to `at_ms`.
-    fn undone(&self, current: &Snapshot, at_ms: i64) -> Result<Vec<&Change>, Gone> {
-        let (oldest, oldest_ms) = self.base.ok_or(Gone::Empty)?;
-        if at_ms < oldest_ms {
-            return Err(Gone::TooOld { oldest, oldest_ms });
+    /// What to undo to go from `current` back to the snapshot that was current at `at_ms`;
+    /// `None` when that is `current` itself.
+    ///
+    /// The changes undone are the newest ones, back from `current`'s, while they were
+    /// published after `at_ms`: a suffix of the log, so that a clock that stepped back
+    /// cannot pick changes out of order.
+    pub(crate) fn rewind_to(&self, current: &Snapshot, at_ms: i64) -> Result<Option<Rewind>, Gone> {
+        let base = self.base.ok_or(Gone::Empty)?;
+        if at_ms < base.published_ms {
+            return Err(Gone::TooOld {
+                oldest: base.sequence,
+                oldest_ms: base.published_ms,
+            });
         }
         // Changes recorded after `current` (a publish racing this read) are not undone:
         // `current` never had them.
-        Ok(self
+        let undone: Vec<Arc<Change>> = self
             .changes
             .iter()
             .rev()
-            .filter(|c| c.sequence <= current.sequence && c.timestamp_ms > at_ms)
-            .map(|c| &**c)
-            .collect())
-    }
-
-    /// The graph as it was at `at_ms`, with its sequence: `current`'s with every change
-    /// after that time undone. `None` when `current` is itself the snapshot of that time.
-    pub(crate) fn graph_at(
-        &self,
-        current: &Snapshot,
-        at_ms: i64,
-    ) -> Result<Option<(u64, Graph)>, Gone> {
-        let undone = self.undone(current, at_ms)?;
-        let Some(last_undone) = undone.last() else {
-            return Ok(None);
-        };
-        let sequence = last_undone.previous;
-        // That snapshot's time: its own change's, or the oldest snapshot's.
-        let timestamp_ms = self
-            .changes
-            .iter()
-            .find(|c| c.sequence == sequence)
-            .map_or_else(|| self.base.map_or(at_ms, |(_, t)| t), |c| c.timestamp_ms);
-        let graph = diff::rewind(&current.graph, undone.iter().map(|c| &c.diff), timestamp_ms);
-        Ok(Some((sequence, graph)))
+            .skip_while(|c| c.sequence > current.sequence)
+            .take_while(|c| c.published_ms > at_ms)
+            .cloned()
+            .collect();
+        Ok(undone.last().map(|last| Rewind {
+            sequence: last.previous,
+            timestamp_ms: last.previous_timestamp_ms,
+            undone: undone.clone(),
+        }))
     }
 }
 
@@ -187,6 +236,7 @@ impl Change {
     pub(crate) fn between(previous: &Snapshot, next: &Snapshot, created_by: &str) -> Change {
         let diff = diff::diff(&previous.graph, &next.graph);
         let writer = &mut Writer::new(created_by);
+        let previous_timestamp_ms = previous.timestamp_ms;
         let previous = previous.sequence;
         let mut doc = Document::default();
         doc.text(format!(
@@ -236,7 +286,10 @@ impl Change {
         Change {
             sequence: next.sequence,
             previous,
+            previous_timestamp_ms,
             timestamp_ms: next.timestamp_ms,
+            // Set when it is recorded.
+            published_ms: next.timestamp_ms,
             diff,
             document: Arc::new(document),
             event: Body::Composed(Arc::new(event)),
@@ -319,5 +372,138 @@ impl Document {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{Id, Kind, Resource};
+    use crate::publish::snapshot::render;
+
+    fn pod(name: &str, text: &str) -> Resource {
+        let kind = Kind::all().find(|k| k.name() == "Pod").unwrap();
+        Resource {
+            id: Id::new(format!("Pod:default/{name}")),
+            kind,
+            timestamp_ms: 0,
+            properties: text.into(),
+            label: name.to_string(),
+            alternate_label: None,
+            source: None,
+            stale_since_ms: None,
+        }
+    }
+
+    fn snapshot(sequence: u64, ts: i64, pods: &[(&str, &str)]) -> Snapshot {
+        let graph = Graph {
+            timestamp_ms: ts,
+            resources: pods.iter().map(|(n, t)| pod(n, t)).collect(),
+            relations: Vec::new(),
+        };
+        render(graph, "test", sequence)
+    }
+
+    /// Snapshots 10 (a), 11 (a, b), 12 (b changed, a gone), published at 1000, 2000, 3000.
+    fn log() -> (ChangeLog, Vec<Snapshot>) {
+        let snaps = vec![
+            snapshot(10, 900, &[("a", "{}")]),
+            snapshot(11, 1900, &[("a", "{}"), ("b", "{\"v\":1}")]),
+            snapshot(12, 2900, &[("b", "{\"v\":\n2}")]),
+        ];
+        let mut log = ChangeLog::new(10_000);
+        log.record(&snaps[0], None, 1000);
+        log.record(
+            &snaps[1],
+            Some(Change::between(&snaps[0], &snaps[1], "t")),
+            2000,
+        );
+        log.record(
+            &snaps[2],
+            Some(Change::between(&snaps[1], &snaps[2], "t")),
+            3000,
+        );
+        (log, snaps)
+    }
+
+    #[test]
+    fn the_feed_is_a_chain_and_refuses_what_it_does_not_hold() {
+        let (log, _) = log();
+        let all = log.since(10).unwrap();
+        assert_eq!(
+            all.iter()
+                .map(|c| (c.previous, c.sequence))
+                .collect::<Vec<_>>(),
+            [(10, 11), (11, 12)]
+        );
+        assert!(log.since(12).unwrap().is_empty());
+        assert!(matches!(log.since(9), Err(Gone::TooOld { oldest: 10, .. })));
+        assert!(matches!(log.since(13), Err(Gone::Unknown { latest: 12 })));
+        assert!(log.holds(11) && !log.holds(9));
+        assert_eq!(log.next_after(10).unwrap().unwrap().sequence, 11);
+        assert!(log.next_after(12).unwrap().is_none());
+        // A document is one line: the line break of the observed text became a space.
+        let event = all[1].event.to_vec();
+        let text = String::from_utf8(event).unwrap();
+        assert!(text.starts_with("id: 12\nevent: change\ndata: {"), "{text}");
+        assert_eq!(text.matches('\n').count(), 4, "{text}");
+        let doc: serde_json::Value =
+            serde_json::from_slice(&Body::Composed(Arc::clone(&all[1].document)).to_vec()).unwrap();
+        assert_eq!(doc["resources"]["removed"][0]["id"], "Pod:default/a");
+        assert_eq!(doc["resources"]["changed"][0]["properties"]["v"], 2);
+    }
+
+    /// Resources by ID: a rewound graph has the same ones, not always in the same order.
+    fn by_id(graph: &Graph) -> Vec<Resource> {
+        let mut all = graph.resources.clone();
+        all.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        all
+    }
+
+    #[test]
+    fn the_past_is_the_current_graph_with_later_changes_undone() {
+        let (log, snaps) = log();
+        let current = &snaps[2];
+        assert!(log.rewind_to(current, 3500).unwrap().is_none());
+        let at = |ms| log.rewind_to(current, ms).unwrap().unwrap();
+        let r = at(2500);
+        assert_eq!((r.sequence, r.timestamp_ms), (11, 1900));
+        assert_eq!(by_id(&r.graph(current)), by_id(&snaps[1].graph));
+        let r = at(1000);
+        assert_eq!(r.sequence, 10);
+        assert_eq!(by_id(&r.graph(current)), by_id(&snaps[0].graph));
+        assert!(matches!(
+            log.rewind_to(current, 999),
+            Err(Gone::TooOld { .. })
+        ));
+        // A snapshot older than the log's newest (a publish racing the read) is not undone
+        // from changes it never had.
+        let r = log.rewind_to(&snaps[1], 1500).unwrap().unwrap();
+        assert_eq!(r.sequence, 10);
+    }
+
+    #[test]
+    fn old_changes_are_forgotten_and_the_oldest_moves_on() {
+        let (mut log, snaps) = log();
+        let next = snapshot(13, 20_000, &[]);
+        let forgotten = log.record(&next, Some(Change::between(&snaps[2], &next, "t")), 20_500);
+        // Published before 10,500: the changes to 11 and 12.
+        assert_eq!(forgotten.len(), 2);
+        assert_eq!(log.oldest().unwrap().sequence, 12);
+        assert_eq!(log.len(), 1);
+        assert!(matches!(
+            log.since(11),
+            Err(Gone::TooOld { oldest: 12, .. })
+        ));
+        // With nothing newer, the last change stays whatever its age.
+        let mut log = ChangeLog::new(0);
+        log.record(&snaps[0], None, 1000);
+        let forgotten = log.record(
+            &snaps[1],
+            Some(Change::between(&snaps[0], &snaps[1], "t")),
+            9000,
+        );
+        assert!(forgotten.is_empty());
+        assert_eq!(log.len(), 1);
     }
 }

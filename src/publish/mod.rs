@@ -59,6 +59,11 @@ impl Shared {
         self.latest.load(Ordering::SeqCst)
     }
 
+    /// The change log, to read, if no one is writing it.
+    pub(crate) fn try_changes(&self) -> Option<parking_lot::RwLockReadGuard<'_, ChangeLog>> {
+        self.changes.try_read()
+    }
+
     /// The change log, to read.
     pub(crate) fn changes(&self) -> parking_lot::RwLockReadGuard<'_, ChangeLog> {
         self.changes.read()
@@ -87,7 +92,9 @@ impl Shared {
                 let change = previous
                     .as_deref()
                     .map(|p| Change::between(p, next, &self.created_by));
-                self.changes.write().record(next, change, now_ms);
+                let forgotten = self.changes.write().record(next, change, now_ms);
+                // Freed here, with the lock let go.
+                drop(forgotten);
             }
         }
         let sequence = published.snapshot.as_ref().map(|s| s.sequence);

@@ -83,6 +83,10 @@ pub struct Snapshot {
     debug: OnceLock<Rendered>,
     /// What every ETag of this snapshot starts with.
     tag: String,
+    /// Its ETags are weak: a snapshot of an earlier time made again from the changes since
+    /// has the same content as the one served then, not always the same bytes (resources
+    /// that came back stand last of their type).
+    weak: bool,
     /// The home page's examples, found on its first request.
     examples: OnceLock<Examples>,
     /// Where each resource stands, by ID; made on the first query that needs it.
@@ -198,12 +202,27 @@ pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
         by_type,
         debug: OnceLock::new(),
         tag,
+        weak: false,
         examples: OnceLock::new(),
         index: OnceLock::new(),
         layout,
         counts,
         graph,
     }
+}
+
+/// [`render`] for a snapshot of an earlier time, made again from the changes since: the
+/// same sequence and time as when it was served, and weak ETags of the same names.
+pub(crate) fn render_past(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
+    let mut snapshot = render(graph, created_by, sequence);
+    snapshot.weak = true;
+    for rendered in [&mut snapshot.cluster, &mut snapshot.resources]
+        .into_iter()
+        .chain(snapshot.by_type.values_mut())
+    {
+        rendered.etag = format!("W/{}", rendered.etag);
+    }
+    snapshot
 }
 
 impl Layout {
@@ -372,9 +391,18 @@ impl Snapshot {
         self.index.get_or_init(|| GraphIndex::of(&self.graph))
     }
 
+    /// A body of this snapshot with its ETag, weak when the snapshot's are.
+    fn rendered(&self, content_type: &'static str, body: Body, what: &str) -> Rendered {
+        let mut rendered = Rendered::new(content_type, body, &format!("{}-{what}", self.tag));
+        if self.weak {
+            rendered.etag = format!("W/{}", rendered.etag);
+        }
+        rendered
+    }
+
     /// A selection of this snapshot in `/cluster`'s form (with its relations) or a list's
-    /// (without), made of the same pieces as the full bodies. `query` names the selection
-    /// in its ETag: the same query of the same snapshot has the same tag.
+    /// (without), made of the same pieces as the full bodies. `query` names the endpoint and
+    /// the selection in its ETag: the same query of the same snapshot has the same tag.
     pub(crate) fn selected(
         &self,
         selection: &Selection,
@@ -385,12 +413,7 @@ impl Snapshot {
         let body = self
             .layout
             .compose(&self.graph, selection.resources.iter().copied(), relations);
-        let form = if with_relations { "cluster" } else { "list" };
-        Rendered::new(
-            JSON,
-            body,
-            &format!("{}-{form}-{:x}", self.tag, stable_hash(query)),
-        )
+        self.rendered(JSON, body, &format!("q{:x}", stable_hash(query)))
     }
 
     /// One resource, with the relations it is an end of: `{"success":true,"timestamp":…,
@@ -414,31 +437,27 @@ impl Snapshot {
         body.push(Piece::text(&resource.properties));
         body.push(glue(&laid.suffix));
         body.push(own(",\"relations\":[".to_string()));
-        let mut first = true;
-        for (j, rel) in self.graph.relations.iter().enumerate() {
-            if rel.source == resource.id || rel.target == resource.id {
-                if !first {
-                    body.push(own(",".to_string()));
-                }
-                first = false;
-                body.push(glue(&self.layout.relations[j]));
+        for (n, &j) in self.index().relations_of(&self.graph, i).iter().enumerate() {
+            if n > 0 {
+                body.push(own(",".to_string()));
             }
+            body.push(glue(&self.layout.relations[j]));
         }
         body.push(own("]}".to_string()));
-        Rendered::new(
+        self.rendered(
             JSON,
             Body::Composed(Arc::new(body)),
-            &format!("{}-one-{:x}", self.tag, stable_hash(&resource.id)),
+            &format!("one-{:x}", stable_hash(&resource.id)),
         )
     }
 
     /// `/debug`: the graph in DOT, rendered on first use.
     pub(crate) fn debug(&self) -> &Rendered {
         self.debug.get_or_init(|| {
-            Rendered::new(
+            self.rendered(
                 "text/vnd.graphviz; charset=utf-8",
                 Body::Shared(super::dot::render(&self.graph).into_bytes().into()),
-                &format!("{}-debug", self.tag),
+                "debug",
             )
         })
     }
