@@ -52,6 +52,9 @@ MASTER (serves the context graph, default port 5555):
     --history DURATION            how far back /cluster?at= and /cluster/changes reach:
                                   90s, 30m, 1h, 2d, or 0 for the last change only
                                   (default 1h; at most 30d)
+    --history-dir DIR             keep the history on disk in DIR (an embedded store,
+                                  DIR/history.redb): a master started again with the
+                                  same DIR serves the history it had
     --node-parallelism N|auto     nodes read at once (default auto: as many as reading
                                   every node within half the refresh interval takes, at
                                   the time nodes take, from 16 to 512)
@@ -187,7 +190,9 @@ pub struct Options {
     pub extra_kinds: Vec<GroupVersionResource>,
     pub refresh_interval: Duration,
     /// How long changes are kept (`--history`).
-    pub(crate) history: Duration,
+    pub history: Duration,
+    /// Where the history is kept on disk (`--history-dir`).
+    pub history_dir: Option<PathBuf>,
     pub(crate) node_parallelism: NodeParallelism,
     pub(crate) show_env: bool,
     /// How callers are authorized, as the flags say.
@@ -223,6 +228,7 @@ impl Default for Options {
             extra_kinds: Vec::new(),
             refresh_interval: Duration::from_secs(10),
             history: Duration::from_secs(3600),
+            history_dir: None,
             node_parallelism: NodeParallelism::Auto,
             show_env: false,
             auth: AuthFlag::Default,
@@ -385,6 +391,7 @@ pub fn parse(
                 options.refresh_interval =
                     seconds(&mut parser, "--refresh-interval", 0.1, 86_400.0)?
             }
+            Long("history-dir") => options.history_dir = Some(path(&mut parser, "--history-dir")?),
             Long("history") => {
                 options.history = duration(&string(&mut parser, "--history")?, "--history")?
             }
@@ -552,9 +559,10 @@ fn refuse_master(given: &[String], options: &Options) -> Result<(), CliError> {
 const MINION_ONLY: [&str; 1] = ["host-proc"];
 
 /// Flags only the master reads.
-const MASTER_ONLY: [&str; 10] = [
+const MASTER_ONLY: [&str; 11] = [
     "extra-kinds",
     "history",
+    "history-dir",
     "minion-token-file",
     "docker-port",
     "no-docker",
@@ -566,7 +574,8 @@ const MASTER_ONLY: [&str; 10] = [
 ];
 
 /// Flags `demo` would have to ignore: it makes its own cluster.
-const DEMO_REFUSES: [&str; 15] = [
+const DEMO_REFUSES: [&str; 16] = [
+    "history-dir",
     "kubernetes-url",
     "kubeconfig",
     "context",

@@ -8,7 +8,9 @@
 //! - [`collect`]: the Kubernetes API and every node's container runtime, read into
 //!   snapshots' input (the only code that does I/O against the cluster);
 //! - [`graph`]: the pure graph builder and its input (no I/O, no clock);
-//! - [`publish`]: a graph serialized once into every body the API serves (no I/O);
+//! - [`publish`]: a graph serialized once into every body the API serves, and the change
+//!   log (no I/O);
+//! - [`store`]: the history on disk (`--history-dir`), written by a thread of its own;
 //! - [`api`]: the master's REST API, handlers of (request, snapshot);
 //! - [`agent`]: the node agent's reading of its node (runtime and processes);
 //! - [`proxy`]: the minion's allow-list and proxy;
@@ -32,3 +34,4 @@ pub mod http;
 pub mod proxy;
 pub mod publish;
 pub mod report;
+pub mod store;

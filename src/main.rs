@@ -111,8 +111,22 @@ fn run_master(options: &Options) -> Result<(), Failure> {
         options.refresh_interval,
         master.collector.created_by,
     );
-    let master = Master::start(master.collector, listener, options.workers, master.auth)
-        .map_err(|e| Failure::Runtime(format!("cannot start the master: {e}")))?;
+    let history_ms = i64::try_from(options.history.as_millis()).unwrap_or(i64::MAX);
+    let store = match &options.history_dir {
+        Some(dir) => Some(
+            cluster_insight::store::open(dir, history_ms)
+                .map_err(|e| Failure::Config(Box::new(e)))?,
+        ),
+        None => None,
+    };
+    let master = Master::start(
+        master.collector,
+        listener,
+        options.workers,
+        master.auth,
+        store,
+    )
+    .map_err(|e| Failure::Runtime(format!("cannot start the master: {e}")))?;
     let signal = termination::wait()
         .map_err(|e| Failure::Runtime(format!("cannot wait for SIGTERM: {e}")))?;
     log::info!("{signal}: finishing the answers in flight, then stopping");

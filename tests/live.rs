@@ -685,3 +685,112 @@ fn queries_select_by_namespace_type_labels_and_neighbourhood() {
         assert!(reply.text().contains(says), "{target}: {}", reply.text());
     }
 }
+
+#[test]
+fn a_master_started_again_with_its_history_dir_serves_the_history_it_had() {
+    let mut sim = Simulator::start(SimSpec::default()).unwrap();
+    let dir = crate::support::fake_docker::temp_dir("history-dir");
+    let dir_arg = dir.to_str().unwrap().to_string();
+    let flags = [
+        "--refresh-interval",
+        "120",
+        "--history-dir",
+        dir_arg.as_str(),
+    ];
+    let master = MasterProcess::against(&sim, &flags);
+    master.wait_for_refreshes(1);
+    let (_, first, first_time) = served_at(&master);
+    let pods = sim.pods();
+    let (namespace, name, _) = &pods[0];
+    let gone = format!("Pod:{namespace}/{name}");
+    assert!(sim.delete_pod(namespace, name));
+    wait_for(&master, "the first deletion", |g| !has(g, &gone));
+    let (_, second, second_time) = served_at(&master);
+    // The writer is given a moment, then the process is killed: no orderly shutdown.
+    std::thread::sleep(Duration::from_millis(500));
+    drop(master);
+
+    // While no master runs, another pod goes.
+    let (namespace, name, _) = &pods[1];
+    let gone_meanwhile = format!("Pod:{namespace}/{name}");
+    assert!(sim.delete_pod(namespace, name));
+
+    let master = MasterProcess::against(&sim, &flags);
+    master.wait_for_refreshes(1);
+    let now = wait_for(&master, "the graph", |g| !has(g, &gone_meanwhile));
+    assert!(sequence_of(&now) > sequence_of(&second));
+    // The graphs served by the first process, at their times.
+    for (time, then) in [(&first_time, &first), (&second_time, &second)] {
+        let reply = get(master.addr, &format!("/cluster?at={time}"));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let reply = reply.json();
+        assert_eq!(reply["sequence"], then["sequence"]);
+        assert_same(
+            &Held::of(&reply),
+            &Held::of(then),
+            "a graph of the first process",
+        );
+    }
+    // The feed goes through the restart: one chain from the first graph to the current one,
+    // with the pod that went meanwhile in the change between the two processes.
+    let since = sequence_of(&first);
+    let feed = get(master.addr, &format!("/cluster/changes?since={since}")).json();
+    let mut held = Held::of(&first);
+    let mut at = since;
+    let mut removed = Vec::new();
+    for change in feed["changes"].as_array().unwrap() {
+        assert_eq!(change["previous"].as_u64(), Some(at), "{change}");
+        at = change["sequence"].as_u64().unwrap();
+        held.apply(change);
+        for r in change["resources"]["removed"].as_array().unwrap() {
+            removed.push(r["id"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(
+        removed.contains(&gone) && removed.contains(&gone_meanwhile),
+        "{removed:?}"
+    );
+    let (_, current, _) = served_at(&master);
+    if sequence_of(&current) == at {
+        assert_same(&held, &Held::of(&current), "the feed through the restart");
+    }
+    let status = master.status();
+    assert_eq!(status["history"]["oldestSequence"], first["sequence"]);
+    assert!(status["history"]["store"]["path"]
+        .as_str()
+        .unwrap()
+        .starts_with(&dir_arg));
+    assert!(status["history"]["store"]["error"].is_null(), "{status}");
+    drop(master);
+
+    // A file that is not a store: the master says so and does not start.
+    let bad = crate::support::fake_docker::temp_dir("history-bad");
+    std::fs::write(
+        bad.join("history.redb"),
+        b"not a database, and long enough to be read as one",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cluster-insight"))
+        .args([
+            "--mode",
+            "master",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-auth",
+        ])
+        .args(["--kubernetes-url", &sim.kube_url()])
+        .args(["--history-dir", bad.to_str().unwrap()])
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("--history-dir") && err.contains("history.redb"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&bad);
+}

@@ -12,6 +12,7 @@ pub(crate) fn document(
     status: &CollectorStatus,
     snapshot: Option<&Snapshot>,
     history: &ChangeLog,
+    store: Option<(String, Option<String>)>,
     now: i64,
 ) -> String {
     let source = |s: &SourceStatus| {
@@ -84,6 +85,7 @@ pub(crate) fn document(
             "changes": history.len(),
             "oldestSequence": history.oldest().map(|o| o.sequence),
             "oldest": history.oldest().map(|o| rfc3339_millis(o.published_ms)),
+            "store": store.map(|(path, error)| serde_json::json!({"path": path, "error": error})),
         },
         "refresh": {
             "count": status.refreshes,

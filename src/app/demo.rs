@@ -72,7 +72,7 @@ pub fn run(options: &Options, size: Option<&str>) -> Result<(), DemoError> {
         );
     }
     let auth = std::sync::Arc::new(crate::auth::Authorizer::Open);
-    let master = Master::start(config, listener, options.workers, auth)
+    let master = Master::start(config, listener, options.workers, auth, None)
         .map_err(|e| DemoError::Start(format!("cannot start the master: {e}")))?;
     let expected = sim.expected();
     let count = |kind: Kind| expected.resources.get(kind.name()).copied().unwrap_or(0);

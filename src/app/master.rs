@@ -12,6 +12,7 @@ use crate::auth::Authorizer;
 use crate::collect::{Collector, CollectorConfig};
 use crate::http::{self, RunningServer};
 use crate::publish::Shared;
+use crate::store;
 
 /// A running master. Dropping it leaves it running; [`Master::shutdown`] stops it.
 pub struct Master {
@@ -22,15 +23,26 @@ pub struct Master {
 
 impl Master {
     /// Starts the collector (its first refresh begins at once) and serves the API on
-    /// `listener` with `workers` threads.
+    /// `listener` with `workers` threads; with `store`, the history goes on from what it
+    /// held and is kept there.
     pub fn start(
         collector: CollectorConfig,
         listener: TcpListener,
         workers: usize,
         auth: Arc<Authorizer>,
+        store: Option<(store::Opened, Option<store::Restored>)>,
     ) -> std::io::Result<Master> {
         let history_ms = i64::try_from(collector.history.as_millis()).unwrap_or(i64::MAX);
-        let shared = Arc::new(Shared::new(history_ms, &collector.created_by));
+        let shared = Arc::new(match store {
+            None => Shared::new(history_ms, &collector.created_by),
+            Some((opened, restored)) => Shared::with_store(
+                history_ms,
+                &collector.created_by,
+                opened,
+                restored,
+                cluster_insight_wire::time::now_millis(),
+            )?,
+        });
         let state = Arc::new(ApiState {
             shared: Arc::clone(&shared),
             version: collector.created_by.clone(),

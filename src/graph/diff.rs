@@ -151,6 +151,29 @@ pub fn rewind<'a>(
     }
 }
 
+/// `graph` with `d` applied: the graph after it (the way forward, where [`rewind`] is the way
+/// back). A removal or change of what `graph` does not hold, or an addition of what it
+/// holds, is applied as far as it can be: the result holds what the later graph held.
+pub fn apply(graph: &Graph, d: &GraphDiff, timestamp_ms: i64) -> Graph {
+    let inverse = GraphDiff {
+        added: d.removed.clone(),
+        changed: d
+            .changed
+            .iter()
+            .map(|(a, b)| (b.clone(), a.clone()))
+            .collect(),
+        removed: d.added.clone(),
+        relations_added: d.relations_removed.clone(),
+        relations_changed: d
+            .relations_changed
+            .iter()
+            .map(|(a, b)| (b.clone(), a.clone()))
+            .collect(),
+        relations_removed: d.relations_added.clone(),
+    };
+    rewind(graph, [&inverse], timestamp_ms)
+}
+
 /// Puts `value` in the slot its key has, or in a new one at the end.
 fn put<K: std::hash::Hash + Eq, V>(
     slots: &mut Vec<Option<V>>,
@@ -235,6 +258,9 @@ mod tests {
         assert_eq!(d.relations_removed[0].target, b.id);
         assert!(diff(&new, &new).is_empty());
 
+        let forward = apply(&old, &d, 2);
+        assert_eq!(forward.resources, new.resources);
+        assert_eq!(forward.relations.len(), new.relations.len());
         let back = rewind(&new, [&d], 1);
         assert_eq!(back.resources, old.resources);
         let mut got = back.relations.clone();

@@ -51,6 +51,24 @@ pub enum RelationType {
 }
 
 impl RelationType {
+    pub const ALL: [RelationType; 10] = [
+        RelationType::Contains,
+        RelationType::Runs,
+        RelationType::Monitors,
+        RelationType::LoadBalances,
+        RelationType::CreatedFrom,
+        RelationType::Owns,
+        RelationType::Routes,
+        RelationType::Uses,
+        RelationType::BindsTo,
+        RelationType::Scales,
+    ];
+
+    /// The relation type named `name` (as [`RelationType::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<RelationType> {
+        RelationType::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RelationType::Contains => "contains",

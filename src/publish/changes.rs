@@ -34,6 +34,15 @@ pub(crate) struct Change {
     /// The document as one Server-Sent Event: `id: SEQUENCE`, `event: change`, `data: …`.
     pub(crate) event: Body,
 }
+/// What a change says beside its differences: which snapshot it made of which, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChangeHead {
+    pub(crate) sequence: u64,
+    pub(crate) previous: u64,
+    pub(crate) previous_timestamp_ms: i64,
+    pub(crate) timestamp_ms: i64,
+    pub(crate) published_ms: i64,
+}
 
 /// A time or sequence older than what the log keeps, or a sequence it never had.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,21 +103,36 @@ impl ChangeLog {
         }
     }
 
+    /// A log holding what an earlier process kept (read back from the store), pruned to the
+    /// history as of `now_ms`.
+    pub(crate) fn restore(
+        keep_ms: i64,
+        base: Oldest,
+        changes: Vec<Arc<Change>>,
+        now_ms: i64,
+    ) -> ChangeLog {
+        let mut log = ChangeLog {
+            base: Some(base),
+            changes: changes.into(),
+            keep_ms,
+        };
+        drop(log.prune(now_ms));
+        log
+    }
+
     /// Records the snapshot `next`, published at `now_ms`, and, when it follows one already
     /// recorded, what it changed (made by [`Change::between`], outside the log's lock); then
     /// forgets what is older than the history. Returns what it forgot, for the caller to
-    /// drop once the lock is let go (a large change takes a while to free).
+    /// drop once the lock is let go (a large change takes a while to free), and whether the
+    /// log started again from `next`.
     pub(crate) fn record(
         &mut self,
         next: &Snapshot,
-        change: Option<Change>,
+        change: Option<Arc<Change>>,
         now_ms: i64,
-    ) -> Vec<Arc<Change>> {
+    ) -> (Vec<Arc<Change>>, bool) {
         match change {
-            Some(mut change) if self.base.is_some() => {
-                change.published_ms = now_ms;
-                self.changes.push_back(Arc::new(change));
-            }
+            Some(change) if self.base.is_some() => self.changes.push_back(change),
             _ => {
                 // The first snapshot (or one whose predecessor was never recorded): the log
                 // starts again from it.
@@ -117,11 +141,10 @@ impl ChangeLog {
                     published_ms: now_ms,
                     timestamp_ms: next.timestamp_ms,
                 });
-                let forgotten = self.changes.drain(..).collect();
-                return forgotten;
+                return (self.changes.drain(..).collect(), true);
             }
         }
-        self.prune(now_ms)
+        (self.prune(now_ms), false)
     }
 
     /// Forgets the changes published before `now_ms - keep_ms`; the last of them becomes the
@@ -231,18 +254,36 @@ impl ChangeLog {
 }
 
 impl Change {
-    /// What `next` changed from `previous`; `created_by` is the `/version` string the
-    /// document's annotations carry.
-    pub(crate) fn between(previous: &Snapshot, next: &Snapshot, created_by: &str) -> Change {
-        let diff = diff::diff(&previous.graph, &next.graph);
+    /// What `next` changed from the snapshot `previous` (sequence `previous_sequence`, made
+    /// at `previous_timestamp_ms`); `created_by` is the `/version` string the document's
+    /// annotations carry. Its publish time is set when it is published.
+    pub(crate) fn between(
+        previous_sequence: u64,
+        previous_timestamp_ms: i64,
+        previous: &Graph,
+        next: &Snapshot,
+        created_by: &str,
+    ) -> Change {
+        let head = ChangeHead {
+            sequence: next.sequence,
+            previous: previous_sequence,
+            previous_timestamp_ms,
+            timestamp_ms: next.timestamp_ms,
+            published_ms: next.timestamp_ms,
+        };
+        Change::from_parts(head, diff::diff(previous, &next.graph), created_by)
+    }
+
+    /// A change from what it says and its differences (as the store keeps it), with its
+    /// document written.
+    pub(crate) fn from_parts(head: ChangeHead, diff: GraphDiff, created_by: &str) -> Change {
         let writer = &mut Writer::new(created_by);
-        let previous_timestamp_ms = previous.timestamp_ms;
-        let previous = previous.sequence;
         let mut doc = Document::default();
         doc.text(format!(
-            "{{\"sequence\":{},\"previous\":{previous},\"timestamp\":\"{}\",\"resources\":{{\"added\":[",
-            next.sequence,
-            writer.stamp(next.timestamp_ms)
+            "{{\"sequence\":{},\"previous\":{},\"timestamp\":\"{}\",\"resources\":{{\"added\":[",
+            head.sequence,
+            head.previous,
+            writer.stamp(head.timestamp_ms)
         ));
         doc.resources(writer, &diff.added);
         doc.text("],\"changed\":[".to_string());
@@ -279,20 +320,30 @@ impl Change {
         // one `data:` line.
         let mut event = Composed::default();
         event.push(own(
-            format!("id: {}\nevent: change\ndata: ", next.sequence).into_bytes()
+            format!("id: {}\nevent: change\ndata: ", head.sequence).into_bytes()
         ));
         event.extend(&document);
         event.push(own(b"\n\n".to_vec()));
         Change {
-            sequence: next.sequence,
-            previous,
-            previous_timestamp_ms,
-            timestamp_ms: next.timestamp_ms,
-            // Set when it is recorded.
-            published_ms: next.timestamp_ms,
+            sequence: head.sequence,
+            previous: head.previous,
+            previous_timestamp_ms: head.previous_timestamp_ms,
+            timestamp_ms: head.timestamp_ms,
+            published_ms: head.published_ms,
             diff,
             document: Arc::new(document),
             event: Body::Composed(Arc::new(event)),
+        }
+    }
+
+    /// What it says beside its differences.
+    pub(crate) fn head(&self) -> ChangeHead {
+        ChangeHead {
+            sequence: self.sequence,
+            previous: self.previous,
+            previous_timestamp_ms: self.previous_timestamp_ms,
+            timestamp_ms: self.timestamp_ms,
+            published_ms: self.published_ms,
         }
     }
 }
@@ -404,6 +455,19 @@ mod tests {
         render(graph, "test", sequence)
     }
 
+    /// What `next` changed from `previous`, published at `published_ms`.
+    fn change(previous: &Snapshot, next: &Snapshot, published_ms: i64) -> Option<Arc<Change>> {
+        let mut change = Change::between(
+            previous.sequence,
+            previous.timestamp_ms,
+            &previous.graph,
+            next,
+            "t",
+        );
+        change.published_ms = published_ms;
+        Some(Arc::new(change))
+    }
+
     /// Snapshots 10 (a), 11 (a, b), 12 (b changed, a gone), published at 1000, 2000, 3000.
     fn log() -> (ChangeLog, Vec<Snapshot>) {
         let snaps = vec![
@@ -413,16 +477,8 @@ mod tests {
         ];
         let mut log = ChangeLog::new(10_000);
         log.record(&snaps[0], None, 1000);
-        log.record(
-            &snaps[1],
-            Some(Change::between(&snaps[0], &snaps[1], "t")),
-            2000,
-        );
-        log.record(
-            &snaps[2],
-            Some(Change::between(&snaps[1], &snaps[2], "t")),
-            3000,
-        );
+        log.record(&snaps[1], change(&snaps[0], &snaps[1], 2000), 2000);
+        log.record(&snaps[2], change(&snaps[1], &snaps[2], 3000), 3000);
         (log, snaps)
     }
 
@@ -486,7 +542,7 @@ mod tests {
     fn old_changes_are_forgotten_and_the_oldest_moves_on() {
         let (mut log, snaps) = log();
         let next = snapshot(13, 20_000, &[]);
-        let forgotten = log.record(&next, Some(Change::between(&snaps[2], &next, "t")), 20_500);
+        let (forgotten, _) = log.record(&next, change(&snaps[2], &next, 20_500), 20_500);
         // Published before 10,500: the changes to 11 and 12.
         assert_eq!(forgotten.len(), 2);
         assert_eq!(log.oldest().unwrap().sequence, 12);
@@ -498,11 +554,7 @@ mod tests {
         // With nothing newer, the last change stays whatever its age.
         let mut log = ChangeLog::new(0);
         log.record(&snaps[0], None, 1000);
-        let forgotten = log.record(
-            &snaps[1],
-            Some(Change::between(&snaps[0], &snaps[1], "t")),
-            9000,
-        );
+        let (forgotten, _) = log.record(&snaps[1], change(&snaps[0], &snaps[1], 9000), 9000);
         assert!(forgotten.is_empty());
         assert_eq!(log.len(), 1);
     }

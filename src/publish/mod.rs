@@ -1,7 +1,8 @@
 //! Publishing: the graph of a refresh, serialized once into every body the API serves, and
 //! the one place where the collector hands a new snapshot to the handlers.
 //!
-//! No I/O here. [`Shared`] holds the current snapshot with the status of the refresh that
+//! No I/O here (the store on disk, when there is one, is written by a thread of its own).
+//! [`Shared`] holds the current snapshot with the status of the refresh that
 //! made it, swapped together under one lock, so a reader never sees one without the other,
 //! and the log of what each snapshot changed (`changes`), recorded before the snapshot is
 //! swapped in, so that a reader who sees a snapshot finds its change in the log.
@@ -13,10 +14,12 @@ pub mod snapshot;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::collect::status::CollectorStatus;
-use changes::{Change, ChangeLog};
+use crate::graph::Graph;
+use crate::store::{HistoryStore, Opened, Restored};
+use changes::{Change, ChangeLog, Oldest};
 use snapshot::Snapshot;
 
 /// What the collector publishes and the API reads.
@@ -27,6 +30,11 @@ pub(crate) struct Shared {
     created_by: String,
     /// The sequence of the snapshot last swapped in, for streams to poll without a lock.
     latest: AtomicU64,
+    /// Where the history is kept on disk, if it is (`--history-dir`).
+    store: Option<HistoryStore>,
+    /// The last snapshot the store held when this process started (sequence, time, graph):
+    /// what the first snapshot of this process is compared with.
+    restored: Mutex<Option<(u64, i64, Graph)>>,
 }
 
 impl Default for Shared {
@@ -51,7 +59,44 @@ impl Shared {
             changes: RwLock::new(ChangeLog::new(history_ms)),
             created_by: created_by.to_string(),
             latest: AtomicU64::new(0),
+            store: None,
+            restored: Mutex::new(None),
         }
+    }
+
+    /// Keeps `history_ms` of changes in memory and in the store `opened`, going on from what
+    /// it held (`restored`) as of `now_ms`.
+    pub(crate) fn with_store(
+        history_ms: i64,
+        created_by: &str,
+        opened: Opened,
+        restored: Option<Restored>,
+        now_ms: i64,
+    ) -> std::io::Result<Shared> {
+        let mut shared = Shared::new(history_ms, created_by);
+        let Some(restored) = restored else {
+            shared.store = Some(opened.start(None, Vec::new())?);
+            return Ok(shared);
+        };
+        let changes: Vec<Arc<Change>> = restored
+            .changes
+            .into_iter()
+            .map(|(head, diff)| Arc::new(Change::from_parts(head, diff, created_by)))
+            .collect();
+        shared.changes = RwLock::new(ChangeLog::restore(
+            history_ms,
+            restored.oldest,
+            changes.clone(),
+            now_ms,
+        ));
+        shared.store = Some(opened.start(Some((restored.oldest, restored.oldest_graph)), changes)?);
+        *shared.restored.get_mut() = Some(restored.last);
+        Ok(shared)
+    }
+
+    /// Where the store is and its last write's failure, when there is one.
+    pub(crate) fn store_state(&self) -> Option<(String, Option<String>)> {
+        self.store.as_ref().map(HistoryStore::state)
     }
 
     /// The sequence of the current snapshot (0 before the first), read without a lock.
@@ -88,13 +133,49 @@ impl Shared {
                 .is_none_or(|p| p.sequence != next.sequence)
             {
                 // Made before the lock is taken: it compares two whole graphs. Only the
-                // collector publishes, so `previous` is still the current one below.
-                let change = previous
-                    .as_deref()
-                    .map(|p| Change::between(p, next, &self.created_by));
-                let forgotten = self.changes.write().record(next, change, now_ms);
+                // collector publishes, so `previous` is still the current one below. The
+                // first snapshot follows the last one the store held, when it is newer.
+                let restored = match previous {
+                    Some(_) => None,
+                    None => self.restored.lock().take(),
+                };
+                let change = match (&previous, &restored) {
+                    (Some(p), _) => Some((p.sequence, p.timestamp_ms, &p.graph)),
+                    (None, Some((sequence, ts, graph))) if *sequence < next.sequence => {
+                        Some((*sequence, *ts, graph))
+                    }
+                    (None, Some((sequence, _, _))) => {
+                        log::warn!(
+                            "history: the first snapshot's sequence {} is not after the last one kept ({sequence}); the history starts again",
+                            next.sequence
+                        );
+                        None
+                    }
+                    (None, None) => None,
+                }
+                .map(|(sequence, ts, graph)| {
+                    let mut change =
+                        Change::between(sequence, ts, graph, next, &self.created_by);
+                    change.published_ms = now_ms;
+                    Arc::new(change)
+                });
+                let (forgotten, fresh) = self.changes.write().record(next, change.clone(), now_ms);
+                if let Some(store) = &self.store {
+                    match change {
+                        Some(change) if !fresh => store.append(change),
+                        _ => store.begin(
+                            Oldest {
+                                sequence: next.sequence,
+                                published_ms: now_ms,
+                                timestamp_ms: next.timestamp_ms,
+                            },
+                            next.graph.clone(),
+                        ),
+                    }
+                }
                 // Freed here, with the lock let go.
                 drop(forgotten);
+                drop(restored);
             }
         }
         let sequence = published.snapshot.as_ref().map(|s| s.sequence);
