@@ -122,7 +122,7 @@ fn route(state: &ApiState, request: &Request) -> Result<Response, ApiError> {
                 &published.status,
                 published.snapshot.as_deref(),
                 &state.shared.changes(),
-                state.shared.store_state(),
+                state.shared.store_status(),
                 now,
             );
             Response::new(200, JSON, Body::Owned(body.into_bytes()))

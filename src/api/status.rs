@@ -12,7 +12,7 @@ pub(crate) fn document(
     status: &CollectorStatus,
     snapshot: Option<&Snapshot>,
     history: &ChangeLog,
-    store: Option<(String, Option<String>)>,
+    store: Option<crate::store::StoreStatus>,
     now: i64,
 ) -> String {
     let source = |s: &SourceStatus| {
@@ -85,7 +85,11 @@ pub(crate) fn document(
             "changes": history.len(),
             "oldestSequence": history.oldest().map(|o| o.sequence),
             "oldest": history.oldest().map(|o| rfc3339_millis(o.published_ms)),
-            "store": store.map(|(path, error)| serde_json::json!({"path": path, "error": error})),
+            "store": store.map(|s| serde_json::json!({
+                "path": s.path,
+                "error": s.error,
+                "committedSequence": s.committed,
+            })),
         },
         "refresh": {
             "count": status.refreshes,

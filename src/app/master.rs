@@ -19,7 +19,11 @@ pub struct Master {
     server: RunningServer,
     collector: JoinHandle<()>,
     stop: Sender<()>,
+    shared: Arc<Shared>,
 }
+
+/// On stopping, how long the history store may take to write what is queued.
+const STORE_CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Master {
     /// Starts the collector (its first refresh begins at once) and serves the API on
@@ -69,6 +73,7 @@ impl Master {
             server,
             collector,
             stop,
+            shared,
         })
     }
 
@@ -88,6 +93,7 @@ impl Master {
     pub fn stop(self) {
         let _ = self.stop.send(());
         self.server.shutdown();
+        self.shared.close_store(STORE_CLOSE_LIMIT);
     }
 
     /// Stops serving and collecting; waits for a refresh in progress to finish.
@@ -95,5 +101,6 @@ impl Master {
         self.server.shutdown();
         let _ = self.stop.send(());
         let _ = self.collector.join();
+        self.shared.close_store(STORE_CLOSE_LIMIT);
     }
 }

@@ -139,6 +139,9 @@ impl Collector {
         // As discovery for extra kinds: a kind that is not served is asked again every six
         // refreshes.
         let watches = Watches::new(config.kube.clone(), config.show_env, interval * 6);
+        let first_sequence = u64::try_from(now_ms())
+            .unwrap_or(0)
+            .max(shared.restored_sequence());
         Collector {
             config,
             shared,
@@ -155,8 +158,9 @@ impl Collector {
             refresh: 0,
             // Sequences go on from the time this process started, so that one a client
             // kept from an earlier process is older than any of this one's (the change feed
-            // then says 410, rather than answering with changes the client never saw).
-            sequence: u64::try_from(now_ms()).unwrap_or(0),
+            // then says 410, rather than answering with changes the client never saw); and
+            // after the last one the history on disk holds, whatever the clock says.
+            sequence: first_sequence,
             node_threads: nodes::AUTO_MIN,
         }
     }

@@ -155,7 +155,22 @@ pub fn rewind<'a>(
 /// back). A removal or change of what `graph` does not hold, or an addition of what it
 /// holds, is applied as far as it can be: the result holds what the later graph held.
 pub fn apply(graph: &Graph, d: &GraphDiff, timestamp_ms: i64) -> Graph {
-    let inverse = GraphDiff {
+    apply_all(graph, [d], timestamp_ms)
+}
+
+/// `graph` with every diff of `diffs` applied in order, in one pass.
+pub fn apply_all<'a>(
+    graph: &Graph,
+    diffs: impl IntoIterator<Item = &'a GraphDiff>,
+    timestamp_ms: i64,
+) -> Graph {
+    // Undoing the inverse of a difference is applying it.
+    let inverses: Vec<GraphDiff> = diffs.into_iter().map(inverse).collect();
+    rewind(graph, &inverses, timestamp_ms)
+}
+
+fn inverse(d: &GraphDiff) -> GraphDiff {
+    GraphDiff {
         added: d.removed.clone(),
         changed: d
             .changed
@@ -170,8 +185,7 @@ pub fn apply(graph: &Graph, d: &GraphDiff, timestamp_ms: i64) -> Graph {
             .map(|(a, b)| (b.clone(), a.clone()))
             .collect(),
         relations_removed: d.relations_added.clone(),
-    };
-    rewind(graph, [&inverse], timestamp_ms)
+    }
 }
 
 /// Puts `value` in the slot its key has, or in a new one at the end.

@@ -18,7 +18,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::collect::status::CollectorStatus;
 use crate::graph::Graph;
-use crate::store::{HistoryStore, Opened, Restored};
+use crate::store::{HistoryStore, Opened, Restored, StoreStatus};
 use changes::{Change, ChangeLog, Oldest};
 use snapshot::Snapshot;
 
@@ -74,29 +74,48 @@ impl Shared {
         now_ms: i64,
     ) -> std::io::Result<Shared> {
         let mut shared = Shared::new(history_ms, created_by);
+        shared.store = Some(opened.start()?);
         let Some(restored) = restored else {
-            shared.store = Some(opened.start(None, Vec::new())?);
             return Ok(shared);
         };
-        let changes: Vec<Arc<Change>> = restored
-            .changes
-            .into_iter()
-            .map(|(head, diff)| Arc::new(Change::from_parts(head, diff, created_by)))
-            .collect();
-        shared.changes = RwLock::new(ChangeLog::restore(
-            history_ms,
-            restored.oldest,
-            changes.clone(),
-            now_ms,
-        ));
-        shared.store = Some(opened.start(Some((restored.oldest, restored.oldest_graph)), changes)?);
+        // What the history no longer reaches is left out before any document is written:
+        // the oldest snapshot kept becomes the last one published before the horizon.
+        let horizon = now_ms.saturating_sub(history_ms);
+        let mut oldest = restored.oldest;
+        let mut kept = Vec::new();
+        let count = restored.changes.len();
+        for (i, (head, diff)) in restored.changes.into_iter().enumerate() {
+            if head.published_ms < horizon && i + 1 < count {
+                oldest = Oldest {
+                    sequence: head.sequence,
+                    published_ms: head.published_ms,
+                    timestamp_ms: head.timestamp_ms,
+                };
+            } else {
+                kept.push(Arc::new(Change::from_parts(head, diff, created_by)));
+            }
+        }
+        shared.changes = RwLock::new(ChangeLog::restore(history_ms, oldest, kept, now_ms));
         *shared.restored.get_mut() = Some(restored.last);
         Ok(shared)
     }
 
-    /// Where the store is and its last write's failure, when there is one.
-    pub(crate) fn store_state(&self) -> Option<(String, Option<String>)> {
-        self.store.as_ref().map(HistoryStore::state)
+    /// The sequence of the last snapshot the store held at start (0 without one): this
+    /// process's sequences must be after it.
+    pub(crate) fn restored_sequence(&self) -> u64 {
+        self.restored.lock().as_ref().map_or(0, |(s, _, _)| *s)
+    }
+
+    /// What `/status` says of the store, when there is one.
+    pub(crate) fn store_status(&self) -> Option<StoreStatus> {
+        self.store.as_ref().map(HistoryStore::status)
+    }
+
+    /// Lets the store write what is queued, for at most `limit`; then nothing more is kept.
+    pub(crate) fn close_store(&self, limit: std::time::Duration) {
+        if let Some(store) = &self.store {
+            store.close(limit);
+        }
     }
 
     /// The sequence of the current snapshot (0 before the first), read without a lock.
@@ -162,7 +181,8 @@ impl Shared {
                 let (forgotten, fresh) = self.changes.write().record(next, change.clone(), now_ms);
                 if let Some(store) = &self.store {
                     match change {
-                        Some(change) if !fresh => store.append(change),
+                        // After a failed write the history on disk begins again, whole.
+                        Some(change) if !fresh && !store.broken() => store.append(change),
                         _ => store.begin(
                             Oldest {
                                 sequence: next.sequence,
