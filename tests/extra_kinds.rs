@@ -94,11 +94,8 @@ fn relations(graph: &Value) -> BTreeSet<String> {
 }
 
 fn ids(graph: &Value) -> BTreeSet<String> {
-    graph["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
+    crate::support::master::resource_ids(graph)
+        .into_iter()
         .collect()
 }
 

@@ -548,12 +548,7 @@ fn served_at(master: &MasterProcess) -> (String, Value, String) {
 }
 
 fn ids(reply: &Value) -> Vec<String> {
-    reply["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect()
+    crate::support::master::resource_ids(reply)
 }
 
 #[test]

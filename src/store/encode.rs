@@ -38,44 +38,43 @@ pub(super) fn write_change(out: &mut Vec<u8>, head: ChangeHead, d: &GraphDiff) {
         .as_bytes(),
     );
     write_resources(out, &d.added);
-    out.extend_from_slice(b",\"c\":[");
-    for (i, (was, now)) in d.changed.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    out.extend_from_slice(b",\"c\":");
+    write_list(out, &d.changed, |out, (was, now)| {
         out.push(b'[');
         write_resource(out, was);
         out.push(b',');
         write_resource(out, now);
         out.push(b']');
-    }
-    out.extend_from_slice(b"],\"d\":");
+    });
+    out.extend_from_slice(b",\"d\":");
     write_resources(out, &d.removed);
     out.extend_from_slice(b",\"la\":");
     write_relations(out, &d.relations_added);
-    out.extend_from_slice(b",\"lc\":[");
-    for (i, (was, now)) in d.relations_changed.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    out.extend_from_slice(b",\"lc\":");
+    write_list(out, &d.relations_changed, |out, (was, now)| {
         out.push(b'[');
         write_relation(out, was);
         out.push(b',');
         write_relation(out, now);
         out.push(b']');
-    }
-    out.extend_from_slice(b"],\"ld\":");
+    });
+    out.extend_from_slice(b",\"ld\":");
     write_relations(out, &d.relations_removed);
     out.push(b'}');
 }
 
 fn write_resources(out: &mut Vec<u8>, resources: &[Resource]) {
+    write_list(out, resources, write_resource);
+}
+
+/// `[a,b,…]`, each item written by `write`.
+fn write_list<T>(out: &mut Vec<u8>, items: &[T], write: fn(&mut Vec<u8>, &T)) {
     out.push(b'[');
-    for (i, r) in resources.iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_resource(out, r);
+        write(out, item);
     }
     out.push(b']');
 }
@@ -104,14 +103,7 @@ fn write_resource(out: &mut Vec<u8>, r: &Resource) {
 }
 
 fn write_relations(out: &mut Vec<u8>, relations: &[Relation]) {
-    out.push(b'[');
-    for (i, r) in relations.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_relation(out, r);
-    }
-    out.push(b']');
+    write_list(out, relations, write_relation);
 }
 
 fn write_relation(out: &mut Vec<u8>, r: &Relation) {

@@ -171,6 +171,18 @@ impl Drop for MasterProcess {
     }
 }
 
+/// The IDs of a graph's resources, in its order.
+pub(crate) fn resource_ids(graph: &Value) -> Vec<String> {
+    graph["resources"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter_map(|r| r["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub(crate) fn type_of(id: &str) -> &str {
     id.split(':').next().unwrap_or("")
 }
