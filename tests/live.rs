@@ -365,7 +365,7 @@ fn the_stream_sends_each_change_as_the_feed_has_it_and_resumes_after_the_last_ev
 }
 
 #[test]
-fn a_thousand_idle_streams_and_one_that_never_reads_delay_no_one() {
+fn a_thousand_idle_streams_hold_no_thread_delay_no_one_and_are_let_go_when_they_vanish() {
     if open_files_limit() < 4096 {
         eprintln!("skipped: the limit on open files is below 4,096 (tests/run-all.sh raises it)");
         return;
@@ -425,7 +425,34 @@ fn a_thousand_idle_streams_and_one_that_never_reads_delay_no_one() {
         "the change reached 1,000 streams in {:?}",
         deleted.elapsed()
     );
+
+    // Clients that vanish are let go as soon as an event finds their connection closed.
+    drop(idle);
+    drop(more);
     drop(deaf);
+    let streams = || -> u64 {
+        let metrics = get(master.addr, "/metrics").text();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("cluster_insight_change_streams "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    };
+    let pods = sim.pods();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (namespace, name, _) in pods.iter().take(20) {
+        assert!(sim.delete_pod(namespace, name));
+        std::thread::sleep(Duration::from_millis(400));
+        if streams() == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "streams still open: {}",
+            streams()
+        );
+    }
+    assert_eq!(streams(), 0);
 }
 
 /// This process's limit on open files (the master it starts has the same).
