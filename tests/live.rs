@@ -682,6 +682,25 @@ fn queries_select_by_namespace_type_labels_and_neighbourhood() {
         .unwrap();
     assert_eq!(plain, first.body);
 
+    // `/debug` draws the same selection.
+    let drawn = get(master.addr, "/debug?namespace=production&type=pods");
+    assert_eq!(drawn.status, 200, "{}", drawn.text());
+    assert!(drawn
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/vnd.graphviz"));
+    let dot = drawn.text();
+    let production_pods: Vec<String> = ids(&all)
+        .into_iter()
+        .filter(|id| id.starts_with("Pod:production/"))
+        .collect();
+    assert!(!production_pods.is_empty());
+    for id in &production_pods {
+        assert!(dot.contains(&format!("\"{id}\"")), "{id} not drawn");
+    }
+    assert!(!dot.contains("\"Pod:default/"), "{dot}");
+    assert!(!dot.contains("\"Node:"), "{dot}");
+
     // Wrong queries are told so.
     for (target, status, says) in [
         (

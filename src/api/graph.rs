@@ -43,7 +43,15 @@ impl Form {
             ],
             Form::Resources => &["namespace", "type", "labelSelector", "at"],
             Form::Type(_) => &["namespace", "labelSelector", "at"],
-            Form::Debug => &["at"],
+            // The same selection as `/cluster`'s, drawn.
+            Form::Debug => &[
+                "namespace",
+                "type",
+                "labelSelector",
+                "around",
+                "depth",
+                "at",
+            ],
         }
     }
 }
@@ -86,7 +94,10 @@ pub(super) fn answer(
         Form::Type(kind) => format!("{}?{}", kind.name(), params.canonical()),
         _ => format!("{form:?}?{}", params.canonical()),
     };
-    let rendered = snapshot.selected(&selection, with_relations, &name);
+    let rendered = match form {
+        Form::Debug => snapshot.debug_selected(&selection, &name),
+        _ => snapshot.selected(&selection, with_relations, &name),
+    };
     Ok(respond(request, &rendered))
 }
 

@@ -141,7 +141,8 @@ latest snapshot. {summary}</p>\n\
 <p>Every JSON endpoint answers <code>ETag</code>/<code>If-None-Match</code> and \
 <code>Accept-Encoding: gzip</code>. The graph's endpoints take <code>namespace=</code>, \
 <code>type=</code>, <code>labelSelector=</code> (kubectl's syntax) and <code>at=</code> (a time \
-within the history kept); <code>/cluster</code> also <code>around=ID&amp;depth=N</code>.</p>\n\
+within the history kept); <code>/cluster</code> and <code>/debug</code> also \
+<code>around=ID&amp;depth=N</code>.</p>\n\
 <h2>Types</h2>\n<p>IDs are <code>Type:NAMESPACE/NAME</code> for namespaced objects and \
 <code>Type:NAME</code> otherwise; <code>TYPE</code> is a type's name in any case or one of its \
 other names. The examples come from this cluster.</p>\n<table>\n\

@@ -451,11 +451,33 @@ impl Snapshot {
         )
     }
 
+    /// `/debug` of a selection (resources and the relations among them), in DOT.
+    pub(crate) fn debug_selected(&self, selection: &Selection, query: &str) -> Rendered {
+        let graph = Graph {
+            timestamp_ms: self.graph.timestamp_ms,
+            resources: selection
+                .resources
+                .iter()
+                .map(|&i| self.graph.resources[i].clone())
+                .collect(),
+            relations: selection
+                .relations
+                .iter()
+                .map(|&i| self.graph.relations[i].clone())
+                .collect(),
+        };
+        self.rendered(
+            DOT,
+            Body::Owned(super::dot::render(&graph).into_bytes()),
+            &format!("dq{:x}", stable_hash(query)),
+        )
+    }
+
     /// `/debug`: the graph in DOT, rendered on first use.
     pub(crate) fn debug(&self) -> &Rendered {
         self.debug.get_or_init(|| {
             self.rendered(
-                "text/vnd.graphviz; charset=utf-8",
+                DOT,
                 Body::Shared(super::dot::render(&self.graph).into_bytes().into()),
                 "debug",
             )
@@ -464,6 +486,7 @@ impl Snapshot {
 }
 
 const JSON: &str = "application/json";
+const DOT: &str = "text/vnd.graphviz; charset=utf-8";
 
 /// Appends what `write` writes to `glue` and returns where it went.
 pub(crate) fn push_range(glue: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> Range<usize> {
