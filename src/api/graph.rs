@@ -30,28 +30,22 @@ pub(super) enum Form {
     Debug,
 }
 
+/// What `/cluster` takes, and `/debug`, which draws the same selection.
+const GRAPH_PARAMS: &[&str] = &[
+    "namespace",
+    "type",
+    "labelSelector",
+    "around",
+    "depth",
+    "at",
+];
+
 impl Form {
     fn known(self) -> &'static [&'static str] {
         match self {
-            Form::Cluster => &[
-                "namespace",
-                "type",
-                "labelSelector",
-                "around",
-                "depth",
-                "at",
-            ],
+            Form::Cluster | Form::Debug => GRAPH_PARAMS,
             Form::Resources => &["namespace", "type", "labelSelector", "at"],
             Form::Type(_) => &["namespace", "labelSelector", "at"],
-            // The same selection as `/cluster`'s, drawn.
-            Form::Debug => &[
-                "namespace",
-                "type",
-                "labelSelector",
-                "around",
-                "depth",
-                "at",
-            ],
         }
     }
 }

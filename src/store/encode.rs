@@ -39,24 +39,16 @@ pub(super) fn write_change(out: &mut Vec<u8>, head: ChangeHead, d: &GraphDiff) {
     );
     write_resources(out, &d.added);
     out.extend_from_slice(b",\"c\":");
-    write_list(out, &d.changed, |out, (was, now)| {
-        out.push(b'[');
-        write_resource(out, was);
-        out.push(b',');
-        write_resource(out, now);
-        out.push(b']');
+    write_list(out, &d.changed, |out, pair| {
+        write_pair(out, pair, write_resource)
     });
     out.extend_from_slice(b",\"d\":");
     write_resources(out, &d.removed);
     out.extend_from_slice(b",\"la\":");
     write_relations(out, &d.relations_added);
     out.extend_from_slice(b",\"lc\":");
-    write_list(out, &d.relations_changed, |out, (was, now)| {
-        out.push(b'[');
-        write_relation(out, was);
-        out.push(b',');
-        write_relation(out, now);
-        out.push(b']');
+    write_list(out, &d.relations_changed, |out, pair| {
+        write_pair(out, pair, write_relation)
     });
     out.extend_from_slice(b",\"ld\":");
     write_relations(out, &d.relations_removed);
@@ -65,6 +57,15 @@ pub(super) fn write_change(out: &mut Vec<u8>, head: ChangeHead, d: &GraphDiff) {
 
 fn write_resources(out: &mut Vec<u8>, resources: &[Resource]) {
     write_list(out, resources, write_resource);
+}
+
+/// `[before,after]`.
+fn write_pair<T>(out: &mut Vec<u8>, (was, now): &(T, T), write: fn(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    write(out, was);
+    out.push(b',');
+    write(out, now);
+    out.push(b']');
 }
 
 /// `[a,b,…]`, each item written by `write`.
