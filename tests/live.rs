@@ -211,6 +211,26 @@ fn every_change_is_in_the_feed_once_and_in_order_and_applying_it_gives_the_graph
     }
     assert!(sequence_of(&now) <= previous);
 
+    // A page at a time: the same chain.
+    let mut paged = Vec::new();
+    let mut from = since;
+    loop {
+        let page = get(
+            master.addr,
+            &format!("/cluster/changes?since={from}&limit=2"),
+        )
+        .json();
+        let got = page["changes"].as_array().unwrap().clone();
+        assert!(got.len() <= 2);
+        from = page["sequence"].as_u64().unwrap();
+        paged.extend(got);
+        if page["more"] == false {
+            break;
+        }
+    }
+    assert_eq!(paged[..changes.len()], changes[..]);
+    assert_eq!(feed["more"], false);
+
     // Nothing since the latest; a sequence never published, or none, is refused.
     let latest = feed["sequence"].as_u64().unwrap();
     let quiet = get(master.addr, &format!("/cluster/changes?since={latest}")).json();
@@ -224,6 +244,7 @@ fn every_change_is_in_the_feed_once_and_in_order_and_applying_it_gives_the_graph
         ("/cluster/changes".to_string(), 400),
         ("/cluster/changes?since=x".to_string(), 400),
         ("/cluster/changes?since=1&from=2".to_string(), 400),
+        (format!("/cluster/changes?since={latest}&limit=0"), 400),
     ] {
         let reply = get(master.addr, &target);
         assert_eq!(reply.status, status, "{target}: {}", reply.text());

@@ -26,13 +26,18 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// server's connections (4,096) must leave room for probes and other clients.
 pub(crate) const MAX_STREAMS: usize = 1024;
 
+/// The most changes one feed answer may be asked to hold (`limit=`).
+const MAX_LIMIT: u64 = 100_000;
+
 /// What a browser's `EventSource` waits before it reconnects, in milliseconds.
 const RETRY_MS: u64 = 2000;
 
-/// `/cluster/changes?since=SEQ`: every change published after snapshot SEQ, oldest first:
-/// `{"success":true,"timestamp":…,"since":SEQ,"sequence":LATEST,"changes":[…]}`.
+/// `/cluster/changes?since=SEQ[&limit=N]`: every change published after snapshot SEQ (the
+/// first N), oldest first: `{"success":true,"timestamp":…,"since":SEQ,"sequence":LAST,
+/// "more":…,"changes":[…]}`.
 pub(super) fn feed(state: &ApiState, request: &Request) -> Result<Response, ApiError> {
-    let params = Params::of(request, &["since"])?;
+    let params = Params::of(request, &["since", "limit"])?;
+    let limit = params.number("limit", 1..=MAX_LIMIT)?;
     let since = params.number("since", 0..=u64::MAX)?.ok_or_else(|| {
         ApiError::BadParameter(
             "since=SEQUENCE is required: the sequence of the /cluster answer (or change) you \
@@ -44,14 +49,20 @@ pub(super) fn feed(state: &ApiState, request: &Request) -> Result<Response, ApiE
     let changes = state.shared.changes().since(since).map_err(gone)?;
     // Only what the published snapshot has: a change recorded a moment before its snapshot
     // is swapped in comes with the next ask.
-    let changes: Vec<_> = changes
+    let mut changes: Vec<_> = changes
         .into_iter()
         .filter(|c| c.sequence <= snapshot.sequence)
         .collect();
+    // A client far behind may take the chain a page at a time: `more` says there is more
+    // after `sequence`.
+    let more = limit.is_some_and(|limit| changes.len() as u64 > limit);
+    if let Some(limit) = limit {
+        changes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
     let latest = changes.last().map_or(since, |c| c.sequence);
     let mut body = Composed::default();
     body.push(owned(format!(
-        "{{\"success\":true,\"timestamp\":\"{}\",\"since\":{since},\"sequence\":{latest},\"changes\":[",
+        "{{\"success\":true,\"timestamp\":\"{}\",\"since\":{since},\"sequence\":{latest},\"more\":{more},\"changes\":[",
         rfc3339_millis(snapshot.timestamp_ms)
     )));
     for (i, change) in changes.iter().enumerate() {
