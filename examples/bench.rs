@@ -146,22 +146,18 @@ fn main() {
         run_auth(&binary, &out);
         return;
     }
+    // `--changes` and `--watch` measure one size, `kube-only` unless one is named.
+    let one_size = if sizes_given {
+        sizes[0].clone()
+    } else {
+        "kube-only".to_string()
+    };
     if changes {
-        let size = if sizes_given {
-            sizes[0].clone()
-        } else {
-            "kube-only".to_string()
-        };
-        run_changes(&binary, &size, rate, &history, &out);
+        run_changes(&binary, &one_size, rate, &history, &out);
         return;
     }
     if watch {
-        let size = if sizes_given {
-            sizes[0].clone()
-        } else {
-            "kube-only".to_string()
-        };
-        run_watch(&binary, &size, &out);
+        run_watch(&binary, &one_size, &out);
         return;
     }
     let mut results = Vec::new();

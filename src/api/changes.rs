@@ -61,20 +61,20 @@ pub(super) fn feed(state: &ApiState, request: &Request) -> Result<Response, ApiE
     }
     let latest = changes.last().map_or(since, |c| c.sequence);
     let mut body = Composed::default();
-    body.push(owned(format!(
+    body.push(Piece::owned(format!(
         "{{\"success\":true,\"timestamp\":\"{}\",\"since\":{since},\"sequence\":{latest},\"more\":{more},\"changes\":[",
         rfc3339_millis(snapshot.timestamp_ms)
-    )));
+    ).into_bytes()));
     for (i, change) in changes.iter().enumerate() {
         if i > 0 {
-            body.push(owned(",".to_string()));
+            body.push(Piece::owned(b",".to_vec()));
         }
         body.extend(&change.document);
     }
-    body.push(owned("]}".to_string()));
+    body.push(Piece::owned(b"]}".to_vec()));
     let body = Body::Composed(Arc::new(body));
     let response = if super::accepts_gzip(request.header("Accept-Encoding")) {
-        Response::new(200, super::JSON, Body::Owned(super::gzip(&body)))
+        Response::new(200, super::JSON, Body::Owned(body.gzip()))
             .with_header("Content-Encoding", "gzip")
     } else {
         Response::new(200, super::JSON, body)
@@ -196,10 +196,4 @@ impl EventSource for ChangeStream {
         }
         Poll::Pending
     }
-}
-
-fn owned(text: String) -> Piece {
-    let bytes: Arc<[u8]> = text.into_bytes().into();
-    let len = bytes.len();
-    Piece::bytes_range(&bytes, 0..len)
 }

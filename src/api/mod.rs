@@ -208,20 +208,6 @@ fn accepts_gzip(header: Option<&str>) -> bool {
     gzip.or(star).unwrap_or(false)
 }
 
-/// A body gzipped (for answers made per request; a snapshot's are gzipped once).
-fn gzip(body: &Body) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 8),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    body.for_each_piece(|piece| {
-        let _ = encoder.write_all(piece);
-    });
-    encoder.finish().unwrap_or_default()
-}
-
 fn json(value: serde_json::Value) -> Response {
     Response::new(200, JSON, Body::Owned(value.to_string().into_bytes()))
 }

@@ -32,6 +32,24 @@ impl Body {
         out
     }
 
+    /// The body gzipped (fast compression): what an answer sends to a client that takes
+    /// gzip.
+    pub(crate) fn gzip(&self) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(self.len() / 8),
+            flate2::Compression::fast(),
+        );
+        let mut failed = false;
+        self.for_each_piece(|piece| failed |= encoder.write_all(piece).is_err());
+        // Writing into a Vec cannot fail.
+        if failed {
+            Vec::new()
+        } else {
+            encoder.finish().unwrap_or_default()
+        }
+    }
+
     /// Calls `f` with each piece of the body in order.
     pub(crate) fn for_each_piece(&self, mut f: impl FnMut(&[u8])) {
         match self {
@@ -94,6 +112,13 @@ impl Piece {
             start: range.start.min(end),
             end,
         }
+    }
+
+    /// All of `bytes`, which the piece then owns.
+    pub(crate) fn owned(bytes: Vec<u8>) -> Piece {
+        let bytes: Arc<[u8]> = bytes.into();
+        let end = bytes.len();
+        Piece::bytes_range(&bytes, 0..end)
     }
 
     /// All of `text`.

@@ -5,12 +5,8 @@
 //! and handlers clone the `Arc` of whichever one is current. No I/O and no clock here.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
-
-use flate2::write::GzEncoder;
-use flate2::Compression;
 
 use crate::graph::query::{GraphIndex, Selection};
 use crate::graph::{Graph, Id, Kind, Relation, Resource, RELATION_RULES};
@@ -43,20 +39,7 @@ impl Rendered {
 
     /// The body gzipped; concurrent first callers wait for one compression.
     pub(crate) fn gzip(&self) -> Arc<[u8]> {
-        Arc::clone(self.gzip.get_or_init(|| {
-            let mut encoder =
-                GzEncoder::new(Vec::with_capacity(self.body.len() / 8), Compression::fast());
-            let mut failed = false;
-            self.body
-                .for_each_piece(|piece| failed |= encoder.write_all(piece).is_err());
-            // Writing into a Vec cannot fail.
-            let gzip = if failed {
-                Vec::new()
-            } else {
-                encoder.finish().unwrap_or_default()
-            };
-            gzip.into()
-        }))
+        Arc::clone(self.gzip.get_or_init(|| self.body.gzip().into()))
     }
 
     pub(crate) fn gzip_etag(&self) -> String {
@@ -422,11 +405,7 @@ impl Snapshot {
         let resource = &self.graph.resources[i];
         let laid = &self.layout.resources[i];
         let glue = |range: &Range<usize>| Piece::bytes_range(&self.layout.glue, range.clone());
-        let own = |text: String| {
-            let bytes: Arc<[u8]> = text.into_bytes().into();
-            let len = bytes.len();
-            Piece::bytes_range(&bytes, 0..len)
-        };
+        let own = |text: String| Piece::owned(text.into_bytes());
         let mut body = Composed::default();
         body.push(own(format!(
             "{{\"success\":true,\"timestamp\":\"{}\",\"sequence\":{},\"resource\":",
