@@ -409,6 +409,15 @@ fn answers_of_their_own_held_for_clients_that_never_read_are_bounded() {
             .unwrap();
         stuck.push(s);
     }
+    // Each is answered before anything else is asked: an answer asked for meanwhile would
+    // be held in one's place, and that one refused. Twelve bytes read take nothing from
+    // what is held.
+    for s in &mut stuck {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut status = [0u8; 12];
+        s.read_exact(&mut status).unwrap();
+        assert_eq!(&status, b"HTTP/1.1 200");
+    }
     // Once they are all held, one more answer of its own is a 503; shared ones still go.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = Vec::new();
