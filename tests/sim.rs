@@ -1014,3 +1014,56 @@ fn kubectl_watches_the_simulated_cluster() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&home);
 }
+
+#[test]
+fn kubectl_labels_pods_of_the_simulated_cluster() {
+    let kubectl = std::path::Path::new("/usr/bin/kubectl");
+    if !kubectl.exists() {
+        eprintln!("\n\n*** SKIPPED: /usr/bin/kubectl not found; the simulator's PATCH was NOT checked against kubectl ***\n\n");
+        return;
+    }
+    let sim = Simulator::start(SimSpec::default()).expect("start");
+    let home = std::env::temp_dir().join(format!("sim-kubectl-label-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&home);
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(kubectl)
+            .args(["--server", &sim.kube_url(), "--request-timeout=20s"])
+            .args(args)
+            .env("KUBECONFIG", home.join("none"))
+            .env("HOME", &home)
+            .output()
+            .expect("run kubectl");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (ns, name, _) = sim.pods()[0].clone();
+    let labels = |sim: &Simulator| {
+        let reply = get(
+            sim.kube_addr(),
+            &format!("/api/v1/namespaces/{ns}/pods/{name}"),
+        );
+        let pod: Value = serde_json::from_slice(&reply.body).unwrap();
+        pod["metadata"]["labels"].clone()
+    };
+    let before = labels(&sim);
+    let pod = format!("pod/{name}");
+    let (ok, out) = run(&["label", "-n", &ns, &pod, "color=blue", "size=large"]);
+    assert!(ok, "{out}");
+    let after = labels(&sim);
+    assert_eq!(after["color"], "blue", "{after}");
+    assert_eq!(after["size"], "large", "{after}");
+    let (ok, out) = run(&["label", "-n", &ns, &pod, "color-"]);
+    assert!(ok, "{out}");
+    let mut expected = before.clone();
+    expected["size"] = "large".into();
+    assert_eq!(labels(&sim), expected);
+    // What the simulator does not change is refused, saying so; nothing changed.
+    let (ok, out) = run(&["annotate", "-n", &ns, &pod, "a=b"]);
+    assert!(!ok && out.contains("metadata.labels alone"), "{out}");
+    let (ok, out) = run(&["label", "-n", &ns, "pod/no-such-pod", "a=b"]);
+    assert!(!ok && out.contains("not found"), "{out}");
+    assert_eq!(labels(&sim), expected);
+}

@@ -1070,6 +1070,69 @@ fn review(shared: &Shared, req: &Request) -> Response {
     Response::json(201, answer.to_string())
 }
 
+/// `PATCH` of a pod's labels (`kubectl label pod NAME KEY=VALUE`): a merge patch or a
+/// strategic merge patch of `metadata.labels` alone, with string values (or null, which
+/// removes the label: `kubectl label pod NAME KEY-`). The simulated
+/// cluster changes no other way over HTTP; anything else is refused with 422, saying so.
+fn patch(shared: &Shared, req: &Request) -> Response {
+    let Some(decoded) = segments(&req.path) else {
+        return bad_request("the request path has a malformed percent-encoding");
+    };
+    let (namespace, name) =
+        match decoded.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["api", "v1", "namespaces", namespace, "pods", name] => {
+                (namespace.to_string(), name.to_string())
+            }
+            _ => return status(
+                405,
+                "MethodNotAllowed",
+                "the simulator patches pods' labels only (PATCH /api/v1/namespaces/NS/pods/NAME)",
+                json!({}),
+            ),
+        };
+    let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+        return bad_request("the request body is not JSON");
+    };
+    let labels = body
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.get("metadata"))
+        .and_then(Value::as_object)
+        .filter(|m| m.len() == 1)
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object);
+    let Some(labels) = labels.filter(|l| l.values().all(|v| v.is_string() || v.is_null())) else {
+        return status(
+            422,
+            "Invalid",
+            "the simulator patches metadata.labels alone, with string or null values",
+            json!({}),
+        );
+    };
+    let labels: Vec<(&str, Option<&str>)> = labels
+        .iter()
+        .map(|(key, value)| (key.as_str(), value.as_str()))
+        .collect();
+    if !super::label_pod(&mut shared.write_state(), &namespace, &name, &labels) {
+        return status(
+            404,
+            "NotFound",
+            &format!("pods \"{name}\" not found"),
+            json!({"name": name, "kind": "pods"}),
+        );
+    }
+    let state = shared.state.read();
+    let path: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    match resolve(&state.kube, &path) {
+        Target::Get {
+            kind,
+            namespace,
+            name,
+        } => get(&state, kind, namespace, name, req),
+        _ => not_found_path(),
+    }
+}
+
 fn not_found_path() -> Response {
     status(
         404,
@@ -1589,6 +1652,9 @@ fn table_kind(t: Type) -> Option<Kind> {
 pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
     if req.method == "POST" {
         return review(shared, req);
+    }
+    if req.method == "PATCH" {
+        return patch(shared, req);
     }
     if req.method != "GET" && req.method != "HEAD" {
         return status(

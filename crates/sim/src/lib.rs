@@ -730,21 +730,12 @@ impl Simulator {
     /// annotations or a controller's labels make): a new `resourceVersion`, a watch event.
     /// Returns whether the pod exists.
     pub fn label_pod(&mut self, namespace: &str, name: &str, key: &str, value: &str) -> bool {
-        let mut guard = self.shared.write_state();
-        let State { cluster, kube } = &mut *guard;
-        let Some(index) = cluster.pod_index(namespace, name) else {
-            return false;
-        };
-        let rv = cluster.next_rv();
-        let pod = &mut cluster.pods[index];
-        pod.rv = rv;
-        match pod.labels.iter_mut().find(|(k, _)| k == key) {
-            Some((_, v)) => *v = value.to_string(),
-            None => pod.labels.push((key.to_string(), value.to_string())),
-        }
-        kube.update_pod(cluster, index);
-        cluster.rv = cluster.rv.max(kube.events.last_rv());
-        true
+        label_pod(
+            &mut self.shared.write_state(),
+            namespace,
+            name,
+            &[(key, Some(value))],
+        )
     }
 
     /// Runs `count` more exec probes in container `index` of node `node`: its inspect's
@@ -810,6 +801,34 @@ impl Drop for Simulator {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Sets each label `key` of a pod to its value, or removes it (`None`), in one change: a new
+/// `resourceVersion` and a watch event, as the API server makes for `kubectl label`.
+/// Returns whether the pod exists.
+pub(crate) fn label_pod(
+    state: &mut State,
+    namespace: &str,
+    name: &str,
+    labels: &[(&str, Option<&str>)],
+) -> bool {
+    let State { cluster, kube } = state;
+    let Some(index) = cluster.pod_index(namespace, name) else {
+        return false;
+    };
+    let rv = cluster.next_rv();
+    let pod = &mut cluster.pods[index];
+    pod.rv = rv;
+    for &(key, value) in labels {
+        match (pod.labels.iter_mut().find(|(k, _)| k == key), value) {
+            (Some((_, v)), Some(value)) => *v = value.to_string(),
+            (None, Some(value)) => pod.labels.push((key.to_string(), value.to_string())),
+            (_, None) => pod.labels.retain(|(k, _)| k != key),
+        }
+    }
+    kube.update_pod(cluster, index);
+    cluster.rv = cluster.rv.max(kube.events.last_rv());
+    true
 }
 
 #[cfg(test)]
