@@ -98,6 +98,13 @@ fn a_shared_token_file_guards_the_master() {
         as_bearer(master.addr, "/status", "s3cret-token").status,
         200
     );
+    // The map's files hold no cluster data: every caller gets them, and the page asks for a
+    // token when the API refuses it. The endpoints' page names the cluster: it is guarded.
+    for open in ["/", "/ui/map.js", "/ui/vendor/cytoscape.min.js"] {
+        assert_eq!(get(master.addr, open).status, 200, "{open}");
+    }
+    assert_eq!(get(master.addr, "/api").status, 401);
+    assert_eq!(get(master.addr, "/ui/secret").status, 401);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -855,6 +855,7 @@ fn every_body(master: &MasterProcess) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for path in [
         "/",
+        "/api",
         "/cluster",
         "/cluster/resources",
         "/cluster/resources/containers",

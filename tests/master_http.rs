@@ -74,7 +74,7 @@ fn endpoints_status_codes_and_headers() {
     master.wait_for_refreshes(1);
     let addr = master.addr;
 
-    let home = get(addr, "/");
+    let home = get(addr, "/api");
     assert_eq!(home.status, 200);
     assert!(home
         .header("Content-Type")

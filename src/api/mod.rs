@@ -7,6 +7,7 @@
 //! log). The routes' failures are `ApiError`s, mapped to statuses in one place; the layers
 //! answer 405 and 304 themselves.
 
+mod assets;
 mod changes;
 mod error;
 mod graph;
@@ -68,6 +69,11 @@ pub(crate) fn handler(state: Arc<ApiState>) -> Handler {
     layers::access_log("api", counting)
 }
 
+/// Whether `path` is one of the map's files, which every caller may read.
+pub(crate) fn is_map_file(path: &str) -> bool {
+    assets::is_asset(path)
+}
+
 /// Answers one GET or HEAD request (the layers of [`handler`] refuse other methods).
 pub(crate) fn handle(state: &ApiState, request: &Request) -> Response {
     route(state, request).unwrap_or_else(|e| e.response())
@@ -86,8 +92,11 @@ fn route(state: &ApiState, request: &Request) -> Result<Response, ApiError> {
     if !path.starts_with("/cluster") && path != "/debug" {
         params::Params::of(request, &[])?;
     }
+    if let Some(answer) = assets::answer(request, path) {
+        return Ok(answer);
+    }
     Ok(match path {
-        "/" => home::page(state),
+        "/api" => home::page(state),
         "/healthz" => json(
             serde_json::json!({"success": true, "timestamp": rfc3339_millis(now), "health": "OK"}),
         ),
@@ -270,7 +279,7 @@ mod tests {
         }
         assert_eq!(api(&Request::get("/healthz")).status, 200);
         assert_eq!(api(&Request::get("/status")).status, 200);
-        let home = api(&Request::get("/"));
+        let home = api(&Request::get("/api"));
         assert!(String::from_utf8_lossy(&home.body.to_vec()).contains("Cluster Insight: &lt;c&gt;"));
     }
 

@@ -163,7 +163,8 @@ fn served_form(path: &str) -> Option<String> {
     Some(if trimmed.is_empty() { "/" } else { trimmed }.to_string())
 }
 
-/// Wraps `inner`: requests for [`OPEN_PATHS`] pass, the rest only when `authorizer` allows.
+/// Wraps `inner`: requests for [`OPEN_PATHS`] and the map's files (which hold no cluster
+/// data) pass, the rest only when `authorizer` allows.
 pub(crate) fn layer(authorizer: Arc<Authorizer>, inner: Handler) -> Handler {
     if matches!(*authorizer, Authorizer::Open) {
         return inner;
@@ -172,7 +173,7 @@ pub(crate) fn layer(authorizer: Arc<Authorizer>, inner: Handler) -> Handler {
         let Some(path) = served_form(request.path()) else {
             return Response::error(400, "the request path has a malformed percent-encoding");
         };
-        if OPEN_PATHS.contains(&path.as_str()) {
+        if OPEN_PATHS.contains(&path.as_str()) || crate::api::is_map_file(&path) {
             return inner(request);
         }
         let decision = match bearer(request) {

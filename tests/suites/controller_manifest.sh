@@ -244,10 +244,10 @@ check("the only write anywhere: creating TokenReviews and SubjectAccessReviews (
       json.dumps(resource_rules))
 check("non-resource URLs are only ever read (get)",
       bool(url_rules) and all(r.get("verbs") == ["get"] for r in url_rules), json.dumps(url_rules))
-check("who may read the graph: /, /cluster and below, /debug, /status, /metrics, /version under "
+check("who may read the graph: /, /api, /cluster and below, /debug, /status, /metrics, /version under "
       "/cluster-insight (nothing of the API server's own); nobody bound",
       graph_reader.get("rules") == [{"nonResourceURLs": ["/cluster-insight" + p for p in (
-          "/", "/cluster", "/cluster/*", "/debug", "/status", "/metrics", "/version")], "verbs": ["get"]}]
+          "/", "/api", "/cluster", "/cluster/*", "/debug", "/status", "/metrics", "/version")], "verbs": ["get"]}]
       and not any(b.get("roleRef", {}).get("name") == "cluster-insight-graph-reader"
                   for b in by_kind.get("ClusterRoleBinding", [])))
 check("what the master may read of minions: /node and the Docker paths they proxy, under "
