@@ -184,7 +184,7 @@ fn endpoints_status_codes_and_headers() {
         .unwrap()
         .starts_with("text/vnd.graphviz"));
     assert!(debug.text().starts_with("digraph"));
-    assert!(debug.text().contains("\"Cluster:sim\""));
+    assert!(debug.text().contains("label=\"Cluster sim\""));
 
     let unknown = get(addr, "/cluster/resources/widgets");
     assert_eq!(unknown.status, 404);
@@ -1005,4 +1005,161 @@ fn the_api_server_is_found_through_kubeconfig_and_context() {
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The DOT drawing of `/debug`, read back: which box each drawn resource is in, its label
+/// and its fill, and the relations drawn.
+struct Drawing {
+    nodes: std::collections::HashMap<String, (Option<String>, String, String)>,
+    edges: Vec<(String, String, String)>,
+}
+
+fn read_dot(dot: &str) -> Drawing {
+    let quoted = |s: &str| -> Vec<String> {
+        // The quoted strings of a line, unescaped.
+        let mut out = Vec::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c != '"' {
+                continue;
+            }
+            let mut text = String::new();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some('n') => text.push('\n'),
+                        Some(c) => text.push(c),
+                        None => {}
+                    },
+                    '"' => break,
+                    c => text.push(c),
+                }
+            }
+            out.push(text);
+        }
+        out
+    };
+    let mut drawing = Drawing {
+        nodes: Default::default(),
+        edges: Vec::new(),
+    };
+    let mut group = None;
+    for line in dot.lines() {
+        let line = line.trim();
+        if line.starts_with("subgraph ") {
+            group = quoted(line).into_iter().next();
+        } else if line == "}" {
+            group = None;
+        } else if line.contains(" -> ") {
+            let q = quoted(line);
+            drawing
+                .edges
+                .push((q[0].clone(), q[1].clone(), q[2].clone()));
+        } else if line.contains(" [label=") {
+            let q = quoted(line);
+            drawing
+                .nodes
+                .insert(q[0].clone(), (group.clone(), q[1].clone(), q[2].clone()));
+        }
+    }
+    drawing
+}
+
+#[test]
+fn debug_draws_pods_inside_their_nodes_by_status_and_processes_when_asked() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &["--cluster-name", "sim"]);
+    master.wait_for_refreshes(1);
+    let graph = get(master.addr, "/cluster").json();
+    let drawing = read_dot(&get(master.addr, "/debug").text());
+    let resources = graph["resources"].as_array().unwrap();
+    let relations = graph["relations"].as_array().unwrap();
+    let node_of = |pod: &str| {
+        relations
+            .iter()
+            .find(|r| r["type"] == "runs" && r["target"] == pod)
+            .map(|r| {
+                r["source"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("Node:")
+                    .to_string()
+            })
+    };
+    let (mut pending, mut running) = (0, 0);
+    for pod in resources.iter().filter(|r| r["type"] == "Pod") {
+        let id = pod["id"].as_str().unwrap();
+        let (group, label, fill) = &drawing.nodes[id];
+        let metadata = &pod["properties"]["metadata"];
+        let expected_group = match node_of(id) {
+            Some(node) => format!("cluster_node_{node}"),
+            None => format!(
+                "cluster_namespace_{}",
+                metadata["namespace"].as_str().unwrap()
+            ),
+        };
+        assert_eq!(group.as_deref(), Some(expected_group.as_str()), "{id}");
+        assert_eq!(
+            label,
+            &format!(
+                "Pod\n{}/{}",
+                metadata["namespace"].as_str().unwrap(),
+                metadata["name"].as_str().unwrap()
+            )
+        );
+        match pod["properties"]["status"]["phase"].as_str() {
+            Some("Pending") => {
+                pending += 1;
+                assert_eq!(fill, "#fff8c5", "{id} is pending");
+            }
+            Some("Running")
+                if pod["properties"]["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    }) =>
+            {
+                running += 1;
+                assert_eq!(fill, "#dafbe1", "{id} is running and ready");
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        pending > 0 && running > 0,
+        "{pending} pending, {running} running"
+    );
+    for image in resources.iter().filter(|r| r["type"] == "Image") {
+        let name = image["annotations"]["alternateLabel"].as_str().unwrap();
+        let (_, label, _) = &drawing.nodes[image["id"].as_str().unwrap()];
+        assert_eq!(label, &format!("Image\n{name}"));
+    }
+    for service in resources.iter().filter(|r| r["type"] == "Service") {
+        let ns = service["properties"]["metadata"]["namespace"]
+            .as_str()
+            .unwrap();
+        let (group, _, _) = &drawing.nodes[service["id"].as_str().unwrap()];
+        assert_eq!(
+            group.as_deref(),
+            Some(format!("cluster_namespace_{ns}").as_str())
+        );
+    }
+    // Processes only when asked for; nodes run pods, said by the boxes, not by lines.
+    assert!(!drawing.nodes.keys().any(|id| id.starts_with("Process:")));
+    assert!(!drawing.edges.iter().any(|(_, _, kind)| kind == "runs"));
+    assert!(drawing.edges.iter().any(|(_, _, kind)| kind == "owns"));
+    let with = read_dot(&get(master.addr, "/debug?processes=1").text());
+    let processes = resources.iter().filter(|r| r["type"] == "Process").count();
+    assert!(processes > 0);
+    assert_eq!(
+        with.nodes
+            .keys()
+            .filter(|id| id.starts_with("Process:"))
+            .count(),
+        processes
+    );
+    let bad = get(master.addr, "/debug?processes=yes");
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("processes"), "{}", bad.text());
 }

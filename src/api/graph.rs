@@ -14,6 +14,7 @@ use crate::graph::selector::LabelSelector;
 use crate::graph::{Id, Kind};
 use crate::http::{layers, Body, Request, Response};
 use crate::publish::changes::Gone;
+use crate::publish::dot::DotOptions;
 use crate::publish::snapshot::{self, Rendered, Snapshot};
 use cluster_insight_wire::time::{parse_rfc3339_millis, rfc3339_millis};
 
@@ -40,10 +41,22 @@ const GRAPH_PARAMS: &[&str] = &[
     "at",
 ];
 
+/// `/debug` takes what `/cluster` does, and whether to draw processes.
+const DEBUG_PARAMS: &[&str] = &[
+    "namespace",
+    "type",
+    "labelSelector",
+    "around",
+    "depth",
+    "at",
+    "processes",
+];
+
 impl Form {
     fn known(self) -> &'static [&'static str] {
         match self {
-            Form::Cluster | Form::Debug => GRAPH_PARAMS,
+            Form::Cluster => GRAPH_PARAMS,
+            Form::Debug => DEBUG_PARAMS,
             Form::Resources => &["namespace", "type", "labelSelector", "at"],
             Form::Type(_) => &["namespace", "labelSelector", "at"],
         }
@@ -67,7 +80,10 @@ pub(super) fn answer(
             return Err(ApiError::NoSuchResource(id.to_string()));
         }
     }
-    if query.is_empty() {
+    let dot = DotOptions {
+        processes: params.flag("processes")?,
+    };
+    if query.is_empty() && !dot.processes {
         let rendered = match form {
             Form::Cluster => &snapshot.cluster,
             Form::Resources => &snapshot.resources,
@@ -89,7 +105,7 @@ pub(super) fn answer(
         _ => format!("{form:?}?{}", params.canonical()),
     };
     let rendered = match form {
-        Form::Debug => snapshot.debug_selected(&selection, &name),
+        Form::Debug => snapshot.debug_selected(&selection, dot, &name),
         _ => snapshot.selected(&selection, with_relations, &name),
     };
     Ok(respond(request, &rendered))

@@ -63,6 +63,18 @@ impl Params {
         Ok(first)
     }
 
+    /// A yes-or-no parameter given at most once: `1`/`true` or `0`/`false`; absent is no.
+    pub(super) fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.one(name)? {
+            None | Some("0" | "false") => Ok(false),
+            Some("1" | "true") => Ok(true),
+            Some(other) => Err(ApiError::BadParameter(format!(
+                "{name}={:?} is not 1, true, 0 or false",
+                other.chars().take(40).collect::<String>()
+            ))),
+        }
+    }
+
     /// A whole number given once, within `range`.
     pub(super) fn number(
         &self,

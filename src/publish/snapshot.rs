@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
+use super::dot::DotOptions;
 use crate::graph::query::{GraphIndex, Selection};
 use crate::graph::{Graph, Id, Kind, Relation, Resource, RELATION_RULES};
 use crate::http::{Body, Composed, Piece};
@@ -431,7 +432,12 @@ impl Snapshot {
     }
 
     /// `/debug` of a selection (resources and the relations among them), in DOT.
-    pub(crate) fn debug_selected(&self, selection: &Selection, query: &str) -> Rendered {
+    pub(crate) fn debug_selected(
+        &self,
+        selection: &Selection,
+        options: DotOptions,
+        query: &str,
+    ) -> Rendered {
         let graph = Graph {
             timestamp_ms: self.graph.timestamp_ms,
             resources: selection
@@ -447,7 +453,7 @@ impl Snapshot {
         };
         self.rendered(
             DOT,
-            Body::Owned(super::dot::render(&graph).into_bytes()),
+            Body::Owned(super::dot::render(&graph, options).into_bytes()),
             &format!("dq{:x}", stable_hash(query)),
         )
     }
@@ -457,7 +463,11 @@ impl Snapshot {
         self.debug.get_or_init(|| {
             self.rendered(
                 DOT,
-                Body::Shared(super::dot::render(&self.graph).into_bytes().into()),
+                Body::Shared(
+                    super::dot::render(&self.graph, DotOptions::default())
+                        .into_bytes()
+                        .into(),
+                ),
                 "debug",
             )
         })
