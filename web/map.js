@@ -125,9 +125,11 @@
   }
   function containerName(r) {
     const p = r.properties || {};
-    const labels = (p.Config && p.Config.Labels) || p.labels || {};
+    // Docker's inspect, or CRI's container status.
+    const cri = p.status || {};
+    const labels = (p.Config && p.Config.Labels) || cri.labels || {};
     // The master's own label (`NAME/SHORT-ID`) where the runtime's labels do not name it.
-    return labels['io.kubernetes.container.name'] || (p.metadata && p.metadata.name) ||
+    return labels['io.kubernetes.container.name'] || (cri.metadata && cri.metadata.name) ||
       (r.annotations && r.annotations.label) || String(p.Name || '').replace(/^\//, '') || r.id.slice(0, 22);
   }
   function statusOf(r) {
@@ -159,9 +161,11 @@
         if (state.Restarting) return 'restarting';
         if (state.Running || state.Status === 'running') return 'running';
         if (state.Status === 'exited') return state.ExitCode ? 'failed' : 'succeeded';
-        const cri = String(p.state || '');
-        if (cri === 'CONTAINER_RUNNING') return 'running';
-        if (cri === 'CONTAINER_EXITED') return 'succeeded';
+        // CRI: the container's or the pod sandbox's state.
+        const cri = String((p.status && p.status.state) || '');
+        if (cri === 'CONTAINER_RUNNING' || cri === 'SANDBOX_READY') return 'running';
+        if (cri === 'CONTAINER_EXITED') return p.status.exitCode ? 'failed' : 'succeeded';
+        if (cri === 'SANDBOX_NOTREADY') return 'succeeded';
         if (cri === 'CONTAINER_CREATED') return 'pending';
         return null;
       }
