@@ -29,6 +29,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
 
 FAILED = 0
 
@@ -250,6 +251,31 @@ def small_cluster(binary, work, shots, procs, driver):
     report(len(related) >= 2, "the panel lists the pod's relations as links", str(len(related)))
     driver.save_screenshot(os.path.join(shots, "map-pod.png"))
 
+    # Unfolded: the pod's containers drawn inside it, with their status.
+    containers = [r["target"] for r in graph["relations"]
+                  if r["type"] == "contains" and r["source"] == pid]
+    driver.find_element(By.ID, "unfold").click()
+    report(wait_for(lambda: set(containers) <= drawn_ids(driver, '[type = "Container"]'), 5),
+           "unfolding the pod draws its containers", str(containers))
+    drawn = driver.execute_script(
+        "return arguments[0].map((id) => { const n = window.clusterInsight.cy.getElementById(id);"
+        " return [n.data('parent'), n.data('status') || null]; })", containers)
+    report(containers and all(parent == pid for parent, _ in drawn),
+           "inside the pod", json.dumps(drawn))
+    report(all(status for _, status in drawn), "each with its status", json.dumps(drawn))
+    driver.find_element(By.ID, "unfold").click()
+    report(wait_for(lambda: not drawn_ids(driver, '[type = "Container"]'), 5), "folded again")
+
+    # Grouped by namespace, then by node again.
+    node = next(r["source"] for r in graph["relations"] if r["type"] == "runs" and r["target"] == pid)
+    parent = lambda: driver.execute_script(
+        "return window.clusterInsight.cy.getElementById(arguments[0]).data('parent')", pid)
+    Select(driver.find_element(By.ID, "group-by")).select_by_value("Namespace")
+    report(wait_for(lambda: parent() == "Namespace:" + pod["properties"]["metadata"]["namespace"], 10),
+           "grouped by namespace, the pod is inside its namespace", str(parent()))
+    Select(driver.find_element(By.ID, "group-by")).select_by_value("Node")
+    report(wait_for(lambda: parent() == node, 10), "grouped by node, inside its node", str(parent()))
+
     # A change in the cluster, seen without a reload.
     driver.execute_script("window.notReloaded = true")
     namespace = pod["properties"]["metadata"]["namespace"]
@@ -284,6 +310,42 @@ def small_cluster(binary, work, shots, procs, driver):
     report(wait_for(lambda: driver.find_element(By.ID, "live").text == "live", 5), "back to live")
     errors = console_errors(driver)
     report(not errors, "no console errors after all that", json.dumps(errors))
+
+
+def guarded_master(binary, work, procs, driver):
+    """A master that asks for a token: the page asks for one, then draws the graph with it."""
+    kube_port, master_port = free_port(), free_port()
+    sim_log = os.path.join(work, "simulate-guarded.log")
+    procs.start([binary, "simulate", "--port", str(kube_port)], sim_log)
+    wait_for(lambda: open(sim_log).read().count("\n") >= 2, 30)
+    lines = open(sim_log).read().split("\n")
+    token_file = os.path.join(work, "token")
+    with open(token_file, "w") as f:
+        f.write("map-test-token\n")
+    url = f"http://127.0.0.1:{master_port}"
+    procs.start([binary, "--kubernetes-url", lines[0].split()[1], "--docker-port",
+                 lines[1].split()[1], "--auth-token-file", token_file, "--bind", "127.0.0.1",
+                 "--port", str(master_port)], os.path.join(work, "master-guarded.log"))
+    if not report(wait_ready(url, 60), "the master that asks for a token is ready"):
+        return
+    report(http("GET", url + "/cluster")[0] == 401, "it refuses /cluster without a token")
+    driver.get(url + "/")
+    dialog = wait_for(lambda: driver.execute_script(
+        "return document.getElementById('token-dialog').open"), 10)
+    report(dialog, "the page asks for a token")
+    driver.find_element(By.ID, "token").send_keys("map-test-token")
+    driver.find_element(By.CSS_SELECTOR, "#token-form button").click()
+    report(wait_for(lambda: driver.execute_script("return document.body.dataset.layoutMs"), 30),
+           "with it, the map is drawn")
+    pods = json.loads(http("GET", url + "/cluster", headers={
+        "Authorization": "Bearer map-test-token"})[1])
+    expected = {r["id"] for r in pods["resources"] if r["type"] == "Pod"}
+    report(drawn_ids(driver, '[type = "Pod"]') == expected, "every pod is drawn")
+    report(wait_for(lambda: driver.find_element(By.ID, "live").text == "live", 10),
+           "and it follows the change stream with the token", driver.find_element(By.ID, "live").text)
+    # The browser reports the refusal that made the page ask; nothing else.
+    errors = [e for e in console_errors(driver) if "/cluster - " not in e["message"] or "401" not in e["message"]]
+    report(not errors, "no console errors but the first refusal", json.dumps(errors))
 
 
 def large_cluster(binary, work, shots, procs, driver):
@@ -331,6 +393,7 @@ def main():
     try:
         driver = browser(os.path.join(work, "chromium"))
         small_cluster(binary, work, shots, procs, driver)
+        guarded_master(binary, work, procs, driver)
         large_cluster(binary, work, shots, procs, driver)
     except Exception as e:  # the failure is the finding; say what it was
         report(False, "the test ran to its end", repr(e))
