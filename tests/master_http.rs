@@ -1163,3 +1163,97 @@ fn debug_draws_pods_inside_their_nodes_by_status_and_processes_when_asked() {
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("processes"), "{}", bad.text());
 }
+
+/// GraphML read back by a real XML parser (Python's `xml.etree`): every resource a node with
+/// its type, label, namespace and status, every relation an edge.
+fn read_graphml(text: &str) -> Value {
+    let script = r#"
+import json, sys
+import xml.etree.ElementTree as ET
+ns = {"g": "http://graphml.graphdrawing.org/xmlns"}
+root = ET.fromstring(sys.stdin.buffer.read())
+graph = root.find("g:graph", ns)
+data = lambda e: {d.get("key"): d.text for d in e.findall("g:data", ns)}
+print(json.dumps({
+    "directed": graph.get("edgedefault"),
+    "keys": sorted(k.get("attr.name") for k in root.findall("g:key", ns)),
+    "nodes": {n.get("id"): data(n) for n in graph.findall("g:node", ns)},
+    "edges": [[e.get("source"), e.get("target"), data(e).get("relation")] for e in graph.findall("g:edge", ns)],
+}))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "the XML parser refused it");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn graphml_holds_every_resource_and_relation_of_the_selection() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &["--cluster-name", "sim"]);
+    master.wait_for_refreshes(1);
+    let graph = get(master.addr, "/cluster").json();
+    let reply = get(master.addr, "/cluster?format=graphml");
+    assert_eq!(reply.status, 200);
+    assert!(reply
+        .header("Content-Type")
+        .unwrap()
+        .starts_with("application/graphml+xml"));
+    let read = read_graphml(&reply.text());
+    assert_eq!(read["directed"], "directed");
+    assert_eq!(
+        read["keys"],
+        serde_json::json!(["label", "namespace", "relation", "status", "type"])
+    );
+    let nodes = read["nodes"].as_object().unwrap();
+    let resources = graph["resources"].as_array().unwrap();
+    assert_eq!(nodes.len(), resources.len());
+    for r in resources {
+        let node = &nodes[r["id"].as_str().unwrap()];
+        assert_eq!(node["type"], r["type"]);
+        if let Some(ns) = r["properties"]["metadata"]["namespace"].as_str() {
+            assert_eq!(node["namespace"], ns, "{}", r["id"]);
+        }
+        if r["type"] == "Pod" && r["properties"]["status"]["phase"] == "Pending" {
+            assert_eq!(node["status"], "pending", "{}", r["id"]);
+        }
+        if r["type"] == "Image" {
+            assert_eq!(node["label"], r["annotations"]["alternateLabel"]);
+        }
+    }
+    let edges: Vec<Value> = graph["relations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::json!([r["source"], r["target"], r["type"]]))
+        .collect();
+    assert_eq!(read["edges"].as_array().unwrap(), &edges);
+
+    // A selection in GraphML: what /cluster answers for it, and an ETag of its own.
+    let selected = get(master.addr, "/cluster?namespace=production&format=graphml");
+    assert_eq!(selected.status, 200);
+    let json = get(master.addr, "/cluster?namespace=production").json();
+    let read = read_graphml(&selected.text());
+    assert_eq!(
+        read["nodes"].as_object().unwrap().len(),
+        json["resources"].as_array().unwrap().len()
+    );
+    assert_ne!(selected.header("ETag"), reply.header("ETag"));
+    let again = request(
+        master.addr,
+        "GET",
+        "/cluster?format=graphml",
+        &[("If-None-Match", reply.header("ETag").unwrap())],
+    );
+    assert_eq!(again.status, 304);
+    let bad = get(master.addr, "/cluster?format=xml");
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("graphml"), "{}", bad.text());
+}

@@ -31,7 +31,7 @@ pub(super) enum Form {
     Debug,
 }
 
-/// What `/cluster` takes, and `/debug`, which draws the same selection.
+/// What `/cluster` takes: a selection, a time, and the format (JSON, or GraphML).
 const GRAPH_PARAMS: &[&str] = &[
     "namespace",
     "type",
@@ -39,9 +39,10 @@ const GRAPH_PARAMS: &[&str] = &[
     "around",
     "depth",
     "at",
+    "format",
 ];
 
-/// `/debug` takes what `/cluster` does, and whether to draw processes.
+/// `/debug` draws the selection `/cluster` answers, with processes or without.
 const DEBUG_PARAMS: &[&str] = &[
     "namespace",
     "type",
@@ -83,8 +84,19 @@ pub(super) fn answer(
     let dot = DotOptions {
         processes: params.flag("processes")?,
     };
+    let graphml = match params.one("format")? {
+        None | Some("json") => false,
+        Some("graphml") => true,
+        Some(other) => {
+            return Err(ApiError::BadParameter(format!(
+                "format={:?} is not json or graphml",
+                other.chars().take(40).collect::<String>()
+            )))
+        }
+    };
     if query.is_empty() && !dot.processes {
         let rendered = match form {
+            Form::Cluster if graphml => snapshot.graphml(),
             Form::Cluster => &snapshot.cluster,
             Form::Resources => &snapshot.resources,
             Form::Type(kind) => snapshot
@@ -106,6 +118,7 @@ pub(super) fn answer(
     };
     let rendered = match form {
         Form::Debug => snapshot.debug_selected(&selection, dot, &name),
+        Form::Cluster if graphml => snapshot.graphml_selected(&selection, &name),
         _ => snapshot.selected(&selection, with_relations, &name),
     };
     Ok(respond(request, &rendered))

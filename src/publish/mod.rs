@@ -9,7 +9,9 @@
 
 pub(crate) mod changes;
 pub(crate) mod dot;
+pub(crate) mod graphml;
 pub mod snapshot;
+pub(crate) mod status;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -65,6 +65,8 @@ pub struct Snapshot {
     pub by_type: BTreeMap<Kind, Rendered>,
     /// The DOT rendering, made on the first request for `/debug` from `graph`.
     debug: OnceLock<Rendered>,
+    /// The GraphML rendering, made on the first request for it.
+    graphml: OnceLock<Rendered>,
     /// What every ETag of this snapshot starts with.
     tag: String,
     /// Its ETags are weak: a snapshot of an earlier time made again from the changes since
@@ -185,6 +187,7 @@ pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
         resources: Rendered::new(JSON, resources, &format!("{tag}-resources")),
         by_type,
         debug: OnceLock::new(),
+        graphml: OnceLock::new(),
         tag,
         weak: false,
         examples: OnceLock::new(),
@@ -431,14 +434,9 @@ impl Snapshot {
         )
     }
 
-    /// `/debug` of a selection (resources and the relations among them), in DOT.
-    pub(crate) fn debug_selected(
-        &self,
-        selection: &Selection,
-        options: DotOptions,
-        query: &str,
-    ) -> Rendered {
-        let graph = Graph {
+    /// The resources and relations of a selection, as a graph of their own.
+    fn selection_graph(&self, selection: &Selection) -> Graph {
+        Graph {
             timestamp_ms: self.graph.timestamp_ms,
             resources: selection
                 .resources
@@ -450,12 +448,43 @@ impl Snapshot {
                 .iter()
                 .map(|&i| self.graph.relations[i].clone())
                 .collect(),
-        };
+        }
+    }
+
+    /// `/debug` of a selection (resources and the relations among them), in DOT.
+    pub(crate) fn debug_selected(
+        &self,
+        selection: &Selection,
+        options: DotOptions,
+        query: &str,
+    ) -> Rendered {
+        let graph = self.selection_graph(selection);
         self.rendered(
             DOT,
             Body::Owned(super::dot::render(&graph, options).into_bytes()),
             &format!("dq{:x}", stable_hash(query)),
         )
+    }
+
+    /// `/cluster?format=graphml` of a selection.
+    pub(crate) fn graphml_selected(&self, selection: &Selection, query: &str) -> Rendered {
+        let graph = self.selection_graph(selection);
+        self.rendered(
+            GRAPHML,
+            Body::Owned(super::graphml::render(&graph).into_bytes()),
+            &format!("gq{:x}", stable_hash(query)),
+        )
+    }
+
+    /// `/cluster?format=graphml`: the graph in GraphML, rendered on first use.
+    pub(crate) fn graphml(&self) -> &Rendered {
+        self.graphml.get_or_init(|| {
+            self.rendered(
+                GRAPHML,
+                Body::Shared(super::graphml::render(&self.graph).into_bytes().into()),
+                "graphml",
+            )
+        })
     }
 
     /// `/debug`: the graph in DOT, rendered on first use.
@@ -476,6 +505,7 @@ impl Snapshot {
 
 const JSON: &str = "application/json";
 const DOT: &str = "text/vnd.graphviz; charset=utf-8";
+const GRAPHML: &str = "application/graphml+xml; charset=utf-8";
 
 /// Appends what `write` writes to `glue` and returns where it went.
 pub(crate) fn push_range(glue: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> Range<usize> {
