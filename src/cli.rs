@@ -23,8 +23,21 @@ USAGE:
     cluster-insight [--mode master|minion] [OPTIONS]
     cluster-insight demo [--port N] [--size SIZE] [--refresh-interval SECS]
     cluster-insight simulate [--size SIZE | --kube-objects FILE] [--port N]
+    cluster-insight tree TYPE/NAME [-n NAMESPACE] [--server URL] [--depth N] [-o text|json]
+                                  [--token-file FILE]
 
 The mode comes from --mode, else from CLUSTER_INSIGHT_MODE, else master.
+
+TREE (asks a running master who owns an object and what it owns and holds):
+    TYPE/NAME                     the object: a type as /cluster/resources/TYPE takes it
+                                  (deployment, deploy, pods, po…) and its name; containers,
+                                  processes and images by the rest of their ID
+    -n, --namespace NS            its namespace (default: default; ignored for types that
+                                  have none)
+    --server URL                  the master (default http://127.0.0.1:5555)
+    --depth N                     levels below the object (default 10)
+    -o, --output text|json        a drawn tree (default) or JSON
+    --token-file FILE             bearer token for a master that asks for one
 
 MASTER (serves the context graph, default port 5555):
     --kubernetes-url URL          API server (default: the first that applies of
@@ -263,6 +276,8 @@ pub enum Command {
         bind: IpAddr,
         debug: bool,
     },
+    /// `tree TYPE/NAME`: an object's owners and what it owns, from a running master.
+    Tree(TreeOptions),
     Help,
     Version,
 }
@@ -285,6 +300,96 @@ impl From<lexopt::Error> for CliError {
     }
 }
 
+/// What `tree` is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeOptions {
+    /// The object's type (its name in the graph) and name (the rest of its ID).
+    pub kind: Kind,
+    pub name: String,
+    pub namespace: String,
+    /// `http://HOST:PORT` of the master.
+    pub server: String,
+    pub depth: usize,
+    pub json: bool,
+    pub token_file: Option<PathBuf>,
+}
+
+/// The most levels `tree` walks below its object.
+const MAX_TREE_DEPTH: usize = 100;
+
+/// Parses `tree`'s arguments (after the word `tree`).
+fn parse_tree(mut parser: lexopt::Parser) -> Result<Command, CliError> {
+    use lexopt::prelude::*;
+
+    let mut target: Option<String> = None;
+    let mut namespace = "default".to_string();
+    let mut server = "http://127.0.0.1:5555".to_string();
+    let mut depth = 10;
+    let mut json = false;
+    let mut token_file = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('n') | Long("namespace") => namespace = string(&mut parser, "--namespace")?,
+            Long("server") => server = string(&mut parser, "--server")?,
+            Long("depth") => {
+                let text = string(&mut parser, "--depth")?;
+                depth = whole_number("--depth", &text, 0, MAX_TREE_DEPTH)?;
+            }
+            Short('o') | Long("output") => {
+                json = match string(&mut parser, "--output")?.as_str() {
+                    "text" => false,
+                    "json" => true,
+                    other => {
+                        return Err(CliError(format!("--output: {other:?} is not text or json")))
+                    }
+                }
+            }
+            Long("token-file") => token_file = Some(path(&mut parser, "--token-file")?),
+            Value(value) if target.is_none() => {
+                target = Some(
+                    value
+                        .into_string()
+                        .map_err(|v| CliError(format!("{v:?} is not valid UTF-8")))?,
+                )
+            }
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    let target = target.ok_or_else(|| {
+        CliError("tree needs TYPE/NAME, e.g. `tree deployment/web -n shop`".to_string())
+    })?;
+    let (type_name, name) = target
+        .split_once('/')
+        .filter(|(t, n)| !t.is_empty() && !n.is_empty())
+        .ok_or_else(|| CliError(format!("{target:?} is not TYPE/NAME, e.g. deployment/web")))?;
+    let kind = Kind::from_type_name(type_name).ok_or_else(|| {
+        CliError(format!(
+            "{type_name:?} is not a type of the graph (e.g. deployment, pods, po, container)"
+        ))
+    })?;
+    if !server.starts_with("http://") {
+        return Err(CliError(format!(
+            "--server: {server:?} is not an http:// URL (the master serves plain HTTP; reach \
+             one in a cluster with `kubectl port-forward`)"
+        )));
+    }
+    if namespace.is_empty() || namespace.contains('/') {
+        return Err(CliError(format!(
+            "--namespace: {namespace:?} is not a namespace"
+        )));
+    }
+    Ok(Command::Tree(TreeOptions {
+        kind,
+        name: name.to_string(),
+        namespace,
+        server,
+        depth,
+        json,
+        token_file,
+    }))
+}
+
 /// Parses the arguments (without the program name). `env_mode` is the value of
 /// `CLUSTER_INSIGHT_MODE`, if set.
 pub fn parse(
@@ -292,6 +397,11 @@ pub fn parse(
     env_mode: Option<&str>,
 ) -> Result<Command, CliError> {
     use lexopt::prelude::*;
+
+    let args: Vec<OsString> = args.into_iter().collect();
+    if args.first().is_some_and(|a| a == "tree") {
+        return parse_tree(lexopt::Parser::from_args(args.into_iter().skip(1)));
+    }
 
     let mut parser = lexopt::Parser::from_args(args);
     let mut options = Options::default();
@@ -902,6 +1012,49 @@ mod tests {
                 assert_eq!((kube_objects, port), (Some(PathBuf::from("f.json")), 0))
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tree_takes_an_object_and_where_to_ask() {
+        match run(
+            &[
+                "tree",
+                "deploy/web",
+                "-n",
+                "shop",
+                "--depth",
+                "3",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .unwrap()
+        {
+            Command::Tree(t) => {
+                assert_eq!(t.kind.name(), "Deployment");
+                assert_eq!((t.name.as_str(), t.namespace.as_str()), ("web", "shop"));
+                assert_eq!((t.depth, t.json), (3, true));
+                assert_eq!(t.server, "http://127.0.0.1:5555");
+            }
+            other => panic!("{other:?}"),
+        }
+        for (args, says) in [
+            (&["tree"][..], "needs TYPE/NAME"),
+            (&["tree", "web"][..], "not TYPE/NAME"),
+            (&["tree", "widget/x"][..], "not a type"),
+            (&["tree", "po/x", "--depth", "1000"][..], "--depth"),
+            (&["tree", "po/x", "-o", "yaml"][..], "text or json"),
+            (
+                &["tree", "po/x", "--server", "https://m:5555"][..],
+                "plain HTTP",
+            ),
+            (&["tree", "po/x", "-n", "a/b"][..], "--namespace"),
+            (&["tree", "po/x", "po/y"][..], "po/y"),
+        ] {
+            let e = run(args, None).unwrap_err();
+            assert!(e.0.contains(says), "{args:?}: {e}");
         }
     }
 }

@@ -44,6 +44,9 @@ fn main() -> ExitCode {
             init_logging(options.debug);
             run_demo(&options, size.as_deref())
         }
+        Command::Tree(options) => {
+            cluster_insight::app::tree::run(&options).map_err(Failure::Runtime)
+        }
         Command::Simulate {
             size,
             kube_objects,

@@ -1257,3 +1257,121 @@ fn graphml_holds_every_resource_and_relation_of_the_selection() {
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("graphml"), "{}", bad.text());
 }
+
+/// `cluster-insight tree`, run as a user would against a master of a simulated cluster.
+fn tree(master: &MasterProcess, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_cluster-insight"))
+        .arg("tree")
+        .args(args)
+        .args(["--server", &format!("http://{}", master.addr)])
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn tree_prints_an_objects_owners_and_what_it_owns_and_holds() {
+    let sim = Simulator::start(SimSpec::default()).unwrap();
+    let master = MasterProcess::against(&sim, &[]);
+    master.wait_for_refreshes(1);
+    let graph = get(master.addr, "/cluster").json();
+    let relations = graph["relations"].as_array().unwrap();
+    let targets = |source: &str, kind: &str| -> Vec<String> {
+        relations
+            .iter()
+            .filter(|r| r["source"] == source && r["type"] == kind)
+            .map(|r| r["target"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // A pod a ReplicaSet owns, which a Deployment owns.
+    let (deployment, replica_set, pod) = relations
+        .iter()
+        .filter(|r| r["type"] == "owns" && r["source"].as_str().unwrap().starts_with("Deployment:"))
+        .find_map(|d| {
+            let rs = d["target"].as_str().unwrap();
+            let pod = targets(rs, "owns").into_iter().next()?;
+            Some((
+                d["source"].as_str().unwrap().to_string(),
+                rs.to_string(),
+                pod,
+            ))
+        })
+        .expect("a Deployment with a pod");
+    let (ns, name) = pod.trim_start_matches("Pod:").split_once('/').unwrap();
+    let (code, out, err) = tree(&master, &[&format!("po/{name}"), "-n", ns]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let short = |id: &str| id.split_once(':').unwrap().1.to_string();
+    assert!(
+        lines[0].starts_with(&format!("Deployment {}", short(&deployment))),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("└── ReplicaSet {}", short(&replica_set))),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains(&format!("Pod {ns}/{name}")) && lines[2].ends_with('◀'),
+        "{out}"
+    );
+    let containers = targets(&pod, "contains");
+    assert!(!containers.is_empty());
+    let processes: usize = containers
+        .iter()
+        .map(|c| targets(c, "contains").len())
+        .sum();
+    assert_eq!(out.matches("Container ").count(), containers.len(), "{out}");
+    assert_eq!(out.matches("Process ").count(), processes, "{out}");
+
+    // JSON, from the Deployment down one level less than the pods' containers.
+    let deployment_short = short(&deployment);
+    let (deployment_ns, deployment_name) = deployment_short.split_once('/').unwrap();
+    let (code, out, err) = tree(
+        &master,
+        &[
+            &format!("deployment/{deployment_name}"),
+            "-n",
+            deployment_ns,
+            "--depth",
+            "2",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["id"], deployment.as_str());
+    assert_eq!(json["asked"], true);
+    let rs_node = json["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == replica_set.as_str())
+        .unwrap();
+    let pods: Vec<&str> = rs_node["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(pods, targets(&replica_set, "owns"));
+    assert!(rs_node["children"][0]["children"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // What is not there, and what is not asked right, is said so.
+    let (code, _, err) = tree(&master, &["pod/no-such-pod"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("has no Pod:default/no-such-pod"), "{err}");
+    let (code, _, err) = tree(&master, &["widget/x"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a type"), "{err}");
+    let (code, _, err) = tree(&master, &["pod/x", "-o", "yaml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("text or json"), "{err}");
+}

@@ -14,4 +14,5 @@ pub mod minion;
 #[cfg(feature = "demo")]
 pub mod simulate;
 pub mod termination;
+pub mod tree;
 pub mod version;

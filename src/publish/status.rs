@@ -113,7 +113,12 @@ const FAILING: &[&str] = &[
 ];
 
 pub(crate) fn status_of(r: &Resource) -> Option<Status> {
-    let kind = r.kind.name();
+    status_of_properties(r.kind.name(), &r.properties)
+}
+
+/// The status of a resource of type `kind` whose properties are the JSON `properties` (as
+/// the API answers them).
+pub(crate) fn status_of_properties(kind: &str, properties: &str) -> Option<Status> {
     if !matches!(
         kind,
         "Pod"
@@ -130,7 +135,7 @@ pub(crate) fn status_of(r: &Resource) -> Option<Status> {
     ) {
         return None;
     }
-    let object: Object = serde_json::from_str(&r.properties).ok()?;
+    let object: Object = serde_json::from_str(properties).ok()?;
     let status = object.status.unwrap_or_default();
     let ready = |kind: &str| {
         status
