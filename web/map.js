@@ -262,19 +262,21 @@
     const started = performance.now();
     const want = wanted(shown);
     const wantedMs = performance.now() - started;
-    let added = 0;
+    let addedNodes = 0;
     cy.batch(() => {
       cy.elements().forEach((el) => { if (!want.has(el.id())) el.remove(); });
       const fresh = [];
+      const moves = [];
       for (const [id, el] of want) {
         const existing = cy.getElementById(id);
         if (existing.nonempty()) {
           if (el.group === 'nodes') {
             const parent = el.data.parent || null;
-            if ((existing.data('parent') || null) !== parent) existing.move({ parent });
+            if ((existing.data('parent') || null) !== parent) moves.push([existing, parent]);
             if (existing.data('label') !== el.data.label) existing.data('label', el.data.label);
             if (existing.data('status') !== el.data.status) {
-              existing.removeClass(STATUSES.join(' ')).addClass(el.classes).data('status', el.data.status);
+              existing.removeClass(STATUSES.join(' ')).addClass(el.classes);
+              if (el.data.status) existing.data('status', el.data.status); else existing.removeData('status');
             }
           }
         } else {
@@ -284,11 +286,13 @@
       // Parents before children: Cytoscape needs a compound's parent to exist.
       fresh.sort((a, b) => (a.group === b.group ? depth(a, want) - depth(b, want) : a.group === 'nodes' ? -1 : 1));
       if (!layout) for (const el of fresh) if (el.group === 'nodes') el.position = placeNear(el, want);
-      added = fresh.length;
+      addedNodes = fresh.filter((el) => el.group === 'nodes').length;
       if (fresh.length) cy.add(fresh);
+      // Moved after the adding: a move into a parent that is not there yet is ignored.
+      for (const [node, parent] of moves) node.move({ parent });
       markDiff();
     });
-    if (layout || cy.nodes().length === added) runLayout();
+    if (layout || cy.nodes().length === addedNodes) runLayout();
     restyleSearch();
     if (view.selected && cy.getElementById(view.selected).empty() && !shown.resources.has(view.selected)) closeDetails();
     else if (view.selected) showDetails(view.selected, { keepView: true });
@@ -813,15 +817,19 @@
       return;
     }
     if (event !== 'change') return;
+    // A change the graph held already has (the stream resumed before it): passed over. A
+    // change after one the page never saw: the graph is read again.
+    if (doc.sequence <= live.sequence) return;
     if (doc.previous !== live.sequence) { await reload(); return; }
     applyChange(live, doc);
     noteChange(doc);
     if (shown === live) { draw(); fillFilters(); } else { markDiff(); }
     updateTimeRange();
   }
+  // The whole graph again; what is still there stays where it was drawn.
   async function reload() {
     await loadLive();
-    if (shown === live) { draw({ layout: true }); fillFilters(); }
+    if (shown === live) { draw(); fillFilters(); }
   }
   function applyChange(m, doc) {
     for (const r of doc.resources.added.concat(doc.resources.changed)) m.resources.set(r.id, r);
@@ -874,13 +882,17 @@
     const now = Date.now();
     return history.oldestMs + (now - history.oldestMs) * (value / Number($('time').max));
   }
+  let goingTo = 0; // the last request for the past: an earlier one answering late is dropped
   async function goTo(ms) {
-    if (!history) return;
     // At or after the latest snapshot is now.
     if (ms >= Date.parse(live.timestamp)) { backToLive(); return; }
-    const at = new Date(Math.max(ms, history.oldestMs)).toISOString();
+    const asked = ++goingTo;
     try {
+      await readHistory(); // the oldest time kept moves on as the master forgets
+      if (!history) { showError('This master keeps no history (--history 0).'); return; }
+      const at = new Date(Math.max(ms, history.oldestMs)).toISOString();
       const graph = await apiJson('/cluster?at=' + encodeURIComponent(at));
+      if (asked !== goingTo) return;
       const past = newModel();
       loadModel(past, graph);
       shown = past;
@@ -896,6 +908,7 @@
     } catch (e) { showError(e.message); }
   }
   function backToLive() {
+    goingTo++;
     shown = live; view.pastDiff = null;
     $('time-label').textContent = 'live'; $('time-summary').textContent = '';
     $('back-to-live').hidden = true;

@@ -58,6 +58,7 @@ pub(crate) fn handler(state: Arc<ApiState>) -> Handler {
     let routes: Handler = Arc::new(move |request: &Request| handle(&state, request));
     let layered = layers::cors(auth::layer(
         Arc::clone(&state_auth),
+        is_map_file,
         layers::read_only(layers::conditional(routes)),
     ));
     // Every answer is counted as it leaves, 304s and refusals of the layers included.
@@ -70,7 +71,7 @@ pub(crate) fn handler(state: Arc<ApiState>) -> Handler {
 }
 
 /// Whether `path` is one of the map's files, which every caller may read.
-pub(crate) fn is_map_file(path: &str) -> bool {
+fn is_map_file(path: &str) -> bool {
     assets::is_asset(path)
 }
 

@@ -120,6 +120,12 @@ fn label_of(resource: &Value) -> String {
     }
 }
 
+/// What a terminal may be shown of text from the cluster: no control characters (a
+/// process's command line may hold escape sequences).
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
 fn node_of(answer: &Answer, asked: bool) -> Node {
     let r = &answer.resource;
     let kind = r["type"].as_str().unwrap_or_default().to_string();
@@ -127,7 +133,7 @@ fn node_of(answer: &Answer, asked: bool) -> Node {
     Node {
         id: r["id"].as_str().unwrap_or_default().to_string(),
         kind,
-        label: label_of(r),
+        label: printable(&label_of(r)),
         status,
         asked,
         children: Vec::new(),
@@ -254,6 +260,12 @@ pub fn run(options: &TreeOptions) -> Result<(), String> {
         .server
         .trim_start_matches("http://")
         .trim_end_matches('/');
+    // A URL without a port means port 80, as it does to every HTTP client.
+    let authority = if authority.ends_with(']') || !authority.contains(':') {
+        format!("{authority}:80")
+    } else {
+        authority.to_string()
+    };
     let addr = authority
         .to_socket_addrs()
         .map_err(|e| format!("--server {}: {e}", options.server))?
@@ -297,14 +309,27 @@ pub fn run(options: &TreeOptions) -> Result<(), String> {
         })?;
         let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
         match response.status {
-            200 => Ok(Some(Answer {
+            200 if body["resource"]["id"].is_string() => Ok(Some(Answer {
                 resource: body["resource"].clone(),
                 relations: body["relations"].as_array().cloned().unwrap_or_default(),
             })),
+            200 => Err(TreeError::Master(format!(
+                "{} is not a Cluster Insight master: its answer for {path} is not a resource",
+                options.server
+            ))),
             404 => Ok(None),
+            401 if options.token_file.is_some() => Err(TreeError::Master(format!(
+                "the master at {} refused the token of --token-file",
+                options.server
+            ))),
             401 => Err(TreeError::Master(format!(
                 "the master at {} asks for a token (--token-file)",
                 options.server
+            ))),
+            403 => Err(TreeError::Master(format!(
+                "the master at {} does not let this token read the graph: {}",
+                options.server,
+                body["error_message"].as_str().unwrap_or("(no message)")
             ))),
             status => Err(TreeError::Master(format!(
                 "the master at {} answered {status}: {}",
@@ -314,15 +339,19 @@ pub fn run(options: &TreeOptions) -> Result<(), String> {
         }
     };
     let root = build(&id_of(options), options.depth, fetch).map_err(|e| e.to_string())?;
-    if options.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&render_json(&root)).unwrap_or_default()
-        );
+    let text = if options.json {
+        serde_json::to_string_pretty(&render_json(&root)).unwrap_or_default() + "\n"
     } else {
-        print!("{}", render_text(&root));
+        render_text(&root)
+    };
+    // A reader that stopped early (`| head`) is not an error.
+    let mut stdout = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut stdout, text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write the tree: {e}"))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -368,7 +397,7 @@ mod tests {
             ("Container:c1", json!({"State": {"Status": "running"}})),
             (
                 "Process:c1/7",
-                json!({"PID": "7", "COMMAND": "nginx -g daemon off;"}),
+                json!({"PID": "7", "COMMAND": "nginx -g daemon off;\u{1b}[2J"}),
             ),
             (
                 "Service:shop/web",
@@ -412,7 +441,7 @@ mod tests {
             "└── ReplicaSet shop/web-1  [pending]",
             "    └── Pod shop/web-1-a  [running]  ◀",
             "        └── Container c1  [running]",
-            "            └── Process 7 nginx -g daemon off;",
+            "            └── Process 7 nginx -g daemon off;[2J", // the escape character left out
         ];
         assert_eq!(text, expected.join("\n") + "\n");
     }

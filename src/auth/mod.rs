@@ -163,9 +163,14 @@ fn served_form(path: &str) -> Option<String> {
     Some(if trimmed.is_empty() { "/" } else { trimmed }.to_string())
 }
 
-/// Wraps `inner`: requests for [`OPEN_PATHS`] and the map's files (which hold no cluster
-/// data) pass, the rest only when `authorizer` allows.
-pub(crate) fn layer(authorizer: Arc<Authorizer>, inner: Handler) -> Handler {
+/// Wraps `inner`: requests for [`OPEN_PATHS`] and the paths `also_open` names (the
+/// master's map files, which hold no cluster data) pass, the rest only when `authorizer`
+/// allows.
+pub(crate) fn layer(
+    authorizer: Arc<Authorizer>,
+    also_open: fn(&str) -> bool,
+    inner: Handler,
+) -> Handler {
     if matches!(*authorizer, Authorizer::Open) {
         return inner;
     }
@@ -173,7 +178,7 @@ pub(crate) fn layer(authorizer: Arc<Authorizer>, inner: Handler) -> Handler {
         let Some(path) = served_form(request.path()) else {
             return Response::error(400, "the request path has a malformed percent-encoding");
         };
-        if OPEN_PATHS.contains(&path.as_str()) || crate::api::is_map_file(&path) {
+        if OPEN_PATHS.contains(&path.as_str()) || also_open(&path) {
             return inner(request);
         }
         let decision = match bearer(request) {
@@ -233,6 +238,7 @@ mod tests {
         let auth = Arc::new(static_token("s3cret"));
         let handler = layer(
             auth,
+            |path| path == "/open",
             Arc::new(|_: &Request| Response::error(200, "the answer")),
         );
         let status = |v, target| handler(&request_with(v, target)).status;
@@ -243,6 +249,9 @@ mod tests {
         // The probes need no token.
         assert_eq!(status(None, "/healthz"), 200);
         assert_eq!(status(None, "/readyz"), 200);
+        // And what the caller of the layer opens; no more.
+        assert_eq!(status(None, "/open"), 200);
+        assert_eq!(status(None, "/open/more"), 401);
         assert_eq!(status(None, "/healthz/x"), 401);
         // Other spellings of a probe's path are the probe; of another path, that path.
         assert_eq!(status(None, "/healthz/"), 200);

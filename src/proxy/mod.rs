@@ -172,7 +172,7 @@ pub fn handler(agent: Arc<Agent>, auth: Arc<Authorizer>, workers: usize) -> Hand
         }
         forward(&forwarder, request).unwrap_or_else(|e| e.response())
     });
-    layers::access_log("minion", auth::layer(auth, minion))
+    layers::access_log("minion", auth::layer(auth, |_| false, minion))
 }
 
 /// The readiness probe's path: 200 once the agent has found its runtime.

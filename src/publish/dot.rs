@@ -45,11 +45,26 @@ pub(crate) fn render(graph: &Graph, options: DotOptions) -> String {
     // Resources by the box they are drawn in; `None`: outside every box.
     let mut inside: BTreeMap<Option<&Group>, Vec<&Resource>> = BTreeMap::new();
     for r in &drawn {
-        // The node and namespace are said by their boxes; a node's own resource is its box.
         if matches!(r.kind.name(), "Node" | "Namespace" | "Cluster") {
             continue;
         }
         inside.entry(boxes.get(r.id.as_str())).or_default().push(r);
+    }
+    // A node or namespace is said by its box; one with nothing drawn in it (a node that runs
+    // no pod, `type=nodes`) is drawn itself, or it would not be there at all.
+    for r in &drawn {
+        let name =
+            r.id.split_once(':')
+                .map_or("", |(_, name)| name)
+                .to_string();
+        let group = match r.kind.name() {
+            "Node" => Group::Node(name),
+            "Namespace" => Group::Namespace(name),
+            _ => continue,
+        };
+        if !inside.contains_key(&Some(&group)) {
+            inside.entry(None).or_default().push(r);
+        }
     }
     for (group, members) in &inside {
         let indent = match group {
@@ -309,6 +324,12 @@ mod tests {
         assert!(!dot.contains("[label=\"runs\"]"), "{dot}");
         assert!(dot.contains("\"Pod:ns/p\" -> \"Container:abc\" [label=\"contains\"]"));
         assert!(dot.contains("\"Service:ns/s\" -> \"Pod:ns/p\" [label=\"loadBalances\"]"));
+        // A node with nothing in its box is drawn itself.
+        let mut lonely = graph.clone();
+        lonely.resources.push(resource("Node", "Node:n2", "{}"));
+        let dot = render(&lonely, DotOptions::default());
+        assert!(dot.contains("\"Node:n2\" [label=\"Node\\nn2\""), "{dot}");
+        assert!(!dot.contains("\"Node:n1\" [label"), "{dot}");
         let with = render(&graph, DotOptions { processes: true });
         let node_box = with.split("subgraph \"cluster_node_n1\"").nth(1).unwrap();
         assert!(

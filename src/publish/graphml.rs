@@ -66,7 +66,7 @@ pub(crate) fn render(graph: &Graph) -> String {
 }
 
 /// Text as XML 1.0 may hold it in content and attributes: the five special characters
-/// escaped, and the control characters it forbids left out.
+/// escaped, and the characters it forbids left out.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -77,7 +77,8 @@ fn escape(text: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\t' | '\n' | '\r' => out.push(c),
-            c if c.is_control() => {}
+            // Characters XML 1.0 does not allow: controls, and U+FFFE and U+FFFF.
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => {}
             c => out.push(c),
         }
     }
@@ -91,7 +92,7 @@ mod tests {
     #[test]
     fn special_and_forbidden_characters() {
         assert_eq!(
-            escape("a<b>&\"c'\u{1}\u{7f}\td"),
+            escape("a<b>&\"c'\u{1}\u{7f}\u{fffe}\u{ffff}\td"),
             "a&lt;b&gt;&amp;&quot;c&apos;\td"
         );
     }

@@ -273,6 +273,14 @@ def small_cluster(binary, work, shots, procs, driver):
     Select(driver.find_element(By.ID, "group-by")).select_by_value("Namespace")
     report(wait_for(lambda: parent() == "Namespace:" + pod["properties"]["metadata"]["namespace"], 10),
            "grouped by namespace, the pod is inside its namespace", str(parent()))
+    # Objects that stay drawn across the change of grouping move into their namespaces too.
+    kept = [r for r in graph["resources"] if r["type"] in ("Service", "ReplicaSet", "Deployment")]
+    parents = lambda: driver.execute_script(
+        "return arguments[0].map((id) => window.clusterInsight.cy.getElementById(id).data('parent'))",
+        [r["id"] for r in kept])
+    expected_parents = ["Namespace:" + r["properties"]["metadata"]["namespace"] for r in kept]
+    report(kept and wait_for(lambda: parents() == expected_parents, 10),
+           "and so are its services and workloads", f"{parents()} != {expected_parents}")
     Select(driver.find_element(By.ID, "group-by")).select_by_value("Node")
     report(wait_for(lambda: parent() == node, 10), "grouped by node, inside its node", str(parent()))
 
@@ -287,14 +295,17 @@ def small_cluster(binary, work, shots, procs, driver):
     seen = wait_for(lambda: "map-test=changed" in driver.find_element(By.ID, "details-body").text, 30)
     report(seen, "the open panel shows the new label without a reload")
     report(driver.execute_script("return window.notReloaded === true"), "the page was not reloaded")
-    change = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#changes li"), 5)
-    report(change and any(name in li.text for li in change), "the change is listed",
-           " | ".join(li.text for li in change or []))
+    listed = lambda: [li for li in driver.find_elements(By.CSS_SELECTOR, "#changes li")
+                      if li.find_elements(By.CSS_SELECTOR, f'button.ref[data-id="{pid}"]')]
+    change = wait_for(listed, 5)
+    report(change, "the change is listed", " | ".join(
+        li.text for li in driver.find_elements(By.CSS_SELECTOR, "#changes li")))
     driver.save_screenshot(os.path.join(shots, "map-change.png"))
 
     # Back to just before the change: the label is not there; then live again.
-    entry = next(li for li in change if name in li.text)
-    entry.find_element(By.CSS_SELECTOR, "button.link").click()
+    if not change:
+        return
+    change[0].find_element(By.CSS_SELECTOR, "button.link").click()
     past = wait_for(lambda: driver.find_element(By.ID, "live").text == "past", 10)
     report(past, "the graph from before the change is shown",
            driver.find_element(By.ID, "error").text + " " + json.dumps(driver.get_log("browser")))
