@@ -167,22 +167,32 @@ def search(driver, text):
     box.send_keys(text)
 
 
-def small_cluster(binary, work, shots, procs, driver):
+def simulated_master(binary, work, procs, name, master_args):
+    """A simulated cluster and a master of it: (the master's URL, the simulator's Kubernetes
+    API URL) once the master is ready, else None."""
     kube_port, master_port = free_port(), free_port()
-    sim_log = os.path.join(work, "simulate.log")
+    sim_log = os.path.join(work, f"simulate-{name}.log")
     procs.start([binary, "simulate", "--port", str(kube_port)], sim_log)
-    first = wait_for(lambda: open(sim_log).read().count("\n") >= 2, 30)
+    started = wait_for(lambda: open(sim_log).read().count("\n") >= 2, 30)
     lines = open(sim_log).read().split("\n")
-    if not report(first, "the simulator starts", "".join(lines)):
-        return
+    if not report(started, f"the simulator starts ({name})", "".join(lines)):
+        return None
     kube_url = lines[0].split()[1]
-    docker_port = lines[1].split()[1]
     url = f"http://127.0.0.1:{master_port}"
-    procs.start([binary, "--kubernetes-url", kube_url, "--docker-port", docker_port,
-                 "--no-auth", "--port", str(master_port), "--cluster-name", "map-test",
-                 "--refresh-interval", "1"], os.path.join(work, "master.log"))
-    if not report(wait_ready(url, 60), "the master is ready"):
+    procs.start([binary, "--kubernetes-url", kube_url, "--docker-port", lines[1].split()[1],
+                 "--port", str(master_port)] + master_args,
+                os.path.join(work, f"master-{name}.log"))
+    if not report(wait_ready(url, 60), f"the master is ready ({name})"):
+        return None
+    return url, kube_url
+
+
+def small_cluster(binary, work, shots, procs, driver):
+    started = simulated_master(binary, work, procs, "open", [
+        "--no-auth", "--cluster-name", "map-test", "--refresh-interval", "1"])
+    if not started:
         return
+    url, kube_url = started
 
     timings = load_map(driver, url, 60)
     if not report(timings, "the map renders"):
@@ -325,20 +335,14 @@ def small_cluster(binary, work, shots, procs, driver):
 
 def guarded_master(binary, work, procs, driver):
     """A master that asks for a token: the page asks for one, then draws the graph with it."""
-    kube_port, master_port = free_port(), free_port()
-    sim_log = os.path.join(work, "simulate-guarded.log")
-    procs.start([binary, "simulate", "--port", str(kube_port)], sim_log)
-    wait_for(lambda: open(sim_log).read().count("\n") >= 2, 30)
-    lines = open(sim_log).read().split("\n")
     token_file = os.path.join(work, "token")
     with open(token_file, "w") as f:
         f.write("map-test-token\n")
-    url = f"http://127.0.0.1:{master_port}"
-    procs.start([binary, "--kubernetes-url", lines[0].split()[1], "--docker-port",
-                 lines[1].split()[1], "--auth-token-file", token_file, "--bind", "127.0.0.1",
-                 "--port", str(master_port)], os.path.join(work, "master-guarded.log"))
-    if not report(wait_ready(url, 60), "the master that asks for a token is ready"):
+    started = simulated_master(binary, work, procs, "guarded", [
+        "--auth-token-file", token_file, "--bind", "127.0.0.1"])
+    if not started:
         return
+    url, _ = started
     report(http("GET", url + "/cluster")[0] == 401, "it refuses /cluster without a token")
     driver.get(url + "/")
     dialog = wait_for(lambda: driver.execute_script(
