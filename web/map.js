@@ -823,7 +823,7 @@
     if (doc.previous !== live.sequence) { await reload(); return; }
     applyChange(live, doc);
     noteChange(doc);
-    if (shown === live) { draw(); fillFilters(); } else { markDiff(); }
+    if (shown === live) { draw(); fillFilters(); } else { comparePast(); markDiff(); }
     updateTimeRange();
   }
   // The whole graph again; what is still there stays where it was drawn.
@@ -896,11 +896,9 @@
       const past = newModel();
       loadModel(past, graph);
       shown = past;
-      view.pastDiff = diffModels(past, live);
+      comparePast();
       $('time-label').textContent = new Date(Date.parse(at)).toLocaleString();
       $('back-to-live').hidden = false;
-      const d = view.pastDiff;
-      $('time-summary').textContent = `since then: ${d.added} added, ${d.changed.size} changed, ${d.gone.size} removed`;
       const span = Date.now() - history.oldestMs;
       $('time').value = String(Math.round(((Date.parse(at) - history.oldestMs) / span) * Number($('time').max)));
       setBadge('past', 'past');
@@ -915,6 +913,11 @@
     $('time').value = $('time').max;
     setBadge('live', 'live');
     draw(); fillFilters();
+  }
+  // What differs between the past shown and the live graph, kept as live changes come.
+  function comparePast() {
+    const d = (view.pastDiff = diffModels(shown, live));
+    $('time-summary').textContent = `since then: ${d.added} added, ${d.changed.size} changed, ${d.gone.size} removed`;
   }
   function diffModels(past, now) {
     const gone = new Set(); const changed = new Set(); let added = 0;
