@@ -1,4 +1,4 @@
-//! `/`: a page saying what this is, with a link to every endpoint, written from the table
+//! `/api`: a page saying what this is, with a link to every endpoint, written from the table
 //! of kinds.
 
 use super::ApiState;

@@ -86,7 +86,7 @@ impl RelationType {
 }
 
 /// One rule of the graph: a relation, between which types, and when. The builder applies
-/// them (`build.rs`); this list states them for people (the home page shows each with an
+/// them (`build.rs`); this list states them for people (`/api` shows each with an
 /// example from the live graph). `"*"` is any type.
 #[derive(Debug, Clone, Copy)]
 pub struct RelationRule {

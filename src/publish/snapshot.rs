@@ -73,7 +73,7 @@ pub struct Snapshot {
     /// has the same content as the one served then, not always the same bytes (resources
     /// that came back stand last of their type).
     weak: bool,
-    /// The home page's examples, found on its first request.
+    /// The examples of the endpoints' page (`/api`), found on its first request.
     examples: OnceLock<Examples>,
     /// Where each resource stands, by ID; made on the first query that needs it.
     index: OnceLock<GraphIndex>,
