@@ -7,6 +7,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::graph::fingerprint::bytes_hash;
 use crate::http::{Body, Request, Response};
 
 struct Asset {
@@ -88,20 +89,23 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// An asset's two forms, made on first use: the ETag of its bytes and its gzip.
+/// An asset as served, made on first use: its bytes shared (a reference count per answer,
+/// not a copy), their gzip, and the ETag of the bytes.
 struct Served {
-    etag: String,
+    plain: Arc<[u8]>,
     gzip: Arc<[u8]>,
+    etag: String,
 }
 
 fn served(index: usize) -> &'static Served {
     static SERVED: OnceLock<Vec<OnceLock<Served>>> = OnceLock::new();
     let all = SERVED.get_or_init(|| ASSETS.iter().map(|_| OnceLock::new()).collect());
     all[index].get_or_init(|| {
-        let asset = &ASSETS[index];
+        let plain: Arc<[u8]> = Arc::from(ASSETS[index].bytes);
         Served {
-            etag: format!("\"ui-{:016x}\"", fnv1a(asset.bytes)),
-            gzip: Body::Shared(Arc::from(asset.bytes)).gzip().into(),
+            gzip: Body::Shared(Arc::clone(&plain)).gzip().into(),
+            etag: format!("\"ui-{:016x}\"", bytes_hash(&plain)),
+            plain,
         }
     })
 }
@@ -125,7 +129,7 @@ pub(crate) fn answer(request: &Request, path: &str) -> Option<Response> {
     let body = if gzip {
         Body::Shared(Arc::clone(&served.gzip))
     } else {
-        Body::Shared(Arc::from(asset.bytes))
+        Body::Shared(Arc::clone(&served.plain))
     };
     let mut response = Response::new(200, asset.content_type, body)
         .with_header("ETag", &etag)
@@ -143,12 +147,6 @@ pub(crate) fn answer(request: &Request, path: &str) -> Option<Response> {
             .with_header("Referrer-Policy", "no-referrer");
     }
     Some(response)
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -58,7 +58,8 @@ pub(crate) fn handler(state: Arc<ApiState>) -> Handler {
     let routes: Handler = Arc::new(move |request: &Request| handle(&state, request));
     let layered = layers::cors(auth::layer(
         Arc::clone(&state_auth),
-        is_map_file,
+        // The map's files hold no cluster data: every caller may read them.
+        assets::is_asset,
         layers::read_only(layers::conditional(routes)),
     ));
     // Every answer is counted as it leaves, 304s and refusals of the layers included.
@@ -68,11 +69,6 @@ pub(crate) fn handler(state: Arc<ApiState>) -> Handler {
         response
     });
     layers::access_log("api", counting)
-}
-
-/// Whether `path` is one of the map's files, which every caller may read.
-fn is_map_file(path: &str) -> bool {
-    assets::is_asset(path)
 }
 
 /// Answers one GET or HEAD request (the layers of [`handler`] refuse other methods).

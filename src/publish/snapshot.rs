@@ -9,6 +9,7 @@ use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use super::dot::DotOptions;
+use crate::graph::fingerprint::bytes_hash;
 use crate::graph::query::{GraphIndex, Selection};
 use crate::graph::{Graph, Id, Kind, Relation, Resource, RELATION_RULES};
 use crate::http::{Body, Composed, Piece};
@@ -527,8 +528,5 @@ fn json_string(s: &str) -> String {
 
 /// A hash that is the same in every run (for ETags, which name content).
 fn stable_hash(text: &str) -> u64 {
-    // FNV-1a.
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes_hash(text.as_bytes())
 }
