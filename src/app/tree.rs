@@ -241,8 +241,7 @@ pub fn render_json(root: &Node) -> Value {
 
 /// The object's ID as the graph names it.
 fn id_of(options: &TreeOptions) -> String {
-    let namespaced = options.kind.info().api.is_some_and(|api| api.namespaced);
-    if namespaced && !options.name.contains('/') {
+    if options.kind.namespaced() && !options.name.contains('/') {
         format!(
             "{}:{}/{}",
             options.kind.name(),

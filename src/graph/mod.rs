@@ -219,6 +219,18 @@ pub struct Resource {
     pub stale_since_ms: Option<i64>,
 }
 
+impl Resource {
+    /// The namespace a namespaced object's ID names (`Type:NAMESPACE/NAME`); none for the
+    /// other kinds, a Namespace included.
+    pub fn namespace(&self) -> Option<&str> {
+        if !self.kind.namespaced() {
+            return None;
+        }
+        let rest = self.id.split_once(':')?.1;
+        rest.split_once('/').map(|(namespace, _)| namespace)
+    }
+}
+
 /// A relation between two resources that both exist in the same graph.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Relation {

@@ -221,14 +221,10 @@ impl GraphIndex {
 
 /// The namespace an object's own ID names, or a Namespace's name.
 fn own_namespace(r: &Resource) -> Option<&str> {
-    let rest = r.id.split_once(':')?.1;
     if r.kind.name() == "Namespace" {
-        return Some(rest);
+        return Some(r.id.split_once(':')?.1);
     }
-    if r.kind.namespaced() {
-        return rest.split_once('/').map(|(ns, _)| ns);
-    }
-    None
+    r.namespace()
 }
 
 /// `metadata.labels` of an object's text; none when it has none or cannot be read.

@@ -164,12 +164,7 @@ fn boxes<'a>(graph: &'a Graph, drawn: &HashMap<&str, &Resource>) -> HashMap<&'a 
         if out.contains_key(r.id.as_str()) {
             continue;
         }
-        let namespaced = r.kind.info().api.is_some_and(|api| api.namespaced);
-        if let Some((namespace, _)) = namespaced
-            .then(|| r.id.split_once(':'))
-            .flatten()
-            .and_then(|(_, rest)| rest.split_once('/'))
-        {
+        if let Some(namespace) = r.namespace() {
             out.insert(r.id.as_str(), Group::Namespace(namespace.to_string()));
         }
     }

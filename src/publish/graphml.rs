@@ -37,12 +37,7 @@ pub(crate) fn render(graph: &Graph) -> String {
             r.kind.name(),
             escape(label)
         ));
-        let namespaced = r.kind.info().api.is_some_and(|api| api.namespaced);
-        if let Some((namespace, _)) = namespaced
-            .then(|| r.id.split_once(':'))
-            .flatten()
-            .and_then(|(_, rest)| rest.split_once('/'))
-        {
+        if let Some(namespace) = r.namespace() {
             out.push_str(&format!(
                 "<data key=\"namespace\">{}</data>",
                 escape(namespace)
