@@ -763,6 +763,22 @@ fn kubernetes_only_cluster_has_no_docker() {
     );
 }
 
+/// kubectl against the simulator, with no kubeconfig of the machine's and its own home.
+fn run_kubectl(
+    kubectl: &std::path::Path,
+    sim: &Simulator,
+    home: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(kubectl)
+        .args(["--server", &sim.kube_url(), "--request-timeout=20s"])
+        .args(args)
+        .env("KUBECONFIG", home.join("none"))
+        .env("HOME", home)
+        .output()
+        .expect("run kubectl")
+}
+
 #[test]
 fn kubectl_reads_the_simulated_cluster() {
     let kubectl = std::path::Path::new("/usr/bin/kubectl");
@@ -774,13 +790,7 @@ fn kubectl_reads_the_simulated_cluster() {
     let home = std::env::temp_dir().join(format!("sim-kubectl-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&home);
     let run = |args: &[&str]| {
-        let output = std::process::Command::new(kubectl)
-            .args(["--server", &sim.kube_url(), "--request-timeout=20s"])
-            .args(args)
-            .env("KUBECONFIG", home.join("none"))
-            .env("HOME", &home)
-            .output()
-            .expect("run kubectl");
+        let output = run_kubectl(kubectl, &sim, &home, args);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(
@@ -1026,13 +1036,7 @@ fn kubectl_labels_pods_of_the_simulated_cluster() {
     let home = std::env::temp_dir().join(format!("sim-kubectl-label-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&home);
     let run = |args: &[&str]| {
-        let output = std::process::Command::new(kubectl)
-            .args(["--server", &sim.kube_url(), "--request-timeout=20s"])
-            .args(args)
-            .env("KUBECONFIG", home.join("none"))
-            .env("HOME", &home)
-            .output()
-            .expect("run kubectl");
+        let output = run_kubectl(kubectl, &sim, &home, args);
         (
             output.status.success(),
             String::from_utf8_lossy(&output.stdout).into_owned()
@@ -1066,4 +1070,5 @@ fn kubectl_labels_pods_of_the_simulated_cluster() {
     let (ok, out) = run(&["label", "-n", &ns, "pod/no-such-pod", "a=b"]);
     assert!(!ok && out.contains("not found"), "{out}");
     assert_eq!(labels(&sim), expected);
+    let _ = std::fs::remove_dir_all(&home);
 }
