@@ -304,9 +304,19 @@ fn start_master_with(binary: &Path, sim: &Simulator, extra: &[&str]) -> MasterPr
         .args(["--port", &port.to_string()])
         .args(["--kubernetes-url", &sim.kube_url()])
         .args(["--refresh-interval", "10", "--workers", "64"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .args(extra);
+    // The master's log, when asked for: what it says of each build (`--debug` adds the
+    // builds between refreshes).
+    match std::env::var_os("BENCH_MASTER_LOG") {
+        Some(path) => {
+            let log = std::fs::File::create(path).expect("the master's log file can be made");
+            let copy = log
+                .try_clone()
+                .expect("the master's log file can be shared");
+            cmd.arg("--debug").stdout(log).stderr(copy)
+        }
+        None => cmd.stdout(Stdio::null()).stderr(Stdio::null()),
+    };
     if sim.spec().with_docker {
         cmd.args(["--docker-port", &sim.docker_port().to_string()]);
     } else {
