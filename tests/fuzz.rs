@@ -682,9 +682,9 @@ fn build_and_render(pool: &Pool, history: &History, now_ms: i64) -> (usize, Hist
     }
     let resources = graph.resources.len();
     let snap = snapshot::render(graph, "cluster-insight fuzz", 1);
-    for rendered in [&snap.cluster, &snap.resources]
+    for rendered in [snap.cluster(), snap.resources()]
         .into_iter()
-        .chain(snap.by_type.values())
+        .chain(cluster_insight::graph::Kind::queryable().filter_map(|k| snap.of_type(k)))
     {
         let body = rendered.body.to_vec();
         if let Err(at) = json_valid(&body) {
@@ -695,7 +695,7 @@ fn build_and_render(pool: &Pool, history: &History, now_ms: i64) -> (usize, Hist
         }
     }
     // Where serde_json's nesting limit allows, the shape and the counts are checked too.
-    if let Ok(value) = serde_json::from_slice::<Value>(&snap.cluster.body.to_vec()) {
+    if let Ok(value) = serde_json::from_slice::<Value>(&snap.cluster().body.to_vec()) {
         if let Err(e) = master::graph_consistency(&value) {
             panic!("inconsistent /cluster: {e}");
         }

@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use cluster_insight::collect::objects::parse_object;
 use cluster_insight::collect::runtime::docker::{parse_container_inspect, parse_image, parse_top};
+use cluster_insight::graph::diff::diff;
 use cluster_insight::graph::observed::{Collected, KubeObject, NodeContainers, ObservedContainer};
-use cluster_insight::graph::{build, BuildOptions, Graph, History, Kind, KubeletName};
+use cluster_insight::graph::update::{update, Basis};
+use cluster_insight::graph::{build, BuildOptions, Graph, History, Kind, KubeletName, Resource};
 use serde_json::json;
 use serde_json::value::RawValue;
 
@@ -16,10 +18,11 @@ fn raw(value: serde_json::Value) -> Box<RawValue> {
     RawValue::from_string(value.to_string()).unwrap()
 }
 
-fn node(name: &str) -> KubeObject {
+fn node(name: &str) -> Arc<KubeObject> {
     parse_object(Kind::NODE, &raw(json!({"kind": "Node", "metadata": {"name": name, "uid": format!("uid-{name}"), "resourceVersion": "1"},
         "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": format!("{name}.local")}]}})))
     .unwrap()
+    .into()
 }
 
 fn pod(
@@ -28,7 +31,7 @@ fn pod(
     node: Option<&str>,
     labels: serde_json::Value,
     container_ids: &[&str],
-) -> KubeObject {
+) -> Arc<KubeObject> {
     let statuses: Vec<_> = container_ids
         .iter()
         .map(|id| json!({"name": "c", "containerID": format!("docker://{id}")}))
@@ -40,9 +43,10 @@ fn pod(
     parse_object(Kind::POD, &raw(json!({"metadata": {"namespace": ns, "name": name, "uid": format!("uid-{ns}-{name}"), "labels": labels},
         "spec": spec, "status": {"phase": "Running", "containerStatuses": statuses}})))
     .unwrap()
+    .into()
 }
 
-fn service(ns: &str, name: &str, selector: Option<serde_json::Value>) -> KubeObject {
+fn service(ns: &str, name: &str, selector: Option<serde_json::Value>) -> Arc<KubeObject> {
     let mut spec = json!({"ports": [{"port": 80}]});
     if let Some(s) = selector {
         spec["selector"] = s;
@@ -52,15 +56,17 @@ fn service(ns: &str, name: &str, selector: Option<serde_json::Value>) -> KubeObj
         &raw(json!({"metadata": {"namespace": ns, "name": name}, "spec": spec})),
     )
     .unwrap()
+    .into()
 }
 
-fn controller(ns: &str, name: &str, selector: serde_json::Value) -> KubeObject {
+fn controller(ns: &str, name: &str, selector: serde_json::Value) -> Arc<KubeObject> {
     parse_object(
         Kind::REPLICATION_CONTROLLER,
         &raw(json!({"metadata": {"namespace": ns, "name": name},
         "spec": {"replicas": 2, "selector": selector}})),
     )
     .unwrap()
+    .into()
 }
 
 fn container(
@@ -114,7 +120,7 @@ fn label_of(graph: &Graph, id: &str) -> Option<String> {
         .resources
         .iter()
         .find(|r| &*r.id == id)
-        .map(|r| r.label.clone())
+        .map(|r| r.label.to_string())
 }
 
 fn options() -> BuildOptions {
@@ -346,7 +352,7 @@ fn timestamps_stay_while_nothing_changes() {
     // Same objects, but the API server bumped resourceVersion on one node.
     let mut second = cluster();
     second.kube.of_mut(Kind::NODE)[0] = parse_object(Kind::NODE, &raw(json!({"kind": "Node", "metadata": {"name": "n1", "uid": "uid-n1", "resourceVersion": "99"},
-        "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": "n1.local"}]}}))).unwrap();
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": "n1.local"}]}}))).unwrap().into();
     // And a pod really changed: a new label.
     second.kube.of_mut(Kind::POD)[2] = pod(
         "other",
@@ -485,8 +491,10 @@ fn kubelet_names() {
 }
 
 /// An object of `kind` from its JSON, as the API server lists it.
-fn object(kind: Kind, value: serde_json::Value) -> KubeObject {
-    parse_object(kind, &raw(value)).unwrap_or_else(|e| panic!("{kind}: {e}"))
+fn object(kind: Kind, value: serde_json::Value) -> Arc<KubeObject> {
+    parse_object(kind, &raw(value))
+        .unwrap_or_else(|e| panic!("{kind}: {e}"))
+        .into()
 }
 
 /// Metadata of a namespaced object in `ns`, owned by the objects of `owner_uids`.
@@ -686,4 +694,169 @@ fn workloads_owners_and_the_relations_of_today() {
         label_of(&graph, "PersistentVolume:pv-1").as_deref(),
         Some("pv-1")
     );
+}
+
+/// `cluster()` with changes in place only: a pod's labels (no selector tells the old from
+/// the new), a node's resourceVersion (a volatile field), a service's text, and a
+/// container's inspect (it stopped); the objects nothing changed are the same `Arc`s.
+fn changed_in_place(c: &Collected) -> Collected {
+    let mut next = c.clone();
+    next.kube.of_mut(Kind::POD)[0] = pod(
+        "default",
+        "web-1",
+        Some("n1"),
+        json!({"app": "web", "tier": "front", "revision": "2"}),
+        &[],
+    );
+    next.kube.of_mut(Kind::NODE)[1] = parse_object(Kind::NODE, &raw(json!({"kind": "Node", "metadata": {"name": "n2", "uid": "uid-n2", "resourceVersion": "99"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": "n2.local"}]}}))).unwrap().into();
+    next.kube.of_mut(Kind::SERVICE)[1] = parse_object(
+        Kind::SERVICE,
+        &raw(
+            json!({"metadata": {"namespace": "default", "name": "headless",
+            "annotations": {"note": "changed"}}, "spec": {"ports": [{"port": 80}]}}),
+        ),
+    )
+    .unwrap()
+    .into();
+    let stopped = {
+        let old = &next.nodes[1].containers[0].container;
+        let inspect = json!({"Id": old.id, "Name": "/some-name", "Image": format!("sha256:{}", hex('1')),
+            "State": {"Running": false, "StartedAt": "2026-11-24T12:00:00Z", "FinishedAt": "2026-11-24T13:00:00Z"},
+            "Config": {"Image": "busybox:1.36", "Labels": {}}});
+        parse_container_inspect(&inspect.to_string(), false).unwrap()
+    };
+    next.nodes[1].containers[0] = ObservedContainer {
+        container: Arc::new(stopped),
+        processes: Vec::new(),
+        processes_omitted: 0,
+        stale_since_ms: None,
+    };
+    next.nodes[1].containers[0].processes.clear();
+    next
+}
+
+#[test]
+fn a_graph_made_from_the_last_is_the_graph_built_whole() {
+    let mut first = cluster();
+    // The container that changes has no processes before either: a change of processes is
+    // not one in place.
+    first.nodes[1].containers[0].processes.clear();
+    let (graph, history) = build(&first, &options(), 1_000, &History::default());
+    let mut basis = Basis::new(first.clone(), &graph);
+    let next = changed_in_place(&first);
+
+    let (whole, whole_history) = build(&next, &options(), 2_000, &history);
+    let mut updated_history = history.clone();
+    let updated = update(
+        &graph,
+        &mut basis,
+        &mut updated_history,
+        next.clone(),
+        2_000,
+    )
+    .unwrap_or_else(|_| panic!("the changes are in place"));
+
+    assert_eq!(updated.graph.resources, whole.resources);
+    assert_eq!(updated.graph.relations, whole.relations);
+    assert_eq!(updated.graph.timestamp_ms, 2_000);
+    let expected = diff(&graph, &whole);
+    let ids = |pairs: &[(Resource, Resource)]| -> Vec<String> {
+        pairs.iter().map(|(_, r)| r.id.to_string()).collect()
+    };
+    assert_eq!(ids(&updated.diff.changed), ids(&expected.changed));
+    assert_eq!(updated.diff.changed, expected.changed);
+    assert!(expected.added.is_empty() && expected.removed.is_empty());
+    // The pod, the service and the container changed; the node only in a volatile field,
+    // so its text is new but its timestamp is not.
+    assert_eq!(
+        ids(&updated.diff.changed),
+        [
+            "Node:n2".to_string(),
+            "Pod:default/web-1".into(),
+            "Service:default/headless".into(),
+            format!("Container:{}", hex('b')),
+        ]
+    );
+    let node = |g: &Graph| {
+        g.resources
+            .iter()
+            .find(|r| &*r.id == "Node:n2")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(node(&updated.graph).timestamp_ms, 1_000);
+    assert!(node(&updated.graph).properties.contains("\"99\""));
+    for (i, &at) in updated.positions.iter().enumerate() {
+        assert_eq!(updated.graph.resources[at], updated.diff.changed[i].1);
+    }
+
+    // The next update starts from this one, as the next full build from its history.
+    let again = changed_in_place(&next);
+    let (whole_again, _) = build(&again, &options(), 3_000, &whole_history);
+    let updated_again = update(
+        &updated.graph,
+        &mut basis,
+        &mut updated_history,
+        again,
+        3_000,
+    )
+    .unwrap_or_else(|_| panic!("the changes are in place"));
+    assert_eq!(updated_again.graph.resources, whole_again.resources);
+    assert_eq!(updated_again.graph.relations, whole_again.relations);
+}
+
+#[test]
+fn what_a_rule_reads_is_built_whole() {
+    let first = cluster();
+    let (graph, history) = build(&first, &options(), 1_000, &History::default());
+    let refused = |change: &dyn Fn(&mut Collected)| {
+        let mut next = first.clone();
+        change(&mut next);
+        let mut basis = Basis::new(first.clone(), &graph);
+        let given = update(
+            &graph,
+            &mut basis,
+            &mut history.clone(),
+            next.clone(),
+            2_000,
+        )
+        .expect_err("refused");
+        // What is refused comes back whole, for the full build.
+        assert_eq!(
+            build(&given, &options(), 2_000, &history).0.resources,
+            build(&next, &options(), 2_000, &history).0.resources
+        );
+    };
+    // A label a selector reads: the pod leaves `Service:default/web`.
+    refused(&|c| {
+        c.kube.of_mut(Kind::POD)[0] =
+            pod("default", "web-1", Some("n1"), json!({"app": "db"}), &[]);
+    });
+    // Another node.
+    refused(&|c| {
+        c.kube.of_mut(Kind::POD)[0] = pod(
+            "default",
+            "web-1",
+            Some("n2"),
+            json!({"app": "web", "tier": "front"}),
+            &[],
+        );
+    });
+    // An object more.
+    refused(&|c| {
+        c.kube
+            .of_mut(Kind::POD)
+            .push(pod("default", "web-9", Some("n1"), json!({}), &[]));
+    });
+    // An object fewer.
+    refused(&|c| {
+        c.kube.of_mut(Kind::SERVICE).pop();
+    });
+    // Other processes.
+    refused(&|c| {
+        c.nodes[0].containers[0].processes.pop();
+    });
+    // A node that could not be read.
+    refused(&|c| c.unread_nodes.push("n2".into()));
 }

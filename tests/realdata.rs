@@ -23,11 +23,11 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn items(text: &str, kind: Kind) -> Vec<KubeObject> {
+fn items(text: &str, kind: Kind) -> Vec<Arc<KubeObject>> {
     let page = parse_list_page(text).expect("a list");
     page.items
         .iter()
-        .map(|i| parse_object(kind, i).expect("a real object parses"))
+        .map(|i| Arc::new(parse_object(kind, i).expect("a real object parses")))
         .collect()
 }
 
@@ -229,13 +229,7 @@ fn sonobuoy_bare_arrays() {
         .node()
         .and_then(|n| n.address.as_deref())
         .is_some_and(|a| a.starts_with("10.0."))));
-    let pods = || {
-        collected
-            .kube
-            .of(Kind::POD)
-            .iter()
-            .filter_map(KubeObject::pod)
-    };
+    let pods = || collected.kube.of(Kind::POD).iter().filter_map(|o| o.pod());
     let with_ids = pods().filter(|p| !p.container_ids.is_empty()).count();
     assert!(with_ids > 0);
     assert!(pods()
@@ -286,7 +280,7 @@ fn recorded_api_server_exchanges() {
                     .is_some_and(|id| id.starts_with(&format!("{runtime}://")))
             })
             .count();
-        let pods: Vec<_> = pods.iter().filter_map(KubeObject::pod).collect();
+        let pods: Vec<_> = pods.iter().filter_map(|o| o.pod()).collect();
         let got: usize = pods.iter().map(|p| p.container_ids.len()).sum();
         assert!(
             got >= expected_ids && expected_ids > 0,
@@ -410,7 +404,7 @@ impl Recorded {
         let page = parse_list_page(text).expect("a list");
         for (item, value) in page.items.iter().zip(list_items(text)) {
             let object = parse_object(kind, item).expect("a real object parses");
-            self.collected.kube.of_mut(kind).push(object);
+            self.collected.kube.of_mut(kind).push(Arc::new(object));
             // Recordings of several clusters may repeat an object: the graph keeps the
             // first, and so do the expectations.
             self.raw

@@ -97,11 +97,10 @@ pub(super) fn answer(
     if query.is_empty() && !dot.processes {
         let rendered = match form {
             Form::Cluster if graphml => snapshot.graphml(),
-            Form::Cluster => &snapshot.cluster,
-            Form::Resources => &snapshot.resources,
+            Form::Cluster => snapshot.cluster(),
+            Form::Resources => snapshot.resources(),
             Form::Type(kind) => snapshot
-                .by_type
-                .get(&kind)
+                .of_type(kind)
                 .ok_or_else(|| ApiError::NotCollectedYet(kind.name().to_string()))?,
             Form::Debug => snapshot.debug(),
         };

@@ -20,14 +20,30 @@ use crate::graph::observed::{
 };
 use crate::graph::Kind;
 
+/// What the last build learnt of each node from its pods' statuses, by node name: the node
+/// object and pods it was read from, and what they told.
+#[derive(Default)]
+pub(crate) struct Learnt {
+    nodes: HashMap<String, LearntNode>,
+}
+
+struct LearntNode {
+    node: Arc<KubeObject>,
+    pods: Vec<Arc<KubeObject>>,
+    told: NodeContainers,
+}
+
 /// Every node of `kube` that is not among `read` (whose runtimes were read), as its pods'
-/// statuses tell it.
+/// statuses tell it. A node whose object and pods are the very ones of the last build is
+/// what it was then; one that changed is read again, and keeps the containers and images
+/// whose text did not change (the same `Arc`s: the graph then sees only what did).
 pub(crate) fn nodes_without_runtime(
     kube: &KubeState,
     read: &[NodeContainers],
+    learnt: &mut Learnt,
 ) -> Vec<NodeContainers> {
     let read: HashSet<&str> = read.iter().map(|n| n.node_name.as_str()).collect();
-    let mut pods_by_node: HashMap<&str, Vec<&KubeObject>> = HashMap::new();
+    let mut pods_by_node: HashMap<&str, Vec<&Arc<KubeObject>>> = HashMap::new();
     for pod in kube.of(Kind::POD) {
         if let Some(node) = pod.pod().and_then(|p| p.node_name.as_deref()) {
             if !read.contains(node) {
@@ -35,13 +51,65 @@ pub(crate) fn nodes_without_runtime(
             }
         }
     }
-    kube.of(Kind::NODE)
+    let mut now = HashMap::with_capacity(learnt.nodes.len());
+    let told = kube
+        .of(Kind::NODE)
         .iter()
         .filter_map(|node| {
             let pods = pods_by_node.get(node.meta.name.as_str())?;
-            Some(node_from_pod_statuses(node, pods))
+            let last = learnt.nodes.remove(node.meta.name.as_str());
+            let unchanged = last.as_ref().is_some_and(|last| {
+                Arc::ptr_eq(&last.node, node)
+                    && last.pods.len() == pods.len()
+                    && last.pods.iter().zip(pods).all(|(a, b)| Arc::ptr_eq(a, b))
+            });
+            let told = match last {
+                Some(last) if unchanged => last.told,
+                last => {
+                    let pod_refs: Vec<&KubeObject> = pods.iter().map(|p| &***p).collect();
+                    let mut told = node_from_pod_statuses(node, &pod_refs);
+                    if let Some(last) = last {
+                        keep_unchanged(&mut told, &last.told);
+                    }
+                    told
+                }
+            };
+            now.insert(
+                node.meta.name.clone(),
+                LearntNode {
+                    node: Arc::clone(node),
+                    pods: pods.iter().map(|p| Arc::clone(p)).collect(),
+                    told: told.clone(),
+                },
+            );
+            Some(told)
         })
-        .collect()
+        .collect();
+    learnt.nodes = now;
+    told
+}
+
+/// Puts back into `told` the containers and images of `last` that are the same.
+fn keep_unchanged(told: &mut NodeContainers, last: &NodeContainers) {
+    let containers: HashMap<&str, &Arc<Container>> = last
+        .containers
+        .iter()
+        .map(|c| (c.container.id.as_str(), &c.container))
+        .collect();
+    for observed in &mut told.containers {
+        let c = &observed.container;
+        if let Some(was) = containers.get(c.id.as_str()) {
+            if was.raw == c.raw && was.labels == c.labels {
+                observed.container = Arc::clone(was);
+            }
+        }
+    }
+    for image in &mut told.images {
+        let was = last.images.iter().find(|i| i.id == image.id);
+        if let Some(was) = was.filter(|w| w.name == image.name && w.raw == image.raw) {
+            *image = Arc::clone(was);
+        }
+    }
 }
 
 /// The containers and images of `node` as its pods' statuses tell them.

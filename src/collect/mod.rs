@@ -32,8 +32,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::graph::diff::GraphDiff;
 use crate::graph::observed::NodeContainers;
 use crate::graph::observed::{Collected, KubeObject, KubeState};
+use crate::graph::update::{Basis, Updated};
 use crate::graph::{self, BuildOptions, History, Kind};
 use crate::http::ClientConfig;
 use crate::publish::snapshot::{self, Snapshot};
@@ -103,9 +105,15 @@ pub(crate) struct Collector {
     /// The `--extra-kinds` kinds discovery has not named yet.
     extra: ExtraKinds,
     node_caches: HashMap<String, NodeCache>,
-    /// The last refresh's node readings (runtimes only), and the nodes it could not read:
-    /// what a build between refreshes uses.
-    last_nodes: (Vec<NodeContainers>, Vec<String>),
+    /// What the last graph was made from (its node readings first, then what pods'
+    /// statuses told of the other nodes), with the sequence of the snapshot that shows it:
+    /// the next graph is made from it when only objects changed in place, and a build
+    /// between refreshes reads its nodes.
+    basis: Option<(Basis, u64)>,
+    /// How many of the basis' nodes were read from their runtimes.
+    nodes_read: usize,
+    /// What pods' statuses told of nodes no runtime was read for, kept for the next build.
+    learnt: agentless::Learnt,
     /// Kubernetes calls made since the last refresh, counted at the next.
     pending_calls: CallCounts,
     /// The watches' generation the last build read: when it is still the same and there are
@@ -117,6 +125,12 @@ pub(crate) struct Collector {
     sequence: u64,
     /// The threads the next refresh starts reading nodes with (`--node-parallelism auto`).
     node_threads: usize,
+}
+
+/// A graph, made from the last one or built whole.
+enum Made {
+    Whole(graph::Graph),
+    Updated(Updated),
 }
 
 /// After a watch brings a change, how long to gather more before building: a rollout
@@ -150,7 +164,9 @@ impl Collector {
             pass_over: HashMap::new(),
             extra,
             node_caches: HashMap::new(),
-            last_nodes: (Vec::new(), Vec::new()),
+            basis: None,
+            nodes_read: 0,
+            learnt: agentless::Learnt::default(),
             pending_calls: CallCounts::default(),
             built_generation: None,
             images: Arc::new(ImageCache::default()),
@@ -263,7 +279,7 @@ impl Collector {
                     kubernetes: kube_status,
                     ..(*previous).clone()
                 };
-                self.publish(&snapshot, status);
+                self.publish(&snapshot, status, None);
                 log::debug!("refresh {}: nothing changed", self.refresh);
                 return snapshot;
             }
@@ -318,9 +334,9 @@ impl Collector {
         nodes::forget_departed(&mut node_status, nodes);
 
         let read_pace = read.pace;
-        let graph = self.build(kube, read.nodes, read.unread);
+        let made = self.build(kube, read.nodes, read.unread, published.snapshot.as_deref());
         lap(&mut phases.build_ms);
-        let snapshot = self.snapshot_of(graph, published.snapshot);
+        let (snapshot, diff) = self.snapshot_of(made, published.snapshot);
         lap(&mut phases.render_ms);
 
         let duration = started.elapsed();
@@ -339,7 +355,7 @@ impl Collector {
             kubernetes: kube_status,
             nodes: node_status,
         };
-        self.publish(&snapshot, status);
+        self.publish(&snapshot, status, diff);
         log::info!(
             "refresh {} took {} ms (Kubernetes {} ms, runtimes {} ms, graph {} ms, render {} ms): {} resources, {} relations, {} Kubernetes pages, {} runtime calls{}",
             self.refresh,
@@ -361,64 +377,114 @@ impl Collector {
         snapshot
     }
 
-    /// Builds the graph of `kube` and the node readings `nodes` (nodes no runtime was read
-    /// for get theirs from their pods' statuses), keeping the readings for builds between
-    /// refreshes.
+    /// The graph of `kube` and the node readings `nodes` (nodes no runtime was read for
+    /// get theirs from their pods' statuses): made from the last graph (`last`, when the
+    /// basis is its) if only objects changed in place, else built whole. Either becomes the
+    /// basis of the next.
     fn build(
         &mut self,
         kube: KubeState,
         mut nodes: Vec<NodeContainers>,
         unread: Vec<String>,
-    ) -> graph::Graph {
+        last: Option<&Snapshot>,
+    ) -> Made {
         let read = nodes.len();
-        nodes.extend(agentless::nodes_without_runtime(&kube, &nodes));
-        let collected = Collected {
+        nodes.extend(agentless::nodes_without_runtime(
+            &kube,
+            &nodes,
+            &mut self.learnt,
+        ));
+        let mut collected = Collected {
             kube,
             nodes,
             unread_nodes: unread,
         };
+        let now = now_ms();
+        let basis = self.basis.take();
+        if let (Some(last), Some((mut basis, sequence))) = (last, basis) {
+            if last.sequence == sequence && self.nodes_read == read {
+                match graph::update::update(
+                    &last.graph,
+                    &mut basis,
+                    &mut self.history,
+                    collected,
+                    now,
+                ) {
+                    Ok(updated) => {
+                        self.basis = Some((basis, sequence));
+                        return Made::Updated(updated);
+                    }
+                    Err(given_back) => collected = given_back,
+                }
+            }
+        }
         let options = BuildOptions {
             cluster_name: self.config.cluster_name.clone(),
         };
-        let (graph, history) = graph::build(&collected, &options, now_ms(), &self.history);
+        let (graph, history) = graph::build(&collected, &options, now, &self.history);
         self.history = history;
-        let Collected {
-            mut nodes,
-            unread_nodes,
-            ..
-        } = collected;
-        nodes.truncate(read);
-        self.last_nodes = (nodes, unread_nodes);
-        graph
+        self.nodes_read = read;
+        // The snapshot's sequence is set once it is known (`snapshot_of`).
+        self.basis = Some((Basis::new(collected, &graph), 0));
+        Made::Whole(graph)
     }
 
-    /// The snapshot of `graph`: the last one when the graph is unchanged, so that it keeps
-    /// its sequence number and ETags (a client that has it gets 304, and nothing is
-    /// serialized again), else a new one. A kind named since, by discovery, needs a body of
-    /// its own: a new snapshot.
-    fn snapshot_of(&mut self, graph: graph::Graph, last: Option<Arc<Snapshot>>) -> Arc<Snapshot> {
-        match last {
-            Some(last)
-                if last.graph.same_content(&graph)
-                    && last.types_served() == Kind::queryable().count() =>
-            {
-                last
+    /// The last refresh's node readings (runtimes only), and the nodes it could not read:
+    /// what a build between refreshes uses.
+    fn last_readings(&self) -> (Vec<NodeContainers>, Vec<String>) {
+        match &self.basis {
+            Some((basis, _)) => {
+                let collected = basis.collected();
+                (
+                    collected.nodes[..self.nodes_read].to_vec(),
+                    collected.unread_nodes.clone(),
+                )
             }
-            _ => {
+            None => (Vec::new(), Vec::new()),
+        }
+    }
+
+    /// The snapshot of a graph, with its differences from `last` when they are known: the
+    /// last one when the graph is unchanged, so that it keeps its sequence number and ETags
+    /// (a client that has it gets 304, and nothing is serialized again), else a new one
+    /// (written only where it changed, for a graph made from the last). A kind named since,
+    /// by discovery, needs a body of its own: a new snapshot, written whole.
+    fn snapshot_of(
+        &mut self,
+        made: Made,
+        last: Option<Arc<Snapshot>>,
+    ) -> (Arc<Snapshot>, Option<GraphDiff>) {
+        let last = last.filter(|l| l.types_served() == Kind::queryable().count());
+        let (snapshot, diff) = match (made, last) {
+            (Made::Whole(graph), Some(last)) if last.graph.same_content(&graph) => (last, None),
+            (Made::Updated(updated), Some(last)) if updated.diff.is_empty() => (last, None),
+            (Made::Updated(updated), Some(last)) => {
                 self.sequence += 1;
-                Arc::new(snapshot::render(
-                    graph,
+                let snapshot = snapshot::render_update(
+                    &last,
+                    updated.graph,
+                    &updated.positions,
                     &self.config.created_by,
                     self.sequence,
-                ))
+                );
+                (Arc::new(snapshot), Some(updated.diff))
             }
+            (Made::Whole(graph) | Made::Updated(Updated { graph, .. }), _) => {
+                self.sequence += 1;
+                let snapshot = snapshot::render(graph, &self.config.created_by, self.sequence);
+                (Arc::new(snapshot), None)
+            }
+        };
+        if let Some((_, sequence)) = &mut self.basis {
+            *sequence = snapshot.sequence;
         }
+        (snapshot, diff)
     }
 
     /// Publishes `snapshot` with `status`. A graph made before any Kubernetes list has
     /// succeeded holds the Cluster alone: it is not served as if it were the cluster (the
     /// API says no snapshot yet, `/status` says why).
-    fn publish(&self, snapshot: &Arc<Snapshot>, status: CollectorStatus) {
+    fn publish(&self, snapshot: &Arc<Snapshot>, status: CollectorStatus, diff: Option<GraphDiff>) {
         let listed_ever = !self.listed_once.is_empty();
         self.shared.publish(
             Published {
@@ -426,6 +492,7 @@ impl Collector {
                 status: Arc::new(status),
             },
             now_ms(),
+            diff,
         );
     }
 
@@ -437,10 +504,13 @@ impl Collector {
         start_ms: i64,
         published: &Published,
     ) -> Arc<Snapshot> {
+        let started = Instant::now();
         // A copy: a build that fails leaves the last readings for the next.
-        let (nodes, unread) = self.last_nodes.clone();
-        let graph = self.build(kube, nodes, unread);
-        let snapshot = self.snapshot_of(graph, published.snapshot.clone());
+        let (nodes, unread) = self.last_readings();
+        let made = self.build(kube, nodes, unread, published.snapshot.as_deref());
+        let built = started.elapsed();
+        let (snapshot, diff) = self.snapshot_of(made, published.snapshot.clone());
+        let rendered = started.elapsed();
         let previous = &published.status;
         let status = CollectorStatus {
             kube_updates: previous.kube_updates + 1,
@@ -449,11 +519,16 @@ impl Collector {
             kubernetes: kube_status,
             ..(**previous).clone()
         };
-        self.publish(&snapshot, status);
+        self.publish(&snapshot, status, diff);
         log::debug!(
-            "a watch brought a change: snapshot {} ({} resources)",
+            "a watch brought a change: snapshot {} ({} resources, {} relations) in {} ms (graph {} ms, render {} ms, change log {} ms)",
             snapshot.sequence,
-            snapshot.counts.resources.values().sum::<usize>()
+            snapshot.counts.resources.values().sum::<usize>(),
+            snapshot.counts.relations.values().sum::<usize>(),
+            started.elapsed().as_millis(),
+            built.as_millis(),
+            (rendered - built).as_millis(),
+            (started.elapsed() - rendered).as_millis(),
         );
         snapshot
     }
@@ -591,7 +666,7 @@ pub(crate) struct ListError {
 /// A listed kind: its objects, the pages it took, its resource version, and how many of its
 /// objects could not be read.
 pub(crate) struct Listed {
-    pub(crate) items: Vec<KubeObject>,
+    pub(crate) items: Vec<Arc<KubeObject>>,
     pub(crate) pages: usize,
     pub(crate) resource_version: Option<String>,
     pub(crate) skipped: usize,
@@ -604,7 +679,7 @@ type Fetched = Result<Listed, ListError>;
 pub(crate) fn fetch_list(
     client: &KubeClient,
     kind: Kind,
-    last: Option<&[KubeObject]>,
+    last: Option<&[Arc<KubeObject>]>,
     show_env: bool,
 ) -> Fetched {
     let Some(path) = kind.list_path() else {
@@ -617,8 +692,10 @@ pub(crate) fn fetch_list(
     let list = client
         .list(&path, |raw| match previous.find(raw.get()) {
             Some(unchanged) => Ok(unchanged),
-            None if show_env => objects::parse_object(kind, raw),
-            None => objects::parse_object(kind, raw).map(objects::without_secrets),
+            None if show_env => objects::parse_object(kind, raw).map(Arc::new),
+            None => objects::parse_object(kind, raw)
+                .map(objects::without_secrets)
+                .map(Arc::new),
         })
         .map_err(|e| ListError {
             status: match &e {

@@ -92,7 +92,7 @@ pub(crate) struct NodesRead {
 /// with `threads` threads (the last refresh's [`Pace::next_threads`]).
 pub(crate) fn read_nodes(
     source: &RuntimeSource,
-    nodes: &[KubeObject],
+    nodes: &[Arc<KubeObject>],
     parallelism: NodeParallelism,
     threads: usize,
     context: &NodeContext,
@@ -200,7 +200,7 @@ pub(crate) fn read_nodes(
 
 /// With a local socket, the containers belong to this host's node: the only node, or the
 /// one named like this host.
-fn local_node_name(nodes: &[KubeObject]) -> String {
+fn local_node_name(nodes: &[Arc<KubeObject>]) -> String {
     if let [only] = nodes {
         return only.meta.name.clone();
     }
@@ -749,7 +749,10 @@ fn resolve(host: &str, port: u16) -> Result<Endpoint, String> {
 }
 
 /// Nodes that are not (or not yet) in the cluster leave the status.
-pub(crate) fn forget_departed(status: &mut BTreeMap<String, SourceStatus>, nodes: &[KubeObject]) {
+pub(crate) fn forget_departed(
+    status: &mut BTreeMap<String, SourceStatus>,
+    nodes: &[Arc<KubeObject>],
+) {
     status.retain(|name, _| {
         nodes
             .iter()

@@ -555,12 +555,12 @@ pub(crate) fn strip_runtime_prefix(id: &str) -> Option<&str> {
 /// In a steady cluster that is nearly every object, and the new snapshot then shares the
 /// old one's text instead of holding a second copy.
 pub(crate) struct Previous<'a> {
-    items: &'a [KubeObject],
+    items: &'a [Arc<KubeObject>],
     by_hash: std::collections::HashMap<u64, Vec<usize>>,
 }
 
 impl<'a> Previous<'a> {
-    pub(crate) fn new(items: &'a [KubeObject]) -> Previous<'a> {
+    pub(crate) fn new(items: &'a [Arc<KubeObject>]) -> Previous<'a> {
         let mut by_hash: std::collections::HashMap<u64, Vec<usize>> =
             std::collections::HashMap::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
@@ -573,7 +573,7 @@ impl<'a> Previous<'a> {
     /// the same length. (`raw` no longer holds that text when `managedFields` was cut out;
     /// the hash is keyed with this process's random key, so whoever writes objects cannot
     /// make two texts collide, and by chance it takes about 2^32 texts of one length.)
-    pub(crate) fn find(&self, text: &str) -> Option<KubeObject> {
+    pub(crate) fn find(&self, text: &str) -> Option<Arc<KubeObject>> {
         let candidates = self.by_hash.get(&fingerprint::text_hash(text))?;
         candidates
             .iter()
@@ -722,8 +722,8 @@ mod tests {
         let a = r#"{"metadata":{"name":"a","resourceVersion":"1"}}"#;
         let b = r#"{"metadata":{"name":"b"}}"#;
         let old = vec![
-            parse_object(Kind::POD, &raw(a)).unwrap(),
-            parse_object(Kind::POD, &raw(b)).unwrap(),
+            Arc::new(parse_object(Kind::POD, &raw(a)).unwrap()),
+            Arc::new(parse_object(Kind::POD, &raw(b)).unwrap()),
         ];
         let previous = Previous::new(&old);
         let found = previous.find(a).expect("the same text");
@@ -824,7 +824,7 @@ mod tests {
         let text = r#"{"metadata":{"name":"p","managedFields":[{"manager":"kubelet"}]}}"#;
         let pod = parse_object(Kind::POD, &raw(text)).unwrap();
         assert_eq!(&*pod.raw, r#"{"metadata":{"name":"p"}}"#);
-        let old = [pod];
+        let old = [Arc::new(pod)];
         assert!(Previous::new(&old).find(text).is_some());
     }
 

@@ -71,7 +71,7 @@ impl Restart {
 /// What one kind's watch holds.
 #[derive(Default)]
 struct KindState {
-    objects: BTreeMap<(String, String), KubeObject>,
+    objects: BTreeMap<(String, String), Arc<KubeObject>>,
     /// Listed at least once.
     synced: bool,
     /// The last failure, while it lasts.
@@ -91,7 +91,7 @@ struct KindState {
 /// What the collector reads of one kind.
 pub(crate) struct Reading {
     /// Sorted by namespace and name, as lists are.
-    pub(crate) objects: Vec<KubeObject>,
+    pub(crate) objects: Vec<Arc<KubeObject>>,
     pub(crate) synced: bool,
     pub(crate) error: Option<ListError>,
     pub(crate) pages: usize,
@@ -411,7 +411,7 @@ impl Worker {
 
     /// Lists the kind, replacing what is held; the list's version.
     fn list(&self) -> Result<String, ListError> {
-        let last: Vec<KubeObject> = self.state.lock().objects.values().cloned().collect();
+        let last: Vec<Arc<KubeObject>> = self.state.lock().objects.values().cloned().collect();
         let Listed {
             items,
             pages,
@@ -565,7 +565,7 @@ impl Worker {
                 let mut state = self.state.lock();
                 state.objects.insert(
                     (object.meta.namespace.clone(), object.meta.name.clone()),
-                    object,
+                    Arc::new(object),
                 );
                 state.resource_version = event.version;
                 state.error = None;

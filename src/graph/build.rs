@@ -64,7 +64,7 @@ pub fn build(
 
 /// The ID of a Kubernetes object: `Kind:NAMESPACE/NAME`, or `Kind:NAME` for kinds without
 /// namespaces.
-fn object_id(object: &KubeObject) -> Id {
+pub(super) fn object_id(object: &KubeObject) -> Id {
     let meta = &object.meta;
     if object.kind.namespaced() {
         format!("{}:{}/{}", object.kind, meta.namespace, meta.name).into()
@@ -226,8 +226,8 @@ impl Builder<'_> {
             kind,
             timestamp_ms,
             properties,
-            label,
-            alternate_label,
+            label: label.into(),
+            alternate_label: alternate_label.map(Into::into),
             source: self.source,
             stale_since_ms: self.stale_since,
         });

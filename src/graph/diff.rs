@@ -216,7 +216,7 @@ mod tests {
             kind,
             timestamp_ms: ts,
             properties: text.into(),
-            label: name.to_string(),
+            label: name.into(),
             alternate_label: None,
             source: None,
             stale_since_ms: None,

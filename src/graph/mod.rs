@@ -13,6 +13,7 @@
 //! - [`selector`]: label selectors and the pod index that answers them;
 //! - `pods`: which pod a container belongs to;
 //! - `history`: what keeps a timestamp while a resource is unchanged;
+//! - [`update`]: the graph made again from the last one, when objects changed only in place;
 //! - [`diff`]: what changed between two graphs, and the way back;
 //! - [`fingerprint`]: "unchanged", computed while the collector parses;
 //! - `id`: resource IDs, hashed once.
@@ -26,12 +27,15 @@ pub mod observed;
 mod pods;
 pub mod query;
 pub mod selector;
+pub mod update;
 
 pub use build::{build, BuildOptions};
 pub use cluster_insight_kinds::Kind;
 pub use history::{History, HISTORY_GRACE};
 pub use id::Id;
 pub use pods::KubeletName;
+
+use std::sync::Arc;
 
 use observed::RawJson;
 
@@ -208,9 +212,11 @@ pub struct Resource {
     pub kind: Kind,
     pub timestamp_ms: i64,
     pub properties: RawJson,
-    pub label: String,
+    /// Shared, like the ID and the text: a graph made from the last one copies every
+    /// resource but the changed ones' parts.
+    pub label: Arc<str>,
     /// Images only: the image's name.
-    pub alternate_label: Option<String>,
+    pub alternate_label: Option<Arc<str>>,
     /// Where a container or image was learnt when it was not from its node's runtime
     /// (`kubernetes`: a pod's status).
     pub source: Option<&'static str>,

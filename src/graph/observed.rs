@@ -45,7 +45,7 @@ pub struct KubeObject {
 }
 
 /// What the graph rules read of an object beyond its metadata, by kind.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) enum Facts {
     /// Nothing beyond the metadata.
     #[default]
@@ -135,10 +135,12 @@ impl KubeObject {
 }
 
 /// Everything read from the Kubernetes API in one refresh: the objects of each listed kind.
+/// Objects are shared, not copied: the watches hold them, and a build reads them; an object
+/// no event changed is the very same `Arc` from one build to the next.
 #[derive(Debug, Clone)]
 pub struct KubeState {
     /// Indexed by [`Kind::index`].
-    lists: Vec<Vec<KubeObject>>,
+    lists: Vec<Vec<Arc<KubeObject>>>,
 }
 
 impl Default for KubeState {
@@ -151,11 +153,11 @@ impl Default for KubeState {
 
 impl KubeState {
     /// The objects of `kind`, in the order they were listed.
-    pub fn of(&self, kind: Kind) -> &[KubeObject] {
+    pub fn of(&self, kind: Kind) -> &[Arc<KubeObject>] {
         self.lists.get(kind.index()).map_or(&[], Vec::as_slice)
     }
 
-    pub fn of_mut(&mut self, kind: Kind) -> &mut Vec<KubeObject> {
+    pub fn of_mut(&mut self, kind: Kind) -> &mut Vec<Arc<KubeObject>> {
         // Kinds registered after this state was made have no list yet.
         if self.lists.len() <= kind.index() {
             self.lists.resize_with(kind.index() + 1, Vec::new);
@@ -163,8 +165,12 @@ impl KubeState {
         &mut self.lists[kind.index()]
     }
 
-    pub fn set(&mut self, kind: Kind, objects: Vec<KubeObject>) {
-        *self.of_mut(kind) = objects;
+    pub fn set<O: Into<Arc<KubeObject>>>(
+        &mut self,
+        kind: Kind,
+        objects: impl IntoIterator<Item = O>,
+    ) {
+        *self.of_mut(kind) = objects.into_iter().map(Into::into).collect();
     }
 }
 

@@ -1,6 +1,8 @@
 //! Which pod a container belongs to: by the kubelet's labels, the pod's container statuses,
 //! or the kubelet's container name, in that order (contract §3).
 
+use std::sync::Arc;
+
 use std::collections::HashMap;
 
 use super::id::Id;
@@ -17,7 +19,7 @@ pub(super) struct PodLookup<'a> {
 
 impl<'a> PodLookup<'a> {
     /// `ids[i]` is pod `i`'s graph ID, `None` when it is not in the graph (a duplicate).
-    pub(super) fn new(pods: &'a [KubeObject], ids: &'a [Option<Id>]) -> PodLookup<'a> {
+    pub(super) fn new(pods: &'a [Arc<KubeObject>], ids: &'a [Option<Id>]) -> PodLookup<'a> {
         let mut lookup = PodLookup {
             ids,
             by_uid: HashMap::with_capacity(pods.len()),

@@ -3,7 +3,7 @@
 //! `graph/`; the API parses the query and the snapshot composes the answer from the selection.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 
@@ -45,11 +45,18 @@ pub struct Selection {
 /// resource's namespace, and (on the first label query) each object's labels.
 #[derive(Debug)]
 pub struct GraphIndex {
+    /// What depends only on which resources and relations there are, and where: shared by
+    /// the index of a graph that differs only in what its resources say.
+    shape: Arc<Shape>,
+    labels: OnceLock<Vec<Option<BTreeMap<String, String>>>>,
+}
+
+#[derive(Debug)]
+struct Shape {
     by_id: IdMap<Id, usize>,
     namespaces: Vec<Option<usize>>,
     /// The namespace names `namespaces` points into.
     names: Vec<String>,
-    labels: OnceLock<Vec<Option<BTreeMap<String, String>>>>,
     /// By resource: the relations it is an end of, ascending.
     relations_of: OnceLock<Vec<Vec<usize>>>,
 }
@@ -95,20 +102,32 @@ impl GraphIndex {
             }
         }
         GraphIndex {
-            by_id,
-            namespaces,
-            names,
+            shape: Arc::new(Shape {
+                by_id,
+                namespaces,
+                names,
+                relations_of: OnceLock::new(),
+            }),
             labels: OnceLock::new(),
-            relations_of: OnceLock::new(),
+        }
+    }
+
+    /// The index of a graph with the same resources and relations in the same places as
+    /// this one's (only what resources say may differ): made at once, from this one.
+    pub fn same_shape(&self) -> GraphIndex {
+        GraphIndex {
+            shape: Arc::clone(&self.shape),
+            labels: OnceLock::new(),
         }
     }
 
     /// The relations the resource at `i` is an end of (indices, ascending).
     pub fn relations_of(&self, graph: &Graph, i: usize) -> &[usize] {
-        let all = self.relations_of.get_or_init(|| {
+        let by_id = &self.shape.by_id;
+        let all = self.shape.relations_of.get_or_init(|| {
             let mut all: Vec<Vec<usize>> = vec![Vec::new(); graph.resources.len()];
             for (j, rel) in graph.relations.iter().enumerate() {
-                let ends = [self.by_id.get(&rel.source), self.by_id.get(&rel.target)];
+                let ends = [by_id.get(&rel.source), by_id.get(&rel.target)];
                 for &&end in ends.iter().flatten() {
                     if all[end].last() != Some(&j) {
                         all[end].push(j);
@@ -122,17 +141,19 @@ impl GraphIndex {
 
     /// Where the resource with this ID stands in the graph.
     pub fn position(&self, id: &str) -> Option<usize> {
-        self.by_id.get(&Id::new(id.to_string())).copied()
+        self.shape.by_id.get(&Id::new(id.to_string())).copied()
     }
 
     /// The namespace of the resource at `i`: a namespaced object's own, a Namespace's
     /// name, a container's pod's, a process's container's; none for the rest.
     pub fn namespace(&self, i: usize) -> Option<&str> {
-        self.namespaces
+        let shape = &*self.shape;
+        shape
+            .namespaces
             .get(i)
             .copied()
             .flatten()
-            .map(|n| self.names[n].as_str())
+            .map(|n| shape.names[n].as_str())
     }
 
     fn labels(&self, graph: &Graph) -> &[Option<BTreeMap<String, String>>] {
@@ -176,7 +197,7 @@ impl GraphIndex {
             .iter()
             .enumerate()
             .filter(|(_, rel)| {
-                let kept = |id: &Id| self.by_id.get(id).is_some_and(|&i| keep[i]);
+                let kept = |id: &Id| self.shape.by_id.get(id).is_some_and(|&i| keep[i]);
                 kept(&rel.source) && kept(&rel.target)
             })
             .map(|(i, _)| i)
@@ -191,7 +212,7 @@ impl GraphIndex {
     /// way (an unknown ID: none).
     fn neighbourhood(&self, graph: &Graph, id: &Id, depth: u32) -> Vec<bool> {
         let mut within = vec![false; graph.resources.len()];
-        let Some(&start) = self.by_id.get(id) else {
+        let Some(&start) = self.shape.by_id.get(id) else {
             return within;
         };
         within[start] = true;
@@ -207,7 +228,7 @@ impl GraphIndex {
                 } else {
                     &rel.source
                 };
-                if let Some(&next) = self.by_id.get(other) {
+                if let Some(&next) = self.shape.by_id.get(other) {
                     if !within[next] {
                         within[next] = true;
                         queue.push_back((next, d + 1));
@@ -255,7 +276,7 @@ mod tests {
             kind,
             timestamp_ms: 0,
             properties: properties.into(),
-            label: id.to_string(),
+            label: id.into(),
             alternate_label: None,
             source: None,
             stale_since_ms: None,

@@ -3,6 +3,7 @@
 //! pods that answers a selector from its rarest label instead of testing every pod.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -257,12 +258,15 @@ impl Requirement {
 pub(super) struct SelectorIndex<'a> {
     postings: HashMap<(&'a str, &'a str, &'a str), Vec<usize>>,
     by_namespace: HashMap<&'a str, Vec<usize>>,
-    pods: &'a [KubeObject],
+    pods: &'a [Arc<KubeObject>],
 }
 
 impl<'a> SelectorIndex<'a> {
     /// Indexes the pods that `kept` says are in the graph.
-    pub(super) fn new(pods: &'a [KubeObject], kept: impl Fn(usize) -> bool) -> SelectorIndex<'a> {
+    pub(super) fn new(
+        pods: &'a [Arc<KubeObject>],
+        kept: impl Fn(usize) -> bool,
+    ) -> SelectorIndex<'a> {
         let mut postings: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
         let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, pod) in pods.iter().enumerate() {

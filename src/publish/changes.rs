@@ -254,13 +254,13 @@ impl ChangeLog {
 }
 
 impl Change {
-    /// What `next` changed from the snapshot `previous` (sequence `previous_sequence`, made
-    /// at `previous_timestamp_ms`); `created_by` is the `/version` string the document's
+    /// `next`'s change from the snapshot `previous_sequence` (made at
+    /// `previous_timestamp_ms`): `diff`, what it changed from that snapshot; `created_by` is the `/version` string the document's
     /// annotations carry. Its publish time is set when it is published.
     pub(crate) fn between(
         previous_sequence: u64,
         previous_timestamp_ms: i64,
-        previous: &Graph,
+        diff: GraphDiff,
         next: &Snapshot,
         created_by: &str,
     ) -> Change {
@@ -271,7 +271,7 @@ impl Change {
             timestamp_ms: next.timestamp_ms,
             published_ms: next.timestamp_ms,
         };
-        Change::from_parts(head, diff::diff(previous, &next.graph), created_by)
+        Change::from_parts(head, diff, created_by)
     }
 
     /// A change from what it says and its differences (as the store keeps it), with its
@@ -433,7 +433,7 @@ mod tests {
             kind,
             timestamp_ms: 0,
             properties: text.into(),
-            label: name.to_string(),
+            label: name.into(),
             alternate_label: None,
             source: None,
             stale_since_ms: None,
@@ -454,7 +454,7 @@ mod tests {
         let mut change = Change::between(
             previous.sequence,
             previous.timestamp_ms,
-            &previous.graph,
+            crate::graph::diff::diff(&previous.graph, &next.graph),
             next,
             "t",
         );

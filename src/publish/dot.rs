@@ -186,12 +186,12 @@ fn said_by_boxes(from: &Resource, to: &Resource, kind: RelationType) -> bool {
 /// What a person calls the resource: pods `namespace/name`, images by name.
 fn label(r: &Resource) -> String {
     match r.kind.name() {
-        "Image" => r.alternate_label.clone().unwrap_or_else(|| r.label.clone()),
+        "Image" => r.alternate_label.as_deref().unwrap_or(&r.label).to_string(),
         "Pod" => {
             r.id.split_once(':')
-                .map_or_else(|| r.label.clone(), |(_, rest)| rest.to_string())
+                .map_or_else(|| r.label.to_string(), |(_, rest)| rest.to_string())
         }
-        _ => r.label.clone(),
+        _ => r.label.to_string(),
     }
 }
 
@@ -266,7 +266,7 @@ mod tests {
                 .rsplit('/')
                 .next()
                 .unwrap()
-                .to_string(),
+                .into(),
             alternate_label: None,
             source: None,
             stale_since_ms: None,

@@ -11,7 +11,7 @@ pub(crate) fn render(graph: &Graph) -> String {
         .resources
         .iter()
         .find(|r| r.kind.name() == "Cluster")
-        .map_or("cluster", |r| r.label.as_str());
+        .map_or("cluster", |r| &*r.label);
     let mut out = String::with_capacity(200 + graph.resources.len() * 200);
     out.push_str(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\

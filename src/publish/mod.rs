@@ -19,6 +19,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::collect::status::CollectorStatus;
+use crate::graph::diff::GraphDiff;
 use crate::graph::Graph;
 use crate::store::{HistoryStore, Opened, Restored, StoreStatus};
 use changes::{Change, ChangeLog, Oldest};
@@ -145,8 +146,10 @@ impl Shared {
     }
 
     /// Swaps in a new snapshot with its status; a new snapshot's change is recorded first.
-    /// `now_ms` is when, for forgetting the changes older than the history.
-    pub(crate) fn publish(&self, published: Published, now_ms: i64) {
+    /// `now_ms` is when, for forgetting the changes older than the history. `known` is what
+    /// the new snapshot changed from the current one, when the caller knows it (else the
+    /// two graphs are compared).
+    pub(crate) fn publish(&self, published: Published, now_ms: i64, known: Option<GraphDiff>) {
         if let Some(next) = &published.snapshot {
             let previous = self.current();
             if previous
@@ -175,8 +178,11 @@ impl Shared {
                     (None, None) => None,
                 }
                 .map(|(sequence, ts, graph)| {
-                    let mut change =
-                        Change::between(sequence, ts, graph, next, &self.created_by);
+                    let diff = match (&previous, known) {
+                        (Some(_), Some(known)) => known,
+                        _ => crate::graph::diff::diff(graph, &next.graph),
+                    };
+                    let mut change = Change::between(sequence, ts, diff, next, &self.created_by);
                     change.published_ms = now_ms;
                     Arc::new(change)
                 });

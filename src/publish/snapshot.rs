@@ -1,5 +1,7 @@
-//! A published snapshot: the graph of one refresh, serialized once into every body the API
-//! serves (plain and gzip), so that a request costs a reference count and a copy.
+//! A published snapshot: the graph of one refresh, its JSON written once; every body the API
+//! serves (plain and gzip) is composed of those pieces on its first request, so that a
+//! request costs a reference count and a copy. A snapshot of a graph made from the last one
+//! is written only where the graph changed.
 //!
 //! Snapshots are immutable once built; the collector swaps a new one in (see [`super::Shared`])
 //! and handlers clone the `Arc` of whichever one is current. No I/O and no clock here.
@@ -61,9 +63,13 @@ pub struct Snapshot {
     /// Increases by one with every snapshot the process publishes.
     pub(crate) sequence: u64,
     pub timestamp_ms: i64,
-    pub cluster: Rendered,
-    pub resources: Rendered,
-    pub by_type: BTreeMap<Kind, Rendered>,
+    /// The bodies of `/cluster`, `/cluster/resources` and each type's list, composed on
+    /// their first request: a list of pieces per resource each, which a snapshot no one
+    /// reads whole (most of those a busy cluster publishes) need not pay for.
+    cluster: OnceLock<Rendered>,
+    resources: OnceLock<Rendered>,
+    /// Every type one can ask for on its own (the Cluster root is not one).
+    by_type: BTreeMap<Kind, OnceLock<Rendered>>,
     /// The DOT rendering, made on the first request for `/debug` from `graph`.
     debug: OnceLock<Rendered>,
     /// The GraphML rendering, made on the first request for it.
@@ -83,30 +89,43 @@ pub struct Snapshot {
     pub(crate) counts: Counts,
 }
 
+/// Bytes of one of a layout's glue buffers.
+#[derive(Debug, Clone)]
+struct Span {
+    glue: usize,
+    range: Range<usize>,
+}
+
 /// Where one resource's JSON lies: `prefix` in the glue, its properties text, `suffix` in
-/// the glue, followed there by a comma.
-#[derive(Debug)]
+/// the same glue, followed there by a comma.
+#[derive(Debug, Clone)]
 struct Laid {
-    prefix: Range<usize>,
-    suffix: Range<usize>,
+    prefix: Span,
+    suffix: Span,
 }
 
 /// Where every byte of a snapshot's JSON bodies lies, kept so that any selection of its
 /// resources and relations is a body made of the same pieces (the queries of contract §7).
 #[derive(Debug)]
 struct Layout {
-    glue: Arc<[u8]>,
+    /// The first is written whole by [`render`]; each [`render_update`] adds one with what
+    /// it wrote (and after [`MAX_GLUES`], gathers what is still used of those into one).
+    glues: Vec<Arc<[u8]>>,
     /// `{"success":true,"timestamp":…,"sequence":…,"resources":[`
-    head: Range<usize>,
+    head: Span,
     /// `],"relations":[`
-    middle: Range<usize>,
+    middle: Span,
     /// `]}`
-    close: Range<usize>,
+    close: Span,
     /// By resource, in the graph's order.
     resources: Vec<Laid>,
-    /// By relation, in the graph's order; each followed in the glue by a comma.
-    relations: Vec<Range<usize>>,
+    /// By relation, in the graph's order; each followed in its glue by a comma. Shared
+    /// with the snapshot before when the relations are the same.
+    relations: Arc<[Span]>,
 }
+
+/// Glue buffers a layout may have before the updates' are gathered into one.
+const MAX_GLUES: usize = 32;
 
 /// Serializes `graph` into every body. `created_by` is the `/version` string.
 ///
@@ -114,88 +133,130 @@ struct Layout {
 /// buffer, written once; each resource's observed object stays where the collector put it.
 /// The bodies are lists of pieces of those two.
 pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
-    let tag = format!("{sequence:x}-{:x}", graph.timestamp_ms);
     let mut writer = Writer::new(created_by);
 
     let mut glue: Vec<u8> =
         Vec::with_capacity(graph.resources.len() * 300 + graph.relations.len() * 200 + 256);
-    let head = push_range(&mut glue, |g| {
-        g.extend_from_slice(b"{\"success\":true,\"timestamp\":\"");
-        g.extend_from_slice(writer.stamp(graph.timestamp_ms).as_bytes());
-        g.extend_from_slice(format!("\",\"sequence\":{sequence},\"resources\":[").as_bytes());
-    });
-    let close = push_range(&mut glue, |g| g.extend_from_slice(b"]}"));
-    let middle = push_range(&mut glue, |g| g.extend_from_slice(b"],\"relations\":["));
+    let (head, middle, close) = frame(&mut glue, &mut writer, graph.timestamp_ms, sequence);
     let relations = graph
         .relations
         .iter()
         .map(|rel| {
             let range = push_range(&mut glue, |g| writer.relation(g, rel));
             glue.push(b',');
-            range
+            Span { glue: 0, range }
         })
         .collect();
     let resources = graph
         .resources
         .iter()
-        .map(|r| {
-            let prefix = push_range(&mut glue, |g| writer.resource_prefix(g, r));
-            let suffix = push_range(&mut glue, |g| writer.resource_suffix(g, r));
-            // The separator sits right after the suffix, so that "suffix, comma, next
-            // prefix" is one contiguous range of the glue.
-            glue.push(b',');
-            Laid { prefix, suffix }
-        })
+        .map(|r| lay(&mut glue, &mut writer, r, 0))
         .collect();
     let layout = Layout {
-        glue: glue.into(),
+        glues: vec![glue.into()],
         head,
         middle,
         close,
         resources,
         relations,
     };
+    let counts = Counts::of(&graph);
+    Snapshot::new(graph, layout, counts, sequence)
+}
 
-    let all = 0..graph.resources.len();
-    let cluster = layout.compose(&graph, all.clone(), Some(0..graph.relations.len()));
-    let resources = layout.compose(&graph, all, None::<Range<usize>>);
-    let mut by_type = BTreeMap::new();
-    // Every type one can ask for on its own (the Cluster root is not one).
-    for kind in Kind::queryable() {
-        let of_kind = (0..graph.resources.len()).filter(|&i| graph.resources[i].kind == kind);
-        by_type.insert(
-            kind,
-            Rendered::new(
-                JSON,
-                layout.compose(&graph, of_kind, None::<Range<usize>>),
-                &format!("{tag}-{kind}"),
-            ),
-        );
+/// The snapshot of `graph`, made from `previous` (whose graph it is but for the
+/// resources at `changed`, ascending, and its time): only the changed resources and the
+/// frame are written; the rest of the layout, and the relations, are `previous`'s.
+pub(crate) fn render_update(
+    previous: &Snapshot,
+    graph: Graph,
+    changed: &[usize],
+    created_by: &str,
+    sequence: u64,
+) -> Snapshot {
+    let mut writer = Writer::new(created_by);
+    let old = &previous.layout;
+    let index = old.glues.len();
+    let mut glue = Vec::with_capacity(changed.len() * 300 + 256);
+    let (mut head, mut middle, mut close) =
+        frame(&mut glue, &mut writer, graph.timestamp_ms, sequence);
+    let mut resources = old.resources.clone();
+    for &i in changed {
+        resources[i] = lay(&mut glue, &mut writer, &graph.resources[i], index);
     }
+    for span in [&mut head, &mut middle, &mut close] {
+        span.glue = index;
+    }
+    let mut glues = old.glues.clone();
+    glues.push(glue.into());
+    let mut layout = Layout {
+        glues,
+        head,
+        middle,
+        close,
+        resources,
+        relations: Arc::clone(&old.relations),
+    };
+    if layout.glues.len() > MAX_GLUES {
+        layout.gather();
+    }
+    let counts = previous.counts.clone();
+    let snapshot = Snapshot::new(graph, layout, counts, sequence);
+    // The same resources and relations in the same places: the same index, but labels.
+    if let Some(index) = previous.index.get() {
+        let _ = snapshot.index.set(index.same_shape());
+    }
+    snapshot
+}
 
-    let mut counts = Counts::default();
-    for r in &graph.resources {
-        *counts.resources.entry(r.kind.name()).or_default() += 1;
-    }
-    for r in &graph.relations {
-        *counts.relations.entry(r.kind.as_str()).or_default() += 1;
-    }
+/// Writes the frame of `/cluster`'s body: its head, the middle between resources and
+/// relations, and its close.
+fn frame(
+    glue: &mut Vec<u8>,
+    writer: &mut Writer,
+    timestamp_ms: i64,
+    sequence: u64,
+) -> (Span, Span, Span) {
+    let head = push_range(glue, |g| {
+        g.extend_from_slice(b"{\"success\":true,\"timestamp\":\"");
+        g.extend_from_slice(writer.stamp(timestamp_ms).as_bytes());
+        g.extend_from_slice(format!("\",\"sequence\":{sequence},\"resources\":[").as_bytes());
+    });
+    let close = push_range(glue, |g| g.extend_from_slice(b"]}"));
+    let middle = push_range(glue, |g| g.extend_from_slice(b"],\"relations\":["));
+    let span = |range| Span { glue: 0, range };
+    (span(head), span(middle), span(close))
+}
 
-    Snapshot {
-        sequence,
-        timestamp_ms: graph.timestamp_ms,
-        cluster: Rendered::new(JSON, cluster, &format!("{tag}-cluster")),
-        resources: Rendered::new(JSON, resources, &format!("{tag}-resources")),
-        by_type,
-        debug: OnceLock::new(),
-        graphml: OnceLock::new(),
-        tag,
-        weak: false,
-        examples: OnceLock::new(),
-        index: OnceLock::new(),
-        layout,
-        counts,
-        graph,
+/// Writes a resource's prefix and suffix into `glue` (the glue buffer `index`).
+fn lay(glue: &mut Vec<u8>, writer: &mut Writer, r: &Resource, index: usize) -> Laid {
+    let prefix = push_range(glue, |g| writer.resource_prefix(g, r));
+    let suffix = push_range(glue, |g| writer.resource_suffix(g, r));
+    // The separator sits right after the suffix, so that "suffix, comma, next prefix" is
+    // one contiguous range of the glue.
+    glue.push(b',');
+    Laid {
+        prefix: Span {
+            glue: index,
+            range: prefix,
+        },
+        suffix: Span {
+            glue: index,
+            range: suffix,
+        },
+    }
+}
+
+impl Counts {
+    fn of(graph: &Graph) -> Counts {
+        let mut counts = Counts::default();
+        for r in &graph.resources {
+            *counts.resources.entry(r.kind.name()).or_default() += 1;
+        }
+        for r in &graph.relations {
+            *counts.relations.entry(r.kind.as_str()).or_default() += 1;
+        }
+        counts
     }
 }
 
@@ -204,16 +265,49 @@ pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
 pub(crate) fn render_past(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
     let mut snapshot = render(graph, created_by, sequence);
     snapshot.weak = true;
-    for rendered in [&mut snapshot.cluster, &mut snapshot.resources]
-        .into_iter()
-        .chain(snapshot.by_type.values_mut())
-    {
-        rendered.etag = format!("W/{}", rendered.etag);
-    }
     snapshot
 }
 
 impl Layout {
+    /// The bytes of `span`.
+    fn piece(&self, span: &Span) -> Piece {
+        Piece::bytes_range(&self.glues[span.glue], span.range.clone())
+    }
+
+    /// The comma the glue holds right after `span`.
+    fn comma_after(&self, span: &Span) -> Piece {
+        let end = span.range.end;
+        Piece::bytes_range(&self.glues[span.glue], end..end + 1)
+    }
+
+    /// Copies what is still used of the update's glue buffers (all but the first) into
+    /// one, and lets the rest go.
+    fn gather(&mut self) {
+        let mut glue = Vec::new();
+        let glues = std::mem::take(&mut self.glues);
+        let mut moved = |span: &mut Span, with_comma: bool| {
+            if span.glue == 0 {
+                return;
+            }
+            let end = span.range.end + usize::from(with_comma);
+            let start = glue.len();
+            glue.extend_from_slice(&glues[span.glue][span.range.start..end]);
+            *span = Span {
+                glue: 1,
+                range: start..start + span.range.len(),
+            };
+        };
+        for laid in &mut self.resources {
+            moved(&mut laid.prefix, false);
+            moved(&mut laid.suffix, true);
+        }
+        for span in [&mut self.head, &mut self.middle, &mut self.close] {
+            moved(span, false);
+        }
+        // Relations are always the first glue's: updates do not write them.
+        self.glues = vec![Arc::clone(&glues[0]), glue.into()];
+    }
+
     /// The body of the resources at `resources` (indices, ascending), with the relations at
     /// `relations` after them when given (`/cluster`'s form), else without (the lists').
     fn compose(
@@ -222,35 +316,32 @@ impl Layout {
         resources: impl IntoIterator<Item = usize>,
         relations: Option<impl IntoIterator<Item = usize>>,
     ) -> Body {
-        let piece = |range: &Range<usize>| Piece::bytes_range(&self.glue, range.clone());
-        // The comma the glue holds right after `range`.
-        let comma_after = |range: &Range<usize>| piece(&(range.end..range.end + 1));
         let mut body = Composed::default();
-        body.push(piece(&self.head));
+        body.push(self.piece(&self.head));
         let mut previous: Option<&Laid> = None;
         for i in resources {
             let laid = &self.resources[i];
             if let Some(previous) = previous {
-                body.push(comma_after(&previous.suffix));
+                body.push(self.comma_after(&previous.suffix));
             }
             previous = Some(laid);
-            body.push(piece(&laid.prefix));
+            body.push(self.piece(&laid.prefix));
             body.push(Piece::text(&graph.resources[i].properties));
-            body.push(piece(&laid.suffix));
+            body.push(self.piece(&laid.suffix));
         }
         if let Some(relations) = relations {
-            body.push(piece(&self.middle));
-            let mut previous: Option<&Range<usize>> = None;
+            body.push(self.piece(&self.middle));
+            let mut previous: Option<&Span> = None;
             for i in relations {
                 if let Some(previous) = previous {
-                    body.push(comma_after(previous));
+                    body.push(self.comma_after(previous));
                 }
-                let range = &self.relations[i];
-                body.push(piece(range));
-                previous = Some(range);
+                let span = &self.relations[i];
+                body.push(self.piece(span));
+                previous = Some(span);
             }
         }
-        body.push(piece(&self.close));
+        body.push(self.piece(&self.close));
         Body::Composed(Arc::new(body))
     }
 }
@@ -364,9 +455,63 @@ impl Examples {
 }
 
 impl Snapshot {
+    fn new(graph: Graph, layout: Layout, counts: Counts, sequence: u64) -> Snapshot {
+        Snapshot {
+            sequence,
+            timestamp_ms: graph.timestamp_ms,
+            cluster: OnceLock::new(),
+            resources: OnceLock::new(),
+            by_type: Kind::queryable().map(|k| (k, OnceLock::new())).collect(),
+            debug: OnceLock::new(),
+            graphml: OnceLock::new(),
+            tag: format!("{sequence:x}-{:x}", graph.timestamp_ms),
+            weak: false,
+            examples: OnceLock::new(),
+            index: OnceLock::new(),
+            layout,
+            counts,
+            graph,
+        }
+    }
+
     /// How many types have a list of their own in this snapshot.
     pub(crate) fn types_served(&self) -> usize {
         self.by_type.len()
+    }
+
+    /// `/cluster`: every resource and relation.
+    pub fn cluster(&self) -> &Rendered {
+        self.cluster.get_or_init(|| {
+            let all = 0..self.graph.resources.len();
+            let relations = 0..self.graph.relations.len();
+            let body = self.layout.compose(&self.graph, all, Some(relations));
+            self.rendered(JSON, body, "cluster")
+        })
+    }
+
+    /// `/cluster/resources`: every resource.
+    pub fn resources(&self) -> &Rendered {
+        self.resources.get_or_init(|| {
+            let all = 0..self.graph.resources.len();
+            let body = self.layout.compose(&self.graph, all, None::<Range<usize>>);
+            self.rendered(JSON, body, "resources")
+        })
+    }
+
+    /// The list of one type's resources; `None` for a type this snapshot does not serve
+    /// (named since it was made).
+    pub fn of_type(&self, kind: Kind) -> Option<&Rendered> {
+        let cell = self.by_type.get(&kind)?;
+        Some(cell.get_or_init(|| {
+            // Resources are grouped by type, in the table's order.
+            let resources = &self.graph.resources;
+            let start = resources.partition_point(|r| r.kind < kind);
+            let end = start + resources[start..].partition_point(|r| r.kind == kind);
+            let body = self
+                .layout
+                .compose(&self.graph, start..end, None::<Range<usize>>);
+            self.rendered(JSON, body, &kind.to_string())
+        }))
     }
 
     /// One resource of each type and one relation of each rule, found on first use.
@@ -409,7 +554,7 @@ impl Snapshot {
     pub(crate) fn one(&self, i: usize) -> Rendered {
         let resource = &self.graph.resources[i];
         let laid = &self.layout.resources[i];
-        let glue = |range: &Range<usize>| Piece::bytes_range(&self.layout.glue, range.clone());
+        let glue = |span: &Span| self.layout.piece(span);
         let own = |text: String| Piece::owned(text.into_bytes());
         let mut body = Composed::default();
         body.push(own(format!(

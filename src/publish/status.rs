@@ -222,7 +222,7 @@ mod tests {
             kind: Kind::all().find(|k| k.name() == kind).unwrap(),
             timestamp_ms: 0,
             properties: Arc::from(properties),
-            label: "x".to_string(),
+            label: "x".into(),
             alternate_label: None,
             source: None,
             stale_since_ms: None,

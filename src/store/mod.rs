@@ -528,7 +528,7 @@ mod tests {
                     kind,
                     timestamp_ms: ts,
                     properties: format!("{{\"name\":\"{name}\"}}").into(),
-                    label: name.to_string(),
+                    label: (*name).into(),
                     alternate_label: None,
                     source: None,
                     stale_since_ms: None,
@@ -574,7 +574,7 @@ mod tests {
             let mut change = Change::between(
                 previous.sequence,
                 previous.timestamp_ms,
-                &previous.graph,
+                crate::graph::diff::diff(&previous.graph, &next.graph),
                 &next,
                 "t",
             );
@@ -620,11 +620,12 @@ mod tests {
             published_ms: s.timestamp_ms,
             timestamp_ms: s.timestamp_ms,
         };
-        let change = |a: &crate::publish::snapshot::Snapshot, b| {
+        let change = |a: &crate::publish::snapshot::Snapshot,
+                      b: &crate::publish::snapshot::Snapshot| {
             Arc::new(Change::between(
                 a.sequence,
                 a.timestamp_ms,
-                &a.graph,
+                crate::graph::diff::diff(&a.graph, &b.graph),
                 b,
                 "t",
             ))
