@@ -161,24 +161,36 @@ fn kube_edits(
                 continue;
             }
             let id = super::build::object_id(is);
-            let Some(at) = shown_at(previous, basis, &id, &was.raw) else {
-                continue;
-            };
-            edits.push(Edit {
-                at,
-                properties: is.raw.clone(),
-                fingerprint: is.fingerprint,
-            });
+            edits.extend(edit(
+                previous,
+                basis,
+                &id,
+                &was.raw,
+                &is.raw,
+                is.fingerprint,
+            ));
         }
     }
     Some(())
 }
 
-/// Where the graph shows the resource `id` with the text `raw`; `None` when another
-/// observation of the same ID is the one shown (the first of duplicates is).
-fn shown_at(previous: &Graph, basis: &Basis, id: &Id, raw: &RawJson) -> Option<usize> {
+/// The edit that shows `raw` (of `fingerprint`) where the graph shows the resource `id`
+/// with the text `was`; none when another observation of the same ID is the one shown
+/// (the first of duplicates is).
+fn edit(
+    previous: &Graph,
+    basis: &Basis,
+    id: &Id,
+    was: &RawJson,
+    raw: &RawJson,
+    fingerprint: u64,
+) -> Option<Edit> {
     let &at = basis.at.get(id)?;
-    Arc::ptr_eq(&previous.resources.get(at)?.properties, raw).then_some(at)
+    Arc::ptr_eq(&previous.resources.get(at)?.properties, was).then(|| Edit {
+        at,
+        properties: raw.clone(),
+        fingerprint,
+    })
 }
 
 /// Whether the relation rules read the same of `was` and `is`, labels aside.
@@ -246,14 +258,7 @@ fn node_edits(
                 continue;
             }
             let id: Id = format!("Container:{}", b.id).into();
-            let Some(at) = shown_at(previous, basis, &id, &a.raw) else {
-                continue;
-            };
-            edits.push(Edit {
-                at,
-                properties: b.raw.clone(),
-                fingerprint: b.fingerprint,
-            });
+            edits.extend(edit(previous, basis, &id, &a.raw, &b.raw, b.fingerprint));
         }
         for (i_was, i_is) in was.images.iter().zip(&is.images) {
             if Arc::ptr_eq(i_was, i_is) || Arc::ptr_eq(&i_was.raw, &i_is.raw) {
@@ -263,14 +268,14 @@ fn node_edits(
                 return None;
             }
             let id: Id = format!("Image:{}", i_is.id).into();
-            let Some(at) = shown_at(previous, basis, &id, &i_was.raw) else {
-                continue;
-            };
-            edits.push(Edit {
-                at,
-                properties: i_is.raw.clone(),
-                fingerprint: i_is.fingerprint,
-            });
+            edits.extend(edit(
+                previous,
+                basis,
+                &id,
+                &i_was.raw,
+                &i_is.raw,
+                i_is.fingerprint,
+            ));
         }
     }
     Some(())
