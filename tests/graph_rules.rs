@@ -9,8 +9,10 @@ use cluster_insight::collect::objects::parse_object;
 use cluster_insight::collect::runtime::docker::{parse_container_inspect, parse_image, parse_top};
 use cluster_insight::graph::diff::diff;
 use cluster_insight::graph::observed::{Collected, KubeObject, NodeContainers, ObservedContainer};
-use cluster_insight::graph::update::{update, Basis};
-use cluster_insight::graph::{build, BuildOptions, Graph, History, Kind, KubeletName, Resource};
+use cluster_insight::graph::update::{update, Kept};
+use cluster_insight::graph::{
+    build, build_with_basis, BuildOptions, Graph, History, Kind, KubeletName, Resource,
+};
 use serde_json::json;
 use serde_json::value::RawValue;
 
@@ -700,17 +702,30 @@ fn workloads_owners_and_the_relations_of_today() {
 /// the new), a node's resourceVersion (a volatile field), a service's text, and a
 /// container's inspect (it stopped); the objects nothing changed are the same `Arc`s.
 fn changed_in_place(c: &Collected) -> Collected {
-    let mut next = c.clone();
-    next.kube.of_mut(Kind::POD)[0] = pod(
-        "default",
-        "web-1",
-        Some("n1"),
-        json!({"app": "web", "tier": "front", "revision": "2"}),
-        &[],
+    let mut next = with_pod(
+        c,
+        pod(
+            "default",
+            "web-1",
+            Some("n1"),
+            json!({"app": "web", "tier": "front", "revision": "2"}),
+            &[],
+        ),
     );
-    next.kube.of_mut(Kind::NODE)[1] = parse_object(Kind::NODE, &raw(json!({"kind": "Node", "metadata": {"name": "n2", "uid": "uid-n2", "resourceVersion": "99"},
+    let at = |c: &Collected, kind: Kind, name: &str| {
+        c.kube
+            .of(kind)
+            .iter()
+            .position(|o| o.meta.name == name)
+            .unwrap()
+    };
+    let (n2, headless) = (
+        at(&next, Kind::NODE, "n2"),
+        at(&next, Kind::SERVICE, "headless"),
+    );
+    next.kube.of_mut(Kind::NODE)[n2] = parse_object(Kind::NODE, &raw(json!({"kind": "Node", "metadata": {"name": "n2", "uid": "uid-n2", "resourceVersion": "99"},
         "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": "n2.local"}]}}))).unwrap().into();
-    next.kube.of_mut(Kind::SERVICE)[1] = parse_object(
+    next.kube.of_mut(Kind::SERVICE)[headless] = parse_object(
         Kind::SERVICE,
         &raw(
             json!({"metadata": {"namespace": "default", "name": "headless",
@@ -736,127 +751,168 @@ fn changed_in_place(c: &Collected) -> Collected {
     next
 }
 
-#[test]
-fn a_graph_made_from_the_last_is_the_graph_built_whole() {
-    let mut first = cluster();
-    // The container that changes has no processes before either: a change of processes is
-    // not one in place.
-    first.nodes[1].containers[0].processes.clear();
-    let (graph, history) = build(&first, &options(), 1_000, &History::default());
-    let mut basis = Basis::new(first.clone(), &graph);
-    let next = changed_in_place(&first);
-
-    let (whole, whole_history) = build(&next, &options(), 2_000, &history);
-    let mut updated_history = history.clone();
-    let updated = update(
-        &graph,
-        &mut basis,
-        &mut updated_history,
-        next.clone(),
-        2_000,
-    )
-    .unwrap_or_else(|_| panic!("the changes are in place"));
-
-    assert_eq!(updated.graph.resources, whole.resources);
-    assert_eq!(updated.graph.relations, whole.relations);
-    assert_eq!(updated.graph.timestamp_ms, 2_000);
-    let expected = diff(&graph, &whole);
-    let ids = |pairs: &[(Resource, Resource)]| -> Vec<String> {
-        pairs.iter().map(|(_, r)| r.id.to_string()).collect()
-    };
-    assert_eq!(ids(&updated.diff.changed), ids(&expected.changed));
-    assert_eq!(updated.diff.changed, expected.changed);
-    assert!(expected.added.is_empty() && expected.removed.is_empty());
-    // The pod, the service and the container changed; the node only in a volatile field,
-    // so its text is new but its timestamp is not.
-    assert_eq!(
-        ids(&updated.diff.changed),
-        [
-            "Node:n2".to_string(),
-            "Pod:default/web-1".into(),
-            "Service:default/headless".into(),
-            format!("Container:{}", hex('b')),
-        ]
-    );
-    let node = |g: &Graph| {
-        g.resources
-            .iter()
-            .find(|r| &*r.id == "Node:n2")
-            .cloned()
-            .unwrap()
-    };
-    assert_eq!(node(&updated.graph).timestamp_ms, 1_000);
-    assert!(node(&updated.graph).properties.contains("\"99\""));
-    for (i, &at) in updated.positions.iter().enumerate() {
-        assert_eq!(updated.graph.resources[at], updated.diff.changed[i].1);
+/// Makes each of `steps` from the graph before it (`update`, or built whole where it says
+/// no) and holds every graph so made, and its differences from the one before, to the
+/// graph built whole from the same input and history; says which steps were made from the
+/// last graph.
+fn made_from_the_last(first: Collected, steps: Vec<Collected>) -> Vec<bool> {
+    let (mut graph, mut history, mut basis) =
+        build_with_basis(first, &options(), 1_000, &History::default());
+    let mut whole_history = history.clone();
+    let mut made = Vec::new();
+    for (n, next) in steps.into_iter().enumerate() {
+        let now = 2_000 + 1_000 * n as i64;
+        let (whole, next_whole_history) = build(&next, &options(), now, &whole_history);
+        match update(&graph, &mut basis, &mut history, next.clone(), now) {
+            Ok(updated) => {
+                let what = format!("step {n}");
+                assert_eq!(updated.graph.resources, whole.resources, "{what}");
+                assert_eq!(updated.graph.relations, whole.relations, "{what}");
+                assert_eq!(updated.graph.timestamp_ms, now);
+                let expected = diff(&graph, &whole);
+                assert_eq!(updated.diff.added, expected.added, "{what}");
+                assert_eq!(updated.diff.changed, expected.changed, "{what}");
+                assert_eq!(updated.diff.removed, expected.removed, "{what}");
+                assert_eq!(
+                    updated.diff.relations_added, expected.relations_added,
+                    "{what}"
+                );
+                assert_eq!(
+                    updated.diff.relations_changed, expected.relations_changed,
+                    "{what}"
+                );
+                assert_eq!(
+                    updated.diff.relations_removed, expected.relations_removed,
+                    "{what}"
+                );
+                match &updated.kept {
+                    Kept::AllBut(positions) => {
+                        assert!(expected.added.is_empty() && expected.removed.is_empty());
+                        let at: Vec<&Resource> = positions
+                            .iter()
+                            .map(|&i| &updated.graph.resources[i])
+                            .collect();
+                        let changed: Vec<&Resource> =
+                            expected.changed.iter().map(|(_, r)| r).collect();
+                        assert_eq!(at, changed, "{what}");
+                    }
+                    Kept::Moved {
+                        resources,
+                        relations,
+                    } => {
+                        for (i, from) in resources.iter().enumerate() {
+                            if let Some(from) = from {
+                                assert_eq!(graph.resources[*from], updated.graph.resources[i]);
+                            }
+                        }
+                        for (i, from) in relations.iter().enumerate() {
+                            if let Some(from) = from {
+                                assert_eq!(graph.relations[*from], updated.graph.relations[i]);
+                            }
+                        }
+                    }
+                }
+                graph = updated.graph;
+                made.push(true);
+            }
+            Err(given_back) => {
+                (graph, history, basis) = build_with_basis(given_back, &options(), now, &history);
+                assert_eq!(graph.resources, whole.resources);
+                made.push(false);
+            }
+        }
+        whole_history = next_whole_history;
     }
+    made
+}
 
-    // The next update starts from this one, as the next full build from its history.
-    let again = changed_in_place(&next);
-    let (whole_again, _) = build(&again, &options(), 3_000, &whole_history);
-    let updated_again = update(
-        &updated.graph,
-        &mut basis,
-        &mut updated_history,
-        again,
-        3_000,
-    )
-    .unwrap_or_else(|_| panic!("the changes are in place"));
-    assert_eq!(updated_again.graph.resources, whole_again.resources);
-    assert_eq!(updated_again.graph.relations, whole_again.relations);
+/// `c` with every list in the order watches keep: by namespace and name.
+fn in_order(mut c: Collected) -> Collected {
+    for kind in Kind::listed() {
+        c.kube.of_mut(kind).sort_by(|a, b| {
+            (&a.meta.namespace, &a.meta.name).cmp(&(&b.meta.namespace, &b.meta.name))
+        });
+    }
+    c
+}
+
+/// `c` with `pod` in place of the pod of its namespace and name, or added.
+fn with_pod(c: &Collected, pod: Arc<KubeObject>) -> Collected {
+    let mut next = c.clone();
+    let pods = next.kube.of_mut(Kind::POD);
+    pods.retain(|p| (&p.meta.namespace, &p.meta.name) != (&pod.meta.namespace, &pod.meta.name));
+    pods.push(pod);
+    in_order(next)
 }
 
 #[test]
-fn what_a_rule_reads_is_built_whole() {
-    let first = cluster();
-    let (graph, history) = build(&first, &options(), 1_000, &History::default());
-    let refused = |change: &dyn Fn(&mut Collected)| {
+fn a_graph_made_from_the_last_is_the_graph_built_whole() {
+    let mut first = in_order(cluster());
+    // The container that changes has no processes before either: a change of processes is
+    // not one in place.
+    first.nodes[1].containers[0].processes.clear();
+    let next = changed_in_place(&first);
+    let again = changed_in_place(&next);
+    assert_eq!(made_from_the_last(first, vec![next, again]), [true, true]);
+}
+
+#[test]
+fn what_a_rule_reads_is_made_again_and_the_rest_kept() {
+    let first = in_order(cluster());
+    let front = || json!({"app": "web", "tier": "front"});
+    // One after the other, each from the last.
+    let mut steps: Vec<Collected> = Vec::new();
+    let last = |steps: &Vec<Collected>| steps.last().unwrap_or(&first).clone();
+    // A label a selector reads: the pod leaves `Service:default/web` and `web-rc`.
+    steps.push(with_pod(
+        &first,
+        pod("default", "web-1", Some("n1"), json!({"app": "db"}), &[]),
+    ));
+    // The pod moves to another node (its container on n1 then belongs to no pod).
+    steps.push(with_pod(
+        &last(&steps),
+        pod("default", "web-1", Some("n2"), front(), &[]),
+    ));
+    // A pod comes, and one goes.
+    let mut next = with_pod(
+        &last(&steps),
+        pod("default", "web-15", Some("n1"), front(), &[]),
+    );
+    next.kube
+        .of_mut(Kind::POD)
+        .retain(|p| p.meta.name != "web-2");
+    steps.push(next);
+    // A Service goes.
+    let mut next = last(&steps);
+    next.kube
+        .of_mut(Kind::SERVICE)
+        .retain(|s| s.meta.name != "nothing");
+    steps.push(next);
+    // Nothing at all.
+    steps.push(last(&steps));
+    let made = made_from_the_last(first.clone(), steps);
+    assert_eq!(made, [true; 5], "every step made from the last");
+
+    // What is not followed is built whole, and what follows is made from that again.
+    let change = |how: &dyn Fn(&mut Collected)| {
         let mut next = first.clone();
-        change(&mut next);
-        let mut basis = Basis::new(first.clone(), &graph);
-        let given = update(
-            &graph,
-            &mut basis,
-            &mut history.clone(),
-            next.clone(),
-            2_000,
-        )
-        .expect_err("refused");
-        // What is refused comes back whole, for the full build.
-        assert_eq!(
-            build(&given, &options(), 2_000, &history).0.resources,
-            build(&next, &options(), 2_000, &history).0.resources
-        );
+        how(&mut next);
+        next
     };
-    // A label a selector reads: the pod leaves `Service:default/web`.
-    refused(&|c| {
-        c.kube.of_mut(Kind::POD)[0] =
-            pod("default", "web-1", Some("n1"), json!({"app": "db"}), &[]);
-    });
-    // Another node.
-    refused(&|c| {
-        c.kube.of_mut(Kind::POD)[0] = pod(
-            "default",
-            "web-1",
-            Some("n2"),
-            json!({"app": "web", "tier": "front"}),
-            &[],
+    let refused = [
+        change(&|c| {
+            c.nodes[0].containers[0].processes.pop();
+        }),
+        change(&|c| c.unread_nodes.push("n2".into())),
+        change(&|c| c.kube.of_mut(Kind::NODE).push(node("n3"))),
+        change(&|c| c.kube.of_mut(Kind::POD).swap(0, 1)),
+    ];
+    for next in refused {
+        let back = with_pod(
+            &in_order(next.clone()),
+            pod("default", "other", Some("n1"), json!({}), &[]),
         );
-    });
-    // An object more.
-    refused(&|c| {
-        c.kube
-            .of_mut(Kind::POD)
-            .push(pod("default", "web-9", Some("n1"), json!({}), &[]));
-    });
-    // An object fewer.
-    refused(&|c| {
-        c.kube.of_mut(Kind::SERVICE).pop();
-    });
-    // Other processes.
-    refused(&|c| {
-        c.nodes[0].containers[0].processes.pop();
-    });
-    // A node that could not be read.
-    refused(&|c| c.unread_nodes.push("n2".into()));
+        let made = made_from_the_last(first.clone(), vec![next, back]);
+        assert!(!made[0], "refused");
+    }
 }

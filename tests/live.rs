@@ -893,3 +893,114 @@ fn a_master_started_again_with_its_history_dir_serves_the_history_it_had() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&bad);
 }
+
+/// `graph` without what only a master's own history decides (every timestamp), and without
+/// the `kind` and `apiVersion` a watch's objects carry and a list's items do not, nor the
+/// `resourceVersion` (the simulator's list and events may differ there); with its
+/// nodes' containers, processes and images only when `runtimes` says.
+fn comparable(graph: &Value, runtimes: bool) -> Held {
+    let mut held = Held::of(graph);
+    for r in held
+        .resources
+        .values_mut()
+        .chain(held.relations.values_mut())
+    {
+        r.as_object_mut().unwrap().remove("timestamp");
+        if let Some(properties) = r.get_mut("properties").and_then(Value::as_object_mut) {
+            properties.remove("kind");
+            properties.remove("apiVersion");
+            if let Some(meta) = properties
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+            {
+                meta.remove("resourceVersion");
+            }
+        }
+    }
+    if !runtimes {
+        let of_runtime = |id: &str| {
+            ["Container:", "Process:", "Image:"]
+                .iter()
+                .any(|p| id.starts_with(p))
+        };
+        held.resources.retain(|id, _| !of_runtime(id));
+        held.relations
+            .retain(|(_, source, target), _| !of_runtime(source) && !of_runtime(target));
+    }
+    held
+}
+
+#[test]
+fn a_graph_made_from_the_last_one_is_the_graph_a_new_master_builds() {
+    // Node agents read call by call, and none (the nodes then told by their pods'
+    // statuses): between refreshes every build comes from the watches, and is made from
+    // the last graph wherever it can be. (Nodes read from their runtimes are not read again
+    // between refreshes: a deleted pod's containers stay until then, so there the two are
+    // compared without them.)
+    for (spec, flags, runtimes) in [
+        ("nodes=3,pods-per-node=4", vec![], false),
+        (
+            "nodes=4,pods-per-node=5,docker=false,deployments=2,statefulsets=1,cronjobs=1",
+            vec!["--no-docker"],
+            true,
+        ),
+    ] {
+        let mut sim = Simulator::start(SimSpec::parse_size(spec).unwrap()).unwrap();
+        let mut args = vec!["--refresh-interval", "300"];
+        args.extend(&flags);
+        let master = MasterProcess::against(&sim, &args);
+        master.wait_for_refreshes(1);
+        let start = sequence_of(&get(master.addr, "/cluster").json());
+
+        // First what changes in place: a label no selector reads, the nodes' heartbeats.
+        let pods = sim.pods();
+        let (ns, name, _) = &pods[3];
+        assert!(sim.label_pod(ns, name, "note", "nothing-selects-this"));
+        sim.heartbeat();
+        let labelled = format!("Pod:{ns}/{name}");
+        wait_for(&master, "the label", |g| {
+            g["resources"].as_array().unwrap().iter().any(|r| {
+                r["id"] == labelled
+                    && r["properties"]["metadata"]["labels"]["note"] == "nothing-selects-this"
+            })
+        });
+        // Then what the rules read: pods go, a label every selector reads.
+        let (gone_ns, gone_name, _) = &pods[1];
+        assert!(sim.delete_pod(gone_ns, gone_name));
+        let (ns, name, _) = &pods[2];
+        assert!(sim.label_pod(ns, name, "app", "moved-away"));
+        let (last_ns, last_name, _) = pods.last().unwrap();
+        assert!(sim.delete_pod(last_ns, last_name));
+        let gone = [
+            format!("Pod:{gone_ns}/{gone_name}"),
+            format!("Pod:{last_ns}/{last_name}"),
+        ];
+        let moved = format!("Pod:{ns}/{name}");
+        let made = wait_for(&master, "the changes", |g| {
+            gone.iter().all(|id| !has(g, id))
+                && g["resources"].as_array().unwrap().iter().any(|r| {
+                    r["id"] == moved && r["properties"]["metadata"]["labels"]["app"] == "moved-away"
+                })
+        });
+        let status = master.status();
+        assert_eq!(
+            status["refresh"]["count"], 1,
+            "{spec}: no refresh came between"
+        );
+        let builds = &status["refresh"]["builds"];
+        assert!(
+            builds["inPlace"].as_u64().unwrap() > 0 && builds["spliced"].as_u64().unwrap() > 0,
+            "{spec}: made from the last graph, in place and spliced: {builds}"
+        );
+        assert!(sequence_of(&made) > start);
+
+        let fresh = MasterProcess::against(&sim, &args);
+        fresh.wait_for_refreshes(1);
+        let whole = get(fresh.addr, "/cluster").json();
+        assert_same(
+            &comparable(&made, runtimes),
+            &comparable(&whole, runtimes),
+            &format!("{spec}: made from the last, against built whole"),
+        );
+    }
+}

@@ -94,6 +94,11 @@ pub(crate) fn document(
         "refresh": {
             "count": status.refreshes,
             "kubernetesUpdates": status.kube_updates,
+            "builds": {
+                "whole": status.builds.whole,
+                "inPlace": status.builds.in_place,
+                "spliced": status.builds.spliced,
+            },
             "lastKubernetesUpdate": status.last_kube_update_ms.map(rfc3339_millis),
             "intervalSeconds": status.refresh_interval.as_secs_f64(),
             "lastStart": status.last_refresh_start_ms.map(rfc3339_millis),

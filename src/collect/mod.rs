@@ -35,7 +35,7 @@ use crossbeam_channel::Receiver;
 use crate::graph::diff::GraphDiff;
 use crate::graph::observed::NodeContainers;
 use crate::graph::observed::{Collected, KubeObject, KubeState};
-use crate::graph::update::{Basis, Updated};
+use crate::graph::update::{Basis, Kept, Updated};
 use crate::graph::{self, BuildOptions, History, Kind};
 use crate::http::ClientConfig;
 use crate::publish::snapshot::{self, Snapshot};
@@ -45,7 +45,7 @@ use kube::KubeClient;
 use nodes::{NodeCache, NodeContext};
 use runtime::cache::ImageCache;
 use runtime::RuntimeOptions;
-use status::{CallCounts, CollectorStatus, Phases, SourceStatus};
+use status::{BuildCounts, CallCounts, CollectorStatus, Phases, SourceStatus};
 use watch::Watches;
 
 pub use nodes::{NodeParallelism, RuntimeSource};
@@ -106,12 +106,16 @@ pub(crate) struct Collector {
     extra: ExtraKinds,
     node_caches: HashMap<String, NodeCache>,
     /// What the last graph was made from (its node readings first, then what pods'
-    /// statuses told of the other nodes), with the sequence of the snapshot that shows it:
-    /// the next graph is made from it when only objects changed in place, and a build
-    /// between refreshes reads its nodes.
+    /// statuses told of the other nodes), with the sequence of the snapshot that shows it
+    /// (0 until that is published): the next graph is made from it where it can be.
     basis: Option<(Basis, u64)>,
     /// How many of the basis' nodes were read from their runtimes.
     nodes_read: usize,
+    /// How the graphs so far were made.
+    builds: BuildCounts,
+    /// The last refresh's node readings (runtimes only), and the nodes it could not read:
+    /// what a build between refreshes uses.
+    last_nodes: (Vec<NodeContainers>, Vec<String>),
     /// What pods' statuses told of nodes no runtime was read for, kept for the next build.
     learnt: agentless::Learnt,
     /// Kubernetes calls made since the last refresh, counted at the next.
@@ -166,6 +170,8 @@ impl Collector {
             node_caches: HashMap::new(),
             basis: None,
             nodes_read: 0,
+            builds: BuildCounts::default(),
+            last_nodes: (Vec::new(), Vec::new()),
             learnt: agentless::Learnt::default(),
             pending_calls: CallCounts::default(),
             built_generation: None,
@@ -201,6 +207,8 @@ impl Collector {
                 if full {
                     self.node_caches.clear();
                 }
+                // What the graph was made from may be half changed: the next is built whole.
+                self.basis = None;
             }
             let wait = next_refresh.saturating_duration_since(Instant::now());
             crossbeam_channel::select! {
@@ -334,6 +342,8 @@ impl Collector {
         nodes::forget_departed(&mut node_status, nodes);
 
         let read_pace = read.pace;
+        // Kept for the builds until the next refresh (a build that fails leaves them too).
+        self.last_nodes = (read.nodes.clone(), read.unread.clone());
         let made = self.build(kube, read.nodes, read.unread, published.snapshot.as_deref());
         lap(&mut phases.build_ms);
         let (snapshot, diff) = self.snapshot_of(made, published.snapshot);
@@ -343,6 +353,7 @@ impl Collector {
         let failed_nodes = node_status.values().filter(|s| !s.ok).count();
         let status = CollectorStatus {
             refreshes: previous.refreshes + 1,
+            builds: self.builds,
             kube_updates: previous.kube_updates,
             last_kube_update_ms: previous.last_kube_update_ms,
             last_refresh_start_ms: Some(start_ms),
@@ -400,18 +411,16 @@ impl Collector {
             unread_nodes: unread,
         };
         let now = now_ms();
-        let basis = self.basis.take();
-        if let (Some(last), Some((mut basis, sequence))) = (last, basis) {
-            if last.sequence == sequence && self.nodes_read == read {
-                match graph::update::update(
-                    &last.graph,
-                    &mut basis,
-                    &mut self.history,
-                    collected,
-                    now,
-                ) {
+        if let (Some(last), Some((basis, sequence))) = (last, self.basis.as_mut()) {
+            if last.sequence == *sequence && self.nodes_read == read {
+                match graph::update::update(&last.graph, basis, &mut self.history, collected, now) {
                     Ok(updated) => {
-                        self.basis = Some((basis, sequence));
+                        // Until the snapshot of this graph is made.
+                        *sequence = 0;
+                        match updated.kept {
+                            Kept::AllBut(_) => self.builds.in_place += 1,
+                            Kept::Moved { .. } => self.builds.spliced += 1,
+                        }
                         return Made::Updated(updated);
                     }
                     Err(given_back) => collected = given_back,
@@ -421,27 +430,14 @@ impl Collector {
         let options = BuildOptions {
             cluster_name: self.config.cluster_name.clone(),
         };
-        let (graph, history) = graph::build(&collected, &options, now, &self.history);
+        let (graph, history, basis) =
+            graph::build_with_basis(collected, &options, now, &self.history);
         self.history = history;
         self.nodes_read = read;
+        self.builds.whole += 1;
         // The snapshot's sequence is set once it is known (`snapshot_of`).
-        self.basis = Some((Basis::new(collected, &graph), 0));
+        self.basis = Some((basis, 0));
         Made::Whole(graph)
-    }
-
-    /// The last refresh's node readings (runtimes only), and the nodes it could not read:
-    /// what a build between refreshes uses.
-    fn last_readings(&self) -> (Vec<NodeContainers>, Vec<String>) {
-        match &self.basis {
-            Some((basis, _)) => {
-                let collected = basis.collected();
-                (
-                    collected.nodes[..self.nodes_read].to_vec(),
-                    collected.unread_nodes.clone(),
-                )
-            }
-            None => (Vec::new(), Vec::new()),
-        }
     }
 
     /// The snapshot of a graph, with its differences from `last` when they are known: the
@@ -463,7 +459,7 @@ impl Collector {
                 let snapshot = snapshot::render_update(
                     &last,
                     updated.graph,
-                    &updated.positions,
+                    &updated.kept,
                     &self.config.created_by,
                     self.sequence,
                 );
@@ -506,13 +502,14 @@ impl Collector {
     ) -> Arc<Snapshot> {
         let started = Instant::now();
         // A copy: a build that fails leaves the last readings for the next.
-        let (nodes, unread) = self.last_readings();
+        let (nodes, unread) = self.last_nodes.clone();
         let made = self.build(kube, nodes, unread, published.snapshot.as_deref());
         let built = started.elapsed();
         let (snapshot, diff) = self.snapshot_of(made, published.snapshot.clone());
         let rendered = started.elapsed();
         let previous = &published.status;
         let status = CollectorStatus {
+            builds: self.builds,
             kube_updates: previous.kube_updates + 1,
             last_kube_update_ms: Some(start_ms),
             counts: snapshot.counts.clone(),

@@ -184,10 +184,20 @@ pub(crate) struct Phases {
     pub(crate) render_ms: u64,
 }
 
+/// How the graphs so far were made: built whole, or made from the last one with the
+/// changed resources replaced in place, or with what changed spliced in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BuildCounts {
+    pub(crate) whole: u64,
+    pub(crate) in_place: u64,
+    pub(crate) spliced: u64,
+}
+
 /// What `/status` shows about the collector.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CollectorStatus {
     pub(crate) refreshes: u64,
+    pub(crate) builds: BuildCounts,
     /// Builds between refreshes, each for a change a watch brought.
     pub(crate) kube_updates: u64,
     pub(crate) last_kube_update_ms: Option<i64>,

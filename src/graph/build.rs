@@ -9,6 +9,7 @@
 //! the kinds, then of the objects.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::fingerprint;
@@ -17,6 +18,7 @@ use super::id::{Id, IdMap, IdSet};
 use super::observed::{Collected, Facts, KubeObject, NodeContainers, PodRef, RawJson};
 use super::pods::{short_container_name, PodLookup};
 use super::selector::SelectorIndex;
+use super::update::Basis;
 use super::{hex12, Graph, Kind, Relation, RelationType, Resource};
 
 /// Settings of the builder that do not come from the cluster.
@@ -32,6 +34,45 @@ pub fn build(
     now_ms: i64,
     previous: &History,
 ) -> (Graph, History) {
+    let (graph, history, _) = build_whole(collected, options, now_ms, previous);
+    (graph, history)
+}
+
+/// [`build`], keeping what [`update`](super::update::update) needs to make the next graph
+/// from this one.
+pub fn build_with_basis(
+    collected: Collected,
+    options: &BuildOptions,
+    now_ms: i64,
+    previous: &History,
+) -> (Graph, History, Basis) {
+    let (graph, history, emissions) = build_whole(&collected, options, now_ms, previous);
+    let basis = Basis::new(collected, &graph, emissions);
+    (graph, history, basis)
+}
+
+/// Where the relations of each emitter lie in a graph: the builder adds them one listed
+/// object after the other (kind by kind, in list order), then node by node.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Emissions {
+    /// By kind index, then by position in the kind's list; empty for an object the graph
+    /// does not show.
+    pub(super) objects: Vec<Vec<Range<usize>>>,
+    /// By position in the collected nodes.
+    pub(super) nodes: Vec<Range<usize>>,
+    /// By node, then by its image: whether the graph shows this node's observation of the
+    /// image (the first node to show an ID names it for all).
+    pub(super) images_shown: Vec<Vec<bool>>,
+    /// By node, then by its container: the same for containers.
+    pub(super) containers_shown: Vec<Vec<bool>>,
+}
+
+fn build_whole(
+    collected: &Collected,
+    options: &BuildOptions,
+    now_ms: i64,
+    previous: &History,
+) -> (Graph, History, Emissions) {
     let mut b = Builder {
         previous,
         now_ms,
@@ -56,10 +97,11 @@ pub fn build(
         node: None,
         source: None,
         stale_since: None,
+        emissions: Emissions::default(),
     };
     b.build(collected, options);
     b.history.carry_over(previous, &collected.unread_nodes);
-    (b.graph, b.history)
+    (b.graph, b.history, b.emissions)
 }
 
 /// The ID of a Kubernetes object: `Kind:NAMESPACE/NAME`, or `Kind:NAME` for kinds without
@@ -74,12 +116,12 @@ pub(super) fn object_id(object: &KubeObject) -> Id {
 }
 
 /// What the relation rules of Kubernetes objects may look up.
-struct ObjectIndex<'a> {
+pub(super) struct ObjectIndex<'a> {
     cluster: Id,
     /// Graph IDs of the listed objects, by kind and position; `None` for a duplicate or a
     /// kind the graph does not show.
-    ids: Vec<Vec<Option<Id>>>,
-    nodes: HashMap<&'a str, Id>,
+    pub(super) ids: Vec<Vec<Option<Id>>>,
+    pub(super) nodes: HashMap<&'a str, Id>,
     selectable: SelectorIndex<'a>,
     /// The objects in the graph by uid: owners are named by uid.
     by_uid: HashMap<&'a str, Id>,
@@ -92,7 +134,7 @@ struct ObjectIndex<'a> {
 }
 
 impl<'a> ObjectIndex<'a> {
-    fn id(&self, kind: Kind, index: usize) -> Option<&Id> {
+    pub(super) fn id(&self, kind: Kind, index: usize) -> Option<&Id> {
         self.ids.get(kind.index())?.get(index)?.as_ref()
     }
 
@@ -114,7 +156,7 @@ impl<'a> ObjectIndex<'a> {
             .map(|(_, pods)| pods.as_slice())
     }
 
-    fn new(
+    pub(super) fn new(
         kube: &'a crate::graph::observed::KubeState,
         ids: Vec<Vec<Option<Id>>>,
         cluster: Id,
@@ -182,11 +224,11 @@ fn node_source(node: &NodeContainers) -> Option<&'static str> {
     node.from_pod_status.then_some("kubernetes")
 }
 
-struct Builder<'p> {
+pub(super) struct Builder<'p> {
     previous: &'p History,
     now_ms: i64,
-    graph: Graph,
-    history: History,
+    pub(super) graph: Graph,
+    pub(super) history: History,
     ids: IdSet<Id>,
     /// The node whose runtime data is being added, while it is.
     node: Option<Arc<str>>,
@@ -195,9 +237,30 @@ struct Builder<'p> {
     /// When the container being added, and its processes, were read, if before this
     /// refresh.
     stale_since: Option<i64>,
+    pub(super) emissions: Emissions,
 }
 
-impl Builder<'_> {
+impl<'p> Builder<'p> {
+    /// A builder of some of a graph's resources and relations, as the builder of the whole
+    /// graph that `previous` is the history of would make them, into a graph and history of
+    /// its own.
+    pub(super) fn part(previous: &'p History, now_ms: i64) -> Builder<'p> {
+        Builder {
+            previous,
+            now_ms,
+            graph: Graph::default(),
+            history: History {
+                generation: previous.generation,
+                ..History::default()
+            },
+            ids: IdSet::default(),
+            node: None,
+            source: None,
+            stale_since: None,
+            emissions: Emissions::default(),
+        }
+    }
+
     /// Adds a resource unless its ID is taken (duplicates in the input keep the first).
     fn resource(
         &mut self,
@@ -282,12 +345,17 @@ impl Builder<'_> {
                 .collect();
         }
         let index = ObjectIndex::new(kube, ids, cluster);
+        self.emissions.objects = (0..Kind::count()).map(|_| Vec::new()).collect();
         for kind in Kind::listed() {
+            let mut ranges = Vec::with_capacity(kube.of(kind).len());
             for (i, object) in kube.of(kind).iter().enumerate() {
+                let start = self.graph.relations.len();
                 if let Some(id) = index.id(kind, i) {
                     self.object_relations(object, id, &index);
                 }
+                ranges.push(start..self.graph.relations.len());
             }
+            self.emissions.objects[kind.index()] = ranges;
         }
 
         // Containers, their processes and images, node by node.
@@ -297,7 +365,9 @@ impl Builder<'_> {
             self.images(node, &mut images);
         }
         for node in &collected.nodes {
+            let start = self.graph.relations.len();
             self.containers(node, &index.nodes, &pods, &images);
+            self.emissions.nodes.push(start..self.graph.relations.len());
         }
         self.node = None;
         self.source = None;
@@ -306,7 +376,7 @@ impl Builder<'_> {
     }
 
     /// Adds a Kubernetes object; its graph ID unless that was taken.
-    fn object(&mut self, object: &KubeObject) -> Option<Id> {
+    pub(super) fn object(&mut self, object: &KubeObject) -> Option<Id> {
         let id = object_id(object);
         let label = match object.node() {
             Some(node) => node.hostname.clone(),
@@ -325,7 +395,7 @@ impl Builder<'_> {
 
     /// The relations a Kubernetes object is the source or the target of: one rule per kind,
     /// then its owners and its namespace.
-    fn object_relations(&mut self, object: &KubeObject, id: &Id, index: &ObjectIndex) {
+    pub(super) fn object_relations(&mut self, object: &KubeObject, id: &Id, index: &ObjectIndex) {
         let namespace = object.meta.namespace.as_str();
         let mut run_by_node = false;
         match (object.kind, &object.facts) {
@@ -431,25 +501,31 @@ impl Builder<'_> {
     }
 
     /// One node's images; the first node to show an image names it for all.
-    fn images<'a>(&mut self, node: &'a NodeContainers, images: &mut HashMap<&'a str, Id>) {
+    pub(super) fn images<'a>(
+        &mut self,
+        node: &'a NodeContainers,
+        images: &mut HashMap<&'a str, Id>,
+    ) {
         self.node = Some(Arc::from(node.node_name.as_str()));
         self.source = node_source(node);
+        let mut shown = Vec::with_capacity(node.images.len());
         for image in &node.images {
             let id: Id = format!("Image:{}", image.id).into();
-            self.resource(
+            shown.push(self.resource(
                 Kind::IMAGE,
                 id.clone(),
                 image.raw.clone(),
                 image.fingerprint,
                 hex12(&image.id).to_string(),
                 Some(image.name.clone()),
-            );
+            ));
             images.entry(&image.id).or_insert(id);
         }
+        self.emissions.images_shown.push(shown);
     }
 
     /// One node's containers and their processes.
-    fn containers(
+    pub(super) fn containers(
         &mut self,
         node: &NodeContainers,
         nodes: &HashMap<&str, Id>,
@@ -459,6 +535,7 @@ impl Builder<'_> {
         self.node = Some(Arc::from(node.node_name.as_str()));
         self.source = node_source(node);
         let node_id = nodes.get(node.node_name.as_str());
+        let mut shown = Vec::with_capacity(node.containers.len());
         for observed in &node.containers {
             let c = &observed.container;
             let pod = pods.find(c);
@@ -481,6 +558,7 @@ impl Builder<'_> {
                 label,
                 None,
             );
+            shown.push(added);
             if !added {
                 self.stale_since = None;
                 continue;
@@ -511,5 +589,6 @@ impl Builder<'_> {
             }
             self.stale_since = None;
         }
+        self.emissions.containers_shown.push(shown);
     }
 }

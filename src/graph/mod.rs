@@ -29,7 +29,7 @@ pub mod query;
 pub mod selector;
 pub mod update;
 
-pub use build::{build, BuildOptions};
+pub use build::{build, build_with_basis, BuildOptions};
 pub use cluster_insight_kinds::Kind;
 pub use history::{History, HISTORY_GRACE};
 pub use id::Id;

@@ -11,15 +11,20 @@
 //! annotations; its properties are the new text, and its timestamp moves only when its
 //! fingerprint did. Anything else says `None`, and the caller builds the graph whole.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 
+use super::build::{object_id, Builder, Emissions, ObjectIndex};
 use super::diff::GraphDiff;
 use super::history::History;
-use super::id::{Id, IdMap};
-use super::observed::{Collected, Facts, KubeObject, NodeContainers, ObservedContainer, RawJson};
+use super::id::{Id, IdMap, IdSet};
+use super::observed::{
+    Collected, EndpointFacts, Facts, KubeObject, NodeContainers, ObservedContainer, PodRef, RawJson,
+};
+use super::pods::PodLookup;
 use super::selector::LabelSelector;
-use super::{Graph, Kind};
+use super::{hex12, Graph, Kind, Relation, RelationType, Resource};
 
 /// What a graph was made from, kept to make the next one from it.
 #[derive(Debug, Default)]
@@ -27,17 +32,18 @@ pub struct Basis {
     collected: Collected,
     /// Where each resource stands in the graph.
     at: IdMap<Id, usize>,
+    /// Where each object's and node's relations stand in the graph.
+    emissions: Emissions,
 }
 
 impl Basis {
-    /// The basis of `graph`, made from `collected`.
-    pub fn new(collected: Collected, graph: &Graph) -> Basis {
-        let mut at = IdMap::default();
-        at.reserve(graph.resources.len());
-        for (i, r) in graph.resources.iter().enumerate() {
-            at.insert(r.id.clone(), i);
+    /// The basis of `graph`, made from `collected`, its relations where `emissions` says.
+    pub(super) fn new(collected: Collected, graph: &Graph, emissions: Emissions) -> Basis {
+        Basis {
+            collected,
+            at: positions(graph),
+            emissions,
         }
-        Basis { collected, at }
     }
 
     /// What the graph was made from.
@@ -50,10 +56,23 @@ impl Basis {
 #[derive(Debug)]
 pub struct Updated {
     pub graph: Graph,
-    /// Only `changed` is ever filled: nothing is added or removed.
     pub diff: GraphDiff,
-    /// The positions in the graph of the resources in `diff.changed`, ascending.
-    pub positions: Vec<usize>,
+    /// What of the last graph the new one keeps, and where.
+    pub kept: Kept,
+}
+
+/// What of the last graph a graph made from it keeps.
+#[derive(Debug)]
+pub enum Kept {
+    /// Everything in its place but the resources at these positions, ascending (which
+    /// are all `diff` holds: only changes).
+    AllBut(Vec<usize>),
+    /// By resource and by relation of the new graph: where it stood in the last graph,
+    /// when it is the same there.
+    Moved {
+        resources: Vec<Option<usize>>,
+        relations: Vec<Option<usize>>,
+    },
 }
 
 /// One resource to change: where, its new text, and its fingerprint.
@@ -78,16 +97,18 @@ pub fn update(
         return Err(collected);
     }
     let mut edits = Vec::new();
-    let in_place = kube_edits(previous, basis, &collected, &mut edits)
-        .and_then(|()| node_edits(previous, basis, &collected, &mut edits))
+    let in_place = kube_edits(basis, &collected, &mut edits)
+        .and_then(|()| node_edits(basis, &collected, &mut edits))
         .is_some()
         && edits
             .iter()
             .all(|e| history.resources.contains_key(&previous.resources[e.at].id));
     if !in_place {
-        return Err(collected);
+        return splice(previous, basis, history, collected, now_ms);
     }
     edits.sort_by_key(|e| e.at);
+    // One resource, one edit (the sort keeps the first).
+    edits.dedup_by_key(|e| e.at);
 
     let mut graph = Graph {
         timestamp_ms: now_ms,
@@ -116,18 +137,13 @@ pub fn update(
     Ok(Updated {
         graph,
         diff,
-        positions,
+        kept: Kept::AllBut(positions),
     })
 }
 
 /// The edits of the objects that changed in place; `None` if any was added, removed or
 /// changed what a rule reads.
-fn kube_edits(
-    previous: &Graph,
-    basis: &Basis,
-    collected: &Collected,
-    edits: &mut Vec<Edit>,
-) -> Option<()> {
+fn kube_edits(basis: &Basis, collected: &Collected, edits: &mut Vec<Edit>) -> Option<()> {
     let (old, new) = (&basis.collected.kube, &collected.kube);
     // Made on the first pod whose labels changed: each namespace's selectors.
     let mut selectors: Option<HashMap<&str, Vec<&LabelSelector>>> = None;
@@ -136,12 +152,20 @@ fn kube_edits(
         if before.len() != after.len() {
             return None;
         }
+        let mut checked_order = false;
         for (was, is) in before.iter().zip(after) {
             if Arc::ptr_eq(was, is) {
                 continue;
             }
             if !same_rules_input(was, is) {
                 return None;
+            }
+            // Watches keep one object of a key; a list with two would show the first.
+            if !checked_order {
+                if !sorted(after) {
+                    return None;
+                }
+                checked_order = true;
             }
             if was.meta.labels != is.meta.labels && kind == Kind::POD {
                 let selectors = selectors.get_or_insert_with(|| selectors_by_namespace(old));
@@ -160,37 +184,16 @@ fn kube_edits(
             if !Kind::in_graph().any(|k| k == kind) {
                 continue;
             }
-            let id = super::build::object_id(is);
-            edits.extend(edit(
-                previous,
-                basis,
-                &id,
-                &was.raw,
-                &is.raw,
-                is.fingerprint,
-            ));
+            if let Some(&at) = basis.at.get(&object_id(is)) {
+                edits.push(Edit {
+                    at,
+                    properties: is.raw.clone(),
+                    fingerprint: is.fingerprint,
+                });
+            }
         }
     }
     Some(())
-}
-
-/// The edit that shows `raw` (of `fingerprint`) where the graph shows the resource `id`
-/// with the text `was`; none when another observation of the same ID is the one shown
-/// (the first of duplicates is).
-fn edit(
-    previous: &Graph,
-    basis: &Basis,
-    id: &Id,
-    was: &RawJson,
-    raw: &RawJson,
-    fingerprint: u64,
-) -> Option<Edit> {
-    let &at = basis.at.get(id)?;
-    Arc::ptr_eq(&previous.resources.get(at)?.properties, was).then(|| Edit {
-        at,
-        properties: raw.clone(),
-        fingerprint,
-    })
 }
 
 /// Whether the relation rules read the same of `was` and `is`, labels aside.
@@ -221,21 +224,21 @@ fn selectors_by_namespace(kube: &super::observed::KubeState) -> HashMap<&str, Ve
 
 /// The edits of the containers and images whose text changed; `None` if the nodes differ
 /// in anything else.
-fn node_edits(
-    previous: &Graph,
-    basis: &Basis,
-    collected: &Collected,
-    edits: &mut Vec<Edit>,
-) -> Option<()> {
+fn node_edits(basis: &Basis, collected: &Collected, edits: &mut Vec<Edit>) -> Option<()> {
     let (before, after) = (&basis.collected.nodes, &collected.nodes);
-    if before.len() != after.len() {
+    let shown = &basis.emissions;
+    if before.len() != after.len()
+        || shown.containers_shown.len() != before.len()
+        || shown.images_shown.len() != before.len()
+    {
         return None;
     }
-    for (was, is) in before.iter().zip(after) {
+    for (n, (was, is)) in before.iter().zip(after).enumerate() {
         if !same_node_frame(was, is) {
             return None;
         }
-        for (c_was, c_is) in was.containers.iter().zip(&is.containers) {
+        let containers = was.containers.iter().zip(&is.containers);
+        for (k, (c_was, c_is)) in containers.enumerate() {
             if Arc::ptr_eq(&c_was.container, &c_is.container) {
                 if !same_processes(c_was, c_is) {
                     return None;
@@ -254,28 +257,33 @@ fn node_edits(
             if !same_frame {
                 return None;
             }
-            if Arc::ptr_eq(&a.raw, &b.raw) {
+            // Only the first node to show a container ID is shown for it.
+            if Arc::ptr_eq(&a.raw, &b.raw) || !shown.containers_shown[n].get(k).copied()? {
                 continue;
             }
             let id: Id = format!("Container:{}", b.id).into();
-            edits.extend(edit(previous, basis, &id, &a.raw, &b.raw, b.fingerprint));
+            edits.push(Edit {
+                at: *basis.at.get(&id)?,
+                properties: b.raw.clone(),
+                fingerprint: b.fingerprint,
+            });
         }
-        for (i_was, i_is) in was.images.iter().zip(&is.images) {
+        for (k, (i_was, i_is)) in was.images.iter().zip(&is.images).enumerate() {
             if Arc::ptr_eq(i_was, i_is) || Arc::ptr_eq(&i_was.raw, &i_is.raw) {
                 continue;
             }
             if i_was.id != i_is.id || i_was.name != i_is.name {
                 return None;
             }
+            if !shown.images_shown[n].get(k).copied()? {
+                continue;
+            }
             let id: Id = format!("Image:{}", i_is.id).into();
-            edits.extend(edit(
-                previous,
-                basis,
-                &id,
-                &i_was.raw,
-                &i_is.raw,
-                i_is.fingerprint,
-            ));
+            edits.push(Edit {
+                at: *basis.at.get(&id)?,
+                properties: i_is.raw.clone(),
+                fingerprint: i_is.fingerprint,
+            });
         }
     }
     Some(())
@@ -307,4 +315,604 @@ fn same_processes(was: &ObservedContainer, is: &ObservedContainer) -> bool {
             .iter()
             .zip(&is.processes)
             .all(|(a, b)| a.pid == b.pid && Arc::ptr_eq(&a.raw, &b.raw))
+}
+
+/// An object's key in its list: namespace and name.
+fn key(o: &KubeObject) -> (&str, &str) {
+    (o.meta.namespace.as_str(), o.meta.name.as_str())
+}
+
+/// Whether a list is strictly sorted by key, as watches keep lists (one object a key).
+fn sorted(list: &[Arc<KubeObject>]) -> bool {
+    list.windows(2).all(|w| key(&w[0]) < key(&w[1]))
+}
+
+/// How a listed object of the new lists relates to the last lists.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// The very same object, at this position of the last list.
+    Same(usize),
+    /// The same key (namespace and name), another version, at this position.
+    Changed(usize),
+    Added,
+}
+
+/// Walks the last and the new list of a kind, both sorted by namespace and name, as
+/// watches keep them: each new object's step, and the last list's positions removed.
+/// `None` when a list is not strictly sorted.
+fn steps(before: &[Arc<KubeObject>], after: &[Arc<KubeObject>]) -> Option<(Vec<Step>, Vec<usize>)> {
+    if !sorted(before) || !sorted(after) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(after.len());
+    let mut removed = Vec::new();
+    let mut i = 0;
+    for object in after {
+        while i < before.len() && key(&before[i]) < key(object) {
+            removed.push(i);
+            i += 1;
+        }
+        if i < before.len() && key(&before[i]) == key(object) {
+            out.push(if Arc::ptr_eq(&before[i], object) {
+                Step::Same(i)
+            } else {
+                Step::Changed(i)
+            });
+            i += 1;
+        } else {
+            out.push(Step::Added);
+        }
+    }
+    removed.extend(i..before.len());
+    Some((out, removed))
+}
+
+/// What a graph made from the last one makes again.
+struct Plan {
+    /// By kind index: each new object's step.
+    steps: Vec<Vec<Step>>,
+    /// By kind index: the positions in the last list of the objects gone.
+    removed: Vec<Vec<usize>>,
+    /// By kind index and new position: whether the object's relations are made again.
+    dirty: Vec<Vec<bool>>,
+    /// By node: whether its containers and processes, and their relations, are.
+    dirty_nodes: Vec<bool>,
+}
+
+/// A pod as it was and as it is: `None` before it came or after it went.
+type PodChange<'a> = (Option<&'a KubeObject>, Option<&'a KubeObject>);
+
+impl Plan {
+    /// Which objects and nodes may show or find something else, by the rules of
+    /// `build.rs`: an object that changed; an object whose owner (by uid) came or went; a
+    /// selector's holder where a pod it would select came, went or changed labels; a
+    /// Service whose slices changed or name a pod that came or went; a pod whose claim, a
+    /// claim whose volume, an Ingress whose Service, an autoscaler whose target came or
+    /// went; a node read from pods' statuses whose reading changed, and every node read
+    /// from its runtime when a pod came or went (its containers may find another pod).
+    /// `None` for what this does not follow: a node or namespace that came or went, a
+    /// node's runtime read again, a kind named since, lists out of order.
+    fn of(basis: &Basis, collected: &Collected) -> Option<Plan> {
+        let (old, new) = (&basis.collected.kube, &collected.kube);
+        if basis.emissions.objects.len() != Kind::count() {
+            return None;
+        }
+        let mut plan = Plan {
+            steps: (0..Kind::count()).map(|_| Vec::new()).collect(),
+            removed: (0..Kind::count()).map(|_| Vec::new()).collect(),
+            dirty: (0..Kind::count()).map(|_| Vec::new()).collect(),
+            dirty_nodes: Vec::new(),
+        };
+        // What came, went or changed, as the rules look things up.
+        let mut uids: HashSet<&str> = HashSet::new();
+        let mut named: HashSet<(Kind, &str, &str)> = HashSet::new();
+        let mut pods: Vec<PodChange<'_>> = Vec::new();
+        let mut pods_moved = false;
+        let mut services: HashSet<(&str, &str)> = HashSet::new();
+        for kind in Kind::listed() {
+            let (before, after) = (old.of(kind), new.of(kind));
+            let (steps, removed) = steps(before, after)?;
+            let came: Vec<&KubeObject> = steps
+                .iter()
+                .zip(after)
+                .filter(|(s, _)| matches!(s, Step::Added))
+                .map(|(_, o)| &**o)
+                .collect();
+            let went: Vec<&KubeObject> = removed.iter().map(|&o| &*before[o]).collect();
+            let changed: Vec<(&KubeObject, &KubeObject)> = steps
+                .iter()
+                .zip(after)
+                .filter_map(|(s, o)| match s {
+                    Step::Changed(i) => Some((&*before[*i], &**o)),
+                    _ => None,
+                })
+                .collect();
+            if (!came.is_empty() || !went.is_empty())
+                && (kind == Kind::NODE || kind == Kind::NAMESPACE)
+            {
+                return None;
+            }
+            for o in came.iter().chain(&went) {
+                if !o.meta.uid.is_empty() {
+                    uids.insert(&o.meta.uid);
+                }
+                let ns = if kind.namespaced() {
+                    o.meta.namespace.as_str()
+                } else {
+                    ""
+                };
+                named.insert((kind, ns, &o.meta.name));
+            }
+            for (was, is) in &changed {
+                if was.meta.uid != is.meta.uid {
+                    uids.insert(&was.meta.uid);
+                    uids.insert(&is.meta.uid);
+                }
+            }
+            if kind == Kind::POD {
+                pods.extend(came.iter().map(|p| (None, Some(*p))));
+                pods.extend(went.iter().map(|p| (Some(*p), None)));
+                pods_moved |= !came.is_empty() || !went.is_empty();
+                for (was, is) in &changed {
+                    let other_uid = was.meta.uid != is.meta.uid;
+                    if other_uid || was.meta.labels != is.meta.labels {
+                        pods.push((Some(*was), Some(*is)));
+                    }
+                    pods_moved |= other_uid || was.facts != is.facts;
+                }
+            }
+            if kind == Kind::ENDPOINT_SLICE {
+                let all = came
+                    .iter()
+                    .chain(&went)
+                    .copied()
+                    .chain(changed.iter().flat_map(|(a, b)| [*a, *b]));
+                for o in all {
+                    if let Facts::Endpoints(EndpointFacts {
+                        service: Some(s), ..
+                    }) = &o.facts
+                    {
+                        services.insert((o.meta.namespace.as_str(), s.as_str()));
+                    }
+                }
+            }
+            plan.dirty[kind.index()] = steps.iter().map(|s| !matches!(s, Step::Same(_))).collect();
+            plan.steps[kind.index()] = steps;
+            plan.removed[kind.index()] = removed;
+        }
+        // Slices that name a pod that came or went (or is another by uid).
+        let mut pod_uids: HashSet<&str> = HashSet::new();
+        let mut pod_keys: HashSet<(&str, &str)> = HashSet::new();
+        for (was, is) in &pods {
+            let other = match (was, is) {
+                (Some(a), Some(b)) => a.meta.uid != b.meta.uid,
+                _ => true,
+            };
+            for p in was.iter().chain(is).filter(|_| other) {
+                pod_uids.insert(&p.meta.uid);
+                pod_keys.insert((&p.meta.namespace, &p.meta.name));
+            }
+        }
+        if !pod_uids.is_empty() {
+            for slice in new.of(Kind::ENDPOINT_SLICE) {
+                let Facts::Endpoints(facts) = &slice.facts else {
+                    continue;
+                };
+                let Some(service) = &facts.service else {
+                    continue;
+                };
+                let ns = slice.meta.namespace.as_str();
+                let names = |r: &PodRef| {
+                    r.uid.as_deref().is_some_and(|u| pod_uids.contains(u))
+                        || pod_keys
+                            .contains(&(r.namespace.as_deref().unwrap_or(ns), r.name.as_str()))
+                };
+                if facts.pods.iter().any(names) {
+                    services.insert((ns, service.as_str()));
+                }
+            }
+        }
+        // Every object whose rules look up something that came, went or changed.
+        for kind in Kind::listed() {
+            let dirty = &mut plan.dirty[kind.index()];
+            for (i, o) in new.of(kind).iter().enumerate() {
+                if dirty[i] {
+                    continue;
+                }
+                let ns = o.meta.namespace.as_str();
+                let selects = |selector: &LabelSelector, p: Option<&KubeObject>| {
+                    p.is_some_and(|p| p.meta.namespace == ns && selector.matches(&p.meta.labels))
+                };
+                let reads_what_changed = match &o.facts {
+                    Facts::Pod(pod) => pod
+                        .claims
+                        .iter()
+                        .any(|c| named.contains(&(Kind::PERSISTENT_VOLUME_CLAIM, ns, c.as_str()))),
+                    Facts::Selector(Some(selector)) => pods
+                        .iter()
+                        .any(|(was, is)| selects(selector, *was) != selects(selector, *is)),
+                    Facts::Routes(to) => to
+                        .iter()
+                        .any(|s| named.contains(&(Kind::SERVICE, ns, s.as_str()))),
+                    Facts::Claim(Some(volume)) => {
+                        named.contains(&(Kind::PERSISTENT_VOLUME, "", volume.as_str()))
+                    }
+                    Facts::ScaleTarget(Some(target)) => {
+                        let kind = match &target.group {
+                            Some(group) => Kind::by_group_kind(group, &target.kind),
+                            None => Kind::by_name(&target.kind),
+                        };
+                        kind.is_some_and(|k| {
+                            let ns = if k.namespaced() { ns } else { "" };
+                            named.contains(&(k, ns, target.name.as_str()))
+                        })
+                    }
+                    _ => false,
+                };
+                if reads_what_changed
+                    || o.meta.owners.iter().any(|u| uids.contains(u.as_str()))
+                    || (kind == Kind::SERVICE && services.contains(&(ns, o.meta.name.as_str())))
+                {
+                    dirty[i] = true;
+                }
+            }
+        }
+        let (before, after) = (&basis.collected.nodes, &collected.nodes);
+        if before.len() != after.len() || basis.emissions.containers_shown.len() != before.len() {
+            return None;
+        }
+        for (was, is) in before.iter().zip(after) {
+            if was.node_name != is.node_name || was.from_pod_status != is.from_pod_status {
+                return None;
+            }
+            let same = same_reading(was, is);
+            if !same && !is.from_pod_status {
+                return None;
+            }
+            plan.dirty_nodes
+                .push(!same || (pods_moved && !is.from_pod_status));
+        }
+        Some(plan)
+    }
+}
+
+/// The very same reading of a node: its containers, processes and images.
+fn same_reading(was: &NodeContainers, is: &NodeContainers) -> bool {
+    was.containers.len() == is.containers.len()
+        && was.images.len() == is.images.len()
+        && was
+            .containers
+            .iter()
+            .zip(&is.containers)
+            .all(|(a, b)| Arc::ptr_eq(&a.container, &b.container) && same_processes(a, b))
+        && was
+            .images
+            .iter()
+            .zip(&is.images)
+            .all(|(a, b)| Arc::ptr_eq(a, b))
+}
+
+/// Where a resource of the new graph comes from: the last graph's at a position, or made
+/// again.
+enum Source {
+    Old(usize),
+    New(Resource),
+}
+
+/// Where a relation of the new graph comes from.
+enum Made {
+    Old(usize),
+    New(Relation),
+}
+
+/// The graph of `collected` made from `previous` when objects came, went or changed in
+/// what the relation rules read: the resources of what changed are made again, and the
+/// relations of every object (and node) whose rules may now find something else (see
+/// [`Plan::of`]); everything else is the last graph's. `collected` given back when what
+/// changed is not one this follows.
+fn splice(
+    previous: &Graph,
+    basis: &mut Basis,
+    history: &mut History,
+    collected: Collected,
+    now_ms: i64,
+) -> Result<Updated, Collected> {
+    let Some(plan) = Plan::of(basis, &collected) else {
+        return Err(collected);
+    };
+    let Some(cluster_at) = previous
+        .resources
+        .iter()
+        .position(|r| r.kind == Kind::CLUSTER)
+    else {
+        return Err(collected);
+    };
+    let cluster = previous.resources[cluster_at].id.clone();
+    let kube = &collected.kube;
+
+    // Resources in the order the builder adds them (sorted by kind at the end): the
+    // Cluster, the objects kind by kind, every node's images, each node's containers
+    // with their processes.
+    let mut part = Builder::part(history, now_ms);
+    let mut sources: Vec<(Kind, Source)> = Vec::with_capacity(previous.resources.len());
+    sources.push((Kind::CLUSTER, Source::Old(cluster_at)));
+    let mut ids: Vec<Vec<Option<Id>>> = (0..Kind::count()).map(|_| Vec::new()).collect();
+    for kind in Kind::listed().filter(|k| Kind::in_graph().any(|g| g == *k)) {
+        let mut kind_ids = Vec::with_capacity(kube.of(kind).len());
+        for (object, step) in kube.of(kind).iter().zip(&plan.steps[kind.index()]) {
+            if let Step::Same(_) = step {
+                let id = object_id(object);
+                match basis.at.get(&id) {
+                    Some(&at) => sources.push((kind, Source::Old(at))),
+                    None => return Err(collected),
+                }
+                kind_ids.push(Some(id));
+                continue;
+            }
+            let start = part.graph.resources.len();
+            let id = part.object(object);
+            sources.extend(
+                part.graph.resources[start..]
+                    .iter()
+                    .map(|r| (kind, Source::New(r.clone()))),
+            );
+            kind_ids.push(id);
+        }
+        ids[kind.index()] = kind_ids;
+    }
+    let index = ObjectIndex::new(kube, ids, cluster);
+
+    // Relations, emitter by emitter: the last graph's where nothing it reads changed.
+    let mut relations: Vec<Made> = Vec::with_capacity(previous.relations.len());
+    let mut emissions = Emissions {
+        objects: (0..Kind::count()).map(|_| Vec::new()).collect(),
+        ..Emissions::default()
+    };
+    // The last graph's relations not kept, by range.
+    let mut dropped: Vec<Range<usize>> = Vec::new();
+    for kind in Kind::listed() {
+        let old_ranges = &basis.emissions.objects[kind.index()];
+        let steps = &plan.steps[kind.index()];
+        let mut ranges = Vec::with_capacity(steps.len());
+        for (i, (object, step)) in kube.of(kind).iter().zip(steps).enumerate() {
+            let start = relations.len();
+            let old = match step {
+                Step::Same(o) | Step::Changed(o) => old_ranges.get(*o).cloned(),
+                Step::Added => None,
+            };
+            match (step, old) {
+                (Step::Same(_), Some(old)) if !plan.dirty[kind.index()][i] => {
+                    relations.extend(old.map(Made::Old));
+                }
+                (_, old) => {
+                    dropped.extend(old);
+                    if let Some(id) = index.id(kind, i) {
+                        let from = part.graph.relations.len();
+                        part.object_relations(object, id, &index);
+                        relations.extend(
+                            part.graph.relations[from..]
+                                .iter()
+                                .map(|r| Made::New(r.clone())),
+                        );
+                    }
+                }
+            }
+            ranges.push(start..relations.len());
+        }
+        dropped.extend(
+            plan.removed[kind.index()]
+                .iter()
+                .filter_map(|&o| old_ranges.get(o).cloned()),
+        );
+        emissions.objects[kind.index()] = ranges;
+    }
+
+    // Images are made again (few; the first node to show one names it), then each node's
+    // containers and processes: the last graph's for a node read the same.
+    let pods = PodLookup::new(kube.of(Kind::POD), &index.ids[Kind::POD.index()]);
+    let mut images: HashMap<&str, Id> = HashMap::new();
+    for node in &collected.nodes {
+        let start = part.graph.resources.len();
+        part.images(node, &mut images);
+        sources.extend(
+            part.graph.resources[start..]
+                .iter()
+                .map(|r| (Kind::IMAGE, Source::New(r.clone()))),
+        );
+    }
+    for (n, node) in collected.nodes.iter().enumerate() {
+        let old_node = &basis.collected.nodes[n];
+        let old_range = basis.emissions.nodes.get(n).cloned().unwrap_or_default();
+        let start = relations.len();
+        if plan.dirty_nodes[n] {
+            dropped.push(old_range);
+            let (from_resource, from_relation) =
+                (part.graph.resources.len(), part.graph.relations.len());
+            part.containers(node, &index.nodes, &pods, &images);
+            emissions
+                .containers_shown
+                .push(part.emissions.containers_shown.pop().unwrap_or_default());
+            sources.extend(
+                part.graph.resources[from_resource..]
+                    .iter()
+                    .map(|r| (r.kind, Source::New(r.clone()))),
+            );
+            relations.extend(
+                part.graph.relations[from_relation..]
+                    .iter()
+                    .map(|r| Made::New(r.clone())),
+            );
+        } else {
+            let shown = &basis.emissions.containers_shown[n];
+            emissions.containers_shown.push(shown.clone());
+            for (k, observed) in old_node.containers.iter().enumerate() {
+                let c = &observed.container;
+                // A container another node showed first is that node's.
+                if !shown.get(k).copied().unwrap_or(false) {
+                    continue;
+                }
+                let id: Id = format!("Container:{}", c.id).into();
+                let Some(&at) = basis.at.get(&id) else {
+                    continue;
+                };
+                sources.push((Kind::CONTAINER, Source::Old(at)));
+                for process in &observed.processes {
+                    let pid: Id = format!("Process:{}/{}", hex12(&c.id), process.pid).into();
+                    if let Some(&at) = basis.at.get(&pid) {
+                        sources.push((Kind::PROCESS, Source::Old(at)));
+                    }
+                }
+                // An image no node shows any more leaves its `createdFrom` dangling.
+                if !c.image_id.is_empty()
+                    && basis
+                        .at
+                        .contains_key(&Id::new(format!("Image:{}", c.image_id)))
+                    && !images.contains_key(c.image_id.as_str())
+                {
+                    return Err(collected);
+                }
+            }
+            relations.extend(old_range.map(Made::Old));
+        }
+        emissions.nodes.push(start..relations.len());
+    }
+    emissions.images_shown = std::mem::take(&mut part.emissions.images_shown);
+    sources.sort_by_key(|(kind, _)| *kind);
+
+    // The new graph, and what of the last one it keeps.
+    let resources: Vec<Resource> = sources
+        .iter()
+        .map(|(_, source)| match source {
+            Source::Old(at) => previous.resources[*at].clone(),
+            Source::New(r) => r.clone(),
+        })
+        .collect();
+    let at = positions_of(&resources);
+    // Two resources of one ID (a container two nodes show): the builder keeps the first,
+    // which this cannot tell.
+    if at.len() != resources.len() {
+        return Err(collected);
+    }
+    let kept_resources: Vec<Option<usize>> = sources
+        .iter()
+        .map(|(_, source)| match source {
+            Source::Old(at) => Some(*at),
+            Source::New(r) => basis
+                .at
+                .get(&r.id)
+                .copied()
+                .filter(|&was| previous.resources[was] == *r),
+        })
+        .collect();
+    let graph_relations: Vec<Relation> = relations
+        .iter()
+        .map(|made| match made {
+            Made::Old(j) => previous.relations[*j].clone(),
+            Made::New(r) => r.clone(),
+        })
+        .collect();
+    let kept_relations: Vec<Option<usize>> = relations
+        .iter()
+        .map(|made| match made {
+            Made::Old(j) => Some(*j),
+            Made::New(_) => None,
+        })
+        .collect();
+
+    // What changed: resources made again against the last graph's, and what it had that
+    // this one has not; relations made again against those their emitters had.
+    let mut diff = GraphDiff::default();
+    let mut carried = vec![false; previous.resources.len()];
+    for (i, (_, source)) in sources.iter().enumerate() {
+        match source {
+            Source::Old(was) => carried[*was] = true,
+            Source::New(r) => match basis.at.get(&r.id) {
+                Some(&was) => {
+                    carried[was] = true;
+                    if previous.resources[was] != *r {
+                        diff.changed
+                            .push((previous.resources[was].clone(), resources[i].clone()));
+                    }
+                }
+                None => diff.added.push(r.clone()),
+            },
+        }
+    }
+    for (was, r) in previous.resources.iter().enumerate() {
+        if !carried[was] {
+            diff.removed.push(r.clone());
+        }
+    }
+    dropped.sort_by_key(|r| r.start);
+    let mut before: IdMap<(RelationType, Id, Id), usize> = IdMap::default();
+    for j in dropped.iter().cloned().flatten() {
+        let r = &previous.relations[j];
+        before.insert((r.kind, r.source.clone(), r.target.clone()), j);
+    }
+    let mut made_again: IdSet<(RelationType, Id, Id)> = IdSet::default();
+    for r in relations.iter().filter_map(|made| match made {
+        Made::New(r) => Some(r),
+        Made::Old(_) => None,
+    }) {
+        let key = (r.kind, r.source.clone(), r.target.clone());
+        match before.get(&key) {
+            None => diff.relations_added.push(r.clone()),
+            Some(&j) if previous.relations[j] != *r => diff
+                .relations_changed
+                .push((previous.relations[j].clone(), r.clone())),
+            Some(_) => {}
+        }
+        made_again.insert(key);
+    }
+    for j in dropped.iter().cloned().flatten() {
+        let r = &previous.relations[j];
+        if !made_again.contains(&(r.kind, r.source.clone(), r.target.clone())) {
+            diff.relations_removed.push(r.clone());
+        }
+    }
+
+    // The history follows: what went is forgotten, what was made again remembered.
+    let part_history = std::mem::take(&mut part.history);
+    drop(part);
+    for r in &diff.removed {
+        history.resources.remove(&r.id);
+    }
+    for r in &diff.relations_removed {
+        history
+            .relations
+            .remove(&(r.kind, r.source.clone(), r.target.clone()));
+    }
+    history.resources.extend(part_history.resources);
+    history.relations.extend(part_history.relations);
+
+    basis.collected = collected;
+    basis.at = at;
+    basis.emissions = emissions;
+    Ok(Updated {
+        graph: Graph {
+            timestamp_ms: now_ms,
+            resources,
+            relations: graph_relations,
+        },
+        diff,
+        kept: Kept::Moved {
+            resources: kept_resources,
+            relations: kept_relations,
+        },
+    })
+}
+
+/// Where each resource of `graph` stands, by ID.
+fn positions(graph: &Graph) -> IdMap<Id, usize> {
+    positions_of(&graph.resources)
+}
+
+/// Where each of `resources` stands, by ID (the first of two of one ID).
+fn positions_of(resources: &[Resource]) -> IdMap<Id, usize> {
+    let mut at = IdMap::default();
+    at.reserve(resources.len());
+    for (i, r) in resources.iter().enumerate() {
+        at.entry(r.id.clone()).or_insert(i);
+    }
+    at
 }

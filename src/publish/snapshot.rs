@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use super::dot::DotOptions;
 use crate::graph::fingerprint::bytes_hash;
 use crate::graph::query::{GraphIndex, Selection};
+use crate::graph::update::Kept;
 use crate::graph::{Graph, Id, Kind, Relation, Resource, RELATION_RULES};
 use crate::http::{Body, Composed, Piece};
 use cluster_insight_wire::time::rfc3339_millis;
@@ -164,29 +165,63 @@ pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
     Snapshot::new(graph, layout, counts, sequence)
 }
 
-/// The snapshot of `graph`, made from `previous` (whose graph it is but for the
-/// resources at `changed`, ascending, and its time): only the changed resources and the
-/// frame are written; the rest of the layout, and the relations, are `previous`'s.
+/// The snapshot of `graph`, made from `previous`, whose graph it was made from: only what
+/// `kept` does not keep of `previous` is written, into a glue buffer of its own; every
+/// other piece is `previous`'s (and, when everything stayed in its place, its relations
+/// and the shape of its query index too).
 pub(crate) fn render_update(
     previous: &Snapshot,
     graph: Graph,
-    changed: &[usize],
+    kept: &Kept,
     created_by: &str,
     sequence: u64,
 ) -> Snapshot {
     let mut writer = Writer::new(created_by);
     let old = &previous.layout;
     let index = old.glues.len();
-    let mut glue = Vec::with_capacity(changed.len() * 300 + 256);
+    let mut glue = Vec::with_capacity(256);
     let (mut head, mut middle, mut close) =
         frame(&mut glue, &mut writer, graph.timestamp_ms, sequence);
-    let mut resources = old.resources.clone();
-    for &i in changed {
-        resources[i] = lay(&mut glue, &mut writer, &graph.resources[i], index);
-    }
     for span in [&mut head, &mut middle, &mut close] {
         span.glue = index;
     }
+    let (resources, relations) = match kept {
+        Kept::AllBut(changed) => {
+            let mut resources = old.resources.clone();
+            for &i in changed {
+                resources[i] = lay(&mut glue, &mut writer, &graph.resources[i], index);
+            }
+            (resources, Arc::clone(&old.relations))
+        }
+        Kept::Moved {
+            resources: from,
+            relations: relations_from,
+        } => {
+            let resources = graph
+                .resources
+                .iter()
+                .zip(from)
+                .map(|(r, from)| match from {
+                    Some(o) => old.resources[*o].clone(),
+                    None => lay(&mut glue, &mut writer, r, index),
+                })
+                .collect();
+            let relations = graph
+                .relations
+                .iter()
+                .zip(relations_from)
+                .map(|(rel, from)| match from {
+                    Some(j) => old.relations[*j].clone(),
+                    None => {
+                        let range = push_range(&mut glue, |g| writer.relation(g, rel));
+                        glue.push(b',');
+                        Span { glue: index, range }
+                    }
+                })
+                .collect();
+            (resources, relations)
+        }
+    };
     let mut glues = old.glues.clone();
     glues.push(glue.into());
     let mut layout = Layout {
@@ -195,15 +230,18 @@ pub(crate) fn render_update(
         middle,
         close,
         resources,
-        relations: Arc::clone(&old.relations),
+        relations,
     };
     if layout.glues.len() > MAX_GLUES {
         layout.gather();
     }
-    let counts = previous.counts.clone();
+    let counts = match kept {
+        Kept::AllBut(_) => previous.counts.clone(),
+        Kept::Moved { .. } => Counts::of(&graph),
+    };
     let snapshot = Snapshot::new(graph, layout, counts, sequence);
     // The same resources and relations in the same places: the same index, but labels.
-    if let Some(index) = previous.index.get() {
+    if let (Kept::AllBut(_), Some(index)) = (kept, previous.index.get()) {
         let _ = snapshot.index.set(index.same_shape());
     }
     snapshot
@@ -304,7 +342,13 @@ impl Layout {
         for span in [&mut self.head, &mut self.middle, &mut self.close] {
             moved(span, false);
         }
-        // Relations are always the first glue's: updates do not write them.
+        if self.relations.iter().any(|span| span.glue != 0) {
+            let mut relations = self.relations.to_vec();
+            for span in &mut relations {
+                moved(span, true);
+            }
+            self.relations = relations.into();
+        }
         self.glues = vec![Arc::clone(&glues[0]), glue.into()];
     }
 
