@@ -816,7 +816,8 @@ fn made_from_the_last(first: Collected, steps: Vec<Collected>) -> Vec<bool> {
                 made.push(true);
             }
             Err(given_back) => {
-                (graph, history, basis) = build_with_basis(given_back, &options(), now, &history);
+                (graph, history, basis) =
+                    build_with_basis(given_back.collected, &options(), now, &history);
                 assert_eq!(graph.resources, whole.resources);
                 made.push(false);
             }

@@ -56,7 +56,14 @@ pub(crate) fn nodes_without_runtime(
         .of(Kind::NODE)
         .iter()
         .filter_map(|node| {
-            let pods = pods_by_node.get(node.meta.name.as_str())?;
+            if read.contains(node.meta.name.as_str()) {
+                return None;
+            }
+            // A node without pods tells nothing, but stays in the list: the graph made
+            // from the last one then sees the same nodes when its last pod goes.
+            let pods: &[&Arc<KubeObject>] = pods_by_node
+                .get(node.meta.name.as_str())
+                .map_or(&[], Vec::as_slice);
             let last = learnt.nodes.remove(node.meta.name.as_str());
             let unchanged = last.as_ref().is_some_and(|last| {
                 Arc::ptr_eq(&last.node, node)

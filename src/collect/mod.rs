@@ -423,7 +423,10 @@ impl Collector {
                         }
                         return Made::Updated(updated);
                     }
-                    Err(given_back) => collected = given_back,
+                    Err(not) => {
+                        log::debug!("building the graph whole: {}", not.why);
+                        collected = not.collected;
+                    }
                 }
             }
         }
@@ -453,7 +456,7 @@ impl Collector {
         let last = last.filter(|l| l.types_served() == Kind::queryable().count());
         let (snapshot, diff) = match (made, last) {
             (Made::Whole(graph), Some(last)) if last.graph.same_content(&graph) => (last, None),
-            (Made::Updated(updated), Some(last)) if updated.diff.is_empty() => (last, None),
+            (Made::Updated(updated), Some(last)) if updated.same_as_last() => (last, None),
             (Made::Updated(updated), Some(last)) => {
                 self.sequence += 1;
                 let snapshot = snapshot::render_update(

@@ -61,6 +61,26 @@ pub struct Updated {
     pub kept: Kept,
 }
 
+impl Updated {
+    /// Whether the graph is the last one, in the same order (a spliced graph may hold the
+    /// same resources and relations in another order).
+    pub fn same_as_last(&self) -> bool {
+        self.diff.is_empty()
+            && match &self.kept {
+                Kept::AllBut(_) => true,
+                Kept::Moved {
+                    resources,
+                    relations,
+                } => {
+                    let kept_in_place = |from: &[Option<usize>]| {
+                        from.iter().enumerate().all(|(i, f)| *f == Some(i))
+                    };
+                    kept_in_place(resources) && kept_in_place(relations)
+                }
+            }
+    }
+}
+
 /// What of the last graph a graph made from it keeps.
 #[derive(Debug)]
 pub enum Kept {
@@ -75,6 +95,20 @@ pub enum Kept {
     },
 }
 
+/// A change [`update`] does not follow, with its input given back for the whole build.
+#[derive(Debug)]
+pub struct NotFollowed {
+    pub collected: Collected,
+    /// Why, for the log.
+    pub why: &'static str,
+}
+
+impl NotFollowed {
+    fn new(collected: Collected, why: &'static str) -> NotFollowed {
+        NotFollowed { collected, why }
+    }
+}
+
 /// One resource to change: where, its new text, and its fingerprint.
 struct Edit {
     at: usize,
@@ -83,18 +117,21 @@ struct Edit {
 }
 
 /// The graph of `collected` made from `previous`, the graph of `basis`, when `collected`
-/// differs from what `basis` holds only in place (see the module's page); `collected`
-/// given back when it does not, or `basis` is not `previous`'s. On success `basis` and
-/// `history` hold the new graph's.
+/// differs from what `basis` holds only in place (see the module's page), else with what
+/// came, went or changed spliced in ([`splice`]); `collected` given back, with why, when
+/// neither applies. On success `basis` and `history` hold the new graph's.
 pub fn update(
     previous: &Graph,
     basis: &mut Basis,
     history: &mut History,
     collected: Collected,
     now_ms: i64,
-) -> Result<Updated, Collected> {
-    if basis.at.len() != previous.resources.len() || !collected.unread_nodes.is_empty() {
-        return Err(collected);
+) -> Result<Updated, NotFollowed> {
+    if basis.at.len() != previous.resources.len() {
+        return Err(NotFollowed::new(collected, "the basis is another graph's"));
+    }
+    if !collected.unread_nodes.is_empty() {
+        return Err(NotFollowed::new(collected, "nodes could not be read"));
     }
     let mut edits = Vec::new();
     let in_place = kube_edits(basis, &collected, &mut edits)
@@ -392,10 +429,10 @@ impl Plan {
     /// from its runtime when a pod came or went (its containers may find another pod).
     /// `None` for what this does not follow: a node or namespace that came or went, a
     /// node's runtime read again, a kind named since, lists out of order.
-    fn of(basis: &Basis, collected: &Collected) -> Option<Plan> {
+    fn of(basis: &Basis, collected: &Collected) -> Result<Plan, &'static str> {
         let (old, new) = (&basis.collected.kube, &collected.kube);
         if basis.emissions.objects.len() != Kind::count() {
-            return None;
+            return Err("a kind was named since");
         }
         let mut plan = Plan {
             steps: (0..Kind::count()).map(|_| Vec::new()).collect(),
@@ -411,7 +448,7 @@ impl Plan {
         let mut services: HashSet<(&str, &str)> = HashSet::new();
         for kind in Kind::listed() {
             let (before, after) = (old.of(kind), new.of(kind));
-            let (steps, removed) = steps(before, after)?;
+            let (steps, removed) = steps(before, after).ok_or("a list is out of order")?;
             let came: Vec<&KubeObject> = steps
                 .iter()
                 .zip(after)
@@ -430,7 +467,7 @@ impl Plan {
             if (!came.is_empty() || !went.is_empty())
                 && (kind == Kind::NODE || kind == Kind::NAMESPACE)
             {
-                return None;
+                return Err("a node or namespace came or went");
             }
             for o in came.iter().chain(&went) {
                 if !o.meta.uid.is_empty() {
@@ -493,7 +530,7 @@ impl Plan {
                 pod_keys.insert((&p.meta.namespace, &p.meta.name));
             }
         }
-        if !pod_uids.is_empty() {
+        if !pod_uids.is_empty() || !uids.is_empty() {
             for slice in new.of(Kind::ENDPOINT_SLICE) {
                 let Facts::Endpoints(facts) = &slice.facts else {
                     continue;
@@ -503,7 +540,10 @@ impl Plan {
                 };
                 let ns = slice.meta.namespace.as_str();
                 let names = |r: &PodRef| {
-                    r.uid.as_deref().is_some_and(|u| pod_uids.contains(u))
+                    // By uid the builder finds the first object of any kind.
+                    r.uid
+                        .as_deref()
+                        .is_some_and(|u| pod_uids.contains(u) || uids.contains(u))
                         || pod_keys
                             .contains(&(r.namespace.as_deref().unwrap_or(ns), r.name.as_str()))
                 };
@@ -559,20 +599,20 @@ impl Plan {
         }
         let (before, after) = (&basis.collected.nodes, &collected.nodes);
         if before.len() != after.len() || basis.emissions.containers_shown.len() != before.len() {
-            return None;
+            return Err("nodes came or went");
         }
         for (was, is) in before.iter().zip(after) {
             if was.node_name != is.node_name || was.from_pod_status != is.from_pod_status {
-                return None;
+                return Err("a node is another");
             }
             let same = same_reading(was, is);
             if !same && !is.from_pod_status {
-                return None;
+                return Err("a node's runtime was read again");
             }
             plan.dirty_nodes
                 .push(!same || (pods_moved && !is.from_pod_status));
         }
-        Some(plan)
+        Ok(plan)
     }
 }
 
@@ -616,16 +656,17 @@ fn splice(
     history: &mut History,
     collected: Collected,
     now_ms: i64,
-) -> Result<Updated, Collected> {
-    let Some(plan) = Plan::of(basis, &collected) else {
-        return Err(collected);
+) -> Result<Updated, NotFollowed> {
+    let plan = match Plan::of(basis, &collected) {
+        Ok(plan) => plan,
+        Err(why) => return Err(NotFollowed::new(collected, why)),
     };
     let Some(cluster_at) = previous
         .resources
         .iter()
         .position(|r| r.kind == Kind::CLUSTER)
     else {
-        return Err(collected);
+        return Err(NotFollowed::new(collected, "the graph has no Cluster"));
     };
     let cluster = previous.resources[cluster_at].id.clone();
     let kube = &collected.kube;
@@ -644,7 +685,9 @@ fn splice(
                 let id = object_id(object);
                 match basis.at.get(&id) {
                     Some(&at) => sources.push((kind, Source::Old(at))),
-                    None => return Err(collected),
+                    None => {
+                        return Err(NotFollowed::new(collected, "an object is not where it was"))
+                    }
                 }
                 kind_ids.push(Some(id));
                 continue;
@@ -720,6 +763,28 @@ fn splice(
                 .map(|r| (Kind::IMAGE, Source::New(r.clone()))),
         );
     }
+    // Images some node showed and none does now, or the other way round: a kept
+    // container's `createdFrom` would be wrong.
+    let images_before: HashSet<&str> = previous
+        .resources
+        .iter()
+        .filter(|r| r.kind == Kind::IMAGE)
+        .filter_map(|r| r.id.strip_prefix("Image:"))
+        .collect();
+    let images_moved: HashSet<&str> = images_before
+        .iter()
+        .copied()
+        .filter(|i| !images.contains_key(i))
+        .chain(
+            images
+                .keys()
+                .copied()
+                .filter(|i| !images_before.contains(i)),
+        )
+        .collect();
+    // The containers shown so far: a node is the first to show a container when no node
+    // before it does.
+    let mut shown_so_far: HashSet<&str> = HashSet::new();
     for (n, node) in collected.nodes.iter().enumerate() {
         let old_node = &basis.collected.nodes[n];
         let old_range = basis.emissions.nodes.get(n).cloned().unwrap_or_default();
@@ -729,9 +794,11 @@ fn splice(
             let (from_resource, from_relation) =
                 (part.graph.resources.len(), part.graph.relations.len());
             part.containers(node, &index.nodes, &pods, &images);
-            emissions
-                .containers_shown
-                .push(part.emissions.containers_shown.pop().unwrap_or_default());
+            let shown = part.emissions.containers_shown.pop().unwrap_or_default();
+            for (observed, _) in node.containers.iter().zip(&shown).filter(|(_, s)| **s) {
+                shown_so_far.insert(&observed.container.id);
+            }
+            emissions.containers_shown.push(shown);
             sources.extend(
                 part.graph.resources[from_resource..]
                     .iter()
@@ -747,10 +814,18 @@ fn splice(
             emissions.containers_shown.push(shown.clone());
             for (k, observed) in old_node.containers.iter().enumerate() {
                 let c = &observed.container;
-                // A container another node showed first is that node's.
+                // A container another node showed first is that node's, while one before
+                // this node still shows it.
                 if !shown.get(k).copied().unwrap_or(false) {
+                    if !shown_so_far.contains(c.id.as_str()) {
+                        return Err(NotFollowed::new(
+                            collected,
+                            "a container another node showed is this node's now",
+                        ));
+                    }
                     continue;
                 }
+                shown_so_far.insert(&c.id);
                 let id: Id = format!("Container:{}", c.id).into();
                 let Some(&at) = basis.at.get(&id) else {
                     continue;
@@ -762,14 +837,11 @@ fn splice(
                         sources.push((Kind::PROCESS, Source::Old(at)));
                     }
                 }
-                // An image no node shows any more leaves its `createdFrom` dangling.
-                if !c.image_id.is_empty()
-                    && basis
-                        .at
-                        .contains_key(&Id::new(format!("Image:{}", c.image_id)))
-                    && !images.contains_key(c.image_id.as_str())
-                {
-                    return Err(collected);
+                if images_moved.contains(c.image_id.as_str()) {
+                    return Err(NotFollowed::new(
+                        collected,
+                        "an image a kept container was made from came or went",
+                    ));
                 }
             }
             relations.extend(old_range.map(Made::Old));
@@ -791,7 +863,7 @@ fn splice(
     // Two resources of one ID (a container two nodes show): the builder keeps the first,
     // which this cannot tell.
     if at.len() != resources.len() {
-        return Err(collected);
+        return Err(NotFollowed::new(collected, "two resources of one ID"));
     }
     let kept_resources: Vec<Option<usize>> = sources
         .iter()
