@@ -917,3 +917,24 @@ fn what_a_rule_reads_is_made_again_and_the_rest_kept() {
         assert!(!made[0], "refused");
     }
 }
+
+#[test]
+fn a_container_another_node_showed_first_is_built_whole_when_it_moves() {
+    // Both nodes told by their pods' statuses (no processes); n2 lists n1's first
+    // container too, which the graph shows as n1's.
+    let mut first = in_order(cluster());
+    for node in &mut first.nodes {
+        node.from_pod_status = true;
+        for c in &mut node.containers {
+            c.processes.clear();
+        }
+    }
+    let shared = first.nodes[0].containers[0].clone();
+    first.nodes[1].containers.push(shared);
+    // n1 no longer lists it: n2 shows it now.
+    let mut next = first.clone();
+    next.nodes[0].containers.remove(0);
+    // And then nothing changes: made from the last again.
+    let again = next.clone();
+    assert_eq!(made_from_the_last(first, vec![next, again]), [false, true]);
+}
