@@ -327,3 +327,81 @@ fn node_images(node: &str) -> Vec<HeldImage> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::objects::parse_object;
+    use serde_json::value::RawValue;
+
+    fn object(kind: Kind, value: serde_json::Value) -> Arc<KubeObject> {
+        let raw = RawValue::from_string(value.to_string()).unwrap();
+        Arc::new(parse_object(kind, &raw).unwrap())
+    }
+
+    fn pod(name: &str, id: char, image: &str) -> Arc<KubeObject> {
+        let id: String = std::iter::repeat_n(id, 64).collect();
+        object(
+            Kind::POD,
+            serde_json::json!({"metadata": {"namespace": "default", "name": name, "uid": format!("uid-{name}")},
+                "spec": {"nodeName": "n1"},
+                "status": {"containerStatuses": [{"name": "app", "containerID": format!("containerd://{id}"),
+                    "image": image, "imageID": format!("{image}@sha256:{id}"), "state": {"running": {"startedAt": "2026-12-01T00:00:00Z"}}}]}}),
+        )
+    }
+
+    fn kube(pods: Vec<Arc<KubeObject>>) -> KubeState {
+        let mut kube = KubeState::default();
+        kube.set(
+            Kind::NODE,
+            [
+                object(Kind::NODE, serde_json::json!({"metadata": {"name": "n1"}})),
+                object(Kind::NODE, serde_json::json!({"metadata": {"name": "n2"}})),
+            ],
+        );
+        kube.set(Kind::POD, pods);
+        kube
+    }
+
+    #[test]
+    fn what_did_not_change_is_what_it_was() {
+        let (a, b) = (pod("a", 'a', "nginx"), pod("b", 'b', "redis"));
+        let mut learnt = Learnt::default();
+        let first = nodes_without_runtime(&kube(vec![a.clone(), b.clone()]), &[], &mut learnt);
+        // Every node no runtime was read for is listed, with pods or without.
+        let names: Vec<&str> = first.iter().map(|n| n.node_name.as_str()).collect();
+        assert_eq!(names, ["n1", "n2"]);
+        assert!(first[1].containers.is_empty() && first[1].images.is_empty());
+        assert_eq!(first[0].containers.len(), 2);
+
+        // The same objects: the very same containers and images.
+        let again = nodes_without_runtime(&kube(vec![a.clone(), b.clone()]), &[], &mut learnt);
+        for (x, y) in first[0].containers.iter().zip(&again[0].containers) {
+            assert!(Arc::ptr_eq(&x.container, &y.container));
+        }
+        for (x, y) in first[0].images.iter().zip(&again[0].images) {
+            assert!(Arc::ptr_eq(x, y));
+        }
+
+        // Pod b changed (another image): a's container is kept, b's is new.
+        let changed = pod("b", 'b', "postgres");
+        let next = nodes_without_runtime(&kube(vec![a, changed]), &[], &mut learnt);
+        assert!(Arc::ptr_eq(
+            &first[0].containers[0].container,
+            &next[0].containers[0].container
+        ));
+        assert!(!Arc::ptr_eq(
+            &first[0].containers[1].container,
+            &next[0].containers[1].container
+        ));
+        assert_eq!(
+            next[0].containers[1].container.image_id,
+            format!("postgres@sha256:{}", "b".repeat(64))
+        );
+
+        // Its last pod gone, the node is still listed, with nothing.
+        let empty = nodes_without_runtime(&kube(Vec::new()), &[], &mut learnt);
+        assert_eq!(empty.len(), 2);
+        assert!(empty[0].containers.is_empty());
+    }
+}

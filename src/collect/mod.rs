@@ -107,7 +107,7 @@ pub(crate) struct Collector {
     node_caches: HashMap<String, NodeCache>,
     /// What the last graph was made from (its node readings first, then what pods'
     /// statuses told of the other nodes), with the sequence of the snapshot that shows it
-    /// (0 until that is published): the next graph is made from it where it can be.
+    /// (0 until that snapshot is made): the next graph is made from it where it can be.
     basis: Option<(Basis, u64)>,
     /// How many of the basis' nodes were read from their runtimes.
     nodes_read: usize,
@@ -390,8 +390,8 @@ impl Collector {
 
     /// The graph of `kube` and the node readings `nodes` (nodes no runtime was read for
     /// get theirs from their pods' statuses): made from the last graph (`last`, when the
-    /// basis is its) if only objects changed in place, else built whole. Either becomes the
-    /// basis of the next.
+    /// basis is its) where `graph::update` follows what changed, else built whole. Either
+    /// becomes the basis of the next.
     fn build(
         &mut self,
         kube: KubeState,

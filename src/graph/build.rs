@@ -184,14 +184,11 @@ impl<'a> ObjectIndex<'a> {
         }
         let mut endpoints: HashMap<&str, Vec<(&str, Vec<&PodRef>)>> = HashMap::new();
         for slice in kube.of(Kind::ENDPOINT_SLICE) {
-            let Facts::Endpoints(facts) = &slice.facts else {
-                continue;
-            };
-            let Some(service) = &facts.service else {
+            let Some((service, facts)) = slice.endpoints_of_service() else {
                 continue;
             };
             let namespace = slice.meta.namespace.as_str();
-            let of_service = endpoints.entry(service.as_str()).or_default();
+            let of_service = endpoints.entry(service).or_default();
             match of_service.iter_mut().find(|(ns, _)| *ns == namespace) {
                 Some((_, pods)) => pods.extend(&facts.pods),
                 None => of_service.push((namespace, facts.pods.iter().collect())),

@@ -125,6 +125,14 @@ impl KubeObject {
         }
     }
 
+    /// An EndpointSlice's Service and what it lists, when the slice names its Service.
+    pub(crate) fn endpoints_of_service(&self) -> Option<(&str, &EndpointFacts)> {
+        match &self.facts {
+            Facts::Endpoints(facts) => Some((facts.service.as_deref()?, facts)),
+            _ => None,
+        }
+    }
+
     /// The selector of an object that selects pods, when it has one.
     pub(crate) fn selector(&self) -> Option<&LabelSelector> {
         match &self.facts {

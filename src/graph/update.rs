@@ -1,15 +1,21 @@
-//! The graph made again from the last one when objects changed only in place: most of what
-//! a watch brings (a pod's status or labels, a node's conditions, a Deployment's replicas
-//! counted). Building a 150,000-pod graph whole takes seconds; changing the resources that
-//! changed takes what they are.
+//! The graph made again from the last one: what [`build`](super::build()) would make of the
+//! new input, at the cost of what changed rather than of the whole cluster. Building a
+//! 150,000-pod graph whole takes seconds.
 //!
-//! [`update`] applies only where the result is the graph [`build`](super::build()) would
-//! make: no object added, removed or renamed, nothing the relation rules read changed (an
-//! object's uid, owners and facts; a pod's labels only where no selector of its namespace
-//! tells the old from the new), and of the nodes' containers and images only their text.
-//! Then every relation stands, and each changed resource keeps its place, label and
-//! annotations; its properties are the new text, and its timestamp moves only when its
-//! fingerprint did. Anything else says `None`, and the caller builds the graph whole.
+//! Two ways, tried in turn:
+//! - **In place**, for most of what a watch brings (a pod's status or labels, a node's
+//!   conditions, a Deployment's replicas counted): no object added, removed or renamed,
+//!   nothing the relation rules read changed (an object's uid, owners and facts; a pod's
+//!   labels only where no selector of its namespace tells the old from the new), and of the
+//!   nodes' containers and images only their text. Every relation stands, and each changed
+//!   resource keeps its place, label and annotations; its properties are the new text, and
+//!   its timestamp moves only when its fingerprint did.
+//! - **Spliced**, for objects that came or went or changed what a rule reads: [`Plan`] finds
+//!   every object and node whose rules may now find something else, those are made again
+//!   with the builder's own functions, and everything else is the last graph's.
+//!
+//! What neither follows (a node or namespace that came or went, a node's runtime read
+//! again) is given back, with why, and the caller builds the graph whole.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -20,7 +26,7 @@ use super::diff::GraphDiff;
 use super::history::History;
 use super::id::{Id, IdMap, IdSet};
 use super::observed::{
-    Collected, EndpointFacts, Facts, KubeObject, NodeContainers, ObservedContainer, PodRef, RawJson,
+    Collected, Facts, KubeObject, NodeContainers, ObservedContainer, PodRef, RawJson,
 };
 use super::pods::PodLookup;
 use super::selector::LabelSelector;
@@ -114,6 +120,18 @@ struct Edit {
     at: usize,
     properties: RawJson,
     fingerprint: u64,
+}
+
+impl Edit {
+    /// The edit that shows `raw` (of `fingerprint`) as the resource `id`; none when the
+    /// graph has no such resource.
+    fn of(basis: &Basis, id: &Id, raw: &RawJson, fingerprint: u64) -> Option<Edit> {
+        Some(Edit {
+            at: *basis.at.get(id)?,
+            properties: raw.clone(),
+            fingerprint,
+        })
+    }
 }
 
 /// The graph of `collected` made from `previous`, the graph of `basis`, when `collected`
@@ -221,13 +239,7 @@ fn kube_edits(basis: &Basis, collected: &Collected, edits: &mut Vec<Edit>) -> Op
             if !Kind::in_graph().any(|k| k == kind) {
                 continue;
             }
-            if let Some(&at) = basis.at.get(&object_id(is)) {
-                edits.push(Edit {
-                    at,
-                    properties: is.raw.clone(),
-                    fingerprint: is.fingerprint,
-                });
-            }
+            edits.extend(Edit::of(basis, &object_id(is), &is.raw, is.fingerprint));
         }
     }
     Some(())
@@ -299,11 +311,7 @@ fn node_edits(basis: &Basis, collected: &Collected, edits: &mut Vec<Edit>) -> Op
                 continue;
             }
             let id: Id = format!("Container:{}", b.id).into();
-            edits.push(Edit {
-                at: *basis.at.get(&id)?,
-                properties: b.raw.clone(),
-                fingerprint: b.fingerprint,
-            });
+            edits.push(Edit::of(basis, &id, &b.raw, b.fingerprint)?);
         }
         for (k, (i_was, i_is)) in was.images.iter().zip(&is.images).enumerate() {
             if Arc::ptr_eq(i_was, i_is) || Arc::ptr_eq(&i_was.raw, &i_is.raw) {
@@ -316,11 +324,7 @@ fn node_edits(basis: &Basis, collected: &Collected, edits: &mut Vec<Edit>) -> Op
                 continue;
             }
             let id: Id = format!("Image:{}", i_is.id).into();
-            edits.push(Edit {
-                at: *basis.at.get(&id)?,
-                properties: i_is.raw.clone(),
-                fingerprint: i_is.fingerprint,
-            });
+            edits.push(Edit::of(basis, &id, &i_is.raw, i_is.fingerprint)?);
         }
     }
     Some(())
@@ -505,11 +509,8 @@ impl Plan {
                     .copied()
                     .chain(changed.iter().flat_map(|(a, b)| [*a, *b]));
                 for o in all {
-                    if let Facts::Endpoints(EndpointFacts {
-                        service: Some(s), ..
-                    }) = &o.facts
-                    {
-                        services.insert((o.meta.namespace.as_str(), s.as_str()));
+                    if let Some((service, _)) = o.endpoints_of_service() {
+                        services.insert((o.meta.namespace.as_str(), service));
                     }
                 }
             }
@@ -532,10 +533,7 @@ impl Plan {
         }
         if !pod_uids.is_empty() || !uids.is_empty() {
             for slice in new.of(Kind::ENDPOINT_SLICE) {
-                let Facts::Endpoints(facts) = &slice.facts else {
-                    continue;
-                };
-                let Some(service) = &facts.service else {
+                let Some((service, facts)) = slice.endpoints_of_service() else {
                     continue;
                 };
                 let ns = slice.meta.namespace.as_str();
@@ -548,7 +546,7 @@ impl Plan {
                             .contains(&(r.namespace.as_deref().unwrap_or(ns), r.name.as_str()))
                 };
                 if facts.pods.iter().any(names) {
-                    services.insert((ns, service.as_str()));
+                    services.insert((ns, service));
                 }
             }
         }
