@@ -129,6 +129,20 @@ pub(crate) fn document(
         "Refreshes finished.",
     );
     f.sample(&[], status.refreshes as f64);
+    let mut f = Family::start(
+        m,
+        "cluster_insight_graph_builds_total",
+        "counter",
+        "Graphs made, by way: built whole, or made from the last one in place or spliced.",
+    );
+    let builds = &status.builds;
+    for (way, count) in [
+        ("whole", builds.whole),
+        ("in_place", builds.in_place),
+        ("spliced", builds.spliced),
+    ] {
+        f.sample(&[("way", way)], count as f64);
+    }
     if let Some(start) = status.last_refresh_start_ms {
         let mut f = Family::start(
             m,

@@ -72,6 +72,7 @@ def samples(family_name, **labels):
 # The parser names counters without their _total suffix.
 for name, kind in [
     ("cluster_insight_refreshes", "counter"),
+    ("cluster_insight_graph_builds", "counter"),
     ("cluster_insight_refresh_duration_seconds", "gauge"),
     ("cluster_insight_refresh_phase_seconds", "gauge"),
     ("cluster_insight_refresh_calls", "gauge"),
@@ -92,6 +93,14 @@ for name, kind in [
     check(family is not None and family.type == kind, f"{name} is a {kind}",
           repr(family.type if family else None))
 
+builds = {s.labels["way"]: s.value for s in samples("cluster_insight_graph_builds")}
+check(set(builds) == {"whole", "in_place", "spliced"} and builds["whole"] >= 1,
+      "graphs made, by way, the first built whole", repr(builds))
+# /metrics was read just after /status: a refresh (one a second) may have come between.
+said = status["refresh"]["builds"]
+check(all(0 <= builds.get(way, -1) - said[key] <= 2
+          for way, key in [("whole", "whole"), ("in_place", "inPlace"), ("spliced", "spliced")]),
+      "the ways agree with /status", repr((builds, said)))
 phases = {s.labels["phase"] for s in samples("cluster_insight_refresh_phase_seconds")}
 check(phases == {"kubernetes", "runtimes", "graph", "render"}, "a duration for each phase", repr(phases))
 check(samples("cluster_insight_source_up", source="kubernetes", name="pods")[0].value == 1,
