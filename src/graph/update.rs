@@ -51,11 +51,6 @@ impl Basis {
             emissions,
         }
     }
-
-    /// What the graph was made from.
-    pub fn collected(&self) -> &Collected {
-        &self.collected
-    }
 }
 
 /// A graph made by [`update`]: the graph, what changed from the last, and where.
