@@ -426,7 +426,7 @@ impl Plan {
     /// claim whose volume, an Ingress whose Service, an autoscaler whose target came or
     /// went; a node read from pods' statuses whose reading changed, and every node read
     /// from its runtime when a pod came or went (its containers may find another pod).
-    /// `None` for what this does not follow: a node or namespace that came or went, a
+    /// Why not, for what this does not follow: a node or namespace that came or went, a
     /// node's runtime read again, a kind named since, lists out of order.
     fn of(basis: &Basis, collected: &Collected) -> Result<Plan, &'static str> {
         let (old, new) = (&basis.collected.kube, &collected.kube);

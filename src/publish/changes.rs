@@ -255,8 +255,9 @@ impl ChangeLog {
 
 impl Change {
     /// `next`'s change from the snapshot `previous_sequence` (made at
-    /// `previous_timestamp_ms`): `diff`, what it changed from that snapshot; `created_by` is the `/version` string the document's
-    /// annotations carry. Its publish time is set when it is published.
+    /// `previous_timestamp_ms`): `diff`, what it changed from that snapshot; `created_by`
+    /// is the `/version` string the document's annotations carry. Its publish time is set
+    /// when it is published.
     pub(crate) fn between(
         previous_sequence: u64,
         previous_timestamp_ms: i64,

@@ -138,15 +138,11 @@ pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
 
     let mut glue: Vec<u8> =
         Vec::with_capacity(graph.resources.len() * 300 + graph.relations.len() * 200 + 256);
-    let (head, middle, close) = frame(&mut glue, &mut writer, graph.timestamp_ms, sequence);
+    let (head, middle, close) = frame(&mut glue, &mut writer, graph.timestamp_ms, sequence, 0);
     let relations = graph
         .relations
         .iter()
-        .map(|rel| {
-            let range = push_range(&mut glue, |g| writer.relation(g, rel));
-            glue.push(b',');
-            Span { glue: 0, range }
-        })
+        .map(|rel| lay_relation(&mut glue, &mut writer, rel, 0))
         .collect();
     let resources = graph
         .resources
@@ -180,11 +176,7 @@ pub(crate) fn render_update(
     let old = &previous.layout;
     let index = old.glues.len();
     let mut glue = Vec::with_capacity(256);
-    let (mut head, mut middle, mut close) =
-        frame(&mut glue, &mut writer, graph.timestamp_ms, sequence);
-    for span in [&mut head, &mut middle, &mut close] {
-        span.glue = index;
-    }
+    let (head, middle, close) = frame(&mut glue, &mut writer, graph.timestamp_ms, sequence, index);
     let (resources, relations) = match kept {
         Kept::AllBut(changed) => {
             let mut resources = old.resources.clone();
@@ -212,11 +204,7 @@ pub(crate) fn render_update(
                 .zip(relations_from)
                 .map(|(rel, from)| match from {
                     Some(j) => old.relations[*j].clone(),
-                    None => {
-                        let range = push_range(&mut glue, |g| writer.relation(g, rel));
-                        glue.push(b',');
-                        Span { glue: index, range }
-                    }
+                    None => lay_relation(&mut glue, &mut writer, rel, index),
                 })
                 .collect();
             (resources, relations)
@@ -247,13 +235,14 @@ pub(crate) fn render_update(
     snapshot
 }
 
-/// Writes the frame of `/cluster`'s body: its head, the middle between resources and
-/// relations, and its close.
+/// Writes the frame of `/cluster`'s body into `glue` (the glue buffer `index`): its head,
+/// the middle between resources and relations, and its close.
 fn frame(
     glue: &mut Vec<u8>,
     writer: &mut Writer,
     timestamp_ms: i64,
     sequence: u64,
+    index: usize,
 ) -> (Span, Span, Span) {
     let head = push_range(glue, |g| {
         g.extend_from_slice(b"{\"success\":true,\"timestamp\":\"");
@@ -262,8 +251,15 @@ fn frame(
     });
     let close = push_range(glue, |g| g.extend_from_slice(b"]}"));
     let middle = push_range(glue, |g| g.extend_from_slice(b"],\"relations\":["));
-    let span = |range| Span { glue: 0, range };
+    let span = |range| Span { glue: index, range };
     (span(head), span(middle), span(close))
+}
+
+/// Writes a relation into `glue` (the glue buffer `index`), followed by a comma.
+fn lay_relation(glue: &mut Vec<u8>, writer: &mut Writer, rel: &Relation, index: usize) -> Span {
+    let range = push_range(glue, |g| writer.relation(g, rel));
+    glue.push(b',');
+    Span { glue: index, range }
 }
 
 /// Writes a resource's prefix and suffix into `glue` (the glue buffer `index`).
