@@ -23,7 +23,7 @@ use crate::graph::Kind;
 /// What the last build learnt of each node from its pods' statuses, by node name: the node
 /// object and pods it was read from, and what they told.
 #[derive(Default)]
-pub(crate) struct Learnt {
+pub struct Learnt {
     nodes: HashMap<String, LearntNode>,
 }
 
@@ -37,7 +37,7 @@ struct LearntNode {
 /// statuses tell it. A node whose object and pods are the very ones of the last build is
 /// what it was then; one that changed is read again, and keeps the containers and images
 /// whose text did not change (the same `Arc`s: the graph then sees only what did).
-pub(crate) fn nodes_without_runtime(
+pub fn nodes_without_runtime(
     kube: &KubeState,
     read: &[NodeContainers],
     learnt: &mut Learnt,

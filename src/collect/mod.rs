@@ -15,7 +15,7 @@
 //! last held (the graph would otherwise lose its skeleton), a failed node loses that node's
 //! containers until it answers again.
 
-pub(crate) mod agentless;
+pub mod agentless;
 pub mod extra;
 pub mod kube;
 pub(crate) mod nodes;

@@ -111,6 +111,11 @@ pub struct PodFacts {
 }
 
 impl KubeObject {
+    /// The object's text as the graph shows it.
+    pub fn text(&self) -> &str {
+        &self.raw
+    }
+
     pub fn node(&self) -> Option<&NodeFacts> {
         match &self.facts {
             Facts::Node(node) => Some(node),

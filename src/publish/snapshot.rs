@@ -165,7 +165,7 @@ pub fn render(graph: Graph, created_by: &str, sequence: u64) -> Snapshot {
 /// `kept` does not keep of `previous` is written, into a glue buffer of its own; every
 /// other piece is `previous`'s (and, when everything stayed in its place, its relations
 /// and the shape of its query index too).
-pub(crate) fn render_update(
+pub fn render_update(
     previous: &Snapshot,
     graph: Graph,
     kept: &Kept,
@@ -663,6 +663,11 @@ impl Snapshot {
     }
 
     /// `/cluster?format=graphml`: the graph in GraphML, rendered on first use.
+    /// The graph this snapshot serves.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
     pub(crate) fn graphml(&self) -> &Rendered {
         self.graphml.get_or_init(|| {
             self.rendered(
