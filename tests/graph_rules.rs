@@ -938,3 +938,80 @@ fn a_container_another_node_showed_first_is_built_whole_when_it_moves() {
     let again = next.clone();
     assert_eq!(made_from_the_last(first, vec![next, again]), [false, true]);
 }
+
+#[test]
+fn owners_are_found_by_uid_as_they_come_go_and_take_another_uid() {
+    let first = in_order(workloads());
+    let replica_set = |uid: &str| {
+        object(
+            Kind::REPLICA_SET,
+            json!({"metadata": meta("shop", "web-5d9", uid, &["d-web"])}),
+        )
+    };
+    let with = |c: &Collected, kind: Kind, object: Option<Arc<KubeObject>>, name: &str| {
+        let mut next = c.clone();
+        let list = next.kube.of_mut(kind);
+        list.retain(|o| o.meta.name != name);
+        list.extend(object);
+        in_order(next)
+    };
+    let mut steps: Vec<Collected> = Vec::new();
+    let last = |steps: &Vec<Collected>| steps.last().unwrap_or(&first).clone();
+    // The ReplicaSet goes: its pod is its namespace's (and the node's).
+    steps.push(with(&first, Kind::REPLICA_SET, None, "web-5d9"));
+    // It comes back, of the same uid: it owns the pod again.
+    let back = with(
+        &last(&steps),
+        Kind::REPLICA_SET,
+        Some(replica_set("rs-web")),
+        "web-5d9",
+    );
+    steps.push(back);
+    // It is made again under the same name with another uid: it owns nothing.
+    let other = with(
+        &last(&steps),
+        Kind::REPLICA_SET,
+        Some(replica_set("rs-other")),
+        "web-5d9",
+    );
+    steps.push(other);
+    // A pod that claims to be owned by the new uid comes.
+    let owned = object(
+        Kind::POD,
+        json!({"metadata": meta("shop", "web-5d9-b", "p-web-b", &["rs-other"]), "spec": {"nodeName": "n1"}}),
+    );
+    steps.push(with(&last(&steps), Kind::POD, Some(owned), "web-5d9-b"));
+    // The Deployment changes in place, then goes: the ReplicaSet is its namespace's.
+    let deployment = |note: &str| {
+        object(
+            Kind::DEPLOYMENT,
+            json!({"metadata": {"namespace": "shop", "name": "web", "uid": "d-web", "annotations": {"note": note}},
+                "spec": {"selector": {"matchLabels": {"app": "web"}}}}),
+        )
+    };
+    steps.push(with(
+        &last(&steps),
+        Kind::DEPLOYMENT,
+        Some(deployment("a")),
+        "web",
+    ));
+    steps.push(with(&last(&steps), Kind::DEPLOYMENT, None, "web"));
+    let made = made_from_the_last(first.clone(), steps.clone());
+    assert_eq!(made, [true; 6], "every step made from the last");
+
+    // An object that takes a uid another holds: only a whole build tells which one the
+    // rules find, until one of them goes.
+    let taken = object(
+        Kind::POD,
+        json!({"metadata": meta("shop", "impostor", "rs-other", &[]), "spec": {"nodeName": "n1"}}),
+    );
+    let end = last(&steps);
+    let shared = with(&end, Kind::POD, Some(taken), "impostor");
+    let still = with(&shared, Kind::POD, None, "stray");
+    let gone = with(&still, Kind::POD, None, "impostor");
+    let calm = with(&gone, Kind::POD, None, "db-0");
+    assert_eq!(
+        made_from_the_last(end, vec![shared, still, gone, calm]),
+        [false, false, false, true]
+    );
+}

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use super::fingerprint;
 use super::history::{Entry, History};
 use super::id::{Id, IdMap, IdSet};
+use super::lookup::{ObjectIndex, PodLookup, Uids};
 use super::observed::{Collected, Facts, KubeObject, NodeContainers, PodRef, RawJson};
-use super::pods::{short_container_name, PodLookup};
-use super::selector::SelectorIndex;
+use super::pods::{pod_of, short_container_name};
 use super::update::Basis;
 use super::{hex12, Graph, Kind, Relation, RelationType, Resource};
 
@@ -46,8 +46,8 @@ pub fn build_with_basis(
     now_ms: i64,
     previous: &History,
 ) -> (Graph, History, Basis) {
-    let (graph, history, emissions) = build_whole(&collected, options, now_ms, previous);
-    let basis = Basis::new(collected, &graph, emissions);
+    let (graph, history, made) = build_whole(&collected, options, now_ms, previous);
+    let basis = Basis::new(collected, &graph, made);
     (graph, history, basis)
 }
 
@@ -65,6 +65,17 @@ pub(super) struct Emissions {
     pub(super) images_shown: Vec<Vec<bool>>,
     /// By node, then by its container: the same for containers.
     pub(super) containers_shown: Vec<Vec<bool>>,
+    /// By node: the containers and processes it adds, in order.
+    pub(super) node_resources: Vec<Vec<(Kind, Id)>>,
+}
+
+/// What a whole build leaves for the next graph made from it: where each emitter's
+/// relations lie, the graph ID of every listed object (by kind and position) and the uids.
+#[derive(Debug, Default)]
+pub(super) struct Record {
+    pub(super) emissions: Emissions,
+    pub(super) ids: Vec<Vec<Option<Id>>>,
+    pub(super) uids: Uids,
 }
 
 fn build_whole(
@@ -72,7 +83,7 @@ fn build_whole(
     options: &BuildOptions,
     now_ms: i64,
     previous: &History,
-) -> (Graph, History, Emissions) {
+) -> (Graph, History, Record) {
     let mut b = Builder {
         previous,
         now_ms,
@@ -99,9 +110,14 @@ fn build_whole(
         stale_since: None,
         emissions: Emissions::default(),
     };
-    b.build(collected, options);
+    let (ids, uids) = b.build(collected, options);
     b.history.carry_over(previous, &collected.unread_nodes);
-    (b.graph, b.history, b.emissions)
+    let made = Record {
+        emissions: b.emissions,
+        ids,
+        uids,
+    };
+    (b.graph, b.history, made)
 }
 
 /// The ID of a Kubernetes object: `Kind:NAMESPACE/NAME`, or `Kind:NAME` for kinds without
@@ -112,107 +128,6 @@ pub(super) fn object_id(object: &KubeObject) -> Id {
         format!("{}:{}/{}", object.kind, meta.namespace, meta.name).into()
     } else {
         format!("{}:{}", object.kind, meta.name).into()
-    }
-}
-
-/// What the relation rules of Kubernetes objects may look up.
-pub(super) struct ObjectIndex<'a> {
-    cluster: Id,
-    /// Graph IDs of the listed objects, by kind and position; `None` for a duplicate or a
-    /// kind the graph does not show.
-    pub(super) ids: Vec<Vec<Option<Id>>>,
-    pub(super) nodes: HashMap<&'a str, Id>,
-    selectable: SelectorIndex<'a>,
-    /// The objects in the graph by uid: owners are named by uid.
-    by_uid: HashMap<&'a str, Id>,
-    /// The objects in the graph by name, with their kind and namespace (empty for kinds
-    /// without). Keyed by the name alone so that any `&str` can look them up.
-    by_name: HashMap<&'a str, Vec<(Kind, &'a str, Id)>>,
-    /// The pods the EndpointSlices of a Service list, by the Service's name, with its
-    /// namespace; a Service with any slice is here, even with no pod.
-    endpoints: HashMap<&'a str, Vec<(&'a str, Vec<&'a PodRef>)>>,
-}
-
-impl<'a> ObjectIndex<'a> {
-    pub(super) fn id(&self, kind: Kind, index: usize) -> Option<&Id> {
-        self.ids.get(kind.index())?.get(index)?.as_ref()
-    }
-
-    fn named(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Id> {
-        let namespace = if kind.namespaced() { namespace } else { "" };
-        self.by_name
-            .get(name)?
-            .iter()
-            .find(|(k, ns, _)| *k == kind && *ns == namespace)
-            .map(|(_, _, id)| id)
-    }
-
-    /// The pods a Service's EndpointSlices list, if it has any slice.
-    fn endpoint_pods(&self, namespace: &str, service: &str) -> Option<&[&'a PodRef]> {
-        self.endpoints
-            .get(service)?
-            .iter()
-            .find(|(ns, _)| *ns == namespace)
-            .map(|(_, pods)| pods.as_slice())
-    }
-
-    pub(super) fn new(
-        kube: &'a crate::graph::observed::KubeState,
-        ids: Vec<Vec<Option<Id>>>,
-        cluster: Id,
-    ) -> ObjectIndex<'a> {
-        let mut by_uid = HashMap::new();
-        let mut by_name: HashMap<&str, Vec<(Kind, &str, Id)>> = HashMap::new();
-        for kind in Kind::listed() {
-            let kind_ids = ids.get(kind.index()).map_or(&[][..], Vec::as_slice);
-            for (object, id) in kube.of(kind).iter().zip(kind_ids) {
-                let Some(id) = id else { continue };
-                let meta = &object.meta;
-                if !meta.uid.is_empty() {
-                    by_uid
-                        .entry(meta.uid.as_str())
-                        .or_insert_with(|| id.clone());
-                }
-                let same = by_name.entry(meta.name.as_str()).or_default();
-                if !same
-                    .iter()
-                    .any(|(k, ns, _)| *k == kind && *ns == meta.namespace)
-                {
-                    same.push((kind, meta.namespace.as_str(), id.clone()));
-                }
-            }
-        }
-        let mut endpoints: HashMap<&str, Vec<(&str, Vec<&PodRef>)>> = HashMap::new();
-        for slice in kube.of(Kind::ENDPOINT_SLICE) {
-            let Some((service, facts)) = slice.endpoints_of_service() else {
-                continue;
-            };
-            let namespace = slice.meta.namespace.as_str();
-            let of_service = endpoints.entry(service).or_default();
-            match of_service.iter_mut().find(|(ns, _)| *ns == namespace) {
-                Some((_, pods)) => pods.extend(&facts.pods),
-                None => of_service.push((namespace, facts.pods.iter().collect())),
-            }
-        }
-        let nodes = kube
-            .of(Kind::NODE)
-            .iter()
-            .zip(&ids[Kind::NODE.index()])
-            .filter_map(|(node, id)| Some((node.meta.name.as_str(), id.clone()?)))
-            .collect();
-        let selectable = {
-            let pod_ids = &ids[Kind::POD.index()];
-            SelectorIndex::new(kube.of(Kind::POD), |i| pod_ids[i].is_some())
-        };
-        ObjectIndex {
-            cluster,
-            ids,
-            nodes,
-            selectable,
-            by_uid,
-            by_name,
-            endpoints,
-        }
     }
 }
 
@@ -318,7 +233,12 @@ impl<'p> Builder<'p> {
         });
     }
 
-    fn build(&mut self, collected: &Collected, options: &BuildOptions) {
+    /// Builds the graph; the graph IDs of the listed objects and their uids.
+    fn build(
+        &mut self,
+        collected: &Collected,
+        options: &BuildOptions,
+    ) -> (Vec<Vec<Option<Id>>>, Uids) {
         let kube = &collected.kube;
         let cluster: Id = format!("Cluster:{}", options.cluster_name).into();
         let cluster_props = serde_json::json!({ "name": options.cluster_name }).to_string();
@@ -341,7 +261,8 @@ impl<'p> Builder<'p> {
                 .map(|object| self.object(object))
                 .collect();
         }
-        let index = ObjectIndex::new(kube, ids, cluster);
+        let uids = Uids::new(kube, &ids);
+        let index = ObjectIndex::new(kube, ids, &uids, cluster);
         self.emissions.objects = (0..Kind::count()).map(|_| Vec::new()).collect();
         for kind in Kind::listed() {
             let mut ranges = Vec::with_capacity(kube.of(kind).len());
@@ -356,7 +277,7 @@ impl<'p> Builder<'p> {
         }
 
         // Containers, their processes and images, node by node.
-        let pods = PodLookup::new(kube.of(Kind::POD), &index.ids[Kind::POD.index()]);
+        let pods = index.pods();
         let mut images: HashMap<&str, Id> = HashMap::new();
         for node in &collected.nodes {
             self.images(node, &mut images);
@@ -370,6 +291,8 @@ impl<'p> Builder<'p> {
         self.source = None;
         // Resources are listed by type; within a type, in the order they were observed.
         self.graph.resources.sort_by_key(|r| r.kind);
+        drop(pods);
+        (index.into_ids(), uids)
     }
 
     /// Adds a Kubernetes object; its graph ID unless that was taken.
@@ -449,7 +372,7 @@ impl<'p> Builder<'p> {
         }
         let mut owned = false;
         for uid in &object.meta.owners {
-            if let Some(owner) = index.by_uid.get(uid.as_str()) {
+            if let Some(owner) = index.uids.first(uid) {
                 self.relation(RelationType::Owns, owner, id);
                 owned = true;
             }
@@ -468,7 +391,7 @@ impl<'p> Builder<'p> {
     /// `loadBalances` from a Service to the pods its EndpointSlices list.
     fn endpoint_pods(&mut self, pods: &[&PodRef], namespace: &str, id: &Id, index: &ObjectIndex) {
         for pod in pods {
-            let by_uid = pod.uid.as_deref().and_then(|uid| index.by_uid.get(uid));
+            let by_uid = pod.uid.as_deref().and_then(|uid| index.uids.first(uid));
             let by_name = || {
                 let ns = pod.namespace.as_deref().unwrap_or(namespace);
                 index.named(Kind::POD, ns, &pod.name)
@@ -490,7 +413,7 @@ impl<'p> Builder<'p> {
         let Some(selector) = object.selector() else {
             return;
         };
-        for pod in index.selectable.select(&object.meta.namespace, selector) {
+        for pod in index.select(&object.meta.namespace, selector) {
             if let Some(pod_id) = index.id(Kind::POD, pod) {
                 self.relation(relation, id, pod_id);
             }
@@ -533,9 +456,10 @@ impl<'p> Builder<'p> {
         self.source = node_source(node);
         let node_id = nodes.get(node.node_name.as_str());
         let mut shown = Vec::with_capacity(node.containers.len());
+        let mut added_here = Vec::with_capacity(node.containers.len());
         for observed in &node.containers {
             let c = &observed.container;
-            let pod = pods.find(c);
+            let pod = pod_of(pods, c);
             // A CRI sandbox is named as Docker's pause container is, so that a pod looks
             // the same whatever its node runs.
             let short_name = if c.sandbox && pod.is_some() {
@@ -560,6 +484,7 @@ impl<'p> Builder<'p> {
                 self.stale_since = None;
                 continue;
             }
+            added_here.push((Kind::CONTAINER, id.clone()));
             match pod {
                 Some(pod_id) => self.relation(RelationType::Contains, pod_id, &id),
                 None => {
@@ -582,10 +507,12 @@ impl<'p> Builder<'p> {
                     None,
                 ) {
                     self.relation(RelationType::Contains, &id, &pid);
+                    added_here.push((Kind::PROCESS, pid));
                 }
             }
             self.stale_since = None;
         }
         self.emissions.containers_shown.push(shown);
+        self.emissions.node_resources.push(added_here);
     }
 }

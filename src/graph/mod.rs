@@ -11,6 +11,7 @@
 //! - [`build`](build()): the rules — IDs, labels, relations;
 //! - [`query`]: which resources and relations a query selects;
 //! - [`selector`]: label selectors and the pod index that answers them;
+//! - `lookup`: what the rules look objects up by (uid, name, label);
 //! - `pods`: which pod a container belongs to;
 //! - `history`: what keeps a timestamp while a resource is unchanged;
 //! - [`update`]: the graph made again from the last one, when objects changed only in place;
@@ -23,6 +24,7 @@ pub mod diff;
 pub mod fingerprint;
 mod history;
 mod id;
+mod lookup;
 pub mod observed;
 mod pods;
 pub mod query;

@@ -1,73 +1,29 @@
 //! Which pod a container belongs to: by the kubelet's labels, the pod's container statuses,
 //! or the kubelet's container name, in that order (contract §3).
 
-use std::sync::Arc;
-
-use std::collections::HashMap;
-
 use super::id::Id;
-use super::observed::{Container, KubeObject};
+use super::lookup::PodLookup;
+use super::observed::Container;
 
-/// The pods kept in the graph, by uid, by (namespace, name) and by the container IDs their
-/// statuses list; the first pod listed wins a tie.
-pub(super) struct PodLookup<'a> {
-    ids: &'a [Option<Id>],
-    by_uid: HashMap<&'a str, usize>,
-    by_name: HashMap<(&'a str, &'a str), usize>,
-    by_container: HashMap<&'a str, usize>,
-}
-
-impl<'a> PodLookup<'a> {
-    /// `ids[i]` is pod `i`'s graph ID, `None` when it is not in the graph (a duplicate).
-    pub(super) fn new(pods: &'a [Arc<KubeObject>], ids: &'a [Option<Id>]) -> PodLookup<'a> {
-        let mut lookup = PodLookup {
-            ids,
-            by_uid: HashMap::with_capacity(pods.len()),
-            by_name: HashMap::with_capacity(pods.len()),
-            by_container: HashMap::new(),
-        };
-        for (i, pod) in pods.iter().enumerate() {
-            if ids[i].is_none() {
-                continue;
-            }
-            let meta = &pod.meta;
-            if !meta.uid.is_empty() {
-                lookup.by_uid.entry(&meta.uid).or_insert(i);
-            }
-            lookup
-                .by_name
-                .entry((&meta.namespace, &meta.name))
-                .or_insert(i);
-            for cid in pod.pod().map_or(&[][..], |p| &p.container_ids) {
-                lookup.by_container.entry(cid).or_insert(i);
-            }
+/// The graph ID of the pod a container belongs to, by the first rule of contract §3 that
+/// applies: the kubelet's labels, the pod's container statuses, the kubelet's name.
+pub(super) fn pod_of<'a>(pods: &PodLookup<'a>, c: &Container) -> Option<&'a Id> {
+    let by_labels = || {
+        let uid = c.labels.get("io.kubernetes.pod.uid");
+        if let Some(id) = uid.and_then(|u| pods.by_uid(u)) {
+            return Some(id);
         }
-        lookup
-    }
-
-    /// The graph ID of the pod a container belongs to, by the first rule of contract §3
-    /// that applies: the kubelet's labels, the pod's container statuses, the kubelet's name.
-    pub(super) fn find(&self, c: &Container) -> Option<&'a Id> {
-        let by_labels = || {
-            let uid = c.labels.get("io.kubernetes.pod.uid");
-            if let Some(&i) = uid.and_then(|u| self.by_uid.get(u.as_str())) {
-                return Some(i);
-            }
-            let ns = c.labels.get("io.kubernetes.pod.namespace")?;
-            let name = c.labels.get("io.kubernetes.pod.name")?;
-            self.by_name.get(&(ns.as_str(), name.as_str())).copied()
-        };
-        let by_status = || self.by_container.get(c.id.as_str()).copied();
-        let by_name = || {
-            let k = KubeletName::parse(&c.name)?;
-            if let Some(&i) = self.by_uid.get(k.uid) {
-                return Some(i);
-            }
-            self.by_name.get(&(k.namespace, k.pod)).copied()
-        };
-        let index = by_labels().or_else(by_status).or_else(by_name)?;
-        self.ids[index].as_ref()
-    }
+        let ns = c.labels.get("io.kubernetes.pod.namespace")?;
+        let name = c.labels.get("io.kubernetes.pod.name")?;
+        pods.by_name(ns, name)
+    };
+    let by_status = || pods.by_container(&c.id);
+    let by_name = || {
+        let k = KubeletName::parse(&c.name)?;
+        pods.by_uid(k.uid)
+            .or_else(|| pods.by_name(k.namespace, k.pod))
+    };
+    by_labels().or_else(by_status).or_else(by_name)
 }
 
 /// The parts of a kubelet container name: `k8s_CONTAINER[.HASH]_POD_NAMESPACE_UID_ATTEMPT`,

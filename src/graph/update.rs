@@ -21,16 +21,16 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::build::{object_id, Builder, Emissions, ObjectIndex};
+use super::build::{Builder, Emissions, Record};
 use super::diff::GraphDiff;
 use super::history::History;
 use super::id::{Id, IdMap, IdSet};
+use super::lookup::{key, sorted, ObjectIndex, Uids};
 use super::observed::{
-    Collected, Facts, KubeObject, NodeContainers, ObservedContainer, PodRef, RawJson,
+    Collected, Facts, KubeObject, KubeState, NodeContainers, ObservedContainer, PodRef, RawJson,
 };
-use super::pods::PodLookup;
 use super::selector::LabelSelector;
-use super::{hex12, Graph, Kind, Relation, RelationType, Resource};
+use super::{Graph, Kind, Relation, RelationType, Resource};
 
 /// What a graph was made from, kept to make the next one from it.
 #[derive(Debug, Default)]
@@ -40,15 +40,34 @@ pub struct Basis {
     at: IdMap<Id, usize>,
     /// Where each object's and node's relations stand in the graph.
     emissions: Emissions,
+    /// The graph ID of every listed object, by kind and position in its list.
+    ids: Vec<Vec<Option<Id>>>,
+    /// The objects in the graph by uid.
+    uids: Uids,
 }
 
 impl Basis {
-    /// The basis of `graph`, made from `collected`, its relations where `emissions` says.
-    pub(super) fn new(collected: Collected, graph: &Graph, emissions: Emissions) -> Basis {
+    /// The basis of `graph`, made whole from `collected`.
+    pub(super) fn new(collected: Collected, graph: &Graph, record: Record) -> Basis {
         Basis {
             collected,
             at: positions(graph),
-            emissions,
+            emissions: record.emissions,
+            ids: record.ids,
+            uids: record.uids,
+        }
+    }
+
+    /// Shows the objects that changed in place in the uid index (which holds the objects
+    /// themselves, and would keep each one's old version alive).
+    fn refresh_uids(&mut self, collected: &Collected) {
+        let (old, new) = (&self.collected.kube, &collected.kube);
+        for kind in Kind::listed() {
+            for (was, is) in old.of(kind).iter().zip(new.of(kind)) {
+                if !Arc::ptr_eq(was, is) {
+                    self.uids.refresh(was, is);
+                }
+            }
         }
     }
 }
@@ -132,7 +151,8 @@ impl Edit {
 /// The graph of `collected` made from `previous`, the graph of `basis`, when `collected`
 /// differs from what `basis` holds only in place (see the module's page), else with what
 /// came, went or changed spliced in ([`splice`]); `collected` given back, with why, when
-/// neither applies. On success `basis` and `history` hold the new graph's.
+/// neither applies. On success `basis` and `history` hold the new graph's; when it is
+/// given back, `basis` may be spent, and the graph is to be built whole.
 pub fn update(
     previous: &Graph,
     basis: &mut Basis,
@@ -183,6 +203,7 @@ pub fn update(
             positions.push(edit.at);
         }
     }
+    basis.refresh_uids(&collected);
     basis.collected = collected;
     Ok(Updated {
         graph,
@@ -202,8 +223,9 @@ fn kube_edits(basis: &Basis, collected: &Collected, edits: &mut Vec<Edit>) -> Op
         if before.len() != after.len() {
             return None;
         }
+        let ids = basis.ids.get(kind.index()).map_or(&[][..], Vec::as_slice);
         let mut checked_order = false;
-        for (was, is) in before.iter().zip(after) {
+        for (i, (was, is)) in before.iter().zip(after).enumerate() {
             if Arc::ptr_eq(was, is) {
                 continue;
             }
@@ -231,10 +253,10 @@ fn kube_edits(basis: &Basis, collected: &Collected, edits: &mut Vec<Edit>) -> Op
                     return None;
                 }
             }
-            if !Kind::in_graph().any(|k| k == kind) {
-                continue;
+            // The same key: the same graph ID, if it has one.
+            if let Some(Some(id)) = ids.get(i) {
+                edits.extend(Edit::of(basis, id, &is.raw, is.fingerprint));
             }
-            edits.extend(Edit::of(basis, &object_id(is), &is.raw, is.fingerprint));
         }
     }
     Some(())
@@ -351,16 +373,6 @@ fn same_processes(was: &ObservedContainer, is: &ObservedContainer) -> bool {
             .iter()
             .zip(&is.processes)
             .all(|(a, b)| a.pid == b.pid && Arc::ptr_eq(&a.raw, &b.raw))
-}
-
-/// An object's key in its list: namespace and name.
-fn key(o: &KubeObject) -> (&str, &str) {
-    (o.meta.namespace.as_str(), o.meta.name.as_str())
-}
-
-/// Whether a list is strictly sorted by key, as watches keep lists (one object a key).
-fn sorted(list: &[Arc<KubeObject>]) -> bool {
-    list.windows(2).all(|w| key(&w[0]) < key(&w[1]))
 }
 
 /// How a listed object of the new lists relates to the last lists.
@@ -661,6 +673,9 @@ fn splice(
     else {
         return Err(NotFollowed::new(collected, "the graph has no Cluster"));
     };
+    if !basis.uids.unshared() {
+        return Err(NotFollowed::new(collected, "two objects hold one uid"));
+    }
     let cluster = previous.resources[cluster_at].id.clone();
     let kube = &collected.kube;
 
@@ -673,16 +688,17 @@ fn splice(
     let mut ids: Vec<Vec<Option<Id>>> = (0..Kind::count()).map(|_| Vec::new()).collect();
     for kind in Kind::listed().filter(|k| Kind::in_graph().any(|g| g == *k)) {
         let mut kind_ids = Vec::with_capacity(kube.of(kind).len());
+        let old_ids = &basis.ids[kind.index()];
         for (object, step) in kube.of(kind).iter().zip(&plan.steps[kind.index()]) {
-            if let Step::Same(_) = step {
-                let id = object_id(object);
-                match basis.at.get(&id) {
-                    Some(&at) => sources.push((kind, Source::Old(at))),
-                    None => {
-                        return Err(NotFollowed::new(collected, "an object is not where it was"))
-                    }
-                }
-                kind_ids.push(Some(id));
+            if let Step::Same(o) = step {
+                let Some((id, &at)) = old_ids[*o]
+                    .as_ref()
+                    .and_then(|id| Some((id, basis.at.get(id)?)))
+                else {
+                    return Err(NotFollowed::new(collected, "an object is not where it was"));
+                };
+                sources.push((kind, Source::Old(at)));
+                kind_ids.push(Some(id.clone()));
                 continue;
             }
             let start = part.graph.resources.len();
@@ -696,7 +712,10 @@ fn splice(
         }
         ids[kind.index()] = kind_ids;
     }
-    let index = ObjectIndex::new(kube, ids, cluster);
+    if !follow_uids(basis, &plan, kube, &ids) {
+        return Err(NotFollowed::new(collected, "two objects hold one uid"));
+    }
+    let index = ObjectIndex::new(kube, ids, &basis.uids, cluster);
 
     // Relations, emitter by emitter: the last graph's where nothing it reads changed.
     let mut relations: Vec<Made> = Vec::with_capacity(previous.relations.len());
@@ -745,7 +764,7 @@ fn splice(
 
     // Images are made again (few; the first node to show one names it), then each node's
     // containers and processes: the last graph's for a node read the same.
-    let pods = PodLookup::new(kube.of(Kind::POD), &index.ids[Kind::POD.index()]);
+    let pods = index.pods();
     let mut images: HashMap<&str, Id> = HashMap::new();
     for node in &collected.nodes {
         let start = part.graph.resources.len();
@@ -775,11 +794,11 @@ fn splice(
                 .filter(|i| !images_before.contains(i)),
         )
         .collect();
-    // The containers shown so far: a node is the first to show a container when no node
-    // before it does.
-    let mut shown_so_far: HashSet<&str> = HashSet::new();
+    // The containers the nodes made again show: a container a kept node shows is its
+    // own, and one it does not was shown first by a node before it, which must show it
+    // still (a kept node does; one made again is asked).
+    let mut shown_again: HashSet<&str> = HashSet::new();
     for (n, node) in collected.nodes.iter().enumerate() {
-        let old_node = &basis.collected.nodes[n];
         let old_range = basis.emissions.nodes.get(n).cloned().unwrap_or_default();
         let start = relations.len();
         if plan.dirty_nodes[n] {
@@ -789,9 +808,12 @@ fn splice(
             part.containers(node, &index.nodes, &pods, &images);
             let shown = part.emissions.containers_shown.pop().unwrap_or_default();
             for (observed, _) in node.containers.iter().zip(&shown).filter(|(_, s)| **s) {
-                shown_so_far.insert(&observed.container.id);
+                shown_again.insert(&observed.container.id);
             }
             emissions.containers_shown.push(shown);
+            emissions
+                .node_resources
+                .push(part.emissions.node_resources.pop().unwrap_or_default());
             sources.extend(
                 part.graph.resources[from_resource..]
                     .iter()
@@ -803,40 +825,37 @@ fn splice(
                     .map(|r| Made::New(r.clone())),
             );
         } else {
+            let old_node = &basis.collected.nodes[n];
             let shown = &basis.emissions.containers_shown[n];
-            emissions.containers_shown.push(shown.clone());
             for (k, observed) in old_node.containers.iter().enumerate() {
                 let c = &observed.container;
-                // A container another node showed first is that node's, while one before
-                // this node still shows it.
-                if !shown.get(k).copied().unwrap_or(false) {
-                    if !shown_so_far.contains(c.id.as_str()) {
+                if shown.get(k).copied().unwrap_or(false) {
+                    if images_moved.contains(c.image_id.as_str()) {
                         return Err(NotFollowed::new(
                             collected,
-                            "a container another node showed is this node's now",
+                            "an image a kept container was made from came or went",
                         ));
                     }
-                    continue;
-                }
-                shown_so_far.insert(&c.id);
-                let id: Id = format!("Container:{}", c.id).into();
-                let Some(&at) = basis.at.get(&id) else {
-                    continue;
-                };
-                sources.push((Kind::CONTAINER, Source::Old(at)));
-                for process in &observed.processes {
-                    let pid: Id = format!("Process:{}/{}", hex12(&c.id), process.pid).into();
-                    if let Some(&at) = basis.at.get(&pid) {
-                        sources.push((Kind::PROCESS, Source::Old(at)));
-                    }
-                }
-                if images_moved.contains(c.image_id.as_str()) {
+                } else if !shown_before(basis, &plan.dirty_nodes, &shown_again, (n, k), &c.id) {
                     return Err(NotFollowed::new(
                         collected,
-                        "an image a kept container was made from came or went",
+                        "a container another node showed is this node's now",
                     ));
                 }
             }
+            emissions.containers_shown.push(shown.clone());
+            let kept = basis
+                .emissions
+                .node_resources
+                .get(n)
+                .cloned()
+                .unwrap_or_default();
+            for (kind, id) in &kept {
+                if let Some(&at) = basis.at.get(id) {
+                    sources.push((*kind, Source::Old(at)));
+                }
+            }
+            emissions.node_resources.push(kept);
             relations.extend(old_range.map(Made::Old));
         }
         emissions.nodes.push(start..relations.len());
@@ -950,6 +969,7 @@ fn splice(
     history.resources.extend(part_history.resources);
     history.relations.extend(part_history.relations);
 
+    basis.ids = index.into_ids();
     basis.collected = collected;
     basis.at = at;
     basis.emissions = emissions;
@@ -965,6 +985,68 @@ fn splice(
             relations: kept_relations,
         },
     })
+}
+
+/// Whether the container `id` is shown before container `k` of kept node `n`: by a node
+/// made again, if `shown_again` holds it; else by a kept node before, or by this one
+/// before `k` (a kept node shows what it showed).
+fn shown_before(
+    basis: &Basis,
+    dirty_nodes: &[bool],
+    shown_again: &HashSet<&str>,
+    (n, k): (usize, usize),
+    id: &str,
+) -> bool {
+    let shows = |m: usize, upto: usize| {
+        let shown = &basis.emissions.containers_shown[m];
+        basis.collected.nodes[m].containers[..upto]
+            .iter()
+            .zip(shown)
+            .any(|(observed, shown)| *shown && observed.container.id == id)
+    };
+    shown_again.contains(id)
+        || shows(n, k)
+        || (0..n)
+            .filter(|&m| !dirty_nodes[m])
+            .any(|m| shows(m, basis.collected.nodes[m].containers.len()))
+}
+
+/// Makes the uid index follow a splice (`ids`: the new lists' graph IDs): what went or
+/// changed uid is forgotten, then what came or took another uid is added, and every other
+/// new version is held instead of the old. False when a uid would be held twice.
+fn follow_uids(basis: &mut Basis, plan: &Plan, kube: &KubeState, ids: &[Vec<Option<Id>>]) -> bool {
+    let old = &basis.collected.kube;
+    let uids = &mut basis.uids;
+    let mut adds: Vec<(&Arc<KubeObject>, &Id)> = Vec::new();
+    for kind in Kind::listed() {
+        let (before, after) = (old.of(kind), kube.of(kind));
+        let old_ids = basis.ids.get(kind.index()).map_or(&[][..], Vec::as_slice);
+        let new_ids = ids.get(kind.index()).map_or(&[][..], Vec::as_slice);
+        for &o in &plan.removed[kind.index()] {
+            if let Some(Some(id)) = old_ids.get(o) {
+                uids.remove(&before[o], id);
+            }
+        }
+        for (i, step) in plan.steps[kind.index()].iter().enumerate() {
+            let new_id = new_ids.get(i).and_then(Option::as_ref);
+            match *step {
+                Step::Same(_) => {}
+                Step::Added => adds.extend(new_id.map(|id| (&after[i], id))),
+                Step::Changed(o) => {
+                    let old_id = old_ids.get(o).and_then(Option::as_ref);
+                    if before[o].meta.uid == after[i].meta.uid && old_id == new_id {
+                        uids.refresh(&before[o], &after[i]);
+                    } else {
+                        if let Some(id) = old_id {
+                            uids.remove(&before[o], id);
+                        }
+                        adds.extend(new_id.map(|id| (&after[i], id)));
+                    }
+                }
+            }
+        }
+    }
+    adds.into_iter().all(|(object, id)| uids.add(object, id))
 }
 
 /// Where each resource of `graph` stands, by ID.
