@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::fingerprint;
 use super::history::{Entry, History};
 use super::id::{Id, IdMap, IdSet};
-use super::lookup::{ObjectIndex, PodLookup, Uids};
+use super::lookup::{lists_in_order, ObjectIndex, PodLookup, Uids};
 use super::observed::{Collected, Facts, KubeObject, NodeContainers, PodRef, RawJson};
 use super::pods::{pod_of, short_container_name};
 use super::update::Basis;
@@ -76,6 +76,8 @@ pub(super) struct Record {
     pub(super) emissions: Emissions,
     pub(super) ids: Vec<Vec<Option<Id>>>,
     pub(super) uids: Uids,
+    /// By kind: whether its list was strictly sorted.
+    pub(super) in_order: Vec<bool>,
 }
 
 fn build_whole(
@@ -110,12 +112,13 @@ fn build_whole(
         stale_since: None,
         emissions: Emissions::default(),
     };
-    let (ids, uids) = b.build(collected, options);
+    let (ids, uids, in_order) = b.build(collected, options);
     b.history.carry_over(previous, &collected.unread_nodes);
     let made = Record {
         emissions: b.emissions,
         ids,
         uids,
+        in_order,
     };
     (b.graph, b.history, made)
 }
@@ -233,12 +236,13 @@ impl<'p> Builder<'p> {
         });
     }
 
-    /// Builds the graph; the graph IDs of the listed objects and their uids.
+    /// Builds the graph; the graph IDs of the listed objects, their uids, and which lists
+    /// are in order.
     fn build(
         &mut self,
         collected: &Collected,
         options: &BuildOptions,
-    ) -> (Vec<Vec<Option<Id>>>, Uids) {
+    ) -> (Vec<Vec<Option<Id>>>, Uids, Vec<bool>) {
         let kube = &collected.kube;
         let cluster: Id = format!("Cluster:{}", options.cluster_name).into();
         let cluster_props = serde_json::json!({ "name": options.cluster_name }).to_string();
@@ -262,7 +266,8 @@ impl<'p> Builder<'p> {
                 .collect();
         }
         let uids = Uids::new(kube, &ids);
-        let index = ObjectIndex::new(kube, ids, &uids, cluster);
+        let in_order = lists_in_order(kube);
+        let index = ObjectIndex::new(kube, in_order.clone(), ids, &uids, cluster);
         self.emissions.objects = (0..Kind::count()).map(|_| Vec::new()).collect();
         for kind in Kind::listed() {
             let mut ranges = Vec::with_capacity(kube.of(kind).len());
@@ -292,7 +297,7 @@ impl<'p> Builder<'p> {
         // Resources are listed by type; within a type, in the order they were observed.
         self.graph.resources.sort_by_key(|r| r.kind);
         drop(pods);
-        (index.into_ids(), uids)
+        (index.into_ids(), uids, in_order)
     }
 
     /// Adds a Kubernetes object; its graph ID unless that was taken.

@@ -29,6 +29,11 @@ impl Id {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// The keyed hash of the text: equal IDs have equal digests.
+    pub(super) fn digest(&self) -> u64 {
+        self.hash
+    }
 }
 
 impl From<String> for Id {

@@ -165,6 +165,15 @@ pub(super) fn sorted(list: &[Arc<KubeObject>]) -> bool {
     list.windows(2).all(|w| key(&w[0]) < key(&w[1]))
 }
 
+/// By kind: whether its list is strictly sorted by key.
+pub(super) fn lists_in_order(kube: &KubeState) -> Vec<bool> {
+    let mut in_order = vec![true; Kind::count()];
+    for kind in Kind::listed() {
+        in_order[kind.index()] = sorted(kube.of(kind));
+    }
+    in_order
+}
+
 /// Where the object of a key stands in a strictly sorted list.
 fn find(list: &[Arc<KubeObject>], namespace: &str, name: &str) -> Option<usize> {
     list.binary_search_by(|o| key(o).cmp(&(namespace, name)))
@@ -200,18 +209,16 @@ pub(super) struct ObjectIndex<'a> {
 }
 
 impl<'a> ObjectIndex<'a> {
+    /// The index of `kube`, whose lists `in_order` says (by kind) are strictly sorted.
     pub(super) fn new(
         kube: &'a KubeState,
+        in_order: Vec<bool>,
         ids: Vec<Vec<Option<Id>>>,
         uids: &'a Uids,
         cluster: Id,
     ) -> ObjectIndex<'a> {
-        let mut in_order = vec![false; Kind::count()];
-        for kind in Kind::listed() {
-            in_order[kind.index()] = sorted(kube.of(kind));
-        }
         let mut by_name: HashMap<&str, Vec<(Kind, &str, Id)>> = HashMap::new();
-        for kind in Kind::listed().filter(|k| !in_order[k.index()]) {
+        for kind in Kind::listed().filter(|k| !in_order.get(k.index()).copied().unwrap_or(false)) {
             let kind_ids = ids.get(kind.index()).map_or(&[][..], Vec::as_slice);
             for (object, id) in kube.of(kind).iter().zip(kind_ids) {
                 let Some(id) = id else { continue };
@@ -299,7 +306,7 @@ impl<'a> ObjectIndex<'a> {
             .map_or(&[][..], Vec::as_slice);
         let in_graph = |i: usize| pod_ids.get(i).is_some_and(Option::is_some);
         if self.selectable.get().is_none()
-            && self.sorted[Kind::POD.index()]
+            && self.sorted.get(Kind::POD.index()).copied().unwrap_or(false)
             && self.selectors_read.get() < SELECTORS_READ
         {
             self.selectors_read.set(self.selectors_read.get() + 1);
@@ -323,7 +330,7 @@ impl<'a> ObjectIndex<'a> {
                 .get(Kind::POD.index())
                 .map_or(&[][..], Vec::as_slice),
             uids: self.uids,
-            sorted: self.sorted[Kind::POD.index()],
+            sorted: self.sorted.get(Kind::POD.index()).copied().unwrap_or(false),
             by_name: OnceCell::new(),
             by_container: OnceCell::new(),
         }
@@ -443,8 +450,14 @@ mod tests {
         let (kube, ids) = pods(true);
         let uids = Uids::new(&kube, &ids);
         let cluster = Id::from("Cluster:c".to_string());
-        let reading = ObjectIndex::new(&kube, ids.clone(), &uids, cluster.clone());
-        let indexed = ObjectIndex::new(&kube, ids, &uids, cluster);
+        let reading = ObjectIndex::new(
+            &kube,
+            lists_in_order(&kube),
+            ids.clone(),
+            &uids,
+            cluster.clone(),
+        );
+        let indexed = ObjectIndex::new(&kube, lists_in_order(&kube), ids, &uids, cluster);
         indexed.selectors_read.set(SELECTORS_READ);
         let selectors = [
             selector(&[("app", "web")]),
@@ -465,7 +478,13 @@ mod tests {
         // Past a few selectors, reading too makes the index.
         assert!(reading.selectable.get().is_some() && indexed.selectable.get().is_some());
         let (kube, ids) = pods(true);
-        let few = ObjectIndex::new(&kube, ids, &uids, Id::from("Cluster:c".to_string()));
+        let few = ObjectIndex::new(
+            &kube,
+            lists_in_order(&kube),
+            ids,
+            &uids,
+            Id::from("Cluster:c".to_string()),
+        );
         assert_eq!(few.select("a", &selectors[0]).len(), 3, "p00, p06, p09");
         assert!(
             few.selectable.get().is_none(),
@@ -482,8 +501,20 @@ mod tests {
             Uids::new(&mixed_kube, &mixed_ids),
         );
         let cluster = Id::from("Cluster:c".to_string());
-        let sorted = ObjectIndex::new(&sorted_kube, sorted_ids, &sorted_uids, cluster.clone());
-        let mixed = ObjectIndex::new(&mixed_kube, mixed_ids, &mixed_uids, cluster);
+        let sorted = ObjectIndex::new(
+            &sorted_kube,
+            lists_in_order(&sorted_kube),
+            sorted_ids,
+            &sorted_uids,
+            cluster.clone(),
+        );
+        let mixed = ObjectIndex::new(
+            &mixed_kube,
+            lists_in_order(&mixed_kube),
+            mixed_ids,
+            &mixed_uids,
+            cluster,
+        );
         assert!(sorted.by_name.is_empty() && !mixed.by_name.is_empty());
         let (sorted_pods, mixed_pods) = (sorted.pods(), mixed.pods());
         for ns in ["a", "b", "c", "d"] {

@@ -25,7 +25,7 @@ use super::build::{Builder, Emissions, Record};
 use super::diff::GraphDiff;
 use super::history::History;
 use super::id::{Id, IdMap, IdSet};
-use super::lookup::{key, sorted, ObjectIndex, Uids};
+use super::lookup::{key, ObjectIndex, Uids};
 use super::observed::{
     Collected, Facts, KubeObject, KubeState, NodeContainers, ObservedContainer, PodRef, RawJson,
 };
@@ -37,13 +37,15 @@ use super::{Graph, Kind, Relation, RelationType, Resource};
 pub struct Basis {
     collected: Collected,
     /// Where each resource stands in the graph.
-    at: IdMap<Id, usize>,
+    at: Positions,
     /// Where each object's and node's relations stand in the graph.
     emissions: Emissions,
     /// The graph ID of every listed object, by kind and position in its list.
     ids: Vec<Vec<Option<Id>>>,
     /// The objects in the graph by uid.
     uids: Uids,
+    /// By kind: whether its list is strictly sorted by key.
+    in_order: Vec<bool>,
 }
 
 impl Basis {
@@ -51,10 +53,11 @@ impl Basis {
     pub(super) fn new(collected: Collected, graph: &Graph, record: Record) -> Basis {
         Basis {
             collected,
-            at: positions(graph),
+            at: Positions::of(&graph.resources),
             emissions: record.emissions,
             ids: record.ids,
             uids: record.uids,
+            in_order: record.in_order,
         }
     }
 
@@ -139,9 +142,15 @@ struct Edit {
 impl Edit {
     /// The edit that shows `raw` (of `fingerprint`) as the resource `id`; none when the
     /// graph has no such resource.
-    fn of(basis: &Basis, id: &Id, raw: &RawJson, fingerprint: u64) -> Option<Edit> {
+    fn of(
+        basis: &Basis,
+        previous: &Graph,
+        id: &Id,
+        raw: &RawJson,
+        fingerprint: u64,
+    ) -> Option<Edit> {
         Some(Edit {
-            at: *basis.at.get(id)?,
+            at: basis.at.get(&previous.resources, id)?,
             properties: raw.clone(),
             fingerprint,
         })
@@ -167,8 +176,8 @@ pub fn update(
         return Err(NotFollowed::new(collected, "nodes could not be read"));
     }
     let mut edits = Vec::new();
-    let in_place = kube_edits(basis, &collected, &mut edits)
-        .and_then(|()| node_edits(basis, &collected, &mut edits))
+    let in_place = kube_edits(basis, previous, &collected, &mut edits)
+        .and_then(|()| node_edits(basis, previous, &collected, &mut edits))
         .is_some()
         && edits
             .iter()
@@ -214,7 +223,12 @@ pub fn update(
 
 /// The edits of the objects that changed in place; `None` if any was added, removed or
 /// changed what a rule reads.
-fn kube_edits(basis: &Basis, collected: &Collected, edits: &mut Vec<Edit>) -> Option<()> {
+fn kube_edits(
+    basis: &Basis,
+    previous: &Graph,
+    collected: &Collected,
+    edits: &mut Vec<Edit>,
+) -> Option<()> {
     let (old, new) = (&basis.collected.kube, &collected.kube);
     // Made on the first pod whose labels changed: each namespace's selectors.
     let mut selectors: Option<HashMap<&str, Vec<&LabelSelector>>> = None;
@@ -224,20 +238,12 @@ fn kube_edits(basis: &Basis, collected: &Collected, edits: &mut Vec<Edit>) -> Op
             return None;
         }
         let ids = basis.ids.get(kind.index()).map_or(&[][..], Vec::as_slice);
-        let mut checked_order = false;
         for (i, (was, is)) in before.iter().zip(after).enumerate() {
             if Arc::ptr_eq(was, is) {
                 continue;
             }
             if !same_rules_input(was, is) {
                 return None;
-            }
-            // Watches keep one object of a key; a list with two would show the first.
-            if !checked_order {
-                if !sorted(after) {
-                    return None;
-                }
-                checked_order = true;
             }
             if was.meta.labels != is.meta.labels && kind == Kind::POD {
                 let selectors = selectors.get_or_insert_with(|| selectors_by_namespace(old));
@@ -253,9 +259,10 @@ fn kube_edits(basis: &Basis, collected: &Collected, edits: &mut Vec<Edit>) -> Op
                     return None;
                 }
             }
-            // The same key: the same graph ID, if it has one.
+            // The same key: the same graph ID, if it has one (of two objects of one key,
+            // the graph shows the first).
             if let Some(Some(id)) = ids.get(i) {
-                edits.extend(Edit::of(basis, id, &is.raw, is.fingerprint));
+                edits.extend(Edit::of(basis, previous, id, &is.raw, is.fingerprint));
             }
         }
     }
@@ -290,7 +297,12 @@ fn selectors_by_namespace(kube: &super::observed::KubeState) -> HashMap<&str, Ve
 
 /// The edits of the containers and images whose text changed; `None` if the nodes differ
 /// in anything else.
-fn node_edits(basis: &Basis, collected: &Collected, edits: &mut Vec<Edit>) -> Option<()> {
+fn node_edits(
+    basis: &Basis,
+    previous: &Graph,
+    collected: &Collected,
+    edits: &mut Vec<Edit>,
+) -> Option<()> {
     let (before, after) = (&basis.collected.nodes, &collected.nodes);
     let shown = &basis.emissions;
     if before.len() != after.len()
@@ -328,7 +340,7 @@ fn node_edits(basis: &Basis, collected: &Collected, edits: &mut Vec<Edit>) -> Op
                 continue;
             }
             let id: Id = format!("Container:{}", b.id).into();
-            edits.push(Edit::of(basis, &id, &b.raw, b.fingerprint)?);
+            edits.push(Edit::of(basis, previous, &id, &b.raw, b.fingerprint)?);
         }
         for (k, (i_was, i_is)) in was.images.iter().zip(&is.images).enumerate() {
             if Arc::ptr_eq(i_was, i_is) || Arc::ptr_eq(&i_was.raw, &i_is.raw) {
@@ -341,7 +353,7 @@ fn node_edits(basis: &Basis, collected: &Collected, edits: &mut Vec<Edit>) -> Op
                 continue;
             }
             let id: Id = format!("Image:{}", i_is.id).into();
-            edits.push(Edit::of(basis, &id, &i_is.raw, i_is.fingerprint)?);
+            edits.push(Edit::of(basis, previous, &id, &i_is.raw, i_is.fingerprint)?);
         }
     }
     Some(())
@@ -385,31 +397,50 @@ enum Step {
     Added,
 }
 
-/// Walks the last and the new list of a kind, both sorted by namespace and name, as
-/// watches keep them: each new object's step, and the last list's positions removed.
-/// `None` when a list is not strictly sorted.
-fn steps(before: &[Arc<KubeObject>], after: &[Arc<KubeObject>]) -> Option<(Vec<Step>, Vec<usize>)> {
-    if !sorted(before) || !sorted(after) {
+/// Walks the last and the new list of a kind, the last one strictly sorted by namespace
+/// and name (`before_in_order`), as watches keep them: each new object's step, and the last
+/// list's positions removed. `None` when a list is not strictly sorted. What the two lists
+/// share is told by pointer, and keys are compared only around what changed.
+fn steps(
+    before: &[Arc<KubeObject>],
+    before_in_order: bool,
+    after: &[Arc<KubeObject>],
+) -> Option<(Vec<Step>, Vec<usize>)> {
+    if !before_in_order {
         return None;
     }
-    let mut out = Vec::with_capacity(after.len());
+    let mut out: Vec<Step> = Vec::with_capacity(after.len());
     let mut removed = Vec::new();
     let mut i = 0;
-    for object in after {
-        while i < before.len() && key(&before[i]) < key(object) {
-            removed.push(i);
+    for (j, object) in after.iter().enumerate() {
+        let step = if before.get(i).is_some_and(|b| Arc::ptr_eq(b, object)) {
             i += 1;
-        }
-        if i < before.len() && key(&before[i]) == key(object) {
-            out.push(if Arc::ptr_eq(&before[i], object) {
-                Step::Same(i)
-            } else {
-                Step::Changed(i)
-            });
-            i += 1;
+            Step::Same(i - 1)
         } else {
-            out.push(Step::Added);
+            while i < before.len() && key(&before[i]) < key(object) {
+                removed.push(i);
+                i += 1;
+            }
+            if i < before.len() && key(&before[i]) == key(object) {
+                i += 1;
+                if Arc::ptr_eq(&before[i - 1], object) {
+                    Step::Same(i - 1)
+                } else {
+                    Step::Changed(i - 1)
+                }
+            } else {
+                Step::Added
+            }
+        };
+        // Two objects of the last list follow each other in its order, which is sorted;
+        // any other pair is compared.
+        let both_were = |a: Step, b: Step| !matches!(a, Step::Added) && !matches!(b, Step::Added);
+        if let Some(&last) = out.last() {
+            if !both_were(last, step) && key(&after[j - 1]) >= key(object) {
+                return None;
+            }
         }
+        out.push(step);
     }
     removed.extend(i..before.len());
     Some((out, removed))
@@ -459,7 +490,9 @@ impl Plan {
         let mut services: HashSet<(&str, &str)> = HashSet::new();
         for kind in Kind::listed() {
             let (before, after) = (old.of(kind), new.of(kind));
-            let (steps, removed) = steps(before, after).ok_or("a list is out of order")?;
+            let in_order = basis.in_order.get(kind.index()).copied().unwrap_or(false);
+            let (steps, removed) =
+                steps(before, in_order, after).ok_or("a list is out of order")?;
             let came: Vec<&KubeObject> = steps
                 .iter()
                 .zip(after)
@@ -644,6 +677,30 @@ enum Source {
     New(Resource),
 }
 
+/// Where the resources of the new graph come from, by kind: the builder lists them by
+/// kind, each kind in the order added.
+struct Sources(Vec<Vec<Source>>);
+
+impl Sources {
+    fn new() -> Sources {
+        Sources((0..Kind::count()).map(|_| Vec::new()).collect())
+    }
+
+    fn push(&mut self, kind: Kind, source: Source) {
+        self.0[kind.index()].push(source);
+    }
+
+    fn made_again(&mut self, resources: &[Resource]) {
+        for r in resources {
+            self.push(r.kind, Source::New(r.clone()));
+        }
+    }
+
+    fn in_order(self) -> Vec<Source> {
+        self.0.into_iter().flatten().collect()
+    }
+}
+
 /// Where a relation of the new graph comes from.
 enum Made {
     Old(usize),
@@ -683,31 +740,30 @@ fn splice(
     // Cluster, the objects kind by kind, every node's images, each node's containers
     // with their processes.
     let mut part = Builder::part(history, now_ms);
-    let mut sources: Vec<(Kind, Source)> = Vec::with_capacity(previous.resources.len());
-    sources.push((Kind::CLUSTER, Source::Old(cluster_at)));
+    let mut sources = Sources::new();
+    sources.push(Kind::CLUSTER, Source::Old(cluster_at));
     let mut ids: Vec<Vec<Option<Id>>> = (0..Kind::count()).map(|_| Vec::new()).collect();
     for kind in Kind::listed().filter(|k| Kind::in_graph().any(|g| g == *k)) {
         let mut kind_ids = Vec::with_capacity(kube.of(kind).len());
-        let old_ids = &basis.ids[kind.index()];
+        // Taken, not copied (the basis is spent either way); `follow_uids` reads the IDs
+        // of what went or changed, which stay.
+        let old_ids = &mut basis.ids[kind.index()];
         for (object, step) in kube.of(kind).iter().zip(&plan.steps[kind.index()]) {
             if let Step::Same(o) = step {
-                let Some((id, &at)) = old_ids[*o]
+                let id = old_ids[*o].take();
+                let at = id
                     .as_ref()
-                    .and_then(|id| Some((id, basis.at.get(id)?)))
-                else {
+                    .and_then(|id| basis.at.get(&previous.resources, id));
+                let (Some(id), Some(at)) = (id, at) else {
                     return Err(NotFollowed::new(collected, "an object is not where it was"));
                 };
-                sources.push((kind, Source::Old(at)));
-                kind_ids.push(Some(id.clone()));
+                sources.push(kind, Source::Old(at));
+                kind_ids.push(Some(id));
                 continue;
             }
             let start = part.graph.resources.len();
             let id = part.object(object);
-            sources.extend(
-                part.graph.resources[start..]
-                    .iter()
-                    .map(|r| (kind, Source::New(r.clone()))),
-            );
+            sources.made_again(&part.graph.resources[start..]);
             kind_ids.push(id);
         }
         ids[kind.index()] = kind_ids;
@@ -715,7 +771,9 @@ fn splice(
     if !follow_uids(basis, &plan, kube, &ids) {
         return Err(NotFollowed::new(collected, "two objects hold one uid"));
     }
-    let index = ObjectIndex::new(kube, ids, &basis.uids, cluster);
+    // Every list is in order: the plan walked them.
+    let in_order = vec![true; Kind::count()];
+    let index = ObjectIndex::new(kube, in_order.clone(), ids, &basis.uids, cluster);
 
     // Relations, emitter by emitter: the last graph's where nothing it reads changed.
     let mut relations: Vec<Made> = Vec::with_capacity(previous.relations.len());
@@ -769,18 +827,12 @@ fn splice(
     for node in &collected.nodes {
         let start = part.graph.resources.len();
         part.images(node, &mut images);
-        sources.extend(
-            part.graph.resources[start..]
-                .iter()
-                .map(|r| (Kind::IMAGE, Source::New(r.clone()))),
-        );
+        sources.made_again(&part.graph.resources[start..]);
     }
     // Images some node showed and none does now, or the other way round: a kept
     // container's `createdFrom` would be wrong.
-    let images_before: HashSet<&str> = previous
-        .resources
+    let images_before: HashSet<&str> = of_kind(&previous.resources, Kind::IMAGE)
         .iter()
-        .filter(|r| r.kind == Kind::IMAGE)
         .filter_map(|r| r.id.strip_prefix("Image:"))
         .collect();
     let images_moved: HashSet<&str> = images_before
@@ -814,11 +866,7 @@ fn splice(
             emissions
                 .node_resources
                 .push(part.emissions.node_resources.pop().unwrap_or_default());
-            sources.extend(
-                part.graph.resources[from_resource..]
-                    .iter()
-                    .map(|r| (r.kind, Source::New(r.clone()))),
-            );
+            sources.made_again(&part.graph.resources[from_resource..]);
             relations.extend(
                 part.graph.relations[from_relation..]
                     .iter()
@@ -827,32 +875,37 @@ fn splice(
         } else {
             let old_node = &basis.collected.nodes[n];
             let shown = &basis.emissions.containers_shown[n];
-            for (k, observed) in old_node.containers.iter().enumerate() {
-                let c = &observed.container;
-                if shown.get(k).copied().unwrap_or(false) {
-                    if images_moved.contains(c.image_id.as_str()) {
+            let all_shown = shown.len() == old_node.containers.len() && shown.iter().all(|s| *s);
+            if !images_moved.is_empty() || !all_shown {
+                for (k, observed) in old_node.containers.iter().enumerate() {
+                    let c = &observed.container;
+                    if shown.get(k).copied().unwrap_or(false) {
+                        if images_moved.contains(c.image_id.as_str()) {
+                            return Err(NotFollowed::new(
+                                collected,
+                                "an image a kept container was made from came or went",
+                            ));
+                        }
+                    } else if !shown_before(basis, &plan.dirty_nodes, &shown_again, (n, k), &c.id) {
                         return Err(NotFollowed::new(
                             collected,
-                            "an image a kept container was made from came or went",
+                            "a container another node showed is this node's now",
                         ));
                     }
-                } else if !shown_before(basis, &plan.dirty_nodes, &shown_again, (n, k), &c.id) {
-                    return Err(NotFollowed::new(
-                        collected,
-                        "a container another node showed is this node's now",
-                    ));
                 }
             }
             emissions.containers_shown.push(shown.clone());
+            // The basis is spent either way: the new one is made below, or the graph is
+            // built whole.
             let kept = basis
                 .emissions
                 .node_resources
-                .get(n)
-                .cloned()
+                .get_mut(n)
+                .map(std::mem::take)
                 .unwrap_or_default();
             for (kind, id) in &kept {
-                if let Some(&at) = basis.at.get(id) {
-                    sources.push((*kind, Source::Old(at)));
+                if let Some(at) = basis.at.get(&previous.resources, id) {
+                    sources.push(*kind, Source::Old(at));
                 }
             }
             emissions.node_resources.push(kept);
@@ -861,17 +914,17 @@ fn splice(
         emissions.nodes.push(start..relations.len());
     }
     emissions.images_shown = std::mem::take(&mut part.emissions.images_shown);
-    sources.sort_by_key(|(kind, _)| *kind);
+    let sources = sources.in_order();
 
     // The new graph, and what of the last one it keeps.
     let resources: Vec<Resource> = sources
         .iter()
-        .map(|(_, source)| match source {
+        .map(|source| match source {
             Source::Old(at) => previous.resources[*at].clone(),
             Source::New(r) => r.clone(),
         })
         .collect();
-    let at = positions_of(&resources);
+    let at = Positions::of(&resources);
     // Two resources of one ID (a container two nodes show): the builder keeps the first,
     // which this cannot tell.
     if at.len() != resources.len() {
@@ -879,12 +932,11 @@ fn splice(
     }
     let kept_resources: Vec<Option<usize>> = sources
         .iter()
-        .map(|(_, source)| match source {
+        .map(|source| match source {
             Source::Old(at) => Some(*at),
             Source::New(r) => basis
                 .at
-                .get(&r.id)
-                .copied()
+                .get(&previous.resources, &r.id)
                 .filter(|&was| previous.resources[was] == *r),
         })
         .collect();
@@ -907,11 +959,11 @@ fn splice(
     // this one has not; relations made again against those their emitters had.
     let mut diff = GraphDiff::default();
     let mut carried = vec![false; previous.resources.len()];
-    for (i, (_, source)) in sources.iter().enumerate() {
+    for (i, source) in sources.iter().enumerate() {
         match source {
             Source::Old(was) => carried[*was] = true,
-            Source::New(r) => match basis.at.get(&r.id) {
-                Some(&was) => {
+            Source::New(r) => match basis.at.get(&previous.resources, &r.id) {
+                Some(was) => {
                     carried[was] = true;
                     if previous.resources[was] != *r {
                         diff.changed
@@ -970,6 +1022,7 @@ fn splice(
     history.relations.extend(part_history.relations);
 
     basis.ids = index.into_ids();
+    basis.in_order = in_order;
     basis.collected = collected;
     basis.at = at;
     basis.emissions = emissions;
@@ -1049,17 +1102,40 @@ fn follow_uids(basis: &mut Basis, plan: &Plan, kube: &KubeState, ids: &[Vec<Opti
     adds.into_iter().all(|(object, id)| uids.add(object, id))
 }
 
-/// Where each resource of `graph` stands, by ID.
-fn positions(graph: &Graph) -> IdMap<Id, usize> {
-    positions_of(&graph.resources)
+/// The resources of `kind` in a graph's list, which is sorted by kind.
+fn of_kind(resources: &[Resource], kind: Kind) -> &[Resource] {
+    let start = resources.partition_point(|r| r.kind < kind);
+    let end = start + resources[start..].partition_point(|r| r.kind == kind);
+    &resources[start..end]
 }
 
-/// Where each of `resources` stands, by ID (the first of two of one ID).
-fn positions_of(resources: &[Resource]) -> IdMap<Id, usize> {
-    let mut at = IdMap::default();
-    at.reserve(resources.len());
-    for (i, r) in resources.iter().enumerate() {
-        at.entry(r.id.clone()).or_insert(i);
+/// Where each resource of a graph stands, by its ID's digest: the map holds no ID (whose
+/// every copy is a count to keep), and a lookup checks the graph's resource.
+#[derive(Debug, Default)]
+struct Positions {
+    by_digest: IdMap<u64, usize>,
+}
+
+impl Positions {
+    /// The positions of `resources`; of two of one ID (or of one digest), the first.
+    fn of(resources: &[Resource]) -> Positions {
+        let mut by_digest = IdMap::default();
+        by_digest.reserve(resources.len());
+        for (i, r) in resources.iter().enumerate() {
+            by_digest.entry(r.id.digest()).or_insert(i);
+        }
+        Positions { by_digest }
     }
-    at
+
+    /// Where `id` stands in `resources`, the graph these are the positions of.
+    fn get(&self, resources: &[Resource], id: &Id) -> Option<usize> {
+        let &at = self.by_digest.get(&id.digest())?;
+        (resources.get(at)?.id == *id).then_some(at)
+    }
+
+    /// How many resources have a place: fewer than the graph holds when two have one ID
+    /// (or one digest), and then the graph is built whole.
+    fn len(&self) -> usize {
+        self.by_digest.len()
+    }
 }
