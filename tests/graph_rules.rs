@@ -1015,3 +1015,66 @@ fn owners_are_found_by_uid_as_they_come_go_and_take_another_uid() {
         [false, false, false, true]
     );
 }
+
+#[test]
+fn a_basis_a_splice_gave_up_on_makes_no_graph() {
+    // As above: n2 lists n1's first container, and then n1 no longer does.
+    let mut first = in_order(cluster());
+    for node in &mut first.nodes {
+        node.from_pod_status = true;
+        for c in &mut node.containers {
+            c.processes.clear();
+        }
+    }
+    let shared = first.nodes[0].containers[0].clone();
+    first.nodes[1].containers.push(shared);
+    let mut next = first.clone();
+    next.nodes[0].containers.remove(0);
+    let (graph, mut history, mut basis) =
+        build_with_basis(first.clone(), &options(), 1_000, &History::default());
+    let given_back = update(&graph, &mut basis, &mut history, next, 2_000)
+        .expect_err("a container that moves between nodes is built whole");
+    assert!(given_back.why.contains("container"), "{}", given_back.why);
+    // The same basis, asked again for what it could have followed before: refused.
+    let again =
+        update(&graph, &mut basis, &mut history, first, 3_000).expect_err("the basis is spent");
+    assert_eq!(again.why, "the basis is another graph's");
+}
+
+#[test]
+fn many_selectors_find_what_few_do() {
+    // More selectors than are answered by reading a namespace's pods: the whole build
+    // indexes the pods' labels, a splice reads them.
+    let mut first = in_order(cluster());
+    let services = first.kube.of_mut(Kind::SERVICE);
+    for i in 0..24 {
+        let tier = ["front", "back", "edge"][i % 3];
+        services.push(service(
+            "default",
+            &format!("svc-{i:02}"),
+            Some(json!({"app": "web", "tier": tier})),
+        ));
+    }
+    let first = in_order(first);
+    let front = with_pod(
+        &first,
+        pod(
+            "default",
+            "web-1",
+            Some("n1"),
+            json!({"app": "web", "tier": "edge"}),
+            &[],
+        ),
+    );
+    let back = with_pod(
+        &front,
+        pod(
+            "default",
+            "web-9",
+            Some("n2"),
+            json!({"app": "web", "tier": "back"}),
+            &[],
+        ),
+    );
+    assert_eq!(made_from_the_last(first, vec![front, back]), [true, true]);
+}

@@ -161,7 +161,8 @@ impl Edit {
 /// differs from what `basis` holds only in place (see the module's page), else with what
 /// came, went or changed spliced in ([`splice`]); `collected` given back, with why, when
 /// neither applies. On success `basis` and `history` hold the new graph's; when it is
-/// given back, `basis` may be spent, and the graph is to be built whole.
+/// given back, the graph is to be built whole (and `basis` may be emptied: it then
+/// follows no graph).
 pub fn update(
     previous: &Graph,
     basis: &mut Basis,
@@ -183,7 +184,12 @@ pub fn update(
             .iter()
             .all(|e| history.resources.contains_key(&previous.resources[e.at].id));
     if !in_place {
-        return splice(previous, basis, history, collected, now_ms);
+        let spliced = splice(previous, basis, history, collected, now_ms);
+        if spliced.is_err() {
+            // A splice given up may have spent part of the basis: no later update may use it.
+            *basis = Basis::default();
+        }
+        return spliced;
     }
     edits.sort_by_key(|e| e.at);
     // One resource, one edit (the sort keeps the first).

@@ -662,12 +662,12 @@ impl Snapshot {
         )
     }
 
-    /// `/cluster?format=graphml`: the graph in GraphML, rendered on first use.
     /// The graph this snapshot serves.
     pub fn graph(&self) -> &Graph {
         &self.graph
     }
 
+    /// `/cluster?format=graphml`: the graph in GraphML, rendered on first use.
     pub(crate) fn graphml(&self) -> &Rendered {
         self.graphml.get_or_init(|| {
             self.rendered(
