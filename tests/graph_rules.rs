@@ -918,10 +918,9 @@ fn what_a_rule_reads_is_made_again_and_the_rest_kept() {
     }
 }
 
-#[test]
-fn a_container_another_node_showed_first_is_built_whole_when_it_moves() {
-    // Both nodes told by their pods' statuses (no processes); n2 lists n1's first
-    // container too, which the graph shows as n1's.
+/// Both nodes told by their pods' statuses (no processes), n2 listing n1's first container
+/// too, which the graph shows as n1's; then n1 no longer lists it, and n2 shows it.
+fn a_container_moving_between_nodes() -> (Collected, Collected) {
     let mut first = in_order(cluster());
     for node in &mut first.nodes {
         node.from_pod_status = true;
@@ -931,9 +930,14 @@ fn a_container_another_node_showed_first_is_built_whole_when_it_moves() {
     }
     let shared = first.nodes[0].containers[0].clone();
     first.nodes[1].containers.push(shared);
-    // n1 no longer lists it: n2 shows it now.
     let mut next = first.clone();
     next.nodes[0].containers.remove(0);
+    (first, next)
+}
+
+#[test]
+fn a_container_another_node_showed_first_is_built_whole_when_it_moves() {
+    let (first, next) = a_container_moving_between_nodes();
     // And then nothing changes: made from the last again.
     let again = next.clone();
     assert_eq!(made_from_the_last(first, vec![next, again]), [false, true]);
@@ -1018,18 +1022,7 @@ fn owners_are_found_by_uid_as_they_come_go_and_take_another_uid() {
 
 #[test]
 fn a_basis_a_splice_gave_up_on_makes_no_graph() {
-    // As above: n2 lists n1's first container, and then n1 no longer does.
-    let mut first = in_order(cluster());
-    for node in &mut first.nodes {
-        node.from_pod_status = true;
-        for c in &mut node.containers {
-            c.processes.clear();
-        }
-    }
-    let shared = first.nodes[0].containers[0].clone();
-    first.nodes[1].containers.push(shared);
-    let mut next = first.clone();
-    next.nodes[0].containers.remove(0);
+    let (first, next) = a_container_moving_between_nodes();
     let (graph, mut history, mut basis) =
         build_with_basis(first.clone(), &options(), 1_000, &History::default());
     let given_back = update(&graph, &mut basis, &mut history, next, 2_000)
