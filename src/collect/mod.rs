@@ -137,8 +137,8 @@ enum Made {
     Updated(Updated),
 }
 
-/// After a watch brings a change, how long to gather more before building: a rollout
-/// changes many objects at once.
+/// After a watch brings a change, how long to gather more before building (counted from
+/// that change): a rollout changes many objects at once.
 const GATHER: Duration = Duration::from_millis(200);
 
 /// How long the first refresh waits for every kind's first list, so that it reads the
@@ -214,8 +214,12 @@ impl Collector {
             crossbeam_channel::select! {
                 recv(stop) -> _ => return,
                 recv(self.watches.changed()) -> _ => {
-                    // Gather what else comes with it, unless the refresh is due first.
-                    let gather = GATHER.min(next_refresh.saturating_duration_since(Instant::now()));
+                    // Gather what else comes with it, unless the refresh is due first. The
+                    // gathering starts with the first change: one that came during the last
+                    // build has waited through it already.
+                    let gather = GATHER
+                        .saturating_sub(self.watches.waited())
+                        .min(next_refresh.saturating_duration_since(Instant::now()));
                     if stop.recv_timeout(gather).is_ok() {
                         return;
                     }
@@ -269,7 +273,7 @@ impl Collector {
         }
         // A quiet cluster without node agents: nothing to read, nothing to build; the
         // snapshot stands and the status says when it was confirmed.
-        let generation = self.watches.generation();
+        let generation = self.watches.take_generation();
         if full
             && self.built_generation == Some(generation)
             && matches!(self.config.runtimes, RuntimeSource::Disabled)

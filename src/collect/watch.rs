@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
@@ -125,6 +125,42 @@ pub(crate) struct Watches {
     stop: Arc<AtomicBool>,
     /// Bumped by every change of any kind's objects or state.
     generation: Arc<AtomicU64>,
+    /// When the oldest change not yet taken came.
+    waiting: Waiting,
+}
+
+/// When the oldest change no build has taken yet came: milliseconds after `epoch`, plus
+/// one (zero: none waits).
+#[derive(Clone)]
+struct Waiting {
+    epoch: Instant,
+    since: Arc<AtomicU64>,
+}
+
+impl Waiting {
+    fn new() -> Waiting {
+        Waiting {
+            epoch: Instant::now(),
+            since: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn came(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        let _ = self
+            .since
+            .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    fn waited(&self) -> Duration {
+        match self.since.load(Ordering::SeqCst) {
+            0 => Duration::ZERO,
+            since => self
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_millis(since - 1)),
+        }
+    }
 }
 
 impl Watches {
@@ -139,12 +175,20 @@ impl Watches {
             changed_rx,
             stop: Arc::new(AtomicBool::new(false)),
             generation: Arc::new(AtomicU64::new(0)),
+            waiting: Waiting::new(),
         }
     }
 
-    /// Changes so far, of any kind: equal numbers, nothing changed in between.
-    pub(crate) fn generation(&self) -> u64 {
+    /// Changes so far, of any kind: equal numbers, nothing changed in between. Taken by a
+    /// build before it reads the watches: what comes after waits for the next build.
+    pub(crate) fn take_generation(&self) -> u64 {
+        self.waiting.since.store(0, Ordering::SeqCst);
         self.generation.load(Ordering::SeqCst)
+    }
+
+    /// How long the oldest change no build has taken yet has waited.
+    pub(crate) fn waited(&self) -> Duration {
+        self.waiting.waited()
     }
 
     /// Starts the watch of every listed kind that has none (kinds named by discovery join
@@ -164,6 +208,7 @@ impl Watches {
                 changed: self.changed_tx.clone(),
                 stop: Arc::clone(&self.stop),
                 generation: Arc::clone(&self.generation),
+                waiting: self.waiting.clone(),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("watch-{}", kind.info().plural))
@@ -230,6 +275,7 @@ struct Worker {
     changed: Sender<()>,
     stop: Arc<AtomicBool>,
     generation: Arc<AtomicU64>,
+    waiting: Waiting,
 }
 
 /// How a watch ended.
@@ -393,6 +439,7 @@ impl Worker {
     }
 
     fn notify(&self) {
+        self.waiting.came();
         self.generation.fetch_add(1, Ordering::SeqCst);
         let _ = self.changed.try_send(());
     }
@@ -671,6 +718,25 @@ pub fn parse_event(text: &str) -> Result<WatchEvent<'_>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wait_is_counted_from_the_first_change_no_build_took() {
+        let waiting = Waiting::new();
+        assert_eq!(waiting.waited(), Duration::ZERO, "nothing waits");
+        waiting.came();
+        std::thread::sleep(Duration::from_millis(30));
+        waiting.came();
+        let waited = waiting.waited();
+        assert!(
+            waited >= Duration::from_millis(29),
+            "from the first: {waited:?}"
+        );
+        // A build takes what came.
+        waiting.since.store(0, Ordering::SeqCst);
+        assert_eq!(waiting.waited(), Duration::ZERO);
+        waiting.came();
+        assert!(waiting.waited() < Duration::from_millis(29));
+    }
 
     #[test]
     fn events_of_every_type_are_read() {
