@@ -161,7 +161,7 @@ pub(super) fn key(o: &KubeObject) -> (&str, &str) {
 }
 
 /// Whether a list is strictly sorted by key, as watches keep lists (one object a key).
-pub(super) fn sorted(list: &[Arc<KubeObject>]) -> bool {
+fn sorted(list: &[Arc<KubeObject>]) -> bool {
     list.windows(2).all(|w| key(&w[0]) < key(&w[1]))
 }
 

@@ -61,16 +61,12 @@ impl Basis {
         }
     }
 
-    /// Shows the objects that changed in place in the uid index (which holds the objects
-    /// themselves, and would keep each one's old version alive).
-    fn refresh_uids(&mut self, collected: &Collected) {
+    /// Shows the objects that changed in place (by kind and position) in the uid index,
+    /// which holds the objects themselves and would keep each one's old version alive.
+    fn refresh_uids(&mut self, collected: &Collected, changed: &[(Kind, usize)]) {
         let (old, new) = (&self.collected.kube, &collected.kube);
-        for kind in Kind::listed() {
-            for (was, is) in old.of(kind).iter().zip(new.of(kind)) {
-                if !Arc::ptr_eq(was, is) {
-                    self.uids.refresh(was, is);
-                }
-            }
+        for &(kind, i) in changed {
+            self.uids.refresh(&old.of(kind)[i], &new.of(kind)[i]);
         }
     }
 }
@@ -177,7 +173,8 @@ pub fn update(
         return Err(NotFollowed::new(collected, "nodes could not be read"));
     }
     let mut edits = Vec::new();
-    let in_place = kube_edits(basis, previous, &collected, &mut edits)
+    let mut changed = Vec::new();
+    let in_place = kube_edits(basis, previous, &collected, &mut edits, &mut changed)
         .and_then(|()| node_edits(basis, previous, &collected, &mut edits))
         .is_some()
         && edits
@@ -218,7 +215,7 @@ pub fn update(
             positions.push(edit.at);
         }
     }
-    basis.refresh_uids(&collected);
+    basis.refresh_uids(&collected, &changed);
     basis.collected = collected;
     Ok(Updated {
         graph,
@@ -227,13 +224,14 @@ pub fn update(
     })
 }
 
-/// The edits of the objects that changed in place; `None` if any was added, removed or
-/// changed what a rule reads.
+/// The edits of the objects that changed in place, and where they stand (`changed`, by
+/// kind and position); `None` if any was added, removed or changed what a rule reads.
 fn kube_edits(
     basis: &Basis,
     previous: &Graph,
     collected: &Collected,
     edits: &mut Vec<Edit>,
+    changed: &mut Vec<(Kind, usize)>,
 ) -> Option<()> {
     let (old, new) = (&basis.collected.kube, &collected.kube);
     // Made on the first pod whose labels changed: each namespace's selectors.
@@ -251,6 +249,7 @@ fn kube_edits(
             if !same_rules_input(was, is) {
                 return None;
             }
+            changed.push((kind, i));
             if was.meta.labels != is.meta.labels && kind == Kind::POD {
                 let selectors = selectors.get_or_insert_with(|| selectors_by_namespace(old));
                 let told_apart =
